@@ -1,0 +1,91 @@
+"""The generated files consumers depend on: schemas and contract-test fixtures.
+
+One function computes every artefact's bytes from the code and the shipped data;
+``petrova contracts generate`` writes them and ``--check`` compares, so a
+checked-in artefact can never silently drift from what the code produces.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from petrova.catalogue import CATALOGUE_RELPATH, Catalogue, load_catalogue
+from petrova.io import write_atomic
+from petrova.output import snapshot_json
+from petrova.registry import load_registry
+from petrova.schemas import check_snapshot, registry_schema, snapshot_schema, state_schema
+from petrova.snapshot import build_snapshot, gather
+
+#: The fixtures' clock, so that they are byte-for-byte reproducible.
+FIXTURE_TIME = datetime(2026, 11, 26, 7, 0, 0, tzinfo=UTC)
+ALL_STATUSES_DIR = Path("contracts") / "fixtures" / "all-statuses"
+
+
+@dataclass(frozen=True)
+class Artefact:
+    path: Path  # relative to the project root
+    data: bytes
+
+
+def _schema_bytes(schema: dict[str, Any]) -> bytes:
+    return (json.dumps(schema, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def _fixture(
+    registry_path: Path, catalogue: Catalogue, *, state_dir: Path, workspace: Path | None
+) -> bytes:
+    loaded = load_registry(registry_path, catalogue, today=FIXTURE_TIME.date())
+    inputs = gather(loaded, state_dir=state_dir, workspace=workspace)
+    snap = build_snapshot(inputs, now=FIXTURE_TIME, stale_after=timedelta(hours=72))
+    check_snapshot(snap.model_dump(mode="json"), catalogue)
+    return snapshot_json(snap)
+
+
+def artefacts(root: Path) -> list[Artefact]:
+    catalogue = load_catalogue(root / CATALOGUE_RELPATH)
+    contracts = Path("contracts")
+    fixtures = contracts / "fixtures"
+    statuses = root / ALL_STATUSES_DIR
+    return [
+        Artefact(contracts / "snapshot.schema.json", _schema_bytes(snapshot_schema(catalogue))),
+        Artefact(contracts / "registry.schema.json", _schema_bytes(registry_schema(catalogue))),
+        Artefact(contracts / "state.schema.json", _schema_bytes(state_schema(catalogue))),
+        Artefact(
+            fixtures / "snapshot-with-integrations.json",
+            _fixture(root / "registry.yaml", catalogue, state_dir=root / "state", workspace=None),
+        ),
+        Artefact(
+            fixtures / "snapshot-all-statuses.json",
+            _fixture(
+                statuses / "registry.yaml",
+                catalogue,
+                state_dir=statuses / "state",
+                workspace=statuses / "workspace",
+            ),
+        ),
+    ]
+
+
+def write_artefacts(root: Path, *, check: bool) -> list[tuple[Path, str]]:
+    """Write (or with ``check``, only compare) every artefact; returns (path, verb) pairs.
+
+    Verbs: ``identical``, ``create``, ``update``, or under ``check`` ``stale``/``missing``.
+    """
+    results: list[tuple[Path, str]] = []
+    for artefact in artefacts(root):
+        target = root / artefact.path
+        if check:
+            try:
+                current = target.read_bytes()
+            except FileNotFoundError:
+                results.append((artefact.path, "missing"))
+                continue
+            results.append((artefact.path, "identical" if current == artefact.data else "stale"))
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            results.append((artefact.path, write_atomic(target, artefact.data)))
+    return results

@@ -1,0 +1,218 @@
+"""The integration catalogue: ``contracts/contract.schema.json`` read as data.
+
+Everything that names an integration (registry keys, contract cells, ledger cells,
+snapshot columns, bootstrap questions) asks this module, so that renaming or adding
+an integration is a schema edit and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from petrova.errors import CatalogueInvalid, CatalogueNotFound, Location
+
+CATALOGUE_RELPATH = Path("contracts") / "contract.schema.json"
+
+
+@dataclass(frozen=True)
+class EvidenceField:
+    """One field of an integration's evidence: what a bootstrap question asks for."""
+
+    name: str
+    description: str
+    schema: dict[str, Any]
+    required: bool
+
+
+@dataclass(frozen=True)
+class Integration:
+    id: str
+    title: str
+    description: str
+    legacy_ids: tuple[str, ...]
+    evidence_schema: dict[str, Any]
+    fields: tuple[EvidenceField, ...]
+
+    @property
+    def required_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.required)
+
+
+@dataclass(frozen=True, eq=False)  # identity equality: usable as a cache key
+class Catalogue:
+    path: str
+    schema: dict[str, Any]
+    integrations: tuple[Integration, ...]
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(i.id for i in self.integrations)
+
+    def get(self, integration_id: str) -> Integration:
+        for integration in self.integrations:
+            if integration.id == integration_id:
+                return integration
+        raise KeyError(integration_id)
+
+    @cached_property
+    def _aliases(self) -> dict[str, str]:
+        aliases = {i.id: i.id for i in self.integrations}
+        for integration in self.integrations:
+            for legacy in integration.legacy_ids:
+                aliases.setdefault(legacy, integration.id)
+        return aliases
+
+    def resolve(self, name: str) -> str | None:
+        """The current id for ``name`` (itself, or the id that lists it as legacy)."""
+        return self._aliases.get(name)
+
+    @cached_property
+    def contract_validator(self) -> Draft202012Validator:
+        return Draft202012Validator(self.schema)
+
+    def evidence_validator(self, integration_id: str) -> Draft202012Validator:
+        """A validator for one integration's evidence, resolving refs against the catalogue."""
+        sub = {"$ref": f"#/$defs/integration_{integration_id}"}
+        schema = {**self.schema, **sub}
+        schema.pop("required", None)
+        schema.pop("properties", None)
+        schema.pop("additionalProperties", None)
+        schema.pop("type", None)
+        return Draft202012Validator(schema)
+
+
+def bundled_catalogue_path() -> Path | None:
+    """The catalogue shipped inside the wheel, or the source checkout's copy."""
+    packaged = resources.files("petrova").joinpath("_contracts", "contract.schema.json")
+    if packaged.is_file():
+        return Path(str(packaged))
+    source = Path(__file__).resolve().parent.parent / CATALOGUE_RELPATH
+    return source if source.is_file() else None
+
+
+def find_catalogue(explicit: Path | None, registry_path: Path | None) -> Path:
+    """Which catalogue governs this run.
+
+    In order: ``--catalogue``, ``PETROVA_CATALOGUE``, the one beside the registry
+    (the control-plane repo holds both), then the copy petrova ships with.
+    """
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("PETROVA_CATALOGUE")
+    if env:
+        return Path(env)
+    if registry_path is not None:
+        beside = registry_path.parent / CATALOGUE_RELPATH
+        if beside.is_file():
+            return beside
+    bundled = bundled_catalogue_path()
+    if bundled is None:  # pragma: no cover - only a broken install gets here
+        raise CatalogueNotFound(
+            "no integration catalogue found; pass --catalogue PATH or set PETROVA_CATALOGUE",
+            location=Location(str(CATALOGUE_RELPATH)),
+        )
+    return bundled
+
+
+_CACHE: dict[tuple[str, int, int], Catalogue] = {}
+
+
+def load_catalogue(path: Path) -> Catalogue:
+    """Read and check the catalogue; cached per file identity for the life of the process."""
+    shown = str(path)
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        if key in _CACHE:
+            return _CACHE[key]
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CatalogueNotFound(
+            "integration catalogue not found; pass --catalogue PATH or set PETROVA_CATALOGUE",
+            location=Location(shown),
+        ) from None
+    except OSError as exc:
+        raise CatalogueNotFound(
+            f"cannot read the catalogue: {exc.strerror}", location=Location(shown)
+        ) from None
+    try:
+        schema = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        line = getattr(exc, "lineno", None)
+        col = getattr(exc, "colno", None)
+        raise CatalogueInvalid(
+            f"not valid JSON: {getattr(exc, 'msg', exc)}", location=Location(shown, line, col)
+        ) from None
+    catalogue = parse_catalogue(schema, shown)
+    _CACHE[key] = catalogue
+    return catalogue
+
+
+def parse_catalogue(schema: Any, shown: str) -> Catalogue:
+    def fail(message: str, field: str) -> CatalogueInvalid:
+        return CatalogueInvalid(message, location=Location(shown, field=field))
+
+    if not isinstance(schema, dict):
+        raise fail("the catalogue must be a JSON object (a JSON Schema)", "$")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        field = "/".join(str(p) for p in exc.absolute_path) or "$"
+        raise fail(f"not a valid JSON Schema 2020-12: {exc.message}", field) from None
+    props = schema.get("properties", {}).get("integrations", {}).get("properties")
+    if not isinstance(props, dict) or not props:
+        raise fail(
+            "properties.integrations.properties must list at least one integration id",
+            "properties.integrations.properties",
+        )
+    defs = schema.get("$defs", {})
+    integrations: list[Integration] = []
+    seen: dict[str, str] = {}
+    for integration_id in props:
+        def_name = f"integration_{integration_id}"
+        evidence = defs.get(def_name)
+        field = f"$defs.{def_name}"
+        if not isinstance(evidence, dict):
+            raise fail(f"integration {integration_id!r} has no evidence schema", field)
+        title = evidence.get("title")
+        if not isinstance(title, str) or not title:
+            raise fail(f"integration {integration_id!r} needs a non-empty 'title'", field)
+        legacy = evidence.get("x-legacy-ids", [])
+        if not isinstance(legacy, list) or not all(isinstance(x, str) for x in legacy):
+            raise fail("'x-legacy-ids' must be a list of strings", f"{field}.x-legacy-ids")
+        for name in (integration_id, *legacy):
+            if name in seen:
+                raise fail(
+                    f"id {name!r} is claimed by both {seen[name]!r} and {integration_id!r}", field
+                )
+            seen[name] = integration_id
+        required = evidence.get("required", [])
+        fields = tuple(
+            EvidenceField(
+                name=name,
+                description=str(sub.get("description", name)) if isinstance(sub, dict) else name,
+                schema=sub if isinstance(sub, dict) else {},
+                required=name in required,
+            )
+            for name, sub in evidence.get("properties", {}).items()
+        )
+        integrations.append(
+            Integration(
+                id=integration_id,
+                title=title,
+                description=str(evidence.get("description", "")),
+                legacy_ids=tuple(legacy),
+                evidence_schema=evidence,
+                fields=fields,
+            )
+        )
+    return Catalogue(path=shown, schema=schema, integrations=tuple(integrations))

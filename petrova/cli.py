@@ -1,0 +1,125 @@
+"""The ``petrova`` command: a lazy click group and the one place errors are rendered.
+
+Subcommands live in ``petrova/commands/`` and are imported only when used, so
+``petrova --help`` and ``--version`` stay fast. Every :class:`PetrovaError` raised
+by the core is rendered here, once, as ``petrova: CODE: file:line:col: field: message``
+with the exit code of SPEC §8; anything else is a bug and says so, without a
+traceback unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from typing import Any
+
+import click
+
+from petrova import __version__
+from petrova.errors import PetrovaError
+
+#: name -> (module:attribute, one-line help). The help is here so that listing
+#: commands does not import them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bootstrap": (
+        "petrova.commands.bootstrap:bootstrap",
+        "Run the bootstrap phases on a consumer repo.",
+    ),
+    "contract": (
+        "petrova.commands.contract:contract",
+        "Validate a consumer contract, print its sha.",
+    ),
+    "contracts": (
+        "petrova.commands.contracts:contracts",
+        "Generated schemas and fixtures for consumers.",
+    ),
+    "registry": (
+        "petrova.commands.registry:registry",
+        "Check, list, show and pin registry entries.",
+    ),
+    "render": ("petrova.commands.render:render", "Render a snapshot file as a page."),
+    "rollout": ("petrova.commands.rollout:rollout", "Tier status and the 7-day rollout gate."),
+    "snapshot": (
+        "petrova.commands.snapshot:snapshot",
+        "Write the fleet snapshot (dashboard JSON).",
+    ),
+    "state": ("petrova.commands.state:state", "Record probe outcomes; promote after review."),
+}
+
+
+def _available(name: str) -> bool:
+    module = COMMANDS[name][0].split(":")[0]
+    return importlib.util.find_spec(module) is not None
+
+
+class LazyGroup(click.Group):
+    """A group that imports each subcommand's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(n for n in COMMANDS if _available(n))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS or not _available(cmd_name):
+            return None
+        module_name, attr = COMMANDS[cmd_name][0].split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PetrovaError as exc:
+            report_error(exc)
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("petrova: interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            click.echo(
+                f"petrova: INTERNAL_ERROR: {type(exc).__name__}: {exc}\n"
+                "This is a bug in petrova. Re-run with --debug for the traceback and "
+                "report it with the command line you used.",
+                err=True,
+            )
+            ctx.exit(70)
+
+
+def report_error(exc: PetrovaError) -> None:
+    """The only place an error is shown to a person."""
+    click.echo(f"petrova: {exc.render()}", err=True)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    __version__, "--version", "-V", prog_name="petrova", message="%(prog)s %(version)s"
+)
+@click.option(
+    "--debug", is_flag=True, hidden=False, help="Show the traceback of an unexpected error."
+)
+def cli(debug: bool) -> None:
+    """petrova: the control plane for a fleet of governed git repositories.
+
+    The registry (registry.yaml) says which repos are governed and how; each repo's
+    .petrova/contract.yaml says what it declares; state/<slug>.yaml says what probes
+    saw; `petrova snapshot` puts them together for the dashboards.
+
+    Exit codes: 0 success, 1 a check failed (or warnings under --strict),
+    2 invalid input or usage.
+    """
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(cli.main(prog_name="petrova"))

@@ -1,0 +1,1 @@
+"""Click commands: parse options, call one core function, render, exit."""

@@ -1,0 +1,142 @@
+"""Options and loading shared by several commands (SPEC §8 defaults)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import click
+
+from petrova.catalogue import Catalogue, find_catalogue, load_catalogue
+from petrova.errors import Location, OutputError
+from petrova.io import write_atomic
+from petrova.registry import LoadedRegistry, default_registry_path, load_registry
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def registry_option(func: F) -> F:
+    return click.option(
+        "--registry",
+        "registry_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="The fleet registry. [default: $PETROVA_REGISTRY or ./registry.yaml]",
+    )(func)
+
+
+def catalogue_option(func: F) -> F:
+    return click.option(
+        "--catalogue",
+        "catalogue_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="The integration catalogue. [default: $PETROVA_CATALOGUE, else "
+        "contracts/contract.schema.json beside the registry, else the one petrova ships]",
+    )(func)
+
+
+def state_dir_option(func: F) -> F:
+    return click.option(
+        "--state-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Where probe ledgers live. [default: state/ beside the registry]",
+    )(func)
+
+
+def workspace_option(func: F) -> F:
+    return click.option(
+        "--workspace",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        envvar="PETROVA_WORKSPACE",
+        show_envvar=True,
+        help="Folder of consumer clones, each at <workspace>/<slug>.",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(func)
+
+
+def resolve_registry_path(registry_path: Path | None) -> Path:
+    return registry_path if registry_path is not None else default_registry_path()
+
+
+def resolve_state_dir(state_dir: Path | None, registry_path: Path) -> Path:
+    return state_dir if state_dir is not None else registry_path.parent / "state"
+
+
+def open_catalogue(catalogue_path: Path | None, registry_path: Path | None) -> Catalogue:
+    return load_catalogue(find_catalogue(catalogue_path, registry_path))
+
+
+def open_registry(
+    registry_path: Path | None, catalogue_path: Path | None, *, today: date | None = None
+) -> LoadedRegistry:
+    path = resolve_registry_path(registry_path)
+    return load_registry(path, open_catalogue(catalogue_path, path), today=today)
+
+
+def emit(data: bytes, output: Path | None) -> str | None:
+    """Data to stdout, or atomically to ``output``; returns the write verb for a file."""
+    if output is None:
+        stream = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
+        if stream is not None:
+            stream.write(data)
+            stream.flush()
+        else:  # pragma: no cover - only odd embedders give a text-only stdout
+            click.echo(data.decode(), nl=False)
+        return None
+    if not output.parent.is_dir():
+        raise OutputError(
+            f"directory {str(output.parent)!r} does not exist", location=Location(str(output))
+        )
+    return write_atomic(output, data)
+
+
+def say(message: str) -> None:
+    """A note for people, on stderr; kept quiet when NO_COLOR-style tooling asks for data."""
+    click.echo(message, err=True)
+
+
+def is_tty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0", "false", "no")
+
+
+class DurationType(click.ParamType):  # type: ignore[type-arg]
+    """``72h``, ``3d``, ``90m`` or a bare number of hours."""
+
+    name = "duration"
+    _UNITS: ClassVar[dict[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from datetime import timedelta
+
+        if isinstance(value, timedelta):
+            return value
+        text = str(value).strip().lower()
+        unit = text[-1:] if text[-1:] in self._UNITS else "h"
+        number = text[:-1] if text[-1:] in self._UNITS else text
+        try:
+            amount = float(number)
+        except ValueError:
+            amount = -1
+        if amount <= 0:
+            self.fail(f"{value!r} is not a duration such as 72h, 3d or 90m", param, ctx)
+        return timedelta(seconds=amount * self._UNITS[unit])
+
+
+DURATION = DurationType()

@@ -1,0 +1,166 @@
+"""Consumer contracts (SPEC §4): read, check against the catalogue, and write deterministically.
+
+The catalogue *is* the contract's JSON Schema, so validation is jsonschema over the
+parsed YAML, with each error walked back to its line. Legacy integration ids are
+mapped to current ones on read, so a catalogue rename never strands a contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from petrova.catalogue import Catalogue
+from petrova.errors import (
+    ContractInvalid,
+    ContractNotFound,
+    EvidenceInvalid,
+    Location,
+    PetrovaError,
+    YamlInvalid,
+)
+from petrova.io import YamlDocument, decode_text, parse_yaml, read_input, sha12
+from petrova.models import Contract, ContractCell
+from petrova.validation import jsonschema_problems, pydantic_problems
+
+CONTRACT_RELPATH = Path(".petrova") / "contract.yaml"
+HEADER = (
+    "# petrova consumer contract: this repo's declared integration intent.\n"
+    "# Written by `petrova bootstrap` phase 6; change it by pull request.\n"
+    "# Its sha256 (first 12 hex digits) is pinned in the fleet registry.\n"
+)
+
+
+@dataclass(frozen=True)
+class LoadedContract:
+    path: str
+    raw: bytes
+    sha: str
+    contract: Contract
+    document: YamlDocument
+    #: Legacy ids that were mapped, as (old, new).
+    renamed: tuple[tuple[str, str], ...]
+
+
+def load_contract(
+    path: Path, catalogue: Catalogue, *, display: str | None = None
+) -> LoadedContract:
+    """Read and validate a contract; every failure is a :class:`PetrovaError`."""
+    shown = display or str(path)
+    try:
+        raw = read_input(path, display=shown)
+        doc = parse_yaml(decode_text(raw, shown), shown)
+    except FileNotFoundError:
+        raise ContractNotFound("contract file not found", location=Location(shown)) from None
+    except IsADirectoryError:
+        raise ContractNotFound(
+            "is a directory, not a contract file", location=Location(shown)
+        ) from None
+    except OSError as exc:
+        raise ContractNotFound(
+            f"cannot read the contract: {exc.strerror}", location=Location(shown)
+        ) from None
+    except YamlInvalid as exc:
+        raise ContractInvalid(exc.message, problems=exc.problems) from None
+    contract, renamed = validate_contract_document(doc, catalogue)
+    return LoadedContract(shown, raw, sha12(raw), contract, doc, renamed)
+
+
+def validate_contract_document(
+    doc: YamlDocument, catalogue: Catalogue
+) -> tuple[Contract, tuple[tuple[str, str], ...]]:
+    data, renamed = _canonical_ids(doc.data, catalogue)
+    errors = list(catalogue.contract_validator.iter_errors(data))
+    if errors:
+        problems = jsonschema_problems(errors, _renamed_doc(doc, data))
+        all_evidence = all(
+            len(e.absolute_path) >= 3 and e.absolute_path[2] == "evidence" for e in errors
+        )
+        error_type: type[PetrovaError] = EvidenceInvalid if all_evidence else ContractInvalid
+        raise error_type(f"{len(problems)} problem(s) in the contract", problems=problems)
+    try:
+        contract = Contract.model_validate(data)
+    except ValidationError as exc:  # the schema and the model disagree: still the user's file
+        problems = pydantic_problems(exc, doc)
+        raise ContractInvalid(
+            f"{len(problems)} problem(s) in the contract", problems=problems
+        ) from None
+    return contract, renamed
+
+
+def _renamed_doc(doc: YamlDocument, data: Any) -> YamlDocument:
+    return doc if data is doc.data else YamlDocument(doc.path, data, doc.node)
+
+
+def _canonical_ids(data: Any, catalogue: Catalogue) -> tuple[Any, tuple[tuple[str, str], ...]]:
+    if not isinstance(data, dict) or not isinstance(data.get("integrations"), dict):
+        return data, ()
+    renamed: list[tuple[str, str]] = []
+    cells: dict[str, Any] = {}
+    for key, value in data["integrations"].items():
+        current = catalogue.resolve(key)
+        if current is not None and current != key and current not in data["integrations"]:
+            renamed.append((key, current))
+            cells[current] = value
+        else:
+            cells[key] = value
+    if not renamed:
+        return data, ()
+    return {**data, "integrations": cells}, tuple(renamed)
+
+
+def missing_integrations(catalogue: Catalogue, contract: Contract) -> list[str]:
+    """Catalogue ids the contract does not mention yet (the catalogue gained them)."""
+    return [i for i in catalogue.ids if i not in contract.integrations]
+
+
+def cell_as_dict(cell: ContractCell, catalogue: Catalogue, integration_id: str) -> dict[str, Any]:
+    """A cell in the fixed key order the file uses; evidence in catalogue field order."""
+    out: dict[str, Any] = {"status": cell.status}
+    if cell.evidence is not None:
+        order = [f.name for f in catalogue.get(integration_id).fields]
+        known = [k for k in order if k in cell.evidence]
+        out["evidence"] = {k: cell.evidence[k] for k in known} | {
+            k: cell.evidence[k] for k in sorted(cell.evidence) if k not in order
+        }
+    if cell.not_applicable_reason is not None:
+        out["not_applicable_reason"] = cell.not_applicable_reason
+    if cell.review_by is not None:
+        out["review_by"] = cell.review_by
+    return out
+
+
+def render_contract(contract: Contract, catalogue: Catalogue) -> bytes:
+    """The file's bytes: same contract, same bytes, so the pinned sha is stable."""
+    ordered_ids = [i for i in catalogue.ids if i in contract.integrations] + sorted(
+        i for i in contract.integrations if i not in catalogue.ids
+    )
+    body = {
+        "schema_version": contract.schema_version,
+        "slug": contract.slug,
+        "contract_committers": list(contract.contract_committers),
+        "integrations": {
+            i: cell_as_dict(contract.integrations[i], catalogue, i) for i in ordered_ids
+        },
+    }
+    text = yaml.dump(
+        body,
+        Dumper=yaml.SafeDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=4096,
+        indent=2,
+    )
+    return (HEADER + text).encode("utf-8")
+
+
+def check_rendered(data: bytes, catalogue: Catalogue, display: str) -> Contract:
+    """Re-read what we are about to write: never write a contract we could not load."""
+    doc = parse_yaml(decode_text(data, display), display)
+    contract, _ = validate_contract_document(doc, catalogue)
+    return contract

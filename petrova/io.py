@@ -1,0 +1,286 @@
+"""The file system's sharp edges: YAML loading, locating nodes, atomic writes, hashing.
+
+The YAML loader is private (it never touches PyYAML's global loaders) and strict:
+duplicate keys and non-string keys are errors with a line and column; dates and
+``yes``/``on`` stay the strings people wrote (YAML 1.2 core booleans only), so
+that a date field validates as the string it looks like.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from petrova.errors import InputTooLarge, Location, PetrovaError, YamlInvalid
+
+try:  # libyaml when present: several times faster on big registries
+    from yaml import CSafeLoader as _BaseLoader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+PathPart = str | int
+FieldPath = Sequence[PathPart]
+
+#: Inputs larger than this are refused before parsing (override: PETROVA_MAX_INPUT_BYTES).
+DEFAULT_MAX_INPUT_BYTES = 64 * 1024 * 1024
+_STR_TAG = "tag:yaml.org,2002:str"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+class _StrictLoader(_BaseLoader):
+    """Safe loader with petrova's rules; see the module docstring."""
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, MappingNode):
+            self.flatten_mapping(node)
+            seen: dict[str, Node] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, ScalarNode) or key_node.tag != _STR_TAG:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        "found a key that is not a string (quote it)",
+                        key_node.start_mark,
+                    )
+                first = seen.get(key_node.value)
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"duplicate key {key_node.value!r} "
+                        f"(first defined at line {first.start_mark.line + 1})",
+                        key_node.start_mark,
+                    )
+                seen[key_node.value] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL_TAG, _TIMESTAMP_TAG)]
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _construct_bool(loader: _StrictLoader, node: ScalarNode) -> bool:
+    return str(loader.construct_scalar(node)).lower() == "true"
+
+
+_StrictLoader.add_constructor(_BOOL_TAG, _construct_bool)
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """Parsed data plus the composed node tree, so errors can point at lines."""
+
+    path: str
+    data: Any
+    node: Node | None
+
+    def locate(self, field_path: FieldPath) -> Location:
+        line, column = locate_node(self.node, field_path)
+        return Location(self.path, line, column, render_field_path(field_path))
+
+
+def max_input_bytes() -> int:
+    raw = os.environ.get("PETROVA_MAX_INPUT_BYTES")
+    if raw is None:
+        return DEFAULT_MAX_INPUT_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise PetrovaError(
+            f"PETROVA_MAX_INPUT_BYTES={raw!r} is not a positive whole number of bytes",
+            code="USAGE_ERROR",
+        )
+    return value
+
+
+def read_input(path: Path, *, display: str | None = None, limit: int | None = None) -> bytes:
+    """Read a whole input file, refusing ones over the size limit before reading them."""
+    shown = display or str(path)
+    limit = max_input_bytes() if limit is None else limit
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > limit:
+            raise InputTooLarge(
+                f"file is {size} bytes, over the {limit}-byte limit "
+                "(raise it with PETROVA_MAX_INPUT_BYTES)",
+                location=Location(shown),
+            )
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise InputTooLarge(
+            f"file is over the {limit}-byte limit (raise it with PETROVA_MAX_INPUT_BYTES)",
+            location=Location(shown),
+        )
+    return data
+
+
+def decode_text(raw: bytes, display: str) -> str:
+    """UTF-8 (a leading BOM is allowed); anything else names the line of the bad byte."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise YamlInvalid(
+            f"byte {exc.start} is not valid UTF-8; save the file as UTF-8",
+            location=Location(display, line),
+        ) from None
+    return text
+
+
+def parse_yaml(text: str, display: str) -> YamlDocument:
+    """Parse one YAML document with the strict loader; errors carry line and column."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "not valid YAML"
+        raise YamlInvalid(
+            f"{problem}",
+            location=Location(
+                display,
+                mark.line + 1 if mark else None,
+                mark.column + 1 if mark else None,
+            ),
+        ) from None
+    except yaml.YAMLError as exc:
+        raise YamlInvalid(f"not valid YAML: {exc}", location=Location(display)) from None
+    except RecursionError:
+        raise YamlInvalid("nesting is too deep to read", location=Location(display)) from None
+    finally:
+        loader.dispose()
+    return YamlDocument(display, data, node)
+
+
+def load_yaml_file(path: Path, *, display: str | None = None) -> YamlDocument:
+    """Read and parse a YAML file; missing or unreadable files raise ``OSError``."""
+    shown = display or str(path)
+    return parse_yaml(decode_text(read_input(path, display=shown), shown), shown)
+
+
+def render_field_path(field_path: FieldPath) -> str:
+    """``("repos", 3, "contract_sha")`` -> ``repos[3].contract_sha``."""
+    out = ""
+    for part in field_path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def locate_node(node: Node | None, field_path: FieldPath) -> tuple[int | None, int | None]:
+    """Follow a field path through composed nodes; return the deepest 1-based line/column.
+
+    A path that leaves the tree (a missing field) points at the deepest node that exists,
+    which is where the missing field belongs.
+    """
+    if node is None:
+        return None, None
+    current: Node = node
+    for part in field_path:
+        child: Node | None = None
+        if isinstance(current, MappingNode) and isinstance(part, str):
+            for key_node, value_node in current.value:
+                if isinstance(key_node, ScalarNode) and key_node.value == part:
+                    child = value_node
+                    break
+        elif (
+            isinstance(current, SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(current.value)
+        ):
+            child = current.value[part]
+        if child is None:
+            break
+        current = child
+    mark = current.start_mark
+    return mark.line + 1, mark.column + 1
+
+
+def node_span(node: Node) -> tuple[int, int]:
+    """Character offsets [start, end) of a node in the text it was parsed from."""
+    return node.start_mark.index, node.end_mark.index
+
+
+def sha12(data: bytes) -> str:
+    """What ``sha256sum FILE | cut -c1-12`` prints: the pin format of SPEC §3."""
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+WriteVerb = Literal["create", "update", "identical"]
+
+
+def write_atomic(path: Path, data: bytes) -> WriteVerb:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half.
+
+    The temporary file lives in the same directory (same file system, so the rename is
+    atomic), is fsynced before the rename, takes over the old file's mode, and is removed
+    on any failure. Identical bytes are not rewritten, which keeps mtimes and caches calm.
+    """
+    try:
+        old = path.read_bytes()
+    except FileNotFoundError:
+        old = None
+    except IsADirectoryError:
+        raise PetrovaError(
+            "is a directory, not a file", location=Location(str(path)), code="OUTPUT_UNWRITABLE"
+        ) from None
+    if old == data:
+        return "identical"
+    directory = path.parent
+    try:
+        mode = path.stat().st_mode & 0o7777 if old is not None else None
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise PetrovaError(
+            f"cannot write here: {exc.strerror}",
+            location=Location(str(path)),
+            code="OUTPUT_UNWRITABLE",
+        ) from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        tmp.chmod(mode)
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(directory)
+    return "create" if old is None else "update"
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,311 @@
+"""Every data model petrova reads or writes, in one place.
+
+Models are frozen and forbid unknown fields. Constrained strings are named aliases
+whose validators say what was wrong *and* what would be valid, because these
+messages reach operators verbatim. JSON Schemas in ``contracts/`` are generated
+from these models (see ``schemas.py``), never kept by hand.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SerializerFunctionWrapHandler,
+    Tag,
+    WithJsonSchema,
+    model_serializer,
+)
+from pydantic.json_schema import SkipJsonSchema
+
+_SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_SHA_RE = re.compile(r"^[0-9a-f]{12}$")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_HTTPS_RE = re.compile(r"^https://[^\s/:@]+(?::\d+)?(?:/\S*)?$")
+_TS_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def _slug(value: str) -> str:
+    if not _SLUG_RE.match(value) or len(value) > 100:
+        raise ValueError(
+            f"{value!r} is not a kebab-case slug "
+            "(lowercase letters and digits separated by single hyphens, e.g. kahn-hq)"
+        )
+    return value
+
+
+def _sha(value: str) -> str:
+    if not _SHA_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not 12 lowercase hex digits "
+            "(what `sha256sum .petrova/contract.yaml | cut -c1-12` prints)"
+        )
+    return value
+
+
+def _date(value: str) -> str:
+    try:
+        if not _DATE_RE.match(value):
+            raise ValueError
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date in the form YYYY-MM-DD") from None
+    return value
+
+
+def _https(value: str) -> str:
+    if not _HTTPS_RE.match(value):
+        raise ValueError(f"{value!r} is not an https:// URL (e.g. https://github.com/org/repo)")
+    return value
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse RFC 3339 strictly (a date, a time, and an offset or Z) into an aware datetime."""
+    if not _TS_RE.match(value):
+        raise ValueError(f"{value!r} is not an RFC 3339 timestamp (e.g. 2026-11-26T07:00:00Z)")
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a real date and time") from None
+    return parsed.astimezone(UTC)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """The one timestamp form petrova writes: UTC, whole seconds, ``Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _timestamp(value: str) -> str:
+    return format_timestamp(parse_timestamp(value))
+
+
+def _string_schema(pattern: re.Pattern[str], description: str) -> WithJsonSchema:
+    return WithJsonSchema(
+        {"type": "string", "pattern": pattern.pattern, "description": description}
+    )
+
+
+Slug = Annotated[
+    str,
+    AfterValidator(_slug),
+    _string_schema(_SLUG_RE, "kebab-case: lowercase letters and digits, single hyphens"),
+]
+ContractSha = Annotated[
+    str,
+    AfterValidator(_sha),
+    _string_schema(_SHA_RE, "first 12 hex digits of sha256 over the contract's bytes"),
+]
+IsoDate = Annotated[str, AfterValidator(_date), _string_schema(_DATE_RE, "YYYY-MM-DD")]
+HttpsUrl = Annotated[str, AfterValidator(_https), _string_schema(_HTTPS_RE, "an https:// URL")]
+#: Stored normalised to UTC ``YYYY-MM-DDTHH:MM:SSZ`` whatever offset was given.
+Timestamp = Annotated[
+    str, AfterValidator(_timestamp), _string_schema(_TS_RE, "RFC 3339, e.g. 2026-11-26T07:00:00Z")
+]
+IntegrationId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+Role = Literal["control-plane", "production", "experimental", "scaffold", "canary", "archived"]
+Profile = Literal["strict", "standard", "permissive"]
+ApplicabilityValue = Literal["required", "optional", "not_applicable"]
+DeclaredStatus = Literal["pending", "wired", "not_applicable"]
+ObservedStatus = Literal["pending", "ok", "degraded", "failing", "stale", "not_applicable"]
+Outcome = Literal["ok", "degraded", "failing", "unreachable", "not_applicable"]
+CellStatus = Literal["ok", "degraded", "failing", "stale", "pending", "not_applicable"]
+
+ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
+PROFILES: tuple[str, ...] = Profile.__args__  # type: ignore[attr-defined]
+CELL_STATUSES: tuple[str, ...] = CellStatus.__args__  # type: ignore[attr-defined]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+# --- registry.yaml (SPEC §3) -------------------------------------------------------
+
+
+class ApplicabilityDetail(Model):
+    """Applicability with its paperwork: why it is so and when to look again."""
+
+    value: ApplicabilityValue
+    review_by: IsoDate | None = None
+    reason: NonEmpty | None = None
+
+
+def _applicability_kind(value: Any) -> str:
+    return "Detail" if isinstance(value, dict | ApplicabilityDetail) else "Value"
+
+
+#: ``required`` or ``{value: not_applicable, reason: ..., review_by: ...}``. The
+#: discriminator makes pydantic try only the branch that fits, so one bad value
+#: gives one error, not one per union member.
+Applicability = Annotated[
+    Annotated[ApplicabilityValue, Tag("Value")] | Annotated[ApplicabilityDetail, Tag("Detail")],
+    Discriminator(_applicability_kind),
+]
+
+
+def applicability_value(item: Applicability) -> ApplicabilityValue:
+    return item.value if isinstance(item, ApplicabilityDetail) else item
+
+
+class RepoEntry(Model):
+    slug: Slug
+    url: HttpsUrl
+    default_branch: NonEmpty = "main"
+    role: Role
+    profile: Profile = "standard"
+    tier: Annotated[int, Field(ge=1, le=99, strict=True)]
+    fleets_allowed: list[Slug] = Field(default_factory=list)
+    added: IsoDate | None = None
+    contract_sha: ContractSha | None = None
+    integrations_applicability: dict[str, Applicability] = Field(default_factory=dict)
+    contract_committers: list[NonEmpty] = Field(default_factory=lambda: ["humans"])
+    notes: str | None = None
+
+    @property
+    def migrated(self) -> bool:
+        return self.contract_sha is not None
+
+
+class Registry(Model):
+    schema_version: Literal[1]
+    repos: list[RepoEntry]
+
+    def find(self, slug: str) -> RepoEntry | None:
+        for repo in self.repos:
+            if repo.slug == slug:
+                return repo
+        return None
+
+
+# --- .petrova/contract.yaml (SPEC §4) ------------------------------------------------
+
+
+class ContractCell(Model):
+    status: DeclaredStatus
+    evidence: dict[str, Any] | None = None
+    not_applicable_reason: str | None = None
+    review_by: IsoDate | None = None
+
+
+class Contract(Model):
+    schema_version: Literal[1]
+    slug: Slug
+    contract_committers: list[NonEmpty] = Field(default_factory=lambda: ["humans"])
+    integrations: dict[str, ContractCell]
+
+
+# --- state/<slug>.yaml (SPEC §6) -------------------------------------------------------
+
+
+class ProbeEntry(Model):
+    """One probe outcome as reported."""
+
+    at: Timestamp
+    outcome: Outcome
+    detail: Annotated[str, Field(max_length=200)] | None = None
+    evidence_sha: Annotated[str, Field(pattern=r"^[0-9a-f]{7,64}$")] | None = None
+
+
+class PromotionEntry(Model):
+    """A human lifting a demoted status: the only way up (SPEC §1)."""
+
+    at: Timestamp
+    promoted_to: Literal["ok"] = "ok"
+    by: Annotated[str, Field(pattern=r"^human:[A-Za-z0-9._@-]+$")]
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+HistoryEntry = ProbeEntry | PromotionEntry
+
+
+class LedgerCell(Model):
+    current_status: ObservedStatus = "pending"
+    last_verified_at: Timestamp | None = None
+    #: A probe saw a recovery that only a human may act on (``petrova state promote``).
+    needs_human: bool = False
+    #: Consecutive non-ok outcomes counting toward the next demotion step.
+    streak: Annotated[int, Field(ge=0)] = 0
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+
+class Ledger(Model):
+    schema_version: Literal[1]
+    slug: Slug
+    integrations: dict[str, LedgerCell] = Field(default_factory=dict)
+
+
+# --- the fleet snapshot (SPEC §7) -----------------------------------------------------
+
+
+class OmitNoneModel(Model):
+    """A model whose listed optional keys are left out, not written as ``null``."""
+
+    omit_if_none: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in self.omit_if_none:
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
+
+
+class SnapshotCell(OmitNoneModel):
+    """One dot on the dashboard: the derived ``status`` plus the inputs it came from."""
+
+    status: CellStatus
+    applicability: ApplicabilityValue | None
+    declared: DeclaredStatus | None
+    observed: ObservedStatus | None
+    last_verified_at: str | None
+    review_by: str | None
+    needs_human: Literal[True] | SkipJsonSchema[None] = None
+
+    omit_if_none: ClassVar[tuple[str, ...]] = ("needs_human",)
+
+
+class SnapshotRow(OmitNoneModel):
+    slug: str
+    url: str
+    role: Role
+    profile: Profile
+    tier: int
+    default_branch: str
+    contract_sha: str | None
+    #: Present exactly on migrated rows; absent (not null) otherwise, for strict consumers.
+    integrations: dict[str, SnapshotCell] | SkipJsonSchema[None] = None
+
+    omit_if_none: ClassVar[tuple[str, ...]] = ("integrations",)
+
+
+class SnapshotWarning(Model):
+    slug: str | None
+    code: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
+    message: str
+
+
+class SnapshotTotals(Model):
+    repos: Annotated[int, Field(ge=0)]
+    migrated: Annotated[int, Field(ge=0)]
+
+
+class Snapshot(Model):
+    schema_version: Literal["1.0"] = "1.0"
+    generated_at: str
+    generator: str
+    integration_ids: list[str]
+    totals: SnapshotTotals
+    warnings: list[SnapshotWarning]
+    rows: list[SnapshotRow]

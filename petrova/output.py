@@ -1,0 +1,101 @@
+"""Reporters: one per ``--format``. Each takes a model and returns text; none prints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+from petrova.models import Snapshot
+
+_STATUS_SHORT = {
+    "ok": "ok",
+    "degraded": "degraded",
+    "failing": "FAILING",
+    "stale": "stale",
+    "pending": "pending",
+    "not_applicable": "n/a",
+}
+
+
+def to_json_bytes(data: Any) -> bytes:
+    """Stable JSON: two-space indent, keys in model order, a trailing newline."""
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def esc(cell: str) -> str:
+        return cell.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(esc(h) for h in headers) + " |"]
+    lines.append("|" + "|".join("---" for _ in headers) + "|")
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _snapshot_grid(snapshot: Snapshot) -> tuple[list[str], list[list[str]]]:
+    headers = ["slug", "tier", "role", "contract_sha", *snapshot.integration_ids]
+    rows: list[list[str]] = []
+    for row in snapshot.rows:
+        cells: list[str] = []
+        for integration_id in snapshot.integration_ids:
+            if row.integrations is None:
+                cells.append("-")
+                continue
+            cell = row.integrations[integration_id]
+            text = _STATUS_SHORT[cell.status]
+            cells.append(text + ("!" if cell.needs_human else ""))
+        rows.append([row.slug, str(row.tier), row.role, row.contract_sha or "-", *cells])
+    return headers, rows
+
+
+def _footer(snapshot: Snapshot) -> list[str]:
+    lines = [
+        f"{snapshot.totals.repos} repos, {snapshot.totals.migrated} migrated; "
+        f"generated {snapshot.generated_at} by {snapshot.generator}",
+    ]
+    if any(c.needs_human for r in snapshot.rows for c in (r.integrations or {}).values()):
+        lines.append("! = a recovery waits for a human: petrova state promote")
+    lines += [f"warning {w.code} [{w.slug or '-'}]: {w.message}" for w in snapshot.warnings]
+    return lines
+
+
+def snapshot_json(snapshot: Snapshot) -> bytes:
+    return to_json_bytes(snapshot.model_dump(mode="json"))
+
+
+def snapshot_table(snapshot: Snapshot) -> bytes:
+    headers, rows = _snapshot_grid(snapshot)
+    text = text_table(headers, rows) + "\n" + "\n".join(_footer(snapshot)) + "\n"
+    return text.encode()
+
+
+def snapshot_markdown(snapshot: Snapshot) -> bytes:
+    headers, rows = _snapshot_grid(snapshot)
+    rows = [[f"`{r[0]}`", *r[1:]] for r in rows]
+    parts = [f"# Fleet snapshot {snapshot.generated_at}\n", markdown_table(headers, rows)]
+    footer = _footer(snapshot)
+    parts.append("\n" + footer[0] + "\n")
+    if len(footer) > 1:
+        parts.append("\n" + "\n".join(f"- {line}" for line in footer[1:]) + "\n")
+    return "".join(parts).encode()
+
+
+SNAPSHOT_FORMATS: dict[str, Callable[[Snapshot], bytes]] = {
+    "json": snapshot_json,
+    "table": snapshot_table,
+    "markdown": snapshot_markdown,
+}

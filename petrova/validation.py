@@ -1,0 +1,135 @@
+"""Turn pydantic and jsonschema errors into :class:`Problem`s that point at YAML lines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import jsonschema
+from pydantic import ValidationError
+
+from petrova.errors import Problem
+from petrova.io import FieldPath, YamlDocument, render_field_path
+
+_MAX_SHOWN = 60
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def pydantic_problems(
+    exc: ValidationError, doc: YamlDocument, *, prefix: FieldPath = ()
+) -> list[Problem]:
+    """One problem per pydantic error, located in ``doc`` and worded for an operator."""
+    problems: list[Problem] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(prefix) + tuple(p for p in err["loc"] if isinstance(p, str | int))
+        # pydantic tags union members in the path ("str", "ApplicabilityDetail", ...):
+        # keep only the parts that exist in the document.
+        loc = _strip_union_tags(doc, loc)
+        kind = err["type"]
+        if kind == "missing":
+            message = "required field is missing"
+        elif kind == "extra_forbidden":
+            message = "unknown field (remove it, or check its spelling)"
+        elif kind == "value_error":
+            message = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
+        else:
+            message = f"{_short(err.get('input'))}: {err['msg'][0].lower()}{err['msg'][1:]}"
+        problems.append(Problem(message, doc.locate(loc)))
+    return _dedupe(problems)
+
+
+def _strip_union_tags(doc: YamlDocument, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    out: list[str | int] = []
+    data: Any = doc.data
+    for part in loc:
+        if _has(data, part):
+            data = data[part]
+            out.append(part)
+        elif isinstance(data, dict | list):
+            # A missing key (legitimately reported) or a union tag: keep names, drop tags.
+            if isinstance(part, str) and not _looks_like_tag(part):
+                out.append(part)
+            data = None
+        # scalars: anything further is a union tag
+    return tuple(out)
+
+
+def _has(data: Any, part: str | int) -> bool:
+    if isinstance(data, dict):
+        return isinstance(part, str) and part in data
+    if isinstance(data, list):
+        return isinstance(part, int) and 0 <= part < len(data)
+    return False
+
+
+def _looks_like_tag(part: str) -> bool:
+    return (
+        part[:1].isupper()
+        or part in {"str", "int", "bool", "float", "dict", "list"}
+        or (part.startswith(("literal[", "function-")))
+    )
+
+
+def _dedupe(problems: Iterable[Problem]) -> list[Problem]:
+    seen: set[str] = set()
+    out: list[Problem] = []
+    for problem in problems:
+        key = str(problem)
+        if key not in seen:
+            seen.add(key)
+            out.append(problem)
+    return out
+
+
+def jsonschema_problems(
+    errors: Iterable[jsonschema.ValidationError], doc: YamlDocument, *, prefix: FieldPath = ()
+) -> list[Problem]:
+    """Located problems for jsonschema errors, the most relevant first.
+
+    For ``oneOf``/``anyOf``/``if-then`` failures jsonschema reports the outer keyword;
+    ``best_match`` digs into the context to find what the author most likely meant.
+    """
+    problems: list[Problem] = []
+    for error in sorted(errors, key=lambda e: (list(e.absolute_path).__len__(), e.path)):
+        best = jsonschema.exceptions.best_match([error]) or error
+        path = tuple(prefix) + tuple(best.absolute_path)
+        problems.append(Problem(_describe(best), doc.locate(path)))
+    return _dedupe(problems)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    validator = error.validator
+    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+    expected: Any = error.validator_value
+    value = error.instance
+    if validator == "required":
+        missing = [p for p in expected if isinstance(value, dict) and p not in value]
+        return "missing required field " + ", ".join(repr(m) for m in missing)
+    if validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
+        names = ", ".join(repr(x) for x in extra)
+        hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
+        return f"unknown field {names}{hint}"
+    if validator == "enum":
+        options = ", ".join(repr(o) for o in expected)
+        return f"{_short(value)} is not one of {options}"
+    if validator == "const":
+        return f"{_short(value)} must be {expected!r}"
+    if validator == "type":
+        return f"{_short(value)} is not of type {expected!r}"
+    if validator == "pattern":
+        desc = schema.get("description")
+        hint = f" ({desc})" if desc else f" (must match {expected})"
+        return f"{_short(value)} has the wrong form{hint}"
+    if validator == "minLength" and value == "":
+        return "must not be empty"
+    return error.message if len(error.message) < 200 else error.message[:197] + "..."
+
+
+def field_name(path: FieldPath) -> str:
+    return render_field_path(path)

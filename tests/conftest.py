@@ -1,0 +1,183 @@
+"""Shared fixtures: the two ways to run petrova, and throwaway copies of the fleet."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from petrova.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOGUE = ROOT / "contracts" / "contract.schema.json"
+PETROVA_BIN = Path(sys.executable).parent / "petrova"
+
+
+@dataclass(frozen=True)
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+    stdout_bytes: bytes
+
+
+Petrova = Callable[..., Run]
+
+
+def _clean_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PETROVA_") and k != "SOURCE_DATE_EPOCH"
+    }
+    base.update(env or {})
+    return base
+
+
+def run_inprocess(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    input: str | bytes | None = None,
+) -> Run:
+    runner = CliRunner()
+    full_env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PETROVA_")}
+    full_env["SOURCE_DATE_EPOCH"] = None
+    full_env.update(env or {})
+    old = Path.cwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        result = runner.invoke(cli, list(args), env=full_env, catch_exceptions=False, input=input)
+    finally:
+        os.chdir(old)
+    return Run(result.exit_code, result.stdout, result.stderr, result.stdout_bytes)
+
+
+def run_subprocess(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    input: str | bytes | None = None,
+    timeout: float = 120,
+) -> Run:
+    data = input.encode() if isinstance(input, str) else input
+    proc = subprocess.run(
+        [str(PETROVA_BIN), *args],
+        env=_clean_env(env),
+        cwd=cwd,
+        input=data,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Run(
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace"),
+        proc.stdout,
+    )
+
+
+@pytest.fixture(params=["inprocess", "subprocess"])
+def petrova(request: pytest.FixtureRequest) -> Petrova:
+    """Run petrova both in-process (CliRunner) and as the installed console script."""
+    return run_inprocess if request.param == "inprocess" else run_subprocess
+
+
+@pytest.fixture
+def petrova_inprocess() -> Petrova:
+    return run_inprocess
+
+
+@pytest.fixture
+def petrova_subprocess() -> Petrova:
+    return run_subprocess
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """A throwaway copy of the control-plane repo: registry, catalogue, own contract."""
+
+    root: Path
+
+    @property
+    def registry(self) -> Path:
+        return self.root / "registry.yaml"
+
+    @property
+    def catalogue(self) -> Path:
+        return self.root / "contracts" / "contract.schema.json"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def workspace(self) -> Path:
+        return self.root / "workspace"
+
+    def write(self, relpath: str, text: str | bytes) -> Path:
+        path = self.root / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text)
+        return path
+
+    def args(self, *extra: str) -> list[str]:
+        """Options that point a command at this fleet."""
+        return ["--registry", str(self.registry), *extra]
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Fleet:
+    root = tmp_path / "fleet"
+    (root / "contracts").mkdir(parents=True)
+    shutil.copy(ROOT / "registry.yaml", root / "registry.yaml")
+    shutil.copy(CATALOGUE, root / "contracts" / "contract.schema.json")
+    shutil.copytree(ROOT / ".petrova", root / ".petrova")
+    return Fleet(root)
+
+
+def make_git_repo(path: Path, files: Mapping[str, str], *, origin: str | None = None) -> Path:
+    """A real git work tree built from a {path: text} dict, committed once."""
+    path.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=path, check=True, capture_output=True, env=env)
+
+    git("init", "-q", "-b", "main")
+    for rel, text in files.items():
+        target = path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    git("add", "-A")
+    git(
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "init",
+    )
+    if origin is not None:
+        git("remote", "add", "origin", origin)
+    return path
+
+
+@pytest.fixture
+def git_repo() -> Callable[..., Path]:
+    return make_git_repo
