@@ -48,16 +48,16 @@ class _StrictLoader(_BaseLoader):
             for key_node, _ in node.value:
                 if not isinstance(key_node, ScalarNode) or key_node.tag != _STR_TAG:
                     raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping",
-                        node.start_mark,
+                        None,
+                        None,
                         "found a key that is not a string (quote it)",
                         key_node.start_mark,
                     )
                 first = seen.get(key_node.value)
                 if first is not None:
                     raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping",
-                        node.start_mark,
+                        None,
+                        None,
                         f"duplicate key {key_node.value!r} "
                         f"(first defined at line {first.start_mark.line + 1})",
                         key_node.start_mark,
@@ -154,6 +154,8 @@ def parse_yaml(text: str, display: str) -> YamlDocument:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "not valid YAML"
+        if exc.problem and exc.context and exc.context_mark is not None:
+            problem += f" ({exc.context} started at line {exc.context_mark.line + 1})"
         raise YamlInvalid(
             f"{problem}",
             location=Location(

@@ -88,10 +88,11 @@ def _timestamp(value: str) -> str:
     return format_timestamp(parse_timestamp(value))
 
 
-def _string_schema(pattern: re.Pattern[str], description: str) -> WithJsonSchema:
-    return WithJsonSchema(
-        {"type": "string", "pattern": pattern.pattern, "description": description}
-    )
+def _string_schema(
+    pattern: re.Pattern[str], description: str, fmt: str | None = None
+) -> WithJsonSchema:
+    schema = {"type": "string", "pattern": pattern.pattern, "description": description}
+    return WithJsonSchema(schema | ({"format": fmt} if fmt else {}))
 
 
 Slug = Annotated[
@@ -104,11 +105,13 @@ ContractSha = Annotated[
     AfterValidator(_sha),
     _string_schema(_SHA_RE, "first 12 hex digits of sha256 over the contract's bytes"),
 ]
-IsoDate = Annotated[str, AfterValidator(_date), _string_schema(_DATE_RE, "YYYY-MM-DD")]
+IsoDate = Annotated[str, AfterValidator(_date), _string_schema(_DATE_RE, "YYYY-MM-DD", "date")]
 HttpsUrl = Annotated[str, AfterValidator(_https), _string_schema(_HTTPS_RE, "an https:// URL")]
 #: Stored normalised to UTC ``YYYY-MM-DDTHH:MM:SSZ`` whatever offset was given.
 Timestamp = Annotated[
-    str, AfterValidator(_timestamp), _string_schema(_TS_RE, "RFC 3339, e.g. 2026-11-26T07:00:00Z")
+    str,
+    AfterValidator(_timestamp),
+    _string_schema(_TS_RE, "RFC 3339, e.g. 2026-11-26T07:00:00Z", "date-time"),
 ]
 IntegrationId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 NonEmpty = Annotated[str, Field(min_length=1)]

@@ -14,7 +14,12 @@ from pathlib import Path
 
 from petrova import __version__
 from petrova.catalogue import Catalogue
-from petrova.contract import CONTRACT_RELPATH, LoadedContract, load_contract
+from petrova.contract import (
+    CONTRACT_RELPATH,
+    LoadedContract,
+    load_contract,
+    missing_integrations,
+)
 from petrova.errors import PetrovaError, UsageError
 from petrova.ledger import DEFAULT_STALE_AFTER, ledger_path, load_ledger, observed_status
 from petrova.models import (
@@ -122,6 +127,16 @@ def _read_contract(
             )
         )
         return None
+    missing = missing_integrations(catalogue, contract.contract)
+    if missing:
+        warnings.append(
+            SnapshotWarning(
+                slug=entry.slug,
+                code="CONTRACT_INCOMPLETE",
+                message=f"{path} does not declare {', '.join(missing)} yet (the catalogue "
+                "gained it); re-run `petrova bootstrap --resume --phase 6` in that repo",
+            )
+        )
     if contract.sha != entry.contract_sha:
         warnings.append(
             SnapshotWarning(

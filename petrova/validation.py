@@ -43,18 +43,22 @@ def pydantic_problems(
 
 
 def _strip_union_tags(doc: YamlDocument, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Keep the parts of a pydantic error path that exist in the document.
+
+    pydantic inserts union member tags ("Detail", "literal[...]") into paths; they are
+    skipped. A name that is not in the document is kept only when it is the last part
+    (a missing field, which belongs to the mapping before it).
+    """
     out: list[str | int] = []
     data: Any = doc.data
-    for part in loc:
+    for position, part in enumerate(loc):
         if _has(data, part):
             data = data[part]
             out.append(part)
-        elif isinstance(data, dict | list):
-            # A missing key (legitimately reported) or a union tag: keep names, drop tags.
-            if isinstance(part, str) and not _looks_like_tag(part):
-                out.append(part)
-            data = None
-        # scalars: anything further is a union tag
+        elif isinstance(part, str) and _looks_like_tag(part):
+            continue
+        elif position == len(loc) - 1:
+            out.append(part)
     return tuple(out)
 
 

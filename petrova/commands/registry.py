@@ -67,8 +67,8 @@ def validate(registry_path: Path | None, catalogue_path: Path | None, as_json: b
     for finding in loaded.findings:
         say(f"warning: {finding.code}: {finding.location}: {finding.message}")
     click.echo(
-        f"{loaded.path}: valid: {len(repos)} repos, "
-        f"{sum(1 for r in repos if r.migrated)} migrated, {len(warnings)} warning(s)"
+        f"{loaded.path}: valid: {_count(len(repos), 'repo')}, "
+        f"{sum(1 for r in repos if r.migrated)} migrated, {_count(len(warnings), 'warning')}"
     )
 
 
@@ -149,3 +149,7 @@ def show(slug: str, registry_path: Path | None, catalogue_path: Path | None, as_
     if entry.notes:
         lines.append(f"notes:           {entry.notes}")
     click.echo("\n".join(lines))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

@@ -1,0 +1,94 @@
+"""Generated artefacts match the code, and this repo's own contract matches its pin."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from petrova.artefacts import ALL_STATUSES_DIR as ALL_STATUSES
+from petrova.catalogue import load_catalogue
+from petrova.io import sha12
+from petrova.registry import load_registry
+from tests.conftest import CATALOGUE, ROOT, Petrova
+
+
+def test_checked_in_artefacts_are_current(petrova: Petrova) -> None:
+    run = petrova("contracts", "generate", "--check", "--root", str(ROOT))
+    assert run.exit_code == 0, run.stderr
+    assert run.stderr.count("identical") == 5
+
+
+def _project_copy(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copytree(ROOT / "contracts", root / "contracts")
+    shutil.copytree(ROOT / ".petrova", root / ".petrova")
+    shutil.copy(ROOT / "registry.yaml", root / "registry.yaml")
+    return root
+
+
+def test_stale_artefact_fails_the_check_and_one_command_fixes_it(
+    tmp_path: Path, petrova: Petrova
+) -> None:
+    root = _project_copy(tmp_path)
+    fixture = root / "contracts" / "fixtures" / "snapshot-with-integrations.json"
+    fixture.write_text(fixture.read_text().replace('"tier": 2', '"tier": 9'))
+    (root / "contracts" / "state.schema.json").unlink()
+    run = petrova("contracts", "generate", "--check", "--root", str(root))
+    assert run.exit_code == 1
+    assert "    stale  contracts/fixtures/snapshot-with-integrations.json" in run.stderr
+    assert "  missing  contracts/state.schema.json" in run.stderr
+    assert "run `make artefacts`" in run.stderr
+    assert petrova("contracts", "generate", "--root", str(root)).exit_code == 0
+    assert (
+        fixture.read_bytes()
+        == (ROOT / "contracts/fixtures/snapshot-with-integrations.json").read_bytes()
+    )
+    assert petrova("contracts", "generate", "--check", "--root", str(root)).exit_code == 0
+
+
+def test_catalogue_change_flows_into_the_schemas(tmp_path: Path, petrova: Petrova) -> None:
+    """Adding an integration is a catalogue edit; the artefacts follow with one command."""
+    root = _project_copy(tmp_path)
+    catalogue = root / "contracts" / "contract.schema.json"
+    schema = json.loads(catalogue.read_text())
+    schema["properties"]["integrations"]["properties"]["eva"] = {
+        "$ref": "#/$defs/cell",
+        "properties": {"evidence": {"$ref": "#/$defs/integration_eva"}},
+    }
+    schema["$defs"]["integration_eva"] = {"title": "EVA", "type": "object"}
+    catalogue.write_text(json.dumps(schema, indent=2))
+    # every migrated entry states applicability for every id: a data edit in the same PR
+    for registry in (root / "registry.yaml", root / ALL_STATUSES / "registry.yaml"):
+        registry.write_text(
+            re.sub(
+                r"(?m)^(      lore_cairnet: .*)$", r"\1\n      eva: optional", registry.read_text()
+            )
+        )
+    assert petrova("contracts", "generate", "--root", str(root)).exit_code == 0
+    snapshot_schema = json.loads((root / "contracts" / "snapshot.schema.json").read_text())
+    cells = snapshot_schema["$defs"]["SnapshotRow"]["properties"]["integrations"]
+    assert cells["required"] == ["ares", "traceo", "crumb", "lore_cairnet", "eva"]
+    fixture = json.loads((root / "contracts/fixtures/snapshot-with-integrations.json").read_text())
+    assert list(fixture["rows"][0]["integrations"]) == [
+        "ares",
+        "traceo",
+        "crumb",
+        "lore_cairnet",
+        "eva",
+    ]
+    # the control plane's contract predates eva: nothing declared yet, so pending
+    eva = fixture["rows"][0]["integrations"]["eva"]
+    assert (eva["applicability"], eva["declared"], eva["status"]) == ("optional", None, "pending")
+    assert [w["code"] for w in fixture["warnings"]] == ["CONTRACT_INCOMPLETE", "STATE_MISSING"]
+    assert "does not declare eva yet" in fixture["warnings"][0]["message"]
+
+
+def test_own_contract_matches_the_registry_pin() -> None:
+    """This repo's .petrova/contract.yaml is pinned in registry.yaml; CI fails on drift."""
+    loaded = load_registry(ROOT / "registry.yaml", load_catalogue(CATALOGUE))
+    entry = loaded.entry("petrova-codes")
+    assert entry is not None and entry.role == "control-plane"
+    assert entry.contract_sha == sha12((ROOT / ".petrova" / "contract.yaml").read_bytes())

@@ -1,0 +1,139 @@
+"""The strict YAML loader, locations, hashing and atomic writes."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from petrova import io
+from petrova.errors import YamlInvalid
+
+
+def test_duplicate_key_names_both_lines() -> None:
+    with pytest.raises(YamlInvalid) as info:
+        io.parse_yaml("a: 1\nb:\n  c: 1\n  c: 2\n", "x.yaml")
+    assert str(info.value.location) == "x.yaml:4:3"
+    assert info.value.problems[0].message == "duplicate key 'c' (first defined at line 3)"
+
+
+def test_non_string_keys_are_refused() -> None:
+    for text in ("1: x\n", "true: x\n", "null: x\n", "[a]: x\n"):
+        with pytest.raises(YamlInvalid, match="not a string"):
+            io.parse_yaml(text, "x.yaml")
+
+
+def test_scalars_keep_what_people_wrote() -> None:
+    doc = io.parse_yaml(
+        "d: 2026-08-01\nts: 2026-08-01T10:00:00Z\nyes_: yes\non_: on\nno_: no\n"
+        "t: true\nf: False\nn: 3\nx: 1.5\nnull_: null\n",
+        "x.yaml",
+    )
+    assert doc.data == {
+        "d": "2026-08-01",
+        "ts": "2026-08-01T10:00:00Z",
+        "yes_": "yes",
+        "on_": "on",
+        "no_": "no",
+        "t": True,
+        "f": False,
+        "n": 3,
+        "x": 1.5,
+        "null_": None,
+    }
+
+
+def test_loader_does_not_touch_pyyaml_globals() -> None:
+    import yaml
+
+    assert yaml.safe_load("d: 2026-08-01\ny: yes\n") == {
+        "d": __import__("datetime").date(2026, 8, 1),
+        "y": True,
+    }
+
+
+def test_merge_keys_still_work() -> None:
+    doc = io.parse_yaml("base: &b {x: 1}\nother:\n  <<: *b\n  y: 2\n", "x.yaml")
+    assert doc.data["other"] == {"x": 1, "y": 2}
+
+
+def test_locate_follows_paths() -> None:
+    doc = io.parse_yaml("repos:\n  - slug: a\n  - slug: b\n    tier: 2\n", "r.yaml")
+    assert str(doc.locate(("repos", 1, "tier"))) == "r.yaml:4:11: repos[1].tier"
+    # a missing field points at the mapping where it belongs
+    assert str(doc.locate(("repos", 0, "role"))) == "r.yaml:2:5: repos[0].role"
+    assert io.render_field_path(("a", 0, "b", 12)) == "a[0].b[12]"
+
+
+def test_empty_document() -> None:
+    assert io.parse_yaml("", "e.yaml").data is None
+    assert io.parse_yaml("# only a comment\n", "e.yaml").data is None
+
+
+def test_bom_is_accepted_and_bad_utf8_names_the_line() -> None:
+    assert io.decode_text(b"\xef\xbb\xbfa: 1\n", "x") == "a: 1\n"
+    with pytest.raises(YamlInvalid) as info:
+        io.decode_text(b"a: 1\nb: \xff\n", "x.yaml")
+    assert info.value.location.line == 2
+
+
+def test_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"a: 1\n" * 100)
+    monkeypatch.setenv("PETROVA_MAX_INPUT_BYTES", "50")
+    with pytest.raises(Exception, match="over the 50-byte limit") as info:
+        io.load_yaml_file(big)
+    assert getattr(info.value, "code", None) == "INPUT_TOO_LARGE"
+
+
+def test_sha12_matches_sha256sum(tmp_path: Path) -> None:
+    path = tmp_path / "contract.yaml"
+    path.write_bytes(b"schema_version: 1\n\xc3\xa9\r\n")
+    out = subprocess.run(["sha256sum", str(path)], capture_output=True, check=True, text=True)
+    assert io.sha12(path.read_bytes()) == out.stdout[:12]
+
+
+@given(st.binary(max_size=512))
+def test_sha12_is_12_lowercase_hex(data: bytes) -> None:
+    digest = io.sha12(data)
+    assert len(digest) == 12 and set(digest) <= set("0123456789abcdef")
+
+
+def test_write_atomic_verbs_and_mode(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    assert io.write_atomic(target, b"one") == "create"
+    target.chmod(0o640)
+    before = target.stat().st_mtime_ns
+    assert io.write_atomic(target, b"one") == "identical"
+    assert target.stat().st_mtime_ns == before
+    assert io.write_atomic(target, b"two") == "update"
+    assert target.read_bytes() == b"two"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_write_atomic_failure_keeps_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "out.json"
+    target.write_bytes(b"old")
+
+    def boom(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(OSError, match="disk full"):
+        io.write_atomic(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_write_atomic_into_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(Exception) as info:
+        io.write_atomic(tmp_path / "nope" / "x.json", b"x")
+    assert getattr(info.value, "code", None) == "OUTPUT_UNWRITABLE"

@@ -1,0 +1,350 @@
+"""`petrova snapshot`: the rows the dashboards read, and what happens on bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+
+import jsonschema
+import pytest
+
+from petrova.ledger import observed_status
+from petrova.models import LedgerCell, ProbeEntry
+from petrova.snapshot import derive_status
+from tests.conftest import ROOT, Fleet, Petrova
+
+FIXTURE_EPOCH = "1795676400"  # 2026-11-26T07:00:00Z, the fixtures' clock
+ALL_STATUSES = ROOT / "contracts" / "fixtures" / "all-statuses"
+NA_CELL = {
+    "status": "not_applicable",
+    "applicability": "not_applicable",
+    "declared": "not_applicable",
+    "observed": None,
+    "last_verified_at": None,
+    "review_by": "2027-04-30",
+}
+
+
+def _independent_validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads((ROOT / "contracts" / "snapshot.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_shipped_fleet(fleet: Fleet, petrova: Petrova) -> None:
+    run = petrova("snapshot", *fleet.args(), env={"SOURCE_DATE_EPOCH": FIXTURE_EPOCH})
+    assert run.exit_code == 0, run.stderr
+    assert run.stderr == ""
+    doc = json.loads(run.stdout)
+    assert list(_independent_validator().iter_errors(doc)) == []
+    assert doc["schema_version"] == "1.0"
+    assert doc["generated_at"] == "2026-11-26T07:00:00Z"
+    assert doc["generator"] == "petrova 0.1.0"
+    assert doc["integration_ids"] == ["ares", "traceo", "crumb", "lore_cairnet"]
+    assert doc["totals"] == {"repos": 7, "migrated": 1}
+    assert doc["warnings"] == []
+    assert [r["slug"] for r in doc["rows"]] == [
+        "petrova-codes",
+        "kahn-hq",
+        "stratt-hq",
+        "choco-hq",
+        "devarno-cloud",
+        "traceo-mcp-server",
+        "grace-hq",
+    ]
+    control, *others = doc["rows"]
+    assert control["contract_sha"] == "5442defd6b27"
+    assert control["integrations"] == dict.fromkeys(doc["integration_ids"], NA_CELL)
+    for row in others:
+        assert "integrations" not in row
+        assert row["contract_sha"] is None
+    assert others[0] == {
+        "slug": "kahn-hq",
+        "url": "https://github.com/kahn-hq/kahn",
+        "role": "production",
+        "profile": "standard",
+        "tier": 2,
+        "default_branch": "main",
+        "contract_sha": None,
+    }
+
+
+def test_same_inputs_same_bytes(fleet: Fleet, petrova: Petrova) -> None:
+    env = {"SOURCE_DATE_EPOCH": FIXTURE_EPOCH}
+    first = petrova("snapshot", *fleet.args(), env=env).stdout_bytes
+    second = petrova("snapshot", *fleet.args(), env=env).stdout_bytes
+    assert first == second
+    assert first == (ROOT / "contracts/fixtures/snapshot-with-integrations.json").read_bytes()
+
+
+def test_every_status_matches_the_fixture(petrova: Petrova) -> None:
+    run = petrova(
+        "snapshot",
+        "--registry",
+        str(ALL_STATUSES / "registry.yaml"),
+        "--catalogue",
+        str(ROOT / "contracts" / "contract.schema.json"),
+        "--state-dir",
+        str(ALL_STATUSES / "state"),
+        "--workspace",
+        str(ALL_STATUSES / "workspace"),
+        env={"SOURCE_DATE_EPOCH": FIXTURE_EPOCH},
+    )
+    assert run.exit_code == 0, run.stderr
+    fixture = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"
+    assert run.stdout_bytes == fixture.read_bytes()
+    doc = json.loads(run.stdout)
+    alpha, beta, gamma = doc["rows"]
+    assert {k: c["status"] for k, c in alpha["integrations"].items()} == {
+        "ares": "ok",
+        "traceo": "degraded",
+        "crumb": "failing",
+        "lore_cairnet": "stale",
+    }
+    assert alpha["integrations"]["crumb"]["needs_human"] is True
+    assert "needs_human" not in alpha["integrations"]["ares"]
+    assert {k: c["status"] for k, c in beta["integrations"].items()} == {
+        "ares": "pending",
+        "traceo": "not_applicable",
+        "crumb": "pending",
+        "lore_cairnet": "ok",
+    }
+    # intent is not observation: declared pending, observed ok, both shown
+    assert (beta["integrations"]["ares"]["declared"], beta["integrations"]["ares"]["observed"]) == (
+        "pending",
+        "ok",
+    )
+    assert "integrations" not in gamma
+
+
+def test_output_file_is_written_atomically(fleet: Fleet, petrova: Petrova) -> None:
+    out = fleet.root / "fleet.json"
+    run = petrova("snapshot", "-o", str(out), *fleet.args())
+    assert run.exit_code == 0, run.stderr
+    assert run.stdout == ""
+    good = out.read_bytes()
+    assert json.loads(good)["totals"] == {"repos": 7, "migrated": 1}
+    # a broken registry stops the run and leaves the last good snapshot byte for byte
+    fleet.registry.write_text(fleet.registry.read_text().replace("tier: 2", "tier: two", 1))
+    run = petrova("snapshot", "-o", str(out), *fleet.args())
+    assert run.exit_code == 2
+    assert run.stderr.startswith("petrova: REGISTRY_INVALID: ")
+    assert "registry.yaml:" in run.stderr and "repos[1].tier" in run.stderr
+    assert out.read_bytes() == good
+    assert sorted(p.name for p in fleet.root.iterdir() if p.name.startswith(".fleet")) in (
+        [],
+        [".fleet.json.lock"],
+    )
+
+
+def test_output_into_missing_directory(fleet: Fleet, petrova: Petrova) -> None:
+    run = petrova("snapshot", "-o", str(fleet.root / "no" / "fleet.json"), *fleet.args())
+    assert run.exit_code == 2
+    assert "OUTPUT_UNWRITABLE" in run.stderr
+
+
+def _migrate_kahn(fleet: Fleet, contract: str, ledger: str | None) -> None:
+    """Make kahn-hq migrated, with a contract in the workspace and maybe a ledger."""
+    path = fleet.write("workspace/kahn-hq/.petrova/contract.yaml", contract)
+    from petrova.io import sha12
+
+    text = fleet.registry.read_text().replace(
+        "    fleets_allowed: [kahn-implementer]\n",
+        "    fleets_allowed: [kahn-implementer]\n"
+        f"    contract_sha: {sha12(path.read_bytes())}\n"
+        "    integrations_applicability:\n"
+        "      ares: required\n      traceo: required\n      crumb: optional\n"
+        "      lore_cairnet: {value: not_applicable, review_by: '2027-01-01', reason: none}\n",
+    )
+    fleet.registry.write_text(text)
+    if ledger is not None:
+        fleet.write("state/kahn-hq.yaml", ledger)
+
+
+KAHN_CONTRACT = """schema_version: 1
+slug: kahn-hq
+integrations:
+  ares: {status: wired, evidence: {org_or_repo_scope: kahn-hq}}
+  traceo: {status: pending}
+  crumb: {status: wired, evidence: {content_path: c, project_prefix: K, card_count: 1}}
+  lore_cairnet: {status: not_applicable, not_applicable_reason: none, review_by: '2027-01-01'}
+"""
+KAHN_LEDGER = """schema_version: 1
+slug: kahn-hq
+integrations:
+  ares:
+    current_status: ok
+    last_verified_at: '2026-11-26T06:00:00Z'
+    history: [{at: '2026-11-26T06:00:00Z', outcome: ok}]
+"""
+
+
+def test_migrated_consumer(fleet: Fleet, petrova: Petrova) -> None:
+    _migrate_kahn(fleet, KAHN_CONTRACT, KAHN_LEDGER)
+    run = petrova(
+        "snapshot",
+        *fleet.args("--workspace", str(fleet.workspace)),
+        env={"SOURCE_DATE_EPOCH": FIXTURE_EPOCH},
+    )
+    assert run.exit_code == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert doc["totals"] == {"repos": 7, "migrated": 2}
+    kahn = doc["rows"][1]["integrations"]
+    assert kahn["ares"] == {
+        "status": "ok",
+        "applicability": "required",
+        "declared": "wired",
+        "observed": "ok",
+        "last_verified_at": "2026-11-26T06:00:00Z",
+        "review_by": None,
+    }
+    assert kahn["traceo"]["status"] == "pending"
+    assert (kahn["crumb"]["status"], kahn["crumb"]["observed"]) == ("pending", None)
+    assert kahn["lore_cairnet"]["status"] == "not_applicable"
+    assert doc["warnings"] == []
+
+
+def test_workspace_from_environment(fleet: Fleet, petrova: Petrova) -> None:
+    _migrate_kahn(fleet, KAHN_CONTRACT, KAHN_LEDGER)
+    run = petrova("snapshot", *fleet.args(), env={"PETROVA_WORKSPACE": str(fleet.workspace)})
+    assert json.loads(run.stdout)["warnings"] == []
+
+
+def test_broken_ledger_is_a_warning_on_its_row(fleet: Fleet, petrova: Petrova) -> None:
+    _migrate_kahn(fleet, KAHN_CONTRACT, "schema_version: 1\nslug: kahn-hq\nintegrations: [\n")
+    out = fleet.root / "fleet.json"
+    run = petrova("snapshot", "-o", str(out), *fleet.args("--workspace", str(fleet.workspace)))
+    assert run.exit_code == 0
+    doc = json.loads(out.read_text())
+    [warning] = doc["warnings"]
+    assert (warning["slug"], warning["code"]) == ("kahn-hq", "STATE_UNREADABLE")
+    assert "kahn-hq.yaml:4:1" in warning["message"]
+    assert "warning: STATE_UNREADABLE [kahn-hq]: " in run.stderr
+    assert doc["rows"][1]["integrations"]["ares"]["observed"] is None
+    assert doc["rows"][0]["integrations"]["ares"] == NA_CELL  # the rest is still reported
+    strict = petrova(
+        "snapshot", "--strict", "-o", str(out), *fleet.args("--workspace", str(fleet.workspace))
+    )
+    assert strict.exit_code == 1
+    assert (
+        "CHECK_FAILED: 1 warning under --strict" in strict.stderr
+        or "CHECK_FAILED: 1 warning(s) under --strict" in strict.stderr
+    )
+    assert json.loads(out.read_text())["warnings"] == doc["warnings"]
+
+
+def test_contract_failing_its_schema(fleet: Fleet, petrova: Petrova) -> None:
+    bad = KAHN_CONTRACT.replace("{org_or_repo_scope: kahn-hq}", "{scope: kahn-hq}")
+    _migrate_kahn(fleet, bad, KAHN_LEDGER)
+    run = petrova("snapshot", *fleet.args("--workspace", str(fleet.workspace)))
+    assert run.exit_code == 0
+    doc = json.loads(run.stdout)
+    [warning] = doc["warnings"]
+    assert warning["code"] == "CONTRACT_UNREADABLE"
+    assert "EVIDENCE_INVALID" in warning["message"]
+    assert "contract.yaml:4:" in warning["message"]
+    ares = doc["rows"][1]["integrations"]["ares"]
+    # declared unknown: the observation decides (SPEC §7)
+    assert (ares["declared"], ares["status"]) == (None, "ok")
+
+
+def test_no_workspace_and_drift(fleet: Fleet, petrova: Petrova) -> None:
+    _migrate_kahn(fleet, KAHN_CONTRACT, KAHN_LEDGER)
+    (fleet.root / ".petrova" / "contract.yaml").write_text(
+        (fleet.root / ".petrova" / "contract.yaml").read_text() + "# edited\n"
+    )
+    run = petrova("snapshot", *fleet.args())
+    codes = [(w["slug"], w["code"]) for w in json.loads(run.stdout)["warnings"]]
+    assert codes == [("petrova-codes", "CONTRACT_SHA_DRIFT"), ("kahn-hq", "CONTRACT_UNREADABLE")]
+    assert "--workspace" in json.loads(run.stdout)["warnings"][1]["message"]
+
+
+def test_missing_state_is_reported_for_applicable_integrations(
+    fleet: Fleet, petrova: Petrova
+) -> None:
+    _migrate_kahn(fleet, KAHN_CONTRACT, None)
+    run = petrova("snapshot", *fleet.args("--workspace", str(fleet.workspace)))
+    [warning] = json.loads(run.stdout)["warnings"]
+    assert warning["code"] == "STATE_MISSING"
+    assert "ares, traceo, crumb" in warning["message"]
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_people_formats(fleet: Fleet, petrova: Petrova, fmt: str) -> None:
+    run = petrova(
+        "snapshot", "--format", fmt, *fleet.args(), env={"SOURCE_DATE_EPOCH": FIXTURE_EPOCH}
+    )
+    assert run.exit_code == 0
+    lines = run.stdout.splitlines()
+    control = next(line for line in lines if "petrova-codes" in line)
+    assert control.count("n/a") == 4
+    assert "7 repos, 1 migrated; generated 2026-11-26T07:00:00Z" in run.stdout
+
+
+def test_bad_source_date_epoch(fleet: Fleet, petrova: Petrova) -> None:
+    run = petrova("snapshot", *fleet.args(), env={"SOURCE_DATE_EPOCH": "yesterday"})
+    assert run.exit_code == 2
+    assert run.stderr.startswith("petrova: USAGE_ERROR: SOURCE_DATE_EPOCH='yesterday'")
+
+
+def test_control_plane_contract_missing(fleet: Fleet, petrova: Petrova) -> None:
+    shutil.rmtree(fleet.root / ".petrova")
+    run = petrova("snapshot", *fleet.args())
+    assert run.exit_code == 0
+    [warning] = json.loads(run.stdout)["warnings"]
+    assert warning["code"] == "CONTRACT_UNREADABLE"
+    assert "CONTRACT_NOT_FOUND" in warning["message"]
+    # registry says not applicable: the dots stay n/a
+    row = json.loads(run.stdout)["rows"][0]
+    assert {c["status"] for c in row["integrations"].values()} == {"not_applicable"}
+
+
+@pytest.mark.parametrize(
+    ("applicability", "declared", "observed", "status"),
+    [
+        ("not_applicable", "wired", "ok", "not_applicable"),
+        ("required", "not_applicable", "failing", "not_applicable"),
+        ("required", "pending", "ok", "pending"),
+        ("required", "wired", "degraded", "degraded"),
+        ("required", "wired", None, "pending"),
+        ("optional", None, "stale", "stale"),
+        ("required", None, None, "pending"),
+    ],
+)
+def test_derive_status(
+    applicability: str, declared: str | None, observed: str | None, status: str
+) -> None:
+    assert (
+        derive_status(applicability=applicability, declared=declared, observed=observed) == status
+    )
+
+
+def test_staleness() -> None:
+    now = datetime(2026, 11, 26, 7, tzinfo=UTC)
+    window = timedelta(hours=72)
+    fresh = LedgerCell(
+        current_status="ok",
+        last_verified_at="2026-11-24T07:00:00Z",
+        history=[ProbeEntry(at="2026-11-24T07:00:00Z", outcome="ok")],
+    )
+    old = LedgerCell(current_status="degraded", last_verified_at="2026-11-23T06:59:59Z")
+    only_unreachable = LedgerCell(
+        current_status="ok",
+        history=[ProbeEntry(at="2026-11-22T00:00:00Z", outcome="unreachable")],
+    )
+    assert observed_status(fresh, now=now, stale_after=window) == "ok"
+    assert observed_status(old, now=now, stale_after=window) == "stale"
+    assert observed_status(only_unreachable, now=now, stale_after=window) == "stale"
+    assert observed_status(LedgerCell(), now=now, stale_after=window) == "pending"
+
+
+def test_stale_after_option(fleet: Fleet, petrova: Petrova) -> None:
+    _migrate_kahn(fleet, KAHN_CONTRACT, KAHN_LEDGER)
+    args = fleet.args("--workspace", str(fleet.workspace))
+    env = {"SOURCE_DATE_EPOCH": FIXTURE_EPOCH}
+    short = json.loads(petrova("snapshot", "--stale-after", "30m", *args, env=env).stdout)
+    assert short["rows"][1]["integrations"]["ares"]["status"] == "stale"
+    bad = petrova("snapshot", "--stale-after", "soon", *args)
+    assert bad.exit_code == 2
+    assert "'soon' is not a duration" in bad.stderr
