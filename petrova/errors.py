@@ -166,3 +166,9 @@ class CheckFailed(PetrovaError):
 
     code = "CHECK_FAILED"
     exit_code = 1
+
+
+class SnapshotUnreadable(PetrovaError):
+    """A snapshot file given to read back (``petrova render``) is missing or not JSON."""
+
+    code = "SNAPSHOT_UNREADABLE"

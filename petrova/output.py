@@ -94,8 +94,16 @@ def snapshot_markdown(snapshot: Snapshot) -> bytes:
     return "".join(parts).encode()
 
 
+def snapshot_html(snapshot: Snapshot) -> bytes:
+    # Imported here so that commands which never draw a page do not load the renderer.
+    from petrova.html import default_titles, render_html
+
+    return render_html(snapshot, titles=default_titles())
+
+
 SNAPSHOT_FORMATS: dict[str, Callable[[Snapshot], bytes]] = {
     "json": snapshot_json,
     "table": snapshot_table,
     "markdown": snapshot_markdown,
+    "html": snapshot_html,
 }

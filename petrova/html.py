@@ -1,0 +1,476 @@
+"""The fleet as one self-contained HTML page: what the dashboards will show, before they do.
+
+The page must open from disk years later (an archived artefact), so everything it needs
+is inline: styles, a small script for filtering and sorting, and the snapshot itself as
+a JSON data block. It makes no network request of any kind.
+
+Every string from the registry, the contracts or the ledgers is untrusted: text and
+attributes go through :func:`html.escape`, the embedded JSON escapes ``<``, ``>``, ``&``
+and U+2028/2029, only http(s) URLs become links, and a Content-Security-Policy allows
+nothing but the page's own style and script, named by their SHA-256, so that even a
+missed escape could not run or load anything. There is no timestamp or nonce of our
+own: the same snapshot and titles give the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from html import escape
+from urllib.parse import urlsplit
+
+import orjson
+
+from petrova.models import ROLES, Snapshot, SnapshotCell, SnapshotRow
+
+#: The dot's class suffix for a row that has no ``integrations`` yet.
+UNMIGRATED = "unmigrated"
+
+#: Visible text next to each dot, so that a dot reads without colour.
+STATUS_LABELS: dict[str, str] = {
+    "ok": "ok",
+    "degraded": "degraded",
+    "failing": "failing",
+    "stale": "stale",
+    "pending": "pending",
+    "not_applicable": "n/a",
+    UNMIGRATED: "not migrated",
+}
+
+#: Fill colour per status (CSS hex). Tests read these back from the rendered page.
+STATUS_COLOURS: dict[str, str] = {
+    "ok": "#1a7f37",
+    "degraded": "#d4a72c",
+    "failing": "#cf222e",
+    "stale": "#8250df",
+    "pending": "#0969da",
+    "not_applicable": "#6e7781",
+    UNMIGRATED: "#d0d7de",
+}
+
+STATUS_MEANINGS: dict[str, str] = {
+    "ok": "declared wired and probes confirm it",
+    "degraded": "probes saw repeated trouble",
+    "failing": "probes keep failing",
+    "stale": "no conclusive probe outcome for too long",
+    "pending": "declared pending, or nothing observed yet",
+    "not_applicable": "not applicable by the registry or the contract",
+    UNMIGRATED: "no contract pinned yet: the dashboards draw greyed dots",
+}
+
+#: Worst first: the order of "worst status first" sorting and of the legend.
+STATUS_RANK: tuple[str, ...] = (
+    "failing",
+    "degraded",
+    "stale",
+    "pending",
+    "ok",
+    "not_applicable",
+    UNMIGRATED,
+)
+
+NEEDS_HUMAN_HINT = "a probe saw a recovery that waits for a human: petrova state promote"
+
+_JSON_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+
+_STYLE = """
+:root{color-scheme:light;--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--bg:#fff;--band:#f6f8fa}
+*{box-sizing:border-box}
+body{margin:0;padding:1.5rem 2rem 3rem;font:14px/1.45 system-ui,-apple-system,"Segoe UI",
+Roboto,"DejaVu Sans",sans-serif;color:var(--fg);background:var(--bg)}
+h1{font-size:1.5rem;margin:0 0 .25rem}
+h2{font-size:1.1rem;margin:1.75rem 0 .5rem}
+.meta{color:var(--muted);margin:0 0 1rem}
+.totals{display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;margin:0 0 1rem;padding:0;list-style:none}
+.totals b{font-size:1.15rem}
+.legend{display:flex;flex-wrap:wrap;gap:.4rem 1.25rem;margin:0 0 1rem;padding:0;list-style:none}
+.legend li{display:flex;align-items:center;gap:.35rem}
+.legend .meaning,.legend .count{color:var(--muted)}
+#controls{display:flex;flex-wrap:wrap;align-items:center;gap:.5rem 1rem;margin:0 0 .75rem}
+#controls label{display:flex;align-items:center;gap:.35rem}
+#controls select{font:inherit;padding:.15rem .3rem}
+#shown{color:var(--muted)}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid var(--line);
+vertical-align:middle}
+thead th{position:sticky;top:0;background:var(--bg);border-bottom:2px solid var(--line);
+white-space:nowrap}
+thead th.integration{text-align:center}
+tr.group th{background:var(--band);font-size:.95rem;padding-top:.6rem}
+tr.group .sub{color:var(--muted);font-weight:normal}
+td.tier{color:var(--muted);text-align:right;width:1%}
+th.slug{font-weight:600;white-space:nowrap}
+th.slug .branch{color:var(--muted);font-weight:normal;font-size:.85em;margin-left:.35rem}
+a{color:#0969da}
+code{font:12px ui-monospace,"DejaVu Sans Mono",monospace}
+td.none{color:var(--muted)}
+td.cell{text-align:center;white-space:nowrap}
+.ind{display:inline-flex;align-items:center;gap:.3rem;cursor:help}
+.dot{display:inline-block;width:.85rem;height:.85rem;border-radius:50%;
+background-color:var(--c);border:1px solid rgba(0,0,0,.2);flex:none}
+.s-not_applicable .dot{background-image:linear-gradient(135deg,transparent 43%,#fff 43%,
+#fff 57%,transparent 57%)}
+.s-unmigrated .dot{border:1px dashed #8c959f}
+.s-unmigrated .label{color:#8c959f}
+.label{font-size:.85em}
+.flag{margin-left:.3rem;padding:0 .3rem;border-radius:.3rem;background:#fff8c5;
+border:1px solid #d4a72c;font-size:.8em;font-weight:600}
+#warnings ul{padding-left:1.2rem}
+#warnings li{margin:.25rem 0;white-space:pre-wrap;overflow-wrap:anywhere}
+footer{margin-top:2rem;color:var(--muted);font-size:.85em}
+"""
+
+_STYLE += "".join(f".s-{status}{{--c:{colour}}}\n" for status, colour in STATUS_COLOURS.items())
+
+# Reads the DOM the server rendered; the page is complete without it (the controls stay
+# hidden when scripts are off). Filtering hides rows; sorting moves them, and the default
+# order (tier, then role) restores the server's order exactly.
+_SCRIPT = """
+(function () {
+  "use strict";
+  var body = document.getElementById("fleet").tBodies[0];
+  var all = Array.prototype.slice.call(body.rows);
+  var repos = all.filter(function (r) { return r.classList.contains("repo"); });
+  var groups = all.filter(function (r) { return r.classList.contains("group"); });
+  var status = document.getElementById("filter-status");
+  var tier = document.getElementById("filter-tier");
+  var sort = document.getElementById("sort");
+  var shown = document.getElementById("shown");
+  var order = {
+    status: function (a, b) {
+      return (a.dataset.rank - b.dataset.rank) || (a.dataset.order - b.dataset.order);
+    },
+    slug: function (a, b) {
+      return a.dataset.slug < b.dataset.slug ? -1 : (a.dataset.slug > b.dataset.slug ? 1 : 0);
+    }
+  };
+  function apply() {
+    var count = 0;
+    repos.forEach(function (r) {
+      var keep = (!tier.value || r.dataset.tier === tier.value) &&
+        (!status.value || r.dataset.statuses.split(" ").indexOf(status.value) >= 0);
+      r.hidden = !keep;
+      if (keep) { count += 1; }
+    });
+    var grouped = sort.value === "tier";
+    (grouped ? all : repos.slice().sort(order[sort.value])).forEach(function (r) {
+      body.appendChild(r);
+    });
+    groups.forEach(function (g) {
+      g.hidden = !grouped || !repos.some(function (r) {
+        return !r.hidden && r.dataset.tier === g.dataset.tier;
+      });
+    });
+    shown.textContent = count + " of " + repos.length + " repos shown";
+  }
+  [status, tier, sort].forEach(function (el) { el.addEventListener("change", apply); });
+  document.getElementById("controls").hidden = false;
+  apply();
+})();
+"""
+
+
+def default_titles() -> dict[str, str]:
+    """Titles from the catalogue a command would find by default, or none at all.
+
+    ``petrova snapshot --format html`` hands reporters the snapshot only; this looks the
+    catalogue up the way every command does without ``--catalogue`` ($PETROVA_CATALOGUE,
+    beside $PETROVA_REGISTRY or ./registry.yaml, the bundled copy). A catalogue that
+    cannot be read costs the titles, never the page: the columns then show the ids.
+    """
+    from petrova.catalogue import find_catalogue, load_catalogue
+    from petrova.errors import PetrovaError
+    from petrova.registry import default_registry_path
+
+    try:
+        catalogue = load_catalogue(find_catalogue(None, default_registry_path()))
+    except PetrovaError:
+        return {}
+    return {i.id: i.title for i in catalogue.integrations}
+
+
+def catalogue_titles(ids: Iterable[str], known: Mapping[str, str]) -> dict[str, str]:
+    """Column titles for ``ids``: the catalogue's title where it knows the id, else the id."""
+    return {i: known.get(i) or i for i in ids}
+
+
+def embed_json(data: object) -> str:
+    """JSON safe inside a ``<script>`` element: no ``</script>``, no ``<!--``, no line breaks
+    that old JavaScript parsers choke on."""
+    text = orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
+    for char, replacement in _JSON_ESCAPES.items():
+        text = text.replace(char, replacement)
+    return text
+
+
+def web_url(url: str) -> str | None:
+    """The URL when it is an absolute http(s) URL, else ``None`` (never a link)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        return url
+    return None
+
+
+def csp_source(text: str) -> str:
+    """The CSP source expression that allows exactly this inline style or script."""
+    digest = base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+    return f"'sha256-{digest}'"
+
+
+def _attr(value: str) -> str:
+    return escape(value, quote=True)
+
+
+def _text(value: str) -> str:
+    return escape(value, quote=False)
+
+
+def _dash(value: str | None) -> str:
+    return value if value else "—"
+
+
+def grouped_rows(snapshot: Snapshot) -> list[SnapshotRow]:
+    """Rows by tier, then role (in the models' role order), then registry order."""
+    role_rank = {role: i for i, role in enumerate(ROLES)}
+    return sorted(snapshot.rows, key=lambda r: (r.tier, role_rank.get(r.role, len(ROLES))))
+
+
+def _row_statuses(row: SnapshotRow) -> list[str]:
+    if row.integrations is None:
+        return [UNMIGRATED]
+    return [cell.status for cell in row.integrations.values()]
+
+
+def _row_rank(row: SnapshotRow) -> int:
+    return min((STATUS_RANK.index(s) for s in _row_statuses(row)), default=len(STATUS_RANK))
+
+
+def _indicator(status: str, title: str, detail: list[str], *, needs_human: bool) -> str:
+    label = STATUS_LABELS[status]
+    lines = [f"{title}: {label}", *detail]
+    if needs_human:
+        lines.append(f"needs human: {NEEDS_HUMAN_HINT}")
+    flag = ""
+    if needs_human:
+        flag = (
+            f'<span class="flag" aria-hidden="true" title="{_attr(NEEDS_HUMAN_HINT)}">'
+            "needs human</span>"
+        )
+    return (
+        f'<span class="ind s-{status}" role="img" data-status="{status}" '
+        f'aria-label="{_attr("; ".join(lines))}" title="{_attr(chr(10).join(lines))}">'
+        f'<span class="dot" aria-hidden="true"></span>'
+        f'<span class="label" aria-hidden="true">{_text(label)}</span></span>{flag}'
+    )
+
+
+def _cell_html(cell: SnapshotCell, title: str) -> str:
+    detail = [
+        f"applicability: {_dash(cell.applicability)}",
+        f"declared: {_dash(cell.declared)}",
+        f"observed: {_dash(cell.observed)}",
+        f"last verified: {_dash(cell.last_verified_at)}",
+        f"review by: {_dash(cell.review_by)}",
+    ]
+    return _indicator(cell.status, title, detail, needs_human=bool(cell.needs_human))
+
+
+def _row_html(position: int, row: SnapshotRow, ids: list[str], titles: Mapping[str, str]) -> str:
+    statuses = _row_statuses(row)
+    tokens = sorted(set(statuses), key=STATUS_RANK.index)
+    if row.integrations is not None and any(c.needs_human for c in row.integrations.values()):
+        tokens.append("needs_human")
+    href = web_url(row.url)
+    slug = _text(row.slug)
+    link_title = _attr(f"{row.url}\nbranch: {row.default_branch}")
+    name = (
+        f'<a href="{_attr(href)}" rel="noopener noreferrer" title="{link_title}">{slug}</a>'
+        if href is not None
+        else f'<span title="{link_title}">{slug}</span>'
+    )
+    cells: list[str] = []
+    for integration_id in ids:
+        title = titles.get(integration_id, integration_id)
+        if row.integrations is None:
+            detail = ["no contract_sha pinned yet: petrova bootstrap, then petrova registry pin"]
+            inner = _indicator(UNMIGRATED, title, detail, needs_human=False)
+            cells.append(f'<td class="cell" data-status="{UNMIGRATED}">{inner}</td>')
+        else:
+            cell = row.integrations[integration_id]
+            cells.append(
+                f'<td class="cell" data-status="{cell.status}">{_cell_html(cell, title)}</td>'
+            )
+    sha = f"<code>{_text(row.contract_sha)}</code>" if row.contract_sha else "not migrated"
+    return (
+        f'<tr class="repo{"" if row.integrations is not None else " unmigrated"}" '
+        f'data-slug="{_attr(row.slug)}" data-tier="{row.tier}" data-role="{_attr(row.role)}" '
+        f'data-order="{position}" data-rank="{_row_rank(row)}" '
+        f'data-statuses="{_attr(" ".join(tokens))}">'
+        f'<td class="tier">{row.tier}</td>'
+        f'<th scope="row" class="slug">{name}'
+        f'<span class="branch">{_text(row.default_branch)}</span></th>'
+        f"<td>{_text(row.role)}</td><td>{_text(row.profile)}</td>"
+        f'<td class="{"sha" if row.contract_sha else "none"}">{sha}</td>'
+        f"{''.join(cells)}</tr>"
+    )
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _table(snapshot: Snapshot, titles: Mapping[str, str]) -> str:
+    ids = list(snapshot.integration_ids)
+    head = "".join(
+        f'<th scope="col" class="integration" title="{_attr("id: " + i)}">'
+        f"{_text(titles.get(i, i))}</th>"
+        for i in ids
+    )
+    width = 5 + len(ids)
+    body: list[str] = []
+    current_tier: int | None = None
+    ordered = grouped_rows(snapshot)
+    for position, row in enumerate(ordered):
+        if row.tier != current_tier:
+            current_tier = row.tier
+            members = [r for r in ordered if r.tier == row.tier]
+            migrated = sum(r.integrations is not None for r in members)
+            body.append(
+                f'<tr class="group" data-tier="{row.tier}"><th colspan="{width}" '
+                f'scope="rowgroup">Tier {row.tier} <span class="sub">· '
+                f"{_plural(len(members), 'repo')}, {migrated} migrated</span></th></tr>"
+            )
+        body.append(_row_html(position, row, ids, titles))
+    return (
+        '<table id="fleet"><thead><tr><th scope="col">Tier</th><th scope="col">Repo</th>'
+        '<th scope="col">Role</th><th scope="col">Profile</th>'
+        f'<th scope="col">Contract</th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def _legend_and_totals(snapshot: Snapshot) -> str:
+    counts: Counter[str] = Counter()
+    needs_human = 0
+    for row in snapshot.rows:
+        if row.integrations is None:
+            counts[UNMIGRATED] += len(snapshot.integration_ids)
+            continue
+        for cell in row.integrations.values():
+            counts[cell.status] += 1
+            needs_human += bool(cell.needs_human)
+    totals = snapshot.totals
+    items = [
+        ("repos", totals.repos),
+        ("migrated", totals.migrated),
+        ("not migrated", totals.repos - totals.migrated),
+        ("need a human", needs_human),
+        ("warnings", len(snapshot.warnings)),
+    ]
+    totals_html = "".join(
+        f'<li data-total="{_attr(name)}"><b>{value}</b> {_text(name)}</li>' for name, value in items
+    )
+    legend = "".join(
+        f'<li data-status="{status}"><span class="ind s-{status}">'
+        f'<span class="dot" aria-hidden="true"></span>'
+        f'<span class="label">{_text(STATUS_LABELS[status])}</span></span>'
+        f'<span class="meaning">{_text(STATUS_MEANINGS[status])}</span>'
+        f'<span class="count">({counts[status]})</span></li>'
+        for status in STATUS_RANK
+    )
+    legend += (
+        '<li data-status="needs_human"><span class="flag">needs human</span>'
+        f'<span class="meaning">{_text(NEEDS_HUMAN_HINT)}</span>'
+        f'<span class="count">({needs_human})</span></li>'
+    )
+    return (
+        f'<ul class="totals" id="totals">{totals_html}</ul>'
+        f'<h2>Legend</h2><ul class="legend" id="legend">{legend}</ul>'
+    )
+
+
+def _controls(snapshot: Snapshot) -> str:
+    status_options = "".join(
+        f'<option value="{s}">{_text(STATUS_LABELS[s])}</option>' for s in STATUS_RANK
+    )
+    status_options += '<option value="needs_human">needs human</option>'
+    tiers = sorted({row.tier for row in snapshot.rows})
+    tier_options = "".join(f'<option value="{t}">tier {t}</option>' for t in tiers)
+    return (
+        '<div id="controls" hidden>'
+        '<label>Status <select id="filter-status"><option value="">any</option>'
+        f"{status_options}</select></label>"
+        '<label>Tier <select id="filter-tier"><option value="">any</option>'
+        f"{tier_options}</select></label>"
+        '<label>Sort <select id="sort"><option value="tier">tier, then role</option>'
+        '<option value="status">worst status first</option>'
+        '<option value="slug">name</option></select></label>'
+        '<span id="shown" aria-live="polite"></span></div>'
+    )
+
+
+def _warnings(snapshot: Snapshot) -> str:
+    if not snapshot.warnings:
+        return '<section id="warnings"><h2>Warnings</h2><p>No warnings.</p></section>'
+    items = "".join(
+        f'<li data-code="{_attr(w.code)}"><code>{_text(w.code)}</code> '
+        f"[{_text(w.slug or '-')}] {_text(w.message)}</li>"
+        for w in snapshot.warnings
+    )
+    return (
+        f'<section id="warnings"><h2>Warnings ({len(snapshot.warnings)})</h2>'
+        f"<ul>{items}</ul></section>"
+    )
+
+
+def render_html(snapshot: Snapshot, *, titles: Mapping[str, str] | None = None) -> bytes:
+    """The page for ``snapshot``; ``titles`` maps integration ids to column headers.
+
+    Ids without a title (no catalogue, or one that no longer knows an archived id) are
+    shown as the id itself.
+    """
+    headers = catalogue_titles(snapshot.integration_ids, titles or {})
+    style = _STYLE
+    script = _SCRIPT
+    csp = (
+        "default-src 'none'; "
+        f"style-src {csp_source(style)}; script-src {csp_source(script)}; "
+        "base-uri 'none'; form-action 'none'"
+    )
+    generated = _text(snapshot.generated_at)
+    data = embed_json(snapshot.model_dump(mode="json"))
+    page = (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{_attr(csp)}">\n'
+        '<meta name="referrer" content="no-referrer">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>petrova fleet · {generated}</title>\n"
+        f"<style>{style}</style>\n</head>\n<body>\n"
+        "<header><h1>petrova fleet</h1>"
+        f'<p class="meta">Snapshot generated <time id="generated" '
+        f'datetime="{_attr(snapshot.generated_at)}">{generated}</time> by '
+        f"{_text(snapshot.generator)} · schema {_text(snapshot.schema_version)}</p></header>\n"
+        f"<main>{_legend_and_totals(snapshot)}\n"
+        f"<h2>Repos</h2>{_controls(snapshot)}\n{_table(snapshot, headers)}\n"
+        f"{_warnings(snapshot)}</main>\n"
+        "<footer>Intent is not observation: <i>declared</i> comes from each repo's "
+        "contract, <i>observed</i> from the probe ledgers. Hover a dot for the details. "
+        "The snapshot this page shows is embedded below as JSON "
+        "(<code>script#snapshot-data</code>).</footer>\n"
+        f'<script type="application/json" id="snapshot-data">{data}</script>\n'
+        f"<script>{script}</script>\n"
+        "</body></html>\n"
+    )
+    return page.encode()

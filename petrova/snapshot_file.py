@@ -1,0 +1,165 @@
+"""Reading a snapshot back from disk: an archived ``fleet.json`` looked at later.
+
+A snapshot file is checked against the published snapshot schema specialised by the
+*snapshot's own* integration ids, not the current catalogue's: a snapshot taken before
+an integration was renamed or added is still a valid snapshot of its day, and must
+still render. The catalogue only lends titles to the ids it still knows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from pydantic import ValidationError
+
+from petrova.catalogue import Catalogue, Integration
+from petrova.errors import Location, PetrovaError, Problem, SnapshotInvalid, SnapshotUnreadable
+from petrova.io import FieldPath, parse_yaml, read_input, render_field_path
+from petrova.models import Snapshot
+from petrova.schemas import snapshot_schema
+
+_ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_MAX_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class LoadedSnapshot:
+    path: str
+    snapshot: Snapshot
+    #: Column titles: the catalogue's title for the ids it knows, else the id itself.
+    titles: dict[str, str]
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_snapshot_json(raw: bytes, shown: str) -> Any:
+    """Strict JSON: UTF-8, no duplicate keys, no NaN/Infinity; errors carry line and column."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SnapshotUnreadable(
+            f"byte {exc.start} is not valid UTF-8; a snapshot is UTF-8 JSON",
+            location=Location(shown, line),
+        ) from None
+    try:
+        return json.loads(
+            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise SnapshotUnreadable(
+            f"not valid JSON: {exc.msg}; expected a snapshot written by `petrova snapshot`",
+            location=Location(shown, exc.lineno, exc.colno),
+        ) from None
+    except ValueError as exc:
+        raise SnapshotUnreadable(f"not valid JSON: {exc}", location=Location(shown)) from None
+    except RecursionError:
+        raise SnapshotUnreadable("nesting is too deep to read", location=Location(shown)) from None
+
+
+def _snapshot_ids(document: dict[str, Any], catalogue: Catalogue) -> tuple[str, ...]:
+    """The ids the document says it has, when they are well-formed; else the catalogue's."""
+    ids = document.get("integration_ids")
+    if (
+        isinstance(ids, list)
+        and ids
+        and all(isinstance(i, str) and _ID_RE.match(i) for i in ids)
+        and len(set(ids)) == len(ids)
+    ):
+        return tuple(ids)
+    return catalogue.ids
+
+
+def view_catalogue(ids: tuple[str, ...], catalogue: Catalogue) -> Catalogue:
+    """The catalogue as this snapshot saw it: its ids, with titles where still known."""
+    known = {i.id: i for i in catalogue.integrations}
+    integrations = tuple(known.get(i) or Integration(i, i, "", (), {}, ()) for i in ids)
+    return Catalogue(path=catalogue.path, schema=catalogue.schema, integrations=integrations)
+
+
+def _locator(text: str, shown: str) -> Callable[[FieldPath], Location]:
+    """Line and column of a field, best effort: JSON is YAML, and the YAML loader keeps marks."""
+    try:
+        doc = parse_yaml(text, shown)
+    except PetrovaError:  # only used to point at lines; the JSON itself was valid
+        return lambda path: Location(shown, field=render_field_path(path) or None)
+    return lambda path: doc.locate(path)
+
+
+def check_snapshot_document(
+    document: Any, *, raw: bytes, shown: str, catalogue: Catalogue
+) -> Snapshot:
+    """Validate a parsed snapshot against the published schema and the model."""
+    if not isinstance(document, dict):
+        raise SnapshotInvalid(
+            f"expected a JSON object (a snapshot), found {type(document).__name__}",
+            location=Location(shown),
+        )
+    view = view_catalogue(_snapshot_ids(document, catalogue), catalogue)
+    errors = sorted(
+        Draft202012Validator(snapshot_schema(view)).iter_errors(document),
+        key=lambda e: [str(p) for p in e.absolute_path],
+    )
+    if errors:
+        locate = _locator(raw.decode("utf-8"), shown)
+        problems = [
+            Problem(e.message, locate(list(e.absolute_path))) for e in errors[:_MAX_PROBLEMS]
+        ]
+        more = len(errors) - len(problems)
+        raise SnapshotInvalid(
+            f"{shown} is not a snapshot matching contracts/snapshot.schema.json"
+            + (f" ({more} more problem(s) not shown)" if more else ""),
+            problems=problems,
+        )
+    try:
+        return Snapshot.model_validate(document)
+    except ValidationError as exc:
+        locate = _locator(raw.decode("utf-8"), shown)
+        problems = [
+            Problem(err["msg"], locate([p for p in err["loc"] if isinstance(p, str | int)]))
+            for err in exc.errors()[:_MAX_PROBLEMS]
+        ]
+        raise SnapshotInvalid(f"{shown} is not a valid snapshot", problems=problems) from None
+
+
+def read_snapshot(
+    path: Path, catalogue: Catalogue, *, display: str | None = None
+) -> LoadedSnapshot:
+    """Read, parse and validate a snapshot file; every failure is an exit-2 error."""
+    shown = display or str(path)
+    try:
+        raw = read_input(path, display=shown)
+    except FileNotFoundError:
+        raise SnapshotUnreadable(
+            "snapshot file not found; write one with `petrova snapshot -o fleet.json`",
+            location=Location(shown),
+        ) from None
+    except IsADirectoryError:
+        raise SnapshotUnreadable(
+            "is a directory; pass the snapshot's JSON file", location=Location(shown)
+        ) from None
+    except OSError as exc:
+        raise SnapshotUnreadable(
+            f"cannot read the snapshot: {exc.strerror}", location=Location(shown)
+        ) from None
+    document = parse_snapshot_json(raw, shown)
+    snapshot = check_snapshot_document(document, raw=raw, shown=shown, catalogue=catalogue)
+    view = view_catalogue(tuple(snapshot.integration_ids), catalogue)
+    return LoadedSnapshot(shown, snapshot, {i.id: i.title for i in view.integrations})
