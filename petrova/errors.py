@@ -172,3 +172,52 @@ class SnapshotUnreadable(PetrovaError):
     """A snapshot file given to read back (``petrova render``) is missing or not JSON."""
 
     code = "SNAPSHOT_UNREADABLE"
+
+
+# --- probe ledger and rollout (state record/promote, rollout gate) ---------------------
+
+
+class IntegrationUnknown(PetrovaError):
+    code = "INTEGRATION_UNKNOWN"
+
+
+class OutcomeInvalid(PetrovaError):
+    code = "OUTCOME_INVALID"
+
+
+class TimestampInvalid(PetrovaError):
+    code = "TIMESTAMP_INVALID"
+
+
+class TimestampInFuture(PetrovaError):
+    code = "TIMESTAMP_IN_FUTURE"
+
+
+class OutcomeOutOfOrder(PetrovaError):
+    """An outcome older than the newest entry of its cell: history is append-only in time."""
+
+    code = "OUTCOME_OUT_OF_ORDER"
+
+
+class ProbeInputInvalid(PetrovaError):
+    """A ``state record --from`` file with bad lines; nothing was recorded."""
+
+    code = "PROBE_INPUT_INVALID"
+
+
+class PromotionInvalid(PetrovaError):
+    code = "PROMOTION_INVALID"
+
+
+class NothingToPromote(PetrovaError):
+    code = "NOTHING_TO_PROMOTE"
+
+
+class TierUnknown(PetrovaError):
+    code = "TIER_UNKNOWN"
+
+
+class GateClosed(CheckFailed):
+    """``rollout gate``: the tier has not been green for the whole window (exit 1)."""
+
+    code = "GATE_CLOSED"

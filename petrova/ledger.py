@@ -1,11 +1,27 @@
-"""The probe ledger ``state/<slug>.yaml`` (SPEC §6): what probes observed.
+"""The probe ledger ``state/<slug>.yaml`` (SPEC §6): what probes observed, and its rules.
 
-This module reads ledgers and answers "what is observed now?", staleness
-included. Observation never merges into intent: the snapshot shows both.
+Observation never merges into intent: the snapshot shows both. This module holds the
+file format (read, check, render), the two pure rules that move a cell (an outcome
+demotes with hysteresis; only a human promotes), and staleness. The rules are the
+only writer of a cell's derived fields, and a ledger is checked on load by replaying
+its history through them, so a hand edit into an impossible state is caught.
+
+The rules, in full (README "Design decisions" says why):
+
+- From ``pending`` the first conclusive outcome sets the status directly.
+- After that nothing but :func:`promote` raises a status. ``ok`` demotes to ``degraded``
+  after 2 consecutive non-ok (``degraded``/``failing``) outcomes, ``degraded`` to
+  ``failing`` after 3 more; the streak restarts at each demotion and at any ``ok``.
+- ``unreachable`` is recorded and changes nothing but the gate's ``ok_since``.
+- ``needs_human`` says the newest conclusive outcome disagrees with the status in a way
+  only a human may settle: ``ok`` on a degraded/failing cell (a recovery), or
+  ``not_applicable`` on an applicable one or the reverse. The next outcome that agrees
+  with the status clears it, and so does a promotion.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,17 +29,60 @@ from typing import Any
 from pydantic import ValidationError
 
 from petrova.catalogue import Catalogue
-from petrova.errors import Location, Problem, StateInvalid, YamlInvalid
-from petrova.io import YamlDocument, load_yaml_file
-from petrova.models import Ledger, LedgerCell, ObservedStatus, ProbeEntry, parse_timestamp
+from petrova.errors import (
+    Location,
+    NothingToPromote,
+    Problem,
+    PromotionInvalid,
+    StateInvalid,
+    YamlInvalid,
+)
+from petrova.io import (
+    WriteVerb,
+    YamlDocument,
+    decode_text,
+    load_yaml_file,
+    parse_yaml,
+    write_atomic,
+)
+from petrova.models import (
+    HISTORY_LIMIT,
+    HistoryEntry,
+    Ledger,
+    LedgerCell,
+    ObservedStatus,
+    ProbeEntry,
+    PromotionEntry,
+    StoredStatus,
+    parse_timestamp,
+)
 from petrova.validation import pydantic_problems
 
 DEFAULT_STALE_AFTER = timedelta(hours=72)
 CONCLUSIVE = frozenset({"ok", "degraded", "failing", "not_applicable"})
+NON_OK = frozenset({"degraded", "failing"})
+#: status -> (consecutive non-ok outcomes that demote it, the status it demotes to)
+DEMOTION: dict[str, tuple[int, StoredStatus]] = {"ok": (2, "degraded"), "degraded": (3, "failing")}
+#: The fields the rules derive, in the order a mismatch is reported.
+DERIVED_FIELDS = (
+    "current_status",
+    "status_since",
+    "last_verified_at",
+    "ok_since",
+    "needs_human",
+    "streak",
+)
 
 
 def ledger_path(state_dir: Path, slug: str) -> Path:
     return state_dir / f"{slug}.yaml"
+
+
+def empty_ledger(slug: str) -> Ledger:
+    return Ledger(schema_version=1, slug=slug)
+
+
+# --- reading and checking ----------------------------------------------------------------
 
 
 def load_ledger(path: Path, catalogue: Catalogue, *, slug: str) -> Ledger:
@@ -45,7 +104,12 @@ def load_ledger(path: Path, catalogue: Catalogue, *, slug: str) -> Ledger:
 
 
 def parse_ledger(doc: YamlDocument, catalogue: Catalogue, *, slug: str) -> Ledger:
-    data = _canonical_ids(doc.data, catalogue)
+    """Validate a ledger document and replay every cell's history against its fields.
+
+    Derived fields left out of the file are filled in from the replay; fields that are
+    present must be what the rules give, else ``STATE_INVALID`` at the field's line.
+    """
+    data, raw_keys = _canonical_ids(doc.data, catalogue)
     if not isinstance(data, dict):
         raise StateInvalid(
             "a ledger must be a mapping with schema_version, slug and integrations",
@@ -54,7 +118,8 @@ def parse_ledger(doc: YamlDocument, catalogue: Catalogue, *, slug: str) -> Ledge
     try:
         ledger = Ledger.model_validate(data)
     except ValidationError as exc:
-        found = pydantic_problems(exc, doc)
+        shown = doc if data is doc.data else YamlDocument(doc.path, data, doc.node)
+        found = [_relocate(p, raw_keys, doc) for p in pydantic_problems(exc, shown)]
         raise StateInvalid(f"{len(found)} problem(s) in the ledger", problems=found) from None
     problems: list[Problem] = []
     if ledger.slug != slug:
@@ -65,29 +130,277 @@ def parse_ledger(doc: YamlDocument, catalogue: Catalogue, *, slug: str) -> Ledge
             )
         )
     allowed = ", ".join(catalogue.ids)
-    for key in ledger.integrations:
+    cells: dict[str, LedgerCell] = {}
+    for key, cell in ledger.integrations.items():
+        raw_key = raw_keys.get(key, key)
         if key not in catalogue.ids:
             problems.append(
                 Problem(
                     f"{key!r} is not an integration id in the catalogue; allowed: {allowed}",
-                    doc.locate(("integrations", key)),
+                    doc.locate(("integrations", raw_key)),
                 )
             )
+            continue
+        base = ("integrations", raw_key)
+        checked, wrong = check_cell(cell)
+        problems += [Problem(msg, doc.locate((*base, *where))) for where, msg in wrong]
+        if checked is not None:
+            cells[key] = checked
     if problems:
         raise StateInvalid(f"{len(problems)} problem(s) in the ledger", problems=problems)
-    return ledger
+    ordered = {i: cells[i] for i in catalogue.ids if i in cells}
+    return ledger.model_copy(update={"integrations": ordered})
 
 
-def _canonical_ids(data: Any, catalogue: Catalogue) -> Any:
+def _relocate(problem: Problem, raw_keys: dict[str, str], doc: YamlDocument) -> Problem:
+    """Point a problem found under a mapped (legacy) id back at the key in the file."""
+    field = problem.location.field or ""
+    for current, raw in raw_keys.items():
+        prefix = f"integrations.{current}"
+        if raw != current and (field == prefix or field.startswith(prefix + ".")):
+            parts = ("integrations", raw, *_split_field(field[len(prefix) :]))
+            return Problem(problem.message, doc.locate(parts))
+    return problem
+
+
+def _split_field(rest: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for chunk in rest.replace("[", ".[").split("."):
+        if chunk.startswith("[") and chunk.endswith("]"):
+            parts.append(int(chunk[1:-1]))
+        elif chunk:
+            parts.append(chunk)
+    return parts
+
+
+def _canonical_ids(data: Any, catalogue: Catalogue) -> tuple[Any, dict[str, str]]:
+    """Map legacy integration ids (``x-legacy-ids``) to current ones; remember the raw key."""
     if not isinstance(data, dict) or not isinstance(data.get("integrations"), dict):
-        return data
+        return data, {}
     cells = data["integrations"]
-    renamed = {}
+    renamed: dict[Any, Any] = {}
+    raw_keys: dict[str, str] = {}
     for key, value in cells.items():
         current = catalogue.resolve(key) if isinstance(key, str) else None
         use = current if current is not None and current not in cells else key
         renamed[use] = value
-    return {**data, "integrations": renamed}
+        raw_keys[str(use)] = key
+    return {**data, "integrations": renamed}, raw_keys
+
+
+FieldProblem = tuple[tuple[str | int, ...], str]
+
+
+def check_cell(cell: LedgerCell) -> tuple[LedgerCell | None, list[FieldProblem]]:
+    """Replay a cell's history; return the cell with absent derived fields filled in.
+
+    A full history (fewer than :data:`HISTORY_LIMIT` entries) is replayed from
+    ``pending``. A capped one may have started in any state, so every possible start
+    is tried and the cell is accepted when one of them leads to it.
+    """
+    history = cell.history
+    for index in range(1, len(history)):
+        if parse_timestamp(history[index].at) < parse_timestamp(history[index - 1].at):
+            return None, [
+                (
+                    ("history", index, "at"),
+                    f"{history[index].at} is earlier than the entry before it "
+                    f"({history[index - 1].at}); history is kept in time order",
+                )
+            ]
+    given = cell.model_fields_set | {"current_status"}
+    results: list[LedgerCell] = []
+    refused: tuple[int, str] | None = None
+    for start in _possible_starts(cell):
+        try:
+            results.append(replay(start, history))
+        except _ReplayRefusal as exc:
+            refused = (exc.index, exc.message)
+    for result in results:
+        if all(getattr(result, f) == getattr(cell, f) for f in DERIVED_FIELDS if f in given):
+            filled = {f: getattr(result, f) for f in DERIVED_FIELDS if f not in given}
+            return cell.model_copy(update=filled), []
+    if not results and refused is not None:
+        index, message = refused
+        return None, [(("history", index), message)]
+    for name in DERIVED_FIELDS:
+        if name not in given:
+            continue
+        possible = sorted({repr(getattr(r, name)) for r in results})
+        if repr(getattr(cell, name)) not in possible:
+            return None, [
+                (
+                    (name,),
+                    f"{getattr(cell, name)!r} does not follow from the recorded history, "
+                    f"which gives {' or '.join(possible)}; the ledger was edited outside "
+                    "petrova (restore it from version control; change it only with "
+                    "`petrova state record` and `petrova state promote`)",
+                )
+            ]
+    return None, [
+        (
+            ("current_status",),
+            "these fields together do not follow from the recorded history; the ledger "
+            "was edited outside petrova (restore it from version control)",
+        )
+    ]
+
+
+def _possible_starts(cell: LedgerCell) -> list[LedgerCell]:
+    if len(cell.history) < HISTORY_LIMIT:
+        return [LedgerCell()]
+    first = parse_timestamp(cell.history[0].at)
+
+    def before(value: str | None) -> str | None:
+        return value if value is not None and parse_timestamp(value) <= first else None
+
+    starts: list[LedgerCell] = [LedgerCell()]
+    streaks: dict[StoredStatus, tuple[int, ...]] = {
+        "ok": (0, 1),
+        "degraded": (0, 1, 2),
+        "failing": (0,),
+        "not_applicable": (0,),
+    }
+    for status, counts in streaks.items():
+        for streak in counts:
+            for needs_human in (False, True):
+                starts.append(
+                    LedgerCell(
+                        current_status=status,
+                        status_since=before(cell.status_since),
+                        last_verified_at=before(cell.last_verified_at),
+                        ok_since=before(cell.ok_since) if status == "ok" else None,
+                        needs_human=needs_human,
+                        streak=streak,
+                    )
+                )
+    return starts
+
+
+class _ReplayRefusal(NothingToPromote):
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+def replay(start: LedgerCell, entries: Sequence[HistoryEntry]) -> LedgerCell:
+    """Apply ``entries`` in order to ``start``: the reference reading of the rules."""
+    cell = start
+    for index, entry in enumerate(entries):
+        if isinstance(entry, ProbeEntry):
+            cell = apply_outcome(cell, entry)
+            continue
+        try:
+            cell = apply_promotion(cell, entry)
+        except NothingToPromote as exc:
+            raise _ReplayRefusal(f"a promotion cannot happen here: {exc.message}", index) from None
+    return cell
+
+
+# --- the rules -------------------------------------------------------------------------------
+
+
+def _capped(history: Sequence[HistoryEntry]) -> list[HistoryEntry]:
+    return list(history[-HISTORY_LIMIT:])
+
+
+def apply_outcome(cell: LedgerCell, entry: ProbeEntry) -> LedgerCell:
+    """The cell after one probe outcome. Never raises a status; see the module docstring."""
+    history = _capped([*cell.history, entry])
+    outcome, at = entry.outcome, entry.at
+    if outcome == "unreachable":
+        return cell.model_copy(update={"history": history, "ok_since": None})
+    status = cell.current_status
+    status_since = cell.status_since
+    streak = cell.streak
+    if status == "pending":
+        status, status_since, streak, needs_human = outcome, at, 0, False
+    elif outcome == "ok":
+        streak = 0
+        needs_human = status != "ok"
+    elif outcome == "not_applicable":
+        needs_human = status != "not_applicable"
+    elif status == "not_applicable":
+        needs_human = True
+    else:
+        needs_human = False
+        if status in DEMOTION:
+            limit, lower = DEMOTION[status]
+            streak += 1
+            if streak >= limit:
+                status, status_since, streak = lower, at, 0
+    ok_run = outcome == "ok" and status == "ok"
+    return cell.model_copy(
+        update={
+            "current_status": status,
+            "status_since": status_since,
+            "last_verified_at": at,
+            "ok_since": (cell.ok_since or at) if ok_run else None,
+            "needs_human": needs_human,
+            "streak": streak,
+            "history": history,
+        }
+    )
+
+
+def promote(cell: LedgerCell, by: str, reason: str, at: str) -> LedgerCell:
+    """A human lifting the cell to ``ok`` (the only way up); the entry records who and why."""
+    try:
+        entry = PromotionEntry(at=at, by=by, reason=reason)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            name = str(err["loc"][0]) if err["loc"] else "promotion"
+            option = {"by": "--by", "reason": "--reason", "at": "--now"}.get(name, name)
+            hint = {
+                "by": " (expected human:NAME, e.g. human:ada)",
+                "reason": " (a sentence of 1 to 500 characters saying why)",
+            }.get(name, "")
+            problems.append(Problem(f"{err['msg']}{hint}", Location(field=option)))
+        raise PromotionInvalid("the promotion is not valid", problems=problems) from None
+    return apply_promotion(cell, entry)
+
+
+def apply_promotion(cell: LedgerCell, entry: PromotionEntry) -> LedgerCell:
+    status = cell.current_status
+    if status == "pending":
+        raise NothingToPromote(
+            "the cell is pending: nothing has been observed yet, and the first conclusive "
+            "probe outcome sets its status"
+        )
+    if status == "ok" and not cell.needs_human and cell.streak == 0:
+        raise NothingToPromote("the cell is already ok with nothing waiting for a human")
+    return cell.model_copy(
+        update={
+            "current_status": "ok",
+            "status_since": cell.status_since if status == "ok" else entry.at,
+            "ok_since": cell.ok_since or entry.at,
+            "needs_human": False,
+            "streak": 0,
+            "history": _capped([*cell.history, entry]),
+        }
+    )
+
+
+def newest_at(cell: LedgerCell) -> datetime | None:
+    """The time of the cell's newest entry: new entries may not be older."""
+    return parse_timestamp(cell.history[-1].at) if cell.history else None
+
+
+def run_broken_at(cell: LedgerCell) -> str | None:
+    """When the cell's run of ``ok`` outcomes ended: the first entry after the last ok.
+
+    ``None`` when the newest entry is an ok outcome or a promotion (nothing broke it).
+    """
+    since: str | None = None
+    for entry in reversed(cell.history):
+        if isinstance(entry, PromotionEntry) or entry.outcome == "ok":
+            break
+        since = entry.at
+    return since
+
+
+# --- staleness ---------------------------------------------------------------------------
 
 
 def observed_status(cell: LedgerCell, *, now: datetime, stale_after: timedelta) -> ObservedStatus:
@@ -98,7 +411,7 @@ def observed_status(cell: LedgerCell, *, now: datetime, stale_after: timedelta) 
     ``not_applicable`` never go stale, there is nothing to re-verify.
     """
     status = cell.current_status
-    if status in ("pending", "not_applicable", "stale"):
+    if status in ("pending", "not_applicable"):
         return status
     newest = last_conclusive_at(cell)
     if newest is None:
@@ -120,9 +433,24 @@ def last_conclusive_at(cell: LedgerCell) -> datetime | None:
     return None
 
 
+# --- writing -------------------------------------------------------------------------------
+
+
 def render_ledger(ledger: Ledger) -> bytes:
     """A ledger's bytes: JSON, which is also YAML, so any YAML tool still reads it and a
     JSON parser reads it much faster. Keys in model order; absent optionals left out."""
     from petrova.output import to_json_bytes
 
     return to_json_bytes(ledger.model_dump(mode="json", exclude_none=True))
+
+
+def write_ledger(path: Path, ledger: Ledger, catalogue: Catalogue) -> WriteVerb:
+    """Write atomically, after reading back what is about to be written.
+
+    The caller holds ``petrova.lock.file_lock(path)``. A ledger that would not load
+    is never written: the old file stays.
+    """
+    data = render_ledger(ledger)
+    shown = str(path)
+    parse_ledger(parse_yaml(decode_text(data, shown), shown), catalogue, slug=ledger.slug)
+    return write_atomic(path, data)

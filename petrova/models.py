@@ -121,6 +121,8 @@ Profile = Literal["strict", "standard", "permissive"]
 ApplicabilityValue = Literal["required", "optional", "not_applicable"]
 DeclaredStatus = Literal["pending", "wired", "not_applicable"]
 ObservedStatus = Literal["pending", "ok", "degraded", "failing", "stale", "not_applicable"]
+#: What a ledger stores: ``stale`` is never stored, it is computed when the ledger is read.
+StoredStatus = Literal["pending", "ok", "degraded", "failing", "not_applicable"]
 Outcome = Literal["ok", "degraded", "failing", "unreachable", "not_applicable"]
 CellStatus = Literal["ok", "degraded", "failing", "stale", "pending", "not_applicable"]
 
@@ -229,17 +231,45 @@ class PromotionEntry(Model):
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
-HistoryEntry = ProbeEntry | PromotionEntry
+def _history_kind(value: Any) -> str:
+    if isinstance(value, PromotionEntry) or (
+        isinstance(value, dict) and ("by" in value or "promoted_to" in value)
+    ):
+        return "Promotion"
+    return "Probe"
+
+
+#: A probe outcome, or a promotion (it has ``by``). The discriminator makes one bad
+#: entry give one error, at its own fields.
+HistoryEntry = Annotated[
+    Annotated[ProbeEntry, Tag("Probe")] | Annotated[PromotionEntry, Tag("Promotion")],
+    Discriminator(_history_kind),
+]
+#: The newest entries kept per integration (SPEC §6).
+HISTORY_LIMIT = 20
 
 
 class LedgerCell(Model):
-    current_status: ObservedStatus = "pending"
+    """One integration's observed state; every field but ``history`` follows from it.
+
+    The derived fields are stored so that they survive the history being capped, and
+    a ledger is checked on load by replaying its history (``petrova.ledger``).
+    """
+
+    current_status: StoredStatus = "pending"
+    #: When ``current_status`` took its value (first conclusive outcome, demotion, promotion).
+    status_since: Timestamp | None = None
+    #: The newest conclusive outcome's time; staleness is measured from here.
     last_verified_at: Timestamp | None = None
+    #: Start of the unbroken run of ``ok`` outcomes (or the promotion) while the status is
+    #: ``ok``; what the rollout gate measures. Any other outcome, ``unreachable`` included,
+    #: clears it.
+    ok_since: Timestamp | None = None
     #: A probe saw a recovery that only a human may act on (``petrova state promote``).
     needs_human: bool = False
     #: Consecutive non-ok outcomes counting toward the next demotion step.
     streak: Annotated[int, Field(ge=0)] = 0
-    history: list[HistoryEntry] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
 
 
 class Ledger(Model):
