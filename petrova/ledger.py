@@ -345,8 +345,13 @@ def apply_outcome(cell: LedgerCell, entry: ProbeEntry) -> LedgerCell:
 
 def promote(cell: LedgerCell, by: str, reason: str, at: str) -> LedgerCell:
     """A human lifting the cell to ``ok`` (the only way up); the entry records who and why."""
+    return apply_promotion(cell, promotion_entry(by, reason, at))
+
+
+def promotion_entry(by: str, reason: str, at: str) -> PromotionEntry:
+    """Check a promotion's who, why and when before any ledger is touched."""
     try:
-        entry = PromotionEntry(at=at, by=by, reason=reason)
+        return PromotionEntry(at=at, by=by, reason=reason)
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):
@@ -358,7 +363,6 @@ def promote(cell: LedgerCell, by: str, reason: str, at: str) -> LedgerCell:
             }.get(name, "")
             problems.append(Problem(f"{err['msg']}{hint}", Location(field=option)))
         raise PromotionInvalid("the promotion is not valid", problems=problems) from None
-    return apply_promotion(cell, entry)
 
 
 def apply_promotion(cell: LedgerCell, entry: PromotionEntry) -> LedgerCell:

@@ -1,0 +1,177 @@
+"""``petrova state``: feed the probe ledger, and promote after a human review."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from petrova import state as core
+from petrova.commands._common import (
+    catalogue_option,
+    emit,
+    json_option,
+    open_registry,
+    registry_option,
+    resolve_state_dir,
+    say,
+    state_dir_option,
+)
+from petrova.errors import Location, ProbeInputInvalid, UsageError
+from petrova.io import read_input
+from petrova.output import to_json_bytes
+
+_NOW_HELP = "The clock, RFC 3339 (for tests and replays). [default: the system clock]"
+_WAIT_HELP = "Seconds to wait for another run holding the ledger's lock. [default: 60]"
+
+
+@click.group()
+def state() -> None:
+    """Record probe outcomes in state/<slug>.yaml; promote after a human review.
+
+    Probes demote, humans promote: `ok` becomes `degraded` after 2 non-ok outcomes in a
+    row and `degraded` becomes `failing` after 3 more; `unreachable` never demotes; no
+    outcome ever lifts a status, a recovery is flagged `needs_human` until `promote`.
+    """
+
+
+@state.command()
+@click.argument("slug", required=False)
+@click.argument("integration", required=False)
+@click.argument("outcome", required=False)
+@click.option("--detail", default=None, help="What the probe saw (at most 200 characters).")
+@click.option("--evidence-sha", default=None, help="The commit or artefact the probe checked.")
+@click.option("--at", default=None, help="When the probe looked, RFC 3339. [default: now]")
+@click.option(
+    "--from",
+    "batch",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    default=None,
+    help="Record many outcomes from a JSON-lines file ('-' for stdin), all or nothing.",
+)
+@click.option("--now", default=None, help=_NOW_HELP)
+@click.option("--wait", type=click.FloatRange(min=0), default=60.0, help=_WAIT_HELP)
+@json_option
+@registry_option
+@catalogue_option
+@state_dir_option
+def record(
+    slug: str | None,
+    integration: str | None,
+    outcome: str | None,
+    detail: str | None,
+    evidence_sha: str | None,
+    at: str | None,
+    batch: Path | None,
+    now: str | None,
+    wait: float,
+    as_json: bool,
+    registry_path: Path | None,
+    catalogue_path: Path | None,
+    state_dir: Path | None,
+) -> None:
+    """Append probe outcomes to the ledger: SLUG INTEGRATION OUTCOME, or --from FILE.
+
+    OUTCOME is one of ok, degraded, failing, unreachable, not_applicable. A --from file
+    has one JSON object per line: {"slug": ..., "integration": ..., "outcome": ...}
+    and optionally "at", "detail", "evidence_sha". Every line is checked before
+    anything is written; one bad line records nothing. Outcomes older than the newest
+    entry of their cell are refused.
+    """
+    clock = core.clock(now)
+    loaded = open_registry(registry_path, catalogue_path, today=clock.date())
+    single = (slug, integration, outcome)
+    if batch is not None:
+        if any(v is not None for v in (*single, detail, evidence_sha, at)):
+            raise UsageError(
+                "--from takes every outcome from the file; drop SLUG INTEGRATION OUTCOME "
+                "and --at/--detail/--evidence-sha"
+            )
+        requests = core.read_batch(*_read_batch(batch), loaded, now=clock)
+    else:
+        if None in single:
+            raise UsageError(
+                "give SLUG INTEGRATION OUTCOME (e.g. `petrova state record kahn-hq ares ok`), "
+                "or --from FILE"
+            )
+        fields = {
+            "slug": slug,
+            "integration": integration,
+            "outcome": outcome,
+            "at": at,
+            "detail": detail,
+            "evidence_sha": evidence_sha,
+        }
+        requests = [core.make_request(loaded, fields, now=clock)]
+    for request in requests:
+        if request.legacy_id is not None:
+            say(f"note: {request.legacy_id!r} is the old name of {request.integration!r}")
+    result = core.record(loaded, resolve_state_dir(state_dir, loaded.path), requests, wait=wait)
+    _report(result, as_json=as_json)
+    if not requests:
+        say("nothing to record: the file has no outcomes")
+
+
+@state.command()
+@click.argument("slug")
+@click.argument("integration")
+@click.option("--by", required=True, help="Who decided: human:NAME.")
+@click.option("--reason", required=True, help="Why the integration is ok again.")
+@click.option("--now", default=None, help=_NOW_HELP)
+@click.option("--wait", type=click.FloatRange(min=0), default=60.0, help=_WAIT_HELP)
+@json_option
+@registry_option
+@catalogue_option
+@state_dir_option
+def promote(
+    slug: str,
+    integration: str,
+    by: str,
+    reason: str,
+    now: str | None,
+    wait: float,
+    as_json: bool,
+    registry_path: Path | None,
+    catalogue_path: Path | None,
+    state_dir: Path | None,
+) -> None:
+    """Set an observed status back to ok: the only way up, recorded with who and why.
+
+    Clears needs_human and the demotion streak. Refused for a cell that is pending
+    (nothing observed yet) or already ok with nothing waiting for a human.
+    """
+    clock = core.clock(now)
+    loaded = open_registry(registry_path, catalogue_path, today=clock.date())
+    result = core.promote(
+        loaded,
+        resolve_state_dir(state_dir, loaded.path),
+        slug=slug,
+        integration=integration,
+        by=by,
+        reason=reason,
+        now=clock,
+        wait=wait,
+    )
+    _report(result, as_json=as_json)
+
+
+def _read_batch(batch: Path) -> tuple[bytes, str]:
+    if str(batch) == "-":
+        return sys.stdin.buffer.read(), "<stdin>"
+    try:
+        return read_input(batch), str(batch)
+    except OSError as exc:
+        raise ProbeInputInvalid(
+            f"cannot read the file: {exc.strerror}", location=Location(str(batch))
+        ) from None
+
+
+def _report(result: core.Recorded, *, as_json: bool) -> None:
+    if as_json:
+        emit(to_json_bytes([core.change_as_dict(c) for c in result.changes]), None)
+    else:
+        for change in result.changes:
+            click.echo(core.describe(change))
+    for written in result.written:
+        say(f"{written.verb} {written.path}")
