@@ -1,0 +1,149 @@
+"""``petrova rollout``: tier status, and the gate that says when the next tier may start."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from petrova.commands._common import (
+    DURATION,
+    catalogue_option,
+    emit,
+    json_option,
+    open_registry,
+    registry_option,
+    resolve_state_dir,
+    say,
+    state_dir_option,
+    workspace_option,
+)
+from petrova.errors import GateClosed
+from petrova.ledger import DEFAULT_STALE_AFTER
+from petrova.rollout import (
+    RolloutReport,
+    gate_json,
+    gate_text,
+    rollout_report,
+    status_json,
+    status_text,
+)
+from petrova.snapshot import gather
+from petrova.state import clock
+
+
+def _window_options(func: click.decorators.FC) -> click.decorators.FC:
+    func = click.option(
+        "--days",
+        type=click.IntRange(min=1),
+        default=7,
+        show_default=True,
+        help="How long a tier must have been green.",
+    )(func)
+    func = click.option(
+        "--now",
+        default=None,
+        help="The clock, RFC 3339 (for tests and replays). [default: the system clock]",
+    )(func)
+    func = click.option(
+        "--stale-after",
+        type=DURATION,
+        default=DEFAULT_STALE_AFTER,
+        help="A cell with no conclusive probe outcome for this long reads 'stale', as in "
+        "the snapshot. [default: 72h]",
+    )(func)
+    for option in (json_option, registry_option, catalogue_option, state_dir_option):
+        func = option(func)
+    return workspace_option(func)
+
+
+def _report(
+    *,
+    days: int,
+    now: str | None,
+    stale_after: timedelta,
+    registry_path: Path | None,
+    catalogue_path: Path | None,
+    state_dir: Path | None,
+    workspace: Path | None,
+) -> RolloutReport:
+    moment = clock(now)
+    loaded = open_registry(registry_path, catalogue_path, today=moment.date())
+    inputs = gather(
+        loaded, state_dir=resolve_state_dir(state_dir, loaded.path), workspace=workspace
+    )
+    report = rollout_report(inputs, now=moment, days=days, stale_after=stale_after)
+    for warning in report.warnings:
+        say(f"warning: {warning.code} [{warning.slug or '-'}]: {warning.message}")
+    return report
+
+
+@click.group()
+def rollout() -> None:
+    """Tier status and the rollout gate: a tier must be green for --days before the next.
+
+    Green for a repo: migrated, and every applicable integration shows ok and has been
+    observed ok at every outcome for the whole window (`unreachable` does not count).
+    Not-applicable cells never hold a tier back; pending ones always do.
+    """
+
+
+@rollout.command()
+@_window_options
+def status(
+    days: int,
+    now: str | None,
+    stale_after: timedelta,
+    as_json: bool,
+    registry_path: Path | None,
+    catalogue_path: Path | None,
+    state_dir: Path | None,
+    workspace: Path | None,
+) -> None:
+    """Each tier: its repos, migrated or not, every dot, and whether the tier is green."""
+    report = _report(
+        days=days,
+        now=now,
+        stale_after=stale_after,
+        registry_path=registry_path,
+        catalogue_path=catalogue_path,
+        state_dir=state_dir,
+        workspace=workspace,
+    )
+    emit(status_json(report) if as_json else status_text(report), None)
+
+
+@rollout.command()
+@click.argument("tier", type=click.IntRange(min=1))
+@_window_options
+def gate(
+    tier: int,
+    days: int,
+    now: str | None,
+    stale_after: timedelta,
+    as_json: bool,
+    registry_path: Path | None,
+    catalogue_path: Path | None,
+    state_dir: Path | None,
+    workspace: Path | None,
+) -> None:
+    """Exit 0 when TIER has been green for the whole window, 1 otherwise.
+
+    When held back, says which repo and integration holds it and since when.
+    """
+    report = _report(
+        days=days,
+        now=now,
+        stale_after=stale_after,
+        registry_path=registry_path,
+        catalogue_path=catalogue_path,
+        state_dir=state_dir,
+        workspace=workspace,
+    )
+    view = report.tier(tier)
+    emit(gate_json(view, report) if as_json else gate_text(view, report), None)
+    if not view.green:
+        first = view.holds[0]
+        more = f" (and {len(view.holds) - 1} more)" if len(view.holds) > 1 else ""
+        raise GateClosed(f"tier {tier} is not green for {days} days: {first.message}{more}")

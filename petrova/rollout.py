@@ -1,0 +1,360 @@
+"""The rollout gate: "do not proceed to tier N+1 until tier N has been green for 7 days".
+
+Pure functions over what :func:`petrova.snapshot.gather` read and a clock. The dots are
+the snapshot's own (same derivation, same staleness), so the gate can never disagree
+with the dashboard about what a cell shows. On top of the dot, the gate asks how long
+it has been ok: the ledger's ``ok_since``, the start of the unbroken run of ``ok``
+outcomes (or the promotion that began it), which any other outcome, ``unreachable``
+included, resets.
+
+A repo is green when it is migrated and every applicable integration (the registry
+does not say ``not_applicable``, nor the contract when it could be read) shows ``ok``
+with ``ok_since`` at least the window old. A tier is green when all its repos are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from petrova.errors import TierUnknown
+from petrova.ledger import run_broken_at
+from petrova.models import (
+    CellStatus,
+    LedgerCell,
+    ProbeEntry,
+    SnapshotCell,
+    SnapshotWarning,
+    format_timestamp,
+    parse_timestamp,
+)
+from petrova.output import text_table, to_json_bytes
+from petrova.snapshot import FleetInputs, build_snapshot
+
+HoldReason = Literal["not_migrated", "pending", "not_ok", "stale", "run_broken", "too_young"]
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why one repo (or one of its cells) keeps its tier from being green, and since when."""
+
+    slug: str
+    integration: str | None
+    reason: HoldReason
+    status: CellStatus | None
+    since: str | None
+    green_at: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "integration": self.integration,
+            "reason": self.reason,
+            "status": self.status,
+            "since": self.since,
+            "green_at": self.green_at,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class CellView:
+    integration: str
+    status: CellStatus
+    applicable: bool
+    needs_human: bool
+    ok_since: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "applicable": self.applicable,
+            "needs_human": self.needs_human,
+            "ok_since": self.ok_since,
+        }
+
+
+@dataclass(frozen=True)
+class RepoView:
+    slug: str
+    migrated: bool
+    cells: tuple[CellView, ...]
+    holds: tuple[Hold, ...]
+    #: When every applicable cell had become ok for good; ``None`` when held back or
+    #: when nothing applies (then nothing can hold it back).
+    green_since: str | None
+
+    @property
+    def green(self) -> bool:
+        return not self.holds
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "migrated": self.migrated,
+            "green": self.green,
+            "green_since": self.green_since,
+            "cells": {c.integration: c.as_dict() for c in self.cells},
+            "holds": [h.as_dict() for h in self.holds],
+        }
+
+
+@dataclass(frozen=True)
+class TierView:
+    tier: int
+    repos: tuple[RepoView, ...]
+
+    @property
+    def green(self) -> bool:
+        return all(r.green for r in self.repos)
+
+    @property
+    def holds(self) -> tuple[Hold, ...]:
+        return tuple(h for r in self.repos for h in r.holds)
+
+    @property
+    def green_since(self) -> str | None:
+        if not self.green:
+            return None
+        times = [r.green_since for r in self.repos if r.green_since is not None]
+        return max(times, key=parse_timestamp) if times else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tier": self.tier,
+            "green": self.green,
+            "green_since": self.green_since,
+            "repos": [r.as_dict() for r in self.repos],
+            "holds": [h.as_dict() for h in self.holds],
+        }
+
+
+@dataclass(frozen=True)
+class RolloutReport:
+    now: datetime
+    days: int
+    integration_ids: tuple[str, ...]
+    tiers: tuple[TierView, ...]
+    warnings: tuple[SnapshotWarning, ...]
+
+    def tier(self, number: int) -> TierView:
+        for view in self.tiers:
+            if view.tier == number:
+                return view
+        known = ", ".join(str(t.tier) for t in self.tiers) or "none"
+        raise TierUnknown(f"no repo in the registry has tier {number}; tiers: {known}")
+
+    def header(self) -> dict[str, Any]:
+        return {"now": format_timestamp(self.now), "days": self.days}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.header(),
+            "integration_ids": list(self.integration_ids),
+            "tiers": [t.as_dict() for t in self.tiers],
+            "warnings": [w.model_dump(mode="json") for w in self.warnings],
+        }
+
+
+def rollout_report(
+    inputs: FleetInputs, *, now: datetime, days: int, stale_after: timedelta
+) -> RolloutReport:
+    """Every tier, in ascending order, its repos in registry order."""
+    snapshot = build_snapshot(inputs, now=now, stale_after=stale_after)
+    window = timedelta(days=days)
+    by_tier: dict[int, list[RepoView]] = {}
+    for entry, row in zip(inputs.loaded.registry.repos, snapshot.rows, strict=True):
+        repo_inputs = inputs.repos.get(entry.slug)
+        ledger = repo_inputs.ledger if repo_inputs is not None else None
+        if row.integrations is None:
+            unmigrated = Hold(
+                entry.slug,
+                None,
+                "not_migrated",
+                None,
+                None,
+                None,
+                f"{entry.slug}: not migrated (no contract_sha in the registry)",
+            )
+            by_tier.setdefault(entry.tier, []).append(
+                RepoView(entry.slug, False, (), (unmigrated,), None)
+            )
+            continue
+        cells: list[CellView] = []
+        holds: list[Hold] = []
+        since: list[str] = []
+        for integration, shown in row.integrations.items():
+            stored = ledger.integrations.get(integration) if ledger is not None else None
+            view = _cell_view(integration, shown, stored)
+            cells.append(view)
+            if not view.applicable:
+                continue
+            hold = _hold(entry.slug, view, shown, stored, now=now, window=window)
+            if hold is not None:
+                holds.append(hold)
+            elif view.ok_since is not None:
+                since.append(view.ok_since)
+        green_since = max(since, key=parse_timestamp) if since and not holds else None
+        by_tier.setdefault(entry.tier, []).append(
+            RepoView(entry.slug, True, tuple(cells), tuple(holds), green_since)
+        )
+    tiers = tuple(TierView(t, tuple(by_tier[t])) for t in sorted(by_tier))
+    return RolloutReport(
+        now, days, tuple(snapshot.integration_ids), tiers, tuple(snapshot.warnings)
+    )
+
+
+def _cell_view(integration: str, shown: SnapshotCell, stored: LedgerCell | None) -> CellView:
+    applicable = not (shown.applicability == "not_applicable" or shown.declared == "not_applicable")
+    return CellView(
+        integration,
+        shown.status,
+        applicable,
+        bool(shown.needs_human),
+        stored.ok_since if stored is not None and shown.status == "ok" else None,
+    )
+
+
+def _hold(
+    slug: str,
+    view: CellView,
+    shown: SnapshotCell,
+    stored: LedgerCell | None,
+    *,
+    now: datetime,
+    window: timedelta,
+) -> Hold | None:
+    """Why this applicable cell holds its tier back, or ``None`` when it is green."""
+    name = f"{slug} {view.integration}"
+    status = view.status
+    if status == "pending":
+        why = (
+            "declared pending in the contract"
+            if shown.declared == "pending"
+            else "nothing observed yet"
+        )
+        return Hold(
+            slug, view.integration, "pending", status, None, None, f"{name}: pending, {why}"
+        )
+    if stored is None:  # pragma: no cover - only pending cells lack a ledger cell
+        return None
+    if status == "stale":
+        since = stored.last_verified_at
+        return Hold(
+            slug,
+            view.integration,
+            "stale",
+            status,
+            since,
+            None,
+            f"{name}: stale, no conclusive probe outcome since {since}",
+        )
+    if status != "ok":
+        since = stored.status_since
+        message = f"{name}: {status} since {since}"
+        if stored.needs_human:
+            message += (
+                f"; the newest outcome disagrees and waits for a human "
+                f"(petrova state promote {slug} {view.integration} ...)"
+            )
+        return Hold(slug, view.integration, "not_ok", status, since, None, message)
+    if stored.ok_since is None:
+        since = run_broken_at(stored)
+        newest = stored.history[-1]
+        what = newest.outcome if isinstance(newest, ProbeEntry) else "promotion"
+        return Hold(
+            slug,
+            view.integration,
+            "run_broken",
+            status,
+            since,
+            None,
+            f"{name}: ok, but not observed ok at every outcome since {since} "
+            f"(newest: {what} at {newest.at}); the {window.days}-day clock restarts at "
+            "the next ok outcome",
+        )
+    ok_since = parse_timestamp(stored.ok_since)
+    if now - ok_since < window:
+        green_at = format_timestamp(ok_since + window)
+        return Hold(
+            slug,
+            view.integration,
+            "too_young",
+            status,
+            stored.ok_since,
+            green_at,
+            f"{name}: ok since {stored.ok_since}, {_span(now - ok_since)} of "
+            f"{window.days}d; green at {green_at} if every outcome until then is ok",
+        )
+    return None
+
+
+def _span(delta: timedelta) -> str:
+    hours = int(delta.total_seconds() // 3600)
+    return f"{hours // 24}d {hours % 24}h"
+
+
+# --- reporters -------------------------------------------------------------------------
+
+_DOT = {
+    "ok": "ok",
+    "degraded": "degraded",
+    "failing": "FAILING",
+    "stale": "stale",
+    "pending": "pending",
+    "not_applicable": "n/a",
+}
+
+
+def status_json(report: RolloutReport) -> bytes:
+    return to_json_bytes(report.as_dict())
+
+
+def status_text(report: RolloutReport) -> bytes:
+    """Each tier: its repos, migrated or not, each dot, green or not, and what holds it."""
+    parts: list[str] = []
+    for tier in report.tiers:
+        parts.append(_tier_heading(tier, report) + "\n")
+        headers = ["slug", "migrated", *report.integration_ids, "green"]
+        rows = []
+        for repo in tier.repos:
+            dots = {c.integration: _dot(c) for c in repo.cells}
+            rows.append(
+                [
+                    repo.slug,
+                    "yes" if repo.migrated else "no",
+                    *(dots.get(i, "-") for i in report.integration_ids),
+                    "yes" if repo.green else "no",
+                ]
+            )
+        parts.append(text_table(headers, rows))
+        parts += [f"  held: {h.message}\n" for h in tier.holds]
+        parts.append("\n")
+    if any(c.needs_human for t in report.tiers for r in t.repos for c in r.cells):
+        parts.append("! = the newest outcome waits for a human: petrova state promote\n")
+    return "".join(parts).encode()
+
+
+def gate_text(tier: TierView, report: RolloutReport) -> bytes:
+    lines = [_tier_heading(tier, report)]
+    lines += [f"  held: {h.message}" for h in tier.holds]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def gate_json(tier: TierView, report: RolloutReport) -> bytes:
+    return to_json_bytes({**report.header(), **tier.as_dict()})
+
+
+def _tier_heading(tier: TierView, report: RolloutReport) -> str:
+    at = format_timestamp(report.now)
+    if tier.green:
+        since = f"ok since {tier.green_since}" if tier.green_since else "nothing applicable"
+        return f"tier {tier.tier}: green for the {report.days}-day window at {at} ({since})"
+    count = len(tier.holds)
+    return f"tier {tier.tier}: held back at {at} ({count} hold(s), {report.days}-day window)"
+
+
+def _dot(cell: CellView) -> str:
+    return _DOT[cell.status] + ("!" if cell.needs_human else "")
