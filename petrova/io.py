@@ -9,6 +9,7 @@ that a date field validates as the string it looks like.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -28,6 +29,12 @@ try:  # libyaml when present: several times faster on big registries
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
+_fast: Any
+try:  # a Rust YAML parser, about 15x faster than libyaml; optional (see fast_parse)
+    import ryaml as _fast
+except ImportError:  # pragma: no cover - exercised by the parity tests' fallback case
+    _fast = None
+
 PathPart = str | int
 FieldPath = Sequence[PathPart]
 
@@ -36,10 +43,14 @@ DEFAULT_MAX_INPUT_BYTES = 64 * 1024 * 1024
 _STR_TAG = "tag:yaml.org,2002:str"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_NULL_TAG = "tag:yaml.org,2002:null"
 
 
 class _StrictLoader(_BaseLoader):
     """Safe loader with petrova's rules; see the module docstring."""
+
+    #: Keys whose plain scalars stay the text people wrote (set per parse).
+    string_keys: frozenset[str] = frozenset()
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, MappingNode):
@@ -63,7 +74,18 @@ class _StrictLoader(_BaseLoader):
                         key_node.start_mark,
                     )
                 seen[key_node.value] = key_node
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        if self.string_keys and isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                if (
+                    key_node.value in self.string_keys
+                    and isinstance(value_node, ScalarNode)
+                    and not value_node.style  # plain: None (Python) or "" (libyaml)
+                    and value_node.tag not in (_STR_TAG, _NULL_TAG)
+                ):
+                    # e.g. contract_sha: 000000000001 is a sha, not the integer 1
+                    mapping[key_node.value] = value_node.value
+        return mapping
 
 
 _StrictLoader.yaml_implicit_resolvers = {
@@ -145,9 +167,16 @@ def decode_text(raw: bytes, display: str) -> str:
     return text
 
 
-def parse_yaml(text: str, display: str) -> YamlDocument:
-    """Parse one YAML document with the strict loader; errors carry line and column."""
+def parse_yaml(
+    text: str, display: str, *, string_keys: frozenset[str] = frozenset()
+) -> YamlDocument:
+    """Parse one YAML document with the strict loader; errors carry line and column.
+
+    Plain scalars under ``string_keys`` keep their text whatever they look like, for
+    fields the models type as strings (a sha of twelve digits, a ``yes`` in notes).
+    """
     loader = _StrictLoader(text)
+    loader.string_keys = string_keys
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -173,10 +202,82 @@ def parse_yaml(text: str, display: str) -> YamlDocument:
     return YamlDocument(display, data, node)
 
 
-def load_yaml_file(path: Path, *, display: str | None = None) -> YamlDocument:
+def load_yaml_file(
+    path: Path, *, display: str | None = None, string_keys: frozenset[str] = frozenset()
+) -> YamlDocument:
     """Read and parse a YAML file; missing or unreadable files raise ``OSError``."""
     shown = display or str(path)
-    return parse_yaml(decode_text(read_input(path, display=shown), shown), shown)
+    return parse_yaml(
+        decode_text(read_input(path, display=shown), shown), shown, string_keys=string_keys
+    )
+
+
+@dataclass(frozen=True)
+class KeyTypes:
+    """Which mapping keys hold strings and which hold numbers or booleans.
+
+    Derived from the models (and the catalogue's evidence shapes); the strict loader
+    uses ``strings`` and the fast path uses both to know when it may be trusted.
+    """
+
+    strings: frozenset[str] = frozenset()
+    scalars: frozenset[str] = frozenset()
+
+
+# A value the fast parser and PyYAML's resolvers read identically.
+_SAFE_SCALAR = re.compile(
+    r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?|true|false|True|False|TRUE|FALSE|null|~|"
+)
+_DOC_MARKERS = re.compile(r"(?m)^(?:---|\.\.\.)(?:\s|$)")
+
+
+def fast_parse(text: str, keys: KeyTypes) -> Any:
+    """Parse with the fast YAML parser when it provably reads ``text`` as the strict loader.
+
+    Returns :data:`NOT_FAST` when there is no fast parser, or when anything in the text
+    could be read differently (numbers in other notations under numeric keys, non-string
+    values under string keys, non-string keys, merge keys, several documents, any parse
+    error): the caller then uses :func:`parse_yaml`, which also gives line numbers.
+    """
+    if _fast is None or len(_DOC_MARKERS.findall(text)) > 1:
+        return NOT_FAST
+    for key in keys.scalars:
+        pattern = _scalar_value_pattern(key)
+        for match in pattern.finditer(text):
+            if not _SAFE_SCALAR.fullmatch(match.group(1)):
+                return NOT_FAST
+    try:
+        data = _fast.loads(text)
+    except Exception:  # any complaint: let the strict loader explain it with a line
+        return NOT_FAST
+    return data if _agrees(data, keys.strings) else NOT_FAST
+
+
+NOT_FAST: Any = object()
+
+
+@functools.cache
+def _scalar_value_pattern(key: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w-]){re.escape(key)}[ \t]*:[ \t]*([^\s,}}\]#]*)")
+
+
+def _agrees(data: Any, string_keys: frozenset[str]) -> bool:
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if not isinstance(key, str) or key == "<<":
+                    return False
+                if key in string_keys and not (
+                    value is None or isinstance(value, str | dict | list)
+                ):
+                    return False
+                if isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(v for v in item if isinstance(v, dict | list))
+    return True
 
 
 def render_field_path(field_path: FieldPath) -> str:

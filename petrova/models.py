@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -24,6 +25,8 @@ from pydantic import (
     model_serializer,
 )
 from pydantic.json_schema import SkipJsonSchema
+
+from petrova.io import KeyTypes
 
 _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{12}$")
@@ -129,6 +132,44 @@ CellStatus = Literal["ok", "degraded", "failing", "stale", "pending", "not_appli
 ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
 PROFILES: tuple[str, ...] = Profile.__args__  # type: ignore[attr-defined]
 CELL_STATUSES: tuple[str, ...] = CellStatus.__args__  # type: ignore[attr-defined]
+
+
+def key_types(*models: type[BaseModel]) -> KeyTypes:
+    """Which field names hold strings and which hold numbers/booleans, for the YAML loader.
+
+    A name typed differently in two models is left out of ``strings`` (the safe side).
+    """
+    strings: set[str] = set()
+    scalars: set[str] = set()
+    for model in models:
+        for name, info in model.model_fields.items():
+            kinds = _scalar_kinds(info.annotation)
+            if kinds == {"str"}:
+                strings.add(name)
+            elif kinds and kinds <= {"int", "float", "bool"}:
+                scalars.add(name)
+    return KeyTypes(frozenset(strings - scalars), frozenset(scalars))
+
+
+def _scalar_kinds(annotation: Any) -> set[str]:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _scalar_kinds(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        kinds: set[str] = set()
+        for member in get_args(annotation):
+            if member is type(None):
+                continue
+            member_kinds = _scalar_kinds(member)
+            if not member_kinds:
+                return set()
+            kinds |= member_kinds
+        return kinds
+    if origin is Literal:
+        return {type(v).__name__ for v in get_args(annotation)}
+    if annotation in (str, int, float, bool):
+        return {annotation.__name__}
+    return set()
 
 
 class Model(BaseModel):
@@ -342,3 +383,8 @@ class Snapshot(Model):
     totals: SnapshotTotals
     warnings: list[SnapshotWarning]
     rows: list[SnapshotRow]
+
+
+REGISTRY_KEYS = key_types(Registry, RepoEntry, ApplicabilityDetail)
+CONTRACT_KEYS = key_types(Contract, ContractCell)
+LEDGER_KEYS = key_types(Ledger, LedgerCell, ProbeEntry, PromotionEntry)

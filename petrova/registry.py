@@ -8,8 +8,10 @@ integration id) come back as warnings for the caller to show.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,22 @@ from pydantic import ValidationError
 
 from petrova.catalogue import Catalogue
 from petrova.errors import Location, Problem, RegistryInvalid, RegistryNotFound, YamlInvalid
-from petrova.io import YamlDocument, load_yaml_file
-from petrova.models import ApplicabilityDetail, Registry, RepoEntry, applicability_value
+from petrova.io import (
+    FieldPath,
+    YamlDocument,
+    decode_text,
+    fast_parse,
+    parse_yaml,
+    read_input,
+    render_field_path,
+)
+from petrova.models import (
+    REGISTRY_KEYS,
+    ApplicabilityDetail,
+    Registry,
+    RepoEntry,
+    applicability_value,
+)
 from petrova.validation import pydantic_problems
 
 DEFAULT_REGISTRY = Path("registry.yaml")
@@ -38,9 +54,14 @@ class Finding:
 class LoadedRegistry:
     path: Path
     registry: Registry
-    document: YamlDocument
+    text: str
     catalogue: Catalogue
     findings: tuple[Finding, ...]
+
+    @cached_property
+    def document(self) -> YamlDocument:
+        """The composed YAML, for line numbers and surgical edits; parsed on first use."""
+        return parse_yaml(self.text, str(self.path), string_keys=REGISTRY_KEYS.strings)
 
     def entry(self, slug: str) -> RepoEntry | None:
         return self.registry.find(slug)
@@ -52,15 +73,18 @@ class LoadedRegistry:
         raise KeyError(slug)
 
 
+Locate = Callable[[FieldPath], Location]
+
+
 def default_registry_path() -> Path:
     env = os.environ.get("PETROVA_REGISTRY")
     return Path(env) if env else DEFAULT_REGISTRY
 
 
-def load_registry(path: Path, catalogue: Catalogue, *, today: date | None = None) -> LoadedRegistry:
+def read_registry_text(path: Path) -> str:
     shown = str(path)
     try:
-        doc = load_yaml_file(path, display=shown)
+        return decode_text(read_input(path, display=shown), shown)
     except FileNotFoundError:
         raise RegistryNotFound(
             "registry file not found; pass --registry PATH or set PETROVA_REGISTRY",
@@ -77,12 +101,41 @@ def load_registry(path: Path, catalogue: Catalogue, *, today: date | None = None
     except YamlInvalid as exc:
         raise RegistryInvalid(exc.message, problems=exc.problems) from None
 
+
+def load_registry(path: Path, catalogue: Catalogue, *, today: date | None = None) -> LoadedRegistry:
+    """Load, validate and check the registry; ``REGISTRY_INVALID`` lists every problem.
+
+    Valid registries are read by the fast parser when it provably agrees with the strict
+    loader (``io.fast_parse``); anything else, and every invalid registry, goes through
+    the strict loader so that each problem is reported at its line.
+    """
+    shown = str(path)
+    text = read_registry_text(path)
+    day = today or date.today()
+
+    def no_line(field_path: FieldPath) -> Location:
+        return Location(shown, field=render_field_path(field_path))
+
+    raw = fast_parse(text, REGISTRY_KEYS)
+    if isinstance(raw, dict):
+        try:
+            registry = Registry.model_validate(_canonical_ids(raw, catalogue))
+        except ValidationError:
+            registry = None
+        if registry is not None and not _check_fleet(registry, raw, catalogue, no_line):
+            findings = tuple(_soft_findings(registry, raw, catalogue, day, no_line))
+            return LoadedRegistry(path, registry, text, catalogue, findings)
+
+    try:
+        doc = parse_yaml(text, shown, string_keys=REGISTRY_KEYS.strings)
+    except YamlInvalid as exc:
+        raise RegistryInvalid(exc.message, problems=exc.problems) from None
     if not isinstance(doc.data, dict):
         raise RegistryInvalid(
             "the registry must be a mapping with 'schema_version: 1' and a 'repos' list",
             location=doc.locate(()),
         )
-    data = _canonical_ids(doc, catalogue)
+    data = _canonical_ids(doc.data, catalogue)
     try:
         registry = Registry.model_validate(data)
     except ValidationError as exc:
@@ -90,17 +143,17 @@ def load_registry(path: Path, catalogue: Catalogue, *, today: date | None = None
         raise RegistryInvalid(
             f"{len(problems)} problem(s) in the registry", problems=problems
         ) from None
-
-    problems = list(_check_fleet(registry, doc, catalogue))
+    problems = _check_fleet(registry, doc.data, catalogue, doc.locate)
     if problems:
         raise RegistryInvalid(f"{len(problems)} problem(s) in the registry", problems=problems)
-    findings = tuple(_soft_findings(registry, doc, catalogue, today or date.today()))
-    return LoadedRegistry(path, registry, doc, catalogue, findings)
+    findings = tuple(_soft_findings(registry, doc.data, catalogue, day, no_line))
+    loaded = LoadedRegistry(path, registry, text, catalogue, findings)
+    loaded.__dict__["document"] = doc  # already parsed: keep it for callers
+    return loaded
 
 
-def _canonical_ids(doc: YamlDocument, catalogue: Catalogue) -> Any:
+def _canonical_ids(data: Any, catalogue: Catalogue) -> Any:
     """Map legacy integration ids to current ones before validation (x-legacy-ids)."""
-    data = doc.data
     repos = data.get("repos")
     if not isinstance(repos, list):
         return data
@@ -122,13 +175,15 @@ def _canonical_ids(doc: YamlDocument, catalogue: Catalogue) -> Any:
     return {**data, "repos": out_repos} if changed else data
 
 
-def _check_fleet(registry: Registry, doc: YamlDocument, catalogue: Catalogue) -> list[Problem]:
+def _check_fleet(
+    registry: Registry, raw: dict[str, Any], catalogue: Catalogue, locate: Locate
+) -> list[Problem]:
     problems: list[Problem] = []
     seen_slugs: dict[str, int] = {}
     seen_urls: dict[str, int] = {}
     ids = catalogue.ids
     allowed = ", ".join(ids)
-    raw_repos = doc.data.get("repos", [])
+    raw_repos = raw.get("repos", [])
     control_planes = []
     for index, repo in enumerate(registry.repos):
         base: tuple[str | int, ...] = ("repos", index)
@@ -137,7 +192,7 @@ def _check_fleet(registry: Registry, doc: YamlDocument, catalogue: Catalogue) ->
                 Problem(
                     f"duplicate slug {repo.slug!r} (also repos[{seen_slugs[repo.slug]}]); "
                     "slugs name state files and must be unique",
-                    doc.locate((*base, "slug")),
+                    locate((*base, "slug")),
                 )
             )
         seen_slugs.setdefault(repo.slug, index)
@@ -147,7 +202,7 @@ def _check_fleet(registry: Registry, doc: YamlDocument, catalogue: Catalogue) ->
                 Problem(
                     f"url {repo.url!r} is also used by repos[{seen_urls[url_key]}]; "
                     "each repo must have its own url",
-                    doc.locate((*base, "url")),
+                    locate((*base, "url")),
                 )
             )
         seen_urls.setdefault(url_key, index)
@@ -159,7 +214,7 @@ def _check_fleet(registry: Registry, doc: YamlDocument, catalogue: Catalogue) ->
                 problems.append(
                     Problem(
                         f"{key!r} is not an integration id in the catalogue; allowed: {allowed}",
-                        doc.locate((*base, "integrations_applicability", key)),
+                        locate((*base, "integrations_applicability", key)),
                     )
                 )
         if repo.migrated:
@@ -169,7 +224,7 @@ def _check_fleet(registry: Registry, doc: YamlDocument, catalogue: Catalogue) ->
                     Problem(
                         "a migrated repo (contract_sha set) needs applicability for every "
                         f"integration; missing: {', '.join(missing)}",
-                        doc.locate((*base, "integrations_applicability")),
+                        locate((*base, "integrations_applicability")),
                     )
                 )
     if len(control_planes) > 1:
@@ -178,7 +233,7 @@ def _check_fleet(registry: Registry, doc: YamlDocument, catalogue: Catalogue) ->
                 "only one repo may have role 'control-plane' (also repos["
                 + "], repos[".join(str(i) for i in control_planes[:-1])
                 + "])",
-                doc.locate(("repos", control_planes[-1], "role")),
+                locate(("repos", control_planes[-1], "role")),
             )
         )
     return problems
@@ -189,10 +244,11 @@ def _normalise_url(url: str) -> str:
 
 
 def _soft_findings(
-    registry: Registry, doc: YamlDocument, catalogue: Catalogue, today: date
+    registry: Registry, raw: dict[str, Any], catalogue: Catalogue, today: date, locate: Locate
 ) -> list[Finding]:
+    """Warnings name the field, not the line: they come out the same on either parse path."""
     findings: list[Finding] = []
-    raw_repos = doc.data.get("repos", [])
+    raw_repos = raw.get("repos", [])
     for index, repo in enumerate(registry.repos):
         raw_app = raw_repos[index].get("integrations_applicability") or {}
         for key in raw_app:
@@ -203,7 +259,7 @@ def _soft_findings(
                         repo.slug,
                         "LEGACY_INTEGRATION_ID",
                         f"integration id {key!r} was renamed to {current!r}; update the key",
-                        doc.locate(("repos", index, "integrations_applicability", key)),
+                        locate(("repos", index, "integrations_applicability", key)),
                     )
                 )
         for integration_id, item in repo.integrations_applicability.items():
@@ -217,9 +273,7 @@ def _soft_findings(
                         "REVIEW_OVERDUE",
                         f"{integration_id}: {applicability_value(item)} was due for review "
                         f"on {item.review_by}",
-                        doc.locate(
-                            ("repos", index, "integrations_applicability", key, "review_by")
-                        ),
+                        locate(("repos", index, "integrations_applicability", key, "review_by")),
                     )
                 )
     return findings

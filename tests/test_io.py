@@ -137,3 +137,131 @@ def test_write_atomic_into_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(Exception) as info:
         io.write_atomic(tmp_path / "nope" / "x.json", b"x")
     assert getattr(info.value, "code", None) == "OUTPUT_UNWRITABLE"
+
+
+# --- the fast parser agrees with the strict loader, or steps aside -----------------
+
+TOKENS = [
+    "012",
+    "0o17",
+    "0x1F",
+    "0b101",
+    "1_000",
+    "1e3",
+    "1.5e3",
+    "1.",
+    ".5",
+    "+.5",
+    ".inf",
+    "-.inf",
+    ".nan",
+    "1:30",
+    "000000000001",
+    "3f9a0c1b2d4e",
+    "yes",
+    "no",
+    "on",
+    "off",
+    "y",
+    "n",
+    "true",
+    "True",
+    "TRUE",
+    "false",
+    "null",
+    "~",
+    "",
+    "2026-04-29",
+    "2026-04-29T10:00:00Z",
+    "-1",
+    "+1",
+    "0",
+    "7",
+    "1.0",
+    "-2.5",
+    "!!str 12",
+    '!!int "3"',
+    '"quoted"',
+    "'single'",
+    '"2026-04-29"',
+    "text with spaces",
+    '"esc\\u00e9"',
+    "kahn-hq",
+    "https://github.com/a/b",
+    "[a, b]",
+    "{value: required}",
+    "&x 1",
+    "*x",
+]
+KEYS = io.KeyTypes(
+    strings=frozenset({"slug", "url", "contract_sha", "notes", "added", "reason"}),
+    scalars=frozenset({"tier", "schema_version"}),
+)
+# Only keys the models know: any other key fails validation on the fast path, which then
+# hands over to the strict loader, so what the fast parser reads there never matters.
+key_names = st.sampled_from(
+    ["slug", "url", "contract_sha", "notes", "added", "tier", "schema_version", "reason"]
+)
+values = st.sampled_from(TOKENS)
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> str:
+    lines = ["schema_version: 1", "repos:"]
+    for _ in range(draw(st.integers(1, 4))):
+        pairs = draw(st.lists(st.tuples(key_names, values), min_size=1, max_size=6))
+        if draw(st.booleans()):
+            lines.append("  - {" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}")
+        else:
+            first, *rest = pairs
+            lines.append(f"  - {first[0]}: {first[1]}")
+            lines += [f"    {k}: {v}" for k, v in rest]
+    return "\n".join(lines) + "\n"
+
+
+def _typed(value: object) -> object:
+    """Compare types as well as values (1 == 1.0 == True in Python)."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return (type(value).__name__, value if value == value else "nan")
+
+
+@given(documents())
+def test_fast_parse_agrees_with_the_strict_loader(text: str) -> None:
+    fast = io.fast_parse(text, KEYS)
+    try:
+        strict = io.parse_yaml(text, "x.yaml", string_keys=KEYS.strings).data
+    except YamlInvalid:
+        assert fast is io.NOT_FAST
+        return
+    if fast is not io.NOT_FAST:
+        assert _typed(fast) == _typed(strict)
+
+
+def test_fast_parse_steps_aside_for_what_it_cannot_vouch_for() -> None:
+    for text in (
+        "tier: 0o17\n",  # another notation under a numeric key
+        "slug: 1e3\n",  # a non-string under a string key
+        "a: 1\na: 2\n",  # duplicate key
+        "1: a\n",  # non-string key
+        "x: &b {p: 1}\ny: {<<: *b}\n",  # merge key
+        "a: 1\n---\nb: 2\n",  # two documents
+    ):
+        assert io.fast_parse(text, KEYS) is io.NOT_FAST, text
+    assert io.fast_parse("slug: kahn-hq\ntier: 2\n", KEYS) == {"slug": "kahn-hq", "tier": 2}
+
+
+def test_registry_without_the_fast_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no fast parser installed, the strict loader reads everything the same."""
+    from petrova.catalogue import load_catalogue
+    from petrova.registry import load_registry
+    from tests.conftest import CATALOGUE, ROOT
+
+    with_fast = load_registry(ROOT / "registry.yaml", load_catalogue(CATALOGUE))
+    monkeypatch.setattr(io, "_fast", None)
+    assert io.fast_parse("a: 1\n", KEYS) is io.NOT_FAST
+    without = load_registry(ROOT / "registry.yaml", load_catalogue(CATALOGUE))
+    assert without.registry == with_fast.registry
+    assert without.findings == with_fast.findings
