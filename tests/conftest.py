@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from petrova.cli import cli
+from tests.ingest_server import Servers
+from tests.ingest_server import servers as serve_ingest
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "contracts" / "contract.schema.json"
@@ -181,3 +183,9 @@ def make_git_repo(path: Path, files: Mapping[str, str], *, origin: str | None = 
 @pytest.fixture
 def git_repo() -> Callable[..., Path]:
     return make_git_repo
+
+
+@pytest.fixture
+def ingest() -> Iterator[Servers]:
+    """Start real HTTP servers on 127.0.0.1 (ephemeral ports): ``ingest(behaviour)``."""
+    yield from serve_ingest()

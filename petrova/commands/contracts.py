@@ -7,8 +7,12 @@ from pathlib import Path
 import click
 
 from petrova.artefacts import write_artefacts
-from petrova.commands._common import say
+from petrova.commands._common import emit, json_option, say
+from petrova.commands._publishing import http_options, retry_reporter
+from petrova.endpoint import FIXTURE_RELPATH, default_fixture_path, lossy_error, verify_endpoint
 from petrova.errors import CheckFailed
+from petrova.output import to_json_bytes
+from petrova.publish import RetryPolicy, check_url, token_from_env
 
 
 @click.group()
@@ -46,3 +50,61 @@ def generate(root: Path, check: bool) -> None:
             + ", ".join(str(p) for p in bad)
             + "; run `make artefacts` and commit the result"
         )
+
+
+@contracts.command("verify-endpoint")
+@click.argument("url")
+@click.option(
+    "--fixture",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"The snapshot to post. [default: {FIXTURE_RELPATH}, else the copy petrova ships]",
+)
+@click.option(
+    "--readback",
+    metavar="URL",
+    default=None,
+    help="GET the stored document here and compare it, instead of the POST's answer.",
+)
+@http_options
+@json_option
+def verify_endpoint_command(
+    url: str,
+    fixture: Path | None,
+    readback: str | None,
+    token_env: str,
+    timeout: float,
+    retries: int,
+    as_json: bool,
+) -> None:
+    """POST the contract-test fixture to URL and check the round trip.
+
+    Requires a 2xx answer, then compares what comes back (the POST's answer, or
+    a GET of --readback) with the fixture, and reports every lost or changed
+    `integrations` value by its JSON pointer. Exit 0 only when all of them came
+    back unchanged; 1 when the endpoint failed or lost anything; 2 for bad input.
+    The bearer token is sent when the --token-env variable is set.
+    """
+    token = token_from_env(token_env, required=False)
+    check_url(url, option="URL", sends_token=token is not None)
+    if readback is not None:
+        check_url(readback, option="--readback", sends_token=token is not None)
+    report = verify_endpoint(
+        url,
+        fixture=fixture if fixture is not None else default_fixture_path(),
+        readback=readback,
+        token=token,
+        token_env=token_env,
+        policy=RetryPolicy(retries=retries, timeout=timeout),
+        on_retry=retry_reporter(),
+    )
+    if as_json:
+        emit(to_json_bytes(report.as_dict(token)), None)
+    elif report.ok:
+        source = f"GET {report.readback} ({report.readback_status})" if report.readback else "echo"
+        click.echo(
+            f"ok: POST {report.url} answered {report.status}; all {report.checked} "
+            f"integrations value(s) came back unchanged ({source})"
+        )
+    if not report.ok:
+        raise lossy_error(report, token)

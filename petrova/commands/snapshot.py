@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import sys
+import contextlib
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +13,6 @@ from petrova.commands._common import (
     DURATION,
     catalogue_option,
     emit,
-    is_tty,
     open_registry,
     registry_option,
     resolve_state_dir,
@@ -20,9 +20,12 @@ from petrova.commands._common import (
     state_dir_option,
     workspace_option,
 )
-from petrova.errors import CheckFailed
+from petrova.commands._publishing import http_options, interactive, retry_reporter
+from petrova.errors import CheckFailed, Location, OutputError
 from petrova.ledger import DEFAULT_STALE_AFTER
-from petrova.output import SNAPSHOT_FORMATS
+from petrova.lock import file_lock, lock_path_for
+from petrova.output import SNAPSHOT_FORMATS, snapshot_json
+from petrova.publish import IngestFailed, RetryPolicy, check_url, request, token_from_env
 from petrova.schemas import check_snapshot
 from petrova.snapshot import build_snapshot, gather, snapshot_time
 
@@ -50,6 +53,22 @@ from petrova.snapshot import build_snapshot, gather, snapshot_time
     default=DEFAULT_STALE_AFTER,
     help="A cell with no conclusive probe outcome for this long reads 'stale'. [default: 72h]",
 )
+@click.option(
+    "--publish",
+    metavar="URL",
+    default=None,
+    help="After writing, POST the JSON document here with the bearer token from "
+    "--token-env; exit 1 (INGEST_FAILED) unless it answers 2xx.",
+)
+@http_options
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for another run holding the lock on -o FILE; then exit 75 "
+    "(LOCK_TIMEOUT).",
+)
 @registry_option
 @catalogue_option
 @state_dir_option
@@ -59,6 +78,11 @@ def snapshot(
     fmt: str,
     strict: bool,
     stale_after: timedelta,
+    publish: str | None,
+    token_env: str,
+    timeout: float,
+    retries: int,
+    wait: float,
     registry_path: Path | None,
     catalogue_path: Path | None,
     state_dir: Path | None,
@@ -72,21 +96,75 @@ def snapshot(
     is still reported. The document is checked against
     contracts/snapshot.schema.json before anything is written. generated_at
     honours SOURCE_DATE_EPOCH.
+
+    With -o FILE, the whole run holds a lock beside FILE (.FILE.lock), so two
+    overlapping runs (cron, CI, a person) never interleave; the second waits up
+    to --wait seconds, then exits 75 (LOCK_TIMEOUT) and changes nothing.
+
+    With --publish URL, the JSON document (whatever --format writes) is POSTed
+    after it was validated and written; transient failures are retried, and on
+    failure the written file stays. The token is read from the environment only.
+    Unattended runs (no terminal) print nothing on success but the document;
+    warnings go to stderr.
     """
-    now = snapshot_time()
-    loaded = open_registry(registry_path, catalogue_path, today=now.date())
-    inputs = gather(
-        loaded, state_dir=resolve_state_dir(state_dir, loaded.path), workspace=workspace
-    )
-    snap = build_snapshot(inputs, now=now, stale_after=stale_after)
-    check_snapshot(snap.model_dump(mode="json"), loaded.catalogue)
-    verb = emit(SNAPSHOT_FORMATS[fmt](snap), output)
-    for warning in snap.warnings:
-        say(f"warning: {warning.code} [{warning.slug or '-'}]: {warning.message}")
-    if output is not None and is_tty(sys.stderr):
-        say(
-            f"{verb} {output}: {snap.totals.repos} repos, {snap.totals.migrated} migrated, "
-            f"{len(snap.warnings)} warning(s)"
+    token = None
+    if publish is not None:
+        check_url(publish, option="--publish", sends_token=True)
+        token = token_from_env(token_env)
+    with _locked(output, wait):
+        now = snapshot_time()
+        loaded = open_registry(registry_path, catalogue_path, today=now.date())
+        inputs = gather(
+            loaded, state_dir=resolve_state_dir(state_dir, loaded.path), workspace=workspace
         )
+        snap = build_snapshot(inputs, now=now, stale_after=stale_after)
+        check_snapshot(snap.model_dump(mode="json"), loaded.catalogue)
+        data = SNAPSHOT_FORMATS[fmt](snap)
+        verb = emit(data, output)
+        for warning in snap.warnings:
+            say(f"warning: {warning.code} [{warning.slug or '-'}]: {warning.message}")
+        if output is not None and interactive():
+            say(
+                f"{verb} {output}: {snap.totals.repos} repos, {snap.totals.migrated} migrated, "
+                f"{len(snap.warnings)} warning(s)"
+            )
+        if publish is not None:
+            document = data if fmt == "json" else snapshot_json(snap)
+            try:
+                sent = request(
+                    "POST",
+                    publish,
+                    body=document,
+                    token=token,
+                    token_env=token_env,
+                    policy=RetryPolicy(retries=retries, timeout=timeout),
+                    on_retry=retry_reporter(),
+                )
+            except IngestFailed as exc:
+                kept = f"; {output} was written and stays" if output is not None else ""
+                raise IngestFailed(exc.message + kept, location=exc.location) from None
+            if interactive():
+                say(f"published to {publish}: HTTP {sent.status} ({sent.attempts} attempt(s))")
     if strict and snap.warnings:
         raise CheckFailed(f"{len(snap.warnings)} warning(s) under --strict")
+
+
+@contextlib.contextmanager
+def _locked(output: Path | None, wait: float) -> Iterator[None]:
+    """Hold the output's lock for the whole run; stdout needs none."""
+    if output is None:
+        yield
+        return
+    if not output.parent.is_dir():
+        raise OutputError(
+            f"directory {str(output.parent)!r} does not exist", location=Location(str(output))
+        )
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(output, wait=wait))
+        except OSError as exc:
+            raise OutputError(
+                f"cannot create the lock file {lock_path_for(output)}: {exc.strerror}",
+                location=Location(str(output)),
+            ) from None
+        yield
