@@ -115,7 +115,9 @@ def check_snapshot_document(
     view = view_catalogue(_snapshot_ids(document, catalogue), catalogue)
     errors = sorted(
         Draft202012Validator(snapshot_schema(view)).iter_errors(document),
-        key=lambda e: [str(p) for p in e.absolute_path],
+        key=lambda e: [
+            (0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in e.absolute_path
+        ],
     )
     if errors:
         locate = _locator(raw.decode("utf-8"), shown)
