@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install snapshot test lint format artefacts check-artefacts clean
+.PHONY: install snapshot test browser lint format artefacts check-artefacts clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,14 +15,26 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## The main job on the shipped registry: writes fleet.json and says where.
+## The main job on the shipped registry: writes fleet.json, and fleet.html beside it (the
+## same snapshot as a page), and says where.
 snapshot: $(STAMP)
 	$(BIN)/petrova snapshot -o fleet.json
+	$(BIN)/petrova render fleet.json -o fleet.html
 	@echo "wrote $(CURDIR)/fleet.json"
+	@echo "wrote $(CURDIR)/fleet.html (open it from disk: xdg-open fleet.html)"
 
 ## Lint, types, generated artefacts up to date, then the whole test suite.
-test: lint check-artefacts
+test: lint check-artefacts browser
 	$(BIN)/python -m pytest
+
+## Debian's chromium for tests/test_browser.py, installed only when it is missing (needs
+## root and apt, as CI has). PETROVA_SKIP_BROWSER=1 skips the browser tests instead.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -n "$$PETROVA_CHROMIUM" ] \
+	    || [ "$${PETROVA_SKIP_BROWSER:-0}" != 0 ]; then :; else \
+	  echo "chromium not found: installing Debian's chromium for the browser tests"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check petrova tests
@@ -41,4 +53,4 @@ check-artefacts: $(STAMP)
 	$(BIN)/petrova contracts generate --check
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache fleet.json fleet.html
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache fleet.json fleet.html artifacts
