@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from pathlib import Path
 from typing import Any
@@ -12,14 +13,22 @@ from petrova.commands._common import (
     catalogue_option,
     emit,
     json_option,
+    open_catalogue,
     open_registry,
     registry_option,
+    resolve_registry_path,
     say,
+    workspace_option,
 )
-from petrova.errors import PetrovaError, RepoNotInRegistry
+from petrova.contract import load_contract
+from petrova.errors import CheckFailed, Location, PetrovaError, RepoNotInRegistry, UsageError
+from petrova.io import read_input, write_atomic
+from petrova.lock import file_lock
 from petrova.models import RepoEntry, applicability_value
 from petrova.output import text_table, to_json_bytes
-from petrova.registry import LoadedRegistry
+from petrova.pin import plan_pin, verify
+from petrova.registry import LoadedRegistry, load_registry
+from petrova.snapshot import contract_location
 
 
 @click.group()
@@ -153,3 +162,92 @@ def show(slug: str, registry_path: Path | None, catalogue_path: Path | None, as_
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+@registry.command()
+@click.argument("slug")
+@click.option(
+    "--contract",
+    "contract_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The merged contract. [default: <workspace>/<slug>/.petrova/contract.yaml; the "
+    "control plane's own is .petrova/contract.yaml beside the registry]",
+)
+@click.option("--check", is_flag=True, help="Exit 1 when the pin is stale; write nothing (CI).")
+@click.option("--dry-run", is_flag=True, help="Print the change as a diff; write nothing.")
+@registry_option
+@catalogue_option
+@workspace_option
+def pin(
+    slug: str,
+    contract_path: Path | None,
+    check: bool,
+    dry_run: bool,
+    registry_path: Path | None,
+    catalogue_path: Path | None,
+    workspace: Path | None,
+) -> None:
+    """Pin a merged contract: set SLUG's contract_sha and fill its applicability.
+
+    contract_sha becomes what `sha256sum CONTRACT | cut -c1-12` prints; applicability
+    keys the entry lacks come from the contract (not_applicable keeps its reason and
+    review date, the rest become required). A wired integration that the registry
+    says is not applicable is refused. The edit is surgical: every byte of
+    registry.yaml outside that entry's changed lines stays as it was.
+    """
+    path = resolve_registry_path(registry_path)
+    catalogue = open_catalogue(catalogue_path, path)
+    writing = not (check or dry_run)
+    with file_lock(path) if writing and path.is_file() else contextlib.nullcontext():
+        loaded = load_registry(path, catalogue)
+        raw = read_input(path, display=str(path))
+        entry = find_entry(loaded, slug)
+        where = contract_path or contract_location(
+            entry, registry_path=loaded.path, workspace=workspace
+        )
+        if where is None:
+            raise UsageError(
+                f"where is {slug}'s contract? pass --contract PATH, or --workspace "
+                "(or PETROVA_WORKSPACE) with the clone at <workspace>/<slug>"
+            )
+        contract = load_contract(where, catalogue)
+        plan = plan_pin(loaded, raw, slug, contract)
+        index = loaded.entry_index(slug)
+        spot = loaded.document.locate(("repos", index, "contract_sha"))
+        added = ", ".join(plan.added)
+        change = f"contract_sha {plan.old_sha or '(none)'} -> {plan.sha}" + (
+            f"; applicability added: {added}" if added else ""
+        )
+        if check:
+            if plan.stale:
+                raise CheckFailed(
+                    f"{slug}'s pin is stale ({change}); run `petrova registry pin {slug}` "
+                    "after the contract's PR merges",
+                    location=spot,
+                    code="PIN_STALE",
+                )
+            say(f"{slug}: pinned contract_sha {plan.sha} is up to date")
+            return
+        if dry_run:
+            diff = difflib.unified_diff(
+                plan.before.decode("utf-8", "replace").splitlines(keepends=True),
+                plan.after.decode("utf-8", "replace").splitlines(keepends=True),
+                f"a/{path.name}",
+                f"b/{path.name}",
+            )
+            click.echo("".join(diff), nl=False)
+            say(f"dry run: {slug}: {change if plan.stale else 'unchanged'} (nothing written)")
+            return
+        if not plan.stale:
+            say(f"identical {path}: {slug} already pins {plan.sha}; unchanged")
+            return
+        verify(plan, loaded)
+        if read_input(path, display=str(path)) != raw:
+            raise PetrovaError(
+                "the registry changed while pinning; nothing was written, run the pin again",
+                location=Location(str(path)),
+                code="REGISTRY_CHANGED",
+            )
+        verb = write_atomic(path, plan.after)
+    say(f"{verb} {path}: {slug}: {change}")
