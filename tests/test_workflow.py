@@ -266,3 +266,13 @@ def test_the_systemd_service_runs(host: Fleet, ingest: Ingest, tmp_path: Path) -
     )
     assert_published(proc, host, server.requests)
     assert TOKEN not in exec_start
+
+
+def test_the_readme_shows_the_shipped_lines() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for line in (DEPLOY / "crontab").read_text().splitlines():
+        if line and not line.startswith("#"):
+            assert line in readme
+    assert "## Running it on a schedule" in readme
+    assert "OnCalendar=*-*-* 07:00:00 UTC" in readme
+    assert "sudo systemctl enable --now petrova-snapshot.timer" in readme
