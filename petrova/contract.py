@@ -8,9 +8,11 @@ mapped to current ones on read, so a catalogue rename never strands a contract.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import yaml
 from pydantic import ValidationError
 
@@ -23,7 +25,7 @@ from petrova.errors import (
     PetrovaError,
     YamlInvalid,
 )
-from petrova.io import YamlDocument, decode_text, parse_yaml, read_input, sha12
+from petrova.io import YamlDocument, decode_text, fast_parse, parse_yaml, read_input, sha12
 from petrova.models import Contract, ContractCell
 from petrova.validation import jsonschema_problems, pydantic_problems
 
@@ -41,9 +43,15 @@ class LoadedContract:
     raw: bytes
     sha: str
     contract: Contract
-    document: YamlDocument
+    text: str
     #: Legacy ids that were mapped, as (old, new).
     renamed: tuple[tuple[str, str], ...]
+    string_keys: frozenset[str] = frozenset()
+
+    @cached_property
+    def document(self) -> YamlDocument:
+        """The composed YAML, for line numbers; parsed on first use."""
+        return parse_yaml(self.text, self.path, string_keys=self.string_keys)
 
 
 def load_contract(
@@ -53,7 +61,7 @@ def load_contract(
     shown = display or str(path)
     try:
         raw = read_input(path, display=shown)
-        doc = parse_yaml(decode_text(raw, shown), shown)
+        text = decode_text(raw, shown)
     except FileNotFoundError:
         raise ContractNotFound("contract file not found", location=Location(shown)) from None
     except IsADirectoryError:
@@ -66,8 +74,36 @@ def load_contract(
         ) from None
     except YamlInvalid as exc:
         raise ContractInvalid(exc.message, problems=exc.problems) from None
+    fast = _fast_contract(text, catalogue)
+    if fast is not None:
+        contract, renamed = fast
+        return LoadedContract(
+            shown, raw, sha12(raw), contract, text, renamed, catalogue.contract_keys.strings
+        )
+    try:
+        doc = parse_yaml(text, shown, string_keys=catalogue.contract_keys.strings)
+    except YamlInvalid as exc:
+        raise ContractInvalid(exc.message, problems=exc.problems) from None
     contract, renamed = validate_contract_document(doc, catalogue)
-    return LoadedContract(shown, raw, sha12(raw), contract, doc, renamed)
+    return LoadedContract(
+        shown, raw, sha12(raw), contract, text, renamed, catalogue.contract_keys.strings
+    )
+
+
+def _fast_contract(
+    text: str, catalogue: Catalogue
+) -> tuple[Contract, tuple[tuple[str, str], ...]] | None:
+    """The contract when the fast parser and validator accept it; ``None`` to go slow."""
+    check = catalogue.fast_contract_check
+    data = fast_parse(text, catalogue.contract_keys)
+    if check is None or not isinstance(data, dict):
+        return None
+    data, renamed = _canonical_ids(data, catalogue)
+    try:
+        check(data)
+        return Contract.model_validate(data), renamed
+    except (fastjsonschema.JsonSchemaException, ValidationError):
+        return None
 
 
 def validate_contract_document(
@@ -161,6 +197,8 @@ def render_contract(contract: Contract, catalogue: Catalogue) -> bytes:
 
 def check_rendered(data: bytes, catalogue: Catalogue, display: str) -> Contract:
     """Re-read what we are about to write: never write a contract we could not load."""
-    doc = parse_yaml(decode_text(data, display), display)
+    doc = parse_yaml(
+        decode_text(data, display), display, string_keys=catalogue.contract_keys.strings
+    )
     contract, _ = validate_contract_document(doc, catalogue)
     return contract

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import fastjsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from petrova.catalogue import find_catalogue, load_catalogue, parse_catalogue
 from petrova.errors import CatalogueInvalid, CatalogueNotFound
@@ -51,7 +55,7 @@ def test_rename_and_add_are_schema_edits(tmp_path: Path) -> None:
     def edit(schema: dict) -> None:  # type: ignore[type-arg]
         props = schema["properties"]["integrations"]["properties"]
         cell = props.pop("lore_cairnet")
-        cell["properties"]["evidence"]["$ref"] = "#/$defs/integration_rocky"
+        cell["allOf"][1]["properties"]["evidence"]["$ref"] = "#/$defs/integration_rocky"
         props["rocky"] = cell
         props["eva"] = {
             "$ref": "#/$defs/cell",
@@ -68,6 +72,12 @@ def test_rename_and_add_are_schema_edits(tmp_path: Path) -> None:
     assert catalogue.resolve("lore_cairnet") == "rocky"
     assert catalogue.resolve("rocky") == "rocky"
     assert catalogue.resolve("jenkins") is None
+    # eva was written with keywords beside a $ref: only jsonschema may judge it
+    assert catalogue.fast_contract_check is None
+    assert load_catalogue(CATALOGUE).fast_contract_check is not None
+    # eva was written with keywords beside a $ref: only jsonschema may judge it
+    assert catalogue.fast_contract_check is None
+    assert load_catalogue(CATALOGUE).fast_contract_check is not None
 
 
 @pytest.mark.parametrize(
@@ -120,3 +130,83 @@ def test_find_catalogue_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_missing_catalogue(tmp_path: Path) -> None:
     with pytest.raises(CatalogueNotFound):
         load_catalogue(tmp_path / "none.json")
+
+
+# --- the compiled validator judges contracts exactly as jsonschema does ------------
+
+scalars = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            "x",
+            "2026-08-01",
+            "2026-13-01",
+            "2026-11-26T07:00:00Z",
+            "http://a",
+            "https://a/b",
+            "kahn-hq",
+            "Kahn",
+            "linear",
+            "wired",
+        ]
+    ),
+    st.integers(-2, 3),
+    st.booleans(),
+    st.none(),
+    st.floats(-1, 2, allow_nan=False),
+)
+field_names = st.sampled_from(
+    [
+        "org_or_repo_scope",
+        "baseline_id",
+        "vtm_path",
+        "traceo_endpoint",
+        "mermaid_validated",
+        "mermaid_diagram_count",
+        "mermaid_validated_at",
+        "content_path",
+        "project_prefix",
+        "card_count",
+        "lore_collection_slug",
+        "cairnet_agent_id",
+        "decay_policy",
+        "emission_rate_30d",
+        "nope",
+    ]
+)
+cells = st.fixed_dictionaries(
+    {"status": st.sampled_from(["pending", "wired", "not_applicable", "done", 3])},
+    optional={
+        "evidence": st.dictionaries(field_names, scalars, max_size=4),
+        "not_applicable_reason": scalars,
+        "review_by": scalars,
+        "extra": scalars,
+    },
+)
+contracts = st.fixed_dictionaries(
+    {
+        "schema_version": st.sampled_from([1, 1, 2, "1"]),
+        "slug": st.sampled_from(["kahn-hq", "Kahn"]),
+        "integrations": st.dictionaries(
+            st.sampled_from(["ares", "traceo", "crumb", "lore_cairnet", "jenkins"]),
+            cells,
+            max_size=4,
+        ),
+    },
+    optional={"contract_committers": st.sampled_from([["humans"], [], ["a", "a"]])},
+)
+
+
+@settings(max_examples=300)
+@given(contracts)
+def test_fast_contract_check_agrees_with_jsonschema(contract: dict[str, Any]) -> None:
+    catalogue = load_catalogue(CATALOGUE)
+    check = catalogue.fast_contract_check
+    assert check is not None
+    slow_ok = catalogue.contract_validator.is_valid(contract)
+    try:
+        check(contract)
+        fast_ok = True
+    except fastjsonschema.JsonSchemaException:
+        fast_ok = False
+    assert fast_ok == slow_ok
