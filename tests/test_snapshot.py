@@ -348,3 +348,32 @@ def test_stale_after_option(fleet: Fleet, petrova: Petrova) -> None:
     bad = petrova("snapshot", "--stale-after", "soon", *args)
     assert bad.exit_code == 2
     assert "'soon' is not a duration" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d["rows"][0]["integrations"]["ares"].update(status="green"),
+        lambda d: d["rows"][0]["integrations"].pop("crumb"),
+        lambda d: d["rows"][1].update(integrations=None),
+        lambda d: d["rows"][1].update(extra=1),
+        lambda d: d["totals"].update(repos=-1),
+        lambda d: d.update(integration_ids=["ares", "jenkins"]),
+        lambda d: d["rows"][0]["integrations"]["ares"].update(needs_human=False),
+    ],
+)
+def test_check_snapshot_refuses_what_the_schema_refuses(mutate: object) -> None:
+    from petrova.catalogue import load_catalogue
+    from petrova.errors import SnapshotInvalid
+    from petrova.schemas import check_snapshot
+    from tests.conftest import CATALOGUE
+
+    doc = json.loads((ROOT / "contracts/fixtures/snapshot-with-integrations.json").read_text())
+    catalogue = load_catalogue(CATALOGUE)
+    check_snapshot(doc, catalogue)
+    mutate(doc)  # type: ignore[operator]
+    assert list(_independent_validator().iter_errors(doc)) != []
+    with pytest.raises(SnapshotInvalid) as info:
+        check_snapshot(doc, catalogue)
+    assert info.value.code == "SNAPSHOT_INVALID"
+    assert "nothing was written" in info.value.message
