@@ -132,7 +132,7 @@ def check_snapshot_document(
         )
     try:
         return Snapshot.model_validate(document)
-    except ValidationError as exc:
+    except ValidationError as exc:  # pragma: no cover - the schema is generated from the model
         locate = _locator(raw.decode("utf-8"), shown)
         problems = [
             Problem(err["msg"], locate([p for p in err["loc"] if isinstance(p, str | int)]))

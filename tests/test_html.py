@@ -312,7 +312,8 @@ def test_only_http_urls_become_links() -> None:
     assert beta.one("th").find_all("span")[0].attrs["title"].startswith("javascript:alert(3)")
     assert web_url("HTTPS://example.org/x") == "HTTPS://example.org/x"
     assert web_url("http://example.org") == "http://example.org"
-    for bad in ("javascript:alert(1)", "data:text/html,x", "//example.org", "https:/x", "", "x"):
+    bad_urls = ("javascript:alert(1)", "data:text/html,x", "//example.org", "https:/x", "")
+    for bad in (*bad_urls, "x", "http://[::1"):
         assert web_url(bad) is None, bad
 
 

@@ -231,3 +231,49 @@ def test_a_copied_fixture_renders_the_same_bytes_wherever_it_lives(
     copy = tmp_path / "copy.json"
     shutil.copy(ALL_STATUSES, copy)
     assert petrova("render", str(copy)).stdout_bytes == expected_page()
+
+
+def test_nesting_too_deep_and_unreadable_paths_are_refused(
+    petrova: Petrova, tmp_path: Path
+) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    assert "nesting is too deep to read" in _render_fails(
+        petrova, tmp_path, deep, "SNAPSHOT_UNREADABLE"
+    )
+    too_long = tmp_path / ("x" * 300)
+    assert "cannot read the snapshot: File name too long" in _render_fails(
+        petrova, tmp_path, too_long, "SNAPSHOT_UNREADABLE"
+    )
+
+
+def test_malformed_integration_ids_are_reported_where_they_are(
+    petrova: Petrova, tmp_path: Path
+) -> None:
+    source = _broken(tmp_path, lambda d: d.update(integration_ids="ares"))
+    err = _render_fails(petrova, tmp_path, source, "SNAPSHOT_INVALID")
+    assert f"{source}:5:22: integration_ids: 'ares' is not of type 'array'" in err
+
+
+def test_json_that_yaml_cannot_read_still_names_the_field(petrova: Petrova, tmp_path: Path) -> None:
+    """Lines come from re-reading the JSON as YAML; U+0080 is JSON but not YAML."""
+    source = _broken(tmp_path, lambda d: d.update(generator="\u0080", totals=None))
+    source.write_text(source.read_text().replace("\\u0080", "\u0080"))
+    err = _render_fails(petrova, tmp_path, source, "SNAPSHOT_INVALID")
+    assert f"{source}: totals: None is not of type 'object'" in err
+
+
+def test_snapshot_html_without_a_readable_default_catalogue_shows_the_ids(
+    petrova: Petrova, fleet: Fleet, tmp_path: Path
+) -> None:
+    """Reporters see only the snapshot: with --catalogue given and the default one broken,
+    the page still renders, with ids for column headers."""
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    run = petrova(
+        "snapshot",
+        *fleet.args("--catalogue", str(fleet.catalogue), "--format", "html"),
+        env={**EPOCH, "PETROVA_CATALOGUE": str(broken)},
+    )
+    assert run.exit_code == 0, run.stderr
+    assert 'title="id: lore_cairnet">lore_cairnet</th>' in run.stdout
