@@ -37,6 +37,7 @@ class Answer:
 
 HANG = "hang"  # read the request, never answer
 DROP = "drop"  # read the request, close the connection without a word
+GARBLE = "garble"  # answer with something that is not HTTP
 
 Behaviour = Callable[["IngestServer", Seen], "Answer | str"]
 
@@ -103,6 +104,10 @@ def _make_handler(server: IngestServer) -> type[BaseHTTPRequestHandler]:
             if answer == DROP:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if answer == GARBLE:
+                self.close_connection = True
+                self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
                 return
             assert isinstance(answer, Answer)
             self.send_response(answer.status)
@@ -184,6 +189,15 @@ def drop_then_store(times: int) -> Behaviour:
     def behaviour(server: IngestServer, seen: Seen) -> Answer | str:
         if server.count() <= times:
             return DROP
+        return store_and_echo(server, seen)
+
+    return behaviour
+
+
+def garble_then_store(times: int) -> Behaviour:
+    def behaviour(server: IngestServer, seen: Seen) -> Answer | str:
+        if server.count() <= times:
+            return GARBLE
         return store_and_echo(server, seen)
 
     return behaviour

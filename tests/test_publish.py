@@ -33,6 +33,7 @@ from tests.ingest_server import (
     closed_port,
     drop_then_store,
     fail_then_store,
+    garble_then_store,
     hang,
     store_and_echo,
     unauthorized_echoing_header,
@@ -150,6 +151,27 @@ def test_503_twice_then_200_is_retried_with_backoff(
     assert run.stderr == ""
     if fake_clock.sleeps:  # in-process: the injected clock saw the backoff
         assert fake_clock.sleeps == [1.0, 2.0]
+
+
+def test_a_person_watching_sees_the_retries_and_the_result(
+    petrova_inprocess: Petrova,
+    fleet: Fleet,
+    ingest: Ingest,
+    fake_clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from petrova.commands import _publishing
+
+    monkeypatch.setattr(_publishing, "is_tty", lambda stream: True)
+    server = ingest(fail_then_store(503, 1))
+    run = petrova_inprocess(*snapshot_args(fleet, server.url), env=ENV)
+    assert run.exit_code == 0, run.stderr
+    assert run.stderr.splitlines() == [
+        f"create {fleet.root / 'fleet.json'}: 7 repos, 1 migrated, 0 warning(s)",
+        "attempt 1 failed (HTTP 503 Service Unavailable); retrying in 1s",
+        f"published to {server.url}: HTTP 200 (2 attempt(s))",
+    ]
+    assert TOKEN not in run.stderr
 
 
 def test_401_fails_at_once_and_the_echoed_token_is_scrubbed(
@@ -334,6 +356,24 @@ def test_a_dropped_connection_is_retried(ingest: Ingest) -> None:
     assert sent.body == b'{"a": 1}'
     assert server.count() == 3
     assert fake.sleeps == [1.0, 2.0]
+
+
+def test_a_garbled_answer_is_retried(ingest: Ingest) -> None:
+    fake = FakeClock()
+    server = ingest(garble_then_store(1))
+    sent = request("POST", server.url, body=b"{}", clock=fake.clock())
+    assert sent.status == 200
+    assert server.count() == 2
+
+
+def test_a_tls_failure_is_not_retried(ingest: Ingest) -> None:
+    fake = FakeClock()
+    server = ingest(store_and_echo)  # speaks plain HTTP: the TLS handshake fails
+    url = server.url.replace("http://", "https://")
+    with pytest.raises(IngestFailed) as caught:
+        request("POST", url, body=b"{}", clock=fake.clock())
+    assert "TLS failed" in caught.value.message
+    assert fake.sleeps == []
 
 
 def test_retry_notes_are_offered_to_the_caller(ingest: Ingest) -> None:

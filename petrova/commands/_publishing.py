@@ -19,6 +19,7 @@ def http_options(func: F) -> F:
     func = click.option(
         "--retries",
         type=click.IntRange(0, 10),
+        metavar="N",
         default=RetryPolicy.retries,
         show_default=True,
         help="Retries after a transient failure (connection refused or reset, timeout, "
@@ -28,6 +29,7 @@ def http_options(func: F) -> F:
     func = click.option(
         "--timeout",
         type=click.FloatRange(0, min_open=True),
+        metavar="SECONDS",
         default=RetryPolicy.timeout,
         show_default=True,
         help="Seconds to wait for each answer.",

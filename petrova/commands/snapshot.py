@@ -64,6 +64,7 @@ from petrova.snapshot import build_snapshot, gather, snapshot_time
 @click.option(
     "--wait",
     type=click.FloatRange(min=0),
+    metavar="SECONDS",
     default=60.0,
     show_default=True,
     help="Seconds to wait for another run holding the lock on -o FILE; then exit 75 "
