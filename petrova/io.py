@@ -235,25 +235,35 @@ def fast_parse(text: str, keys: KeyTypes) -> Any:
     """Parse with the fast YAML parser when it provably reads ``text`` as the strict loader.
 
     Returns :data:`NOT_FAST` when there is no fast parser, or when anything in the text
-    could be read differently (numbers in other notations under numeric keys, non-string
-    values under string keys, non-string keys, merge keys, several documents, any parse
-    error): the caller then uses :func:`parse_yaml`, which also gives line numbers.
+    could be read differently and cannot be put right (numbers in other notations under
+    numeric keys, non-string keys, merge keys, several documents, any parse error): the
+    caller then uses :func:`parse_yaml`, which also gives line numbers. A plain scalar
+    that the fast parser read as a number under a string key (a sha such as
+    ``37649451e057``) is given back its text, as the strict loader does.
     """
     if _fast is None or len(_DOC_MARKERS.findall(text)) > 1:
         return NOT_FAST
     for key in keys.scalars:
-        pattern = _scalar_value_pattern(key)
-        for match in pattern.finditer(text):
+        for match in _scalar_value_pattern(key).finditer(text):
             if not _SAFE_SCALAR.fullmatch(match.group(1)):
                 return NOT_FAST
     try:
         data = _fast.loads(text)
     except Exception:  # any complaint: let the strict loader explain it with a line
         return NOT_FAST
-    return data if _agrees(data, keys.strings) else NOT_FAST
+    try:
+        _agree(data, text, keys.strings)
+    except _Disagree:
+        return NOT_FAST
+    return data
 
 
 NOT_FAST: Any = object()
+_PLAIN_START = re.compile(r"[^\s'\"\[\]{}&*!|>%@`#,]")
+
+
+class _Disagree(Exception):
+    """The fast parser's reading cannot be shown to match the strict loader's."""
 
 
 @functools.cache
@@ -261,23 +271,47 @@ def _scalar_value_pattern(key: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w-]){re.escape(key)}[ \t]*:[ \t]*([^\s,}}\]#]*)")
 
 
-def _agrees(data: Any, string_keys: frozenset[str]) -> bool:
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            for key, value in item.items():
+@functools.cache
+def _key_pattern(key: str) -> re.Pattern[str]:
+    """Every place ``key`` stands as a plain mapping key, and the token after it."""
+    return re.compile(
+        rf"(?m)(?:^|[{{,])[ \t]*(?:-[ \t]+)*{re.escape(key)}[ \t]*:(?=[ \t]|$)[ \t]*"
+        rf"([^\s,}}\]#]*)"
+    )
+
+
+def _agree(data: Any, text: str, string_keys: frozenset[str]) -> None:
+    """Check (and where needed repair) ``data`` in place, or raise :class:`_Disagree`."""
+    seen: dict[str, int] = {}
+    repairs: dict[str, list[tuple[dict[str, Any], int]]] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
                 if not isinstance(key, str) or key == "<<":
-                    return False
-                if key in string_keys and not (
-                    value is None or isinstance(value, str | dict | list)
-                ):
-                    return False
+                    raise _Disagree
+                if key in string_keys:
+                    index = seen.get(key, 0)
+                    seen[key] = index + 1
+                    if value is not None and not isinstance(value, str | dict | list):
+                        repairs.setdefault(key, []).append((node, index))
                 if isinstance(value, dict | list):
-                    stack.append(value)
-        elif isinstance(item, list):
-            stack.extend(v for v in item if isinstance(v, dict | list))
-    return True
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                if isinstance(value, dict | list):
+                    walk(value)
+
+    walk(data)
+    for key, places in repairs.items():
+        tokens = _key_pattern(key).findall(text)
+        if len(tokens) != seen[key]:  # the key also stands in a string or a comment
+            raise _Disagree
+        for mapping, index in places:
+            token = tokens[index]
+            if not token or not _PLAIN_START.match(token):
+                raise _Disagree
+            mapping[key] = token
 
 
 def render_field_path(field_path: FieldPath) -> str:

@@ -243,7 +243,7 @@ def test_fast_parse_agrees_with_the_strict_loader(text: str) -> None:
 def test_fast_parse_steps_aside_for_what_it_cannot_vouch_for() -> None:
     for text in (
         "tier: 0o17\n",  # another notation under a numeric key
-        "slug: 1e3\n",  # a non-string under a string key
+        'notes: "a, slug: 1"\nslug: 1e3\n',  # a number under a string key, text unsure
         "a: 1\na: 2\n",  # duplicate key
         "1: a\n",  # non-string key
         "x: &b {p: 1}\ny: {<<: *b}\n",  # merge key
@@ -251,6 +251,13 @@ def test_fast_parse_steps_aside_for_what_it_cannot_vouch_for() -> None:
     ):
         assert io.fast_parse(text, KEYS) is io.NOT_FAST, text
     assert io.fast_parse("slug: kahn-hq\ntier: 2\n", KEYS) == {"slug": "kahn-hq", "tier": 2}
+    # a number under a string key gets its text back, as the strict loader gives it
+    text = "- {contract_sha: 37649451e057, tier: 3}\n- contract_sha: 000000000001\n"
+    assert io.fast_parse(text, KEYS) == [
+        {"contract_sha": "37649451e057", "tier": 3},
+        {"contract_sha": "000000000001"},
+    ]
+    assert io.fast_parse(text, KEYS) == io.parse_yaml(text, "x", string_keys=KEYS.strings).data
 
 
 def test_registry_without_the_fast_parser(monkeypatch: pytest.MonkeyPatch) -> None:
