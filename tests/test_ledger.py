@@ -351,3 +351,60 @@ def test_staleness_is_measured_from_the_newest_conclusive_outcome() -> None:
     assert observed_status(cell, now=T0 + timedelta(hours=73), stale_after=window) == "stale"
     na = _run(["not_applicable"])[-1]
     assert observed_status(na, now=T0 + timedelta(days=99), stale_after=window) == "not_applicable"
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "message"),
+    [
+        ("- just\n- a list\n", None, "a ledger must be a mapping with schema_version"),
+        (
+            _doc({}).replace('"kahn-hq"', '"stratt-hq"'),
+            "slug",
+            "ledger says slug 'stratt-hq' but is the file for 'kahn-hq'",
+        ),
+        (
+            _doc({"jenkins": {}}),
+            "integrations.jenkins",
+            "'jenkins' is not an integration id in the catalogue; allowed: ares, traceo, crumb",
+        ),
+        (_doc({}).replace('"schema_version": 1', '"schema_version": 2'), "schema_version", "2"),
+    ],
+)
+def test_malformed_ledgers(tmp_path: Path, text: str, field: str | None, message: str) -> None:
+    with pytest.raises(StateInvalid) as caught:
+        _load(tmp_path, text)
+    [problem] = caught.value.problems
+    assert (problem.location.field or None) == field
+    assert message in problem.message
+
+
+def test_a_directory_is_not_a_ledger(tmp_path: Path) -> None:
+    (tmp_path / "kahn-hq.yaml").mkdir()
+    with pytest.raises(StateInvalid, match="is a directory"):
+        load_ledger(tmp_path / "kahn-hq.yaml", CATALOGUE_OBJ, slug="kahn-hq")
+
+
+def test_fields_that_fit_only_apart_are_refused(tmp_path: Path) -> None:
+    # A capped history of failing outcomes allows not_applicable (with needs_human) and
+    # failing (without), but not not_applicable without needs_human.
+    history = [{"at": _at(i), "outcome": "failing"} for i in range(HISTORY_LIMIT)]
+    cell = {"current_status": "not_applicable", "needs_human": False, "history": history}
+    with pytest.raises(StateInvalid) as caught:
+        _load(tmp_path, _doc({"ares": cell}))
+    [problem] = caught.value.problems
+    assert problem.location.field == "integrations.ares.current_status"
+    assert problem.message.startswith("these fields together do not follow")
+
+
+def test_legacy_key_errors_inside_history(tmp_path: Path) -> None:
+    schema = json.loads(CATALOGUE.read_text())
+    schema["$defs"]["integration_lore_cairnet"]["x-legacy-ids"] = ["lore"]
+    catalogue_path = tmp_path / "contract.schema.json"
+    catalogue_path.write_text(json.dumps(schema))
+    path = tmp_path / "kahn-hq.yaml"
+    path.write_text(_doc({"lore": {"history": [{"at": "soon", "outcome": "ok"}]}}))
+    with pytest.raises(StateInvalid) as caught:
+        load_ledger(path, load_catalogue(catalogue_path), slug="kahn-hq")
+    [problem] = caught.value.problems
+    assert problem.location.field == "integrations.lore.history[0].at"
+    assert problem.location.line == 8  # the "at" inside the first history entry

@@ -310,3 +310,12 @@ def test_bad_days(fleet: Fleet, petrova: Petrova) -> None:
     run = petrova("rollout", "gate", "2", "--days", "0", *fleet.args())
     assert run.exit_code == 2
     assert "--days" in run.stderr
+
+
+def test_status_marks_cells_waiting_for_a_human(tier2: Fleet, petrova_inprocess: Petrova) -> None:
+    for n in range(4):
+        outcome = "failing" if n in (1, 2) else "ok"
+        _record_day(petrova_inprocess, tier2, n, kahn_hq__ares=outcome)
+    run = petrova_inprocess("rollout", "status", "--now", day(3, 1), *fleet_args(tier2))
+    assert "kahn-hq    yes       degraded!  ok" in run.stdout
+    assert run.stdout.endswith("! = the newest outcome waits for a human: petrova state promote\n")
