@@ -179,6 +179,8 @@ def parse_yaml(
     loader.string_keys = string_keys
     try:
         node = loader.get_single_node()
+        if node is not None and ("*" in text):
+            _check_alias_expansion(node, display)
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -200,6 +202,70 @@ def parse_yaml(
     finally:
         loader.dispose()
     return YamlDocument(display, data, node)
+
+
+DEFAULT_MAX_ALIAS_NODES = 100_000
+
+
+def max_alias_nodes() -> int:
+    raw = os.environ.get("PETROVA_MAX_ALIAS_NODES")
+    if raw is None:
+        return DEFAULT_MAX_ALIAS_NODES
+    if not raw.isdigit():
+        raise PetrovaError(
+            f"PETROVA_MAX_ALIAS_NODES={raw!r} is not a whole number of nodes", code="USAGE_ERROR"
+        )
+    return int(raw)
+
+
+def _check_alias_expansion(root: Node, display: str) -> None:
+    """Refuse documents whose aliases expand far beyond their text ("billion laughs").
+
+    PyYAML shares aliased objects, so parsing is cheap, but everything downstream
+    (validation, rendering) walks the expanded tree. Counts each node as often as it is
+    reached, memoised per node, so the check itself stays linear in the document.
+    """
+    limit = max_alias_nodes()
+    sizes: dict[int, int] = {}
+    distinct = 0
+    # iterative post-order: (node, children_done)
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    in_progress: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            children = _children(node)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            in_progress.discard(key)
+            distinct += 1
+            if sizes[key] - distinct > limit:
+                mark = node.start_mark
+                raise InputTooLarge(
+                    f"aliases expand this document past {limit} extra nodes "
+                    "(raise it with PETROVA_MAX_ALIAS_NODES)",
+                    location=Location(display, mark.line + 1, mark.column + 1),
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in in_progress:
+            mark = node.start_mark
+            raise YamlInvalid(
+                "an alias refers to a node that contains it (recursive alias)",
+                location=Location(display, mark.line + 1, mark.column + 1),
+            )
+        in_progress.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
 
 
 def load_yaml_file(
@@ -229,6 +295,8 @@ _SAFE_SCALAR = re.compile(
     r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?|true|false|True|False|TRUE|FALSE|null|~|"
 )
 _DOC_MARKERS = re.compile(r"(?m)^(?:---|\.\.\.)(?:\s|$)")
+# Anchors and aliases: the strict loader bounds their expansion, so leave them to it.
+_ANCHOR_OR_ALIAS = re.compile(r"(?:^|[\s\[{,])[&*][^\s\[\]{},]")
 
 
 def fast_parse(text: str, keys: KeyTypes) -> Any:
@@ -241,7 +309,7 @@ def fast_parse(text: str, keys: KeyTypes) -> Any:
     that the fast parser read as a number under a string key (a sha such as
     ``37649451e057``) is given back its text, as the strict loader does.
     """
-    if _fast is None or len(_DOC_MARKERS.findall(text)) > 1:
+    if _fast is None or len(_DOC_MARKERS.findall(text)) > 1 or _ANCHOR_OR_ALIAS.search(text):
         return NOT_FAST
     for key in keys.scalars:
         for match in _scalar_value_pattern(key).finditer(text):

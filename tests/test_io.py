@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from petrova import io
-from petrova.errors import YamlInvalid
+from petrova.errors import InputTooLarge, YamlInvalid
 
 
 def test_duplicate_key_names_both_lines() -> None:
@@ -272,3 +272,27 @@ def test_registry_without_the_fast_parser(monkeypatch: pytest.MonkeyPatch) -> No
     without = load_registry(ROOT / "registry.yaml", load_catalogue(CATALOGUE))
     assert without.registry == with_fast.registry
     assert without.findings == with_fast.findings
+
+
+def _laughs(levels: int) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bombs_are_refused_before_anything_walks_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(InputTooLarge) as info:
+        io.parse_yaml(_laughs(9), "bomb.yaml")  # 10^9 nodes once expanded
+    assert str(info.value.location).startswith("bomb.yaml:")
+    assert "PETROVA_MAX_ALIAS_NODES" in info.value.message
+    assert io.parse_yaml(_laughs(3), "small.yaml").data["a2"][0][0] == ["x"] * 10
+    monkeypatch.setenv("PETROVA_MAX_ALIAS_NODES", "50")
+    with pytest.raises(InputTooLarge, match="past 50 extra nodes"):
+        io.parse_yaml(_laughs(3), "small.yaml")
+
+
+def test_recursive_alias_is_refused() -> None:
+    with pytest.raises(YamlInvalid, match="recursive alias"):
+        io.parse_yaml("a: &a [1, *a]\n", "x.yaml")
