@@ -104,6 +104,24 @@ def _construct_bool(loader: _StrictLoader, node: ScalarNode) -> bool:
 _StrictLoader.add_constructor(_BOOL_TAG, _construct_bool)
 
 
+def _construct_int(loader: _StrictLoader, node: ScalarNode) -> int:
+    # Python refuses to convert integers of more than 4300 digits (a ValueError that
+    # is not a YAML error): make it one, with the node's line, instead of a crash.
+    try:
+        value: int = _BaseLoader.construct_yaml_int(loader, node)
+    except ValueError:
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            "this number has too many digits to read (quote it if it is text)",
+            node.start_mark,
+        ) from None
+    return value
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
 @dataclass(frozen=True)
 class YamlDocument:
     """Parsed data plus the composed node tree, so errors can point at lines."""
