@@ -79,12 +79,17 @@ def parse_timestamp(value: str) -> datetime:
         parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
     except ValueError:
         raise ValueError(f"{value!r} is not a real date and time") from None
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"{value!r} lies outside the years 0001-9999 in UTC") from None
 
 
 def format_timestamp(moment: datetime) -> str:
     """The one timestamp form petrova writes: UTC, whole seconds, ``Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: %Y drops the leading zeros of years before 1000 on glibc,
+    # which would write a timestamp that petrova itself refuses to read back.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def _timestamp(value: str) -> str:
