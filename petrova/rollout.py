@@ -15,7 +15,7 @@ with ``ok_since`` at least the window old. A tier is green when all its repos ar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from petrova.errors import TierUnknown
@@ -277,7 +277,10 @@ def _hold(
         )
     ok_since = parse_timestamp(stored.ok_since)
     if now - ok_since < window:
-        green_at = format_timestamp(ok_since + window)
+        # Capped at the last second datetime can hold, so a clock near year 9999
+        # gives a far-off green_at rather than an OverflowError.
+        latest = datetime.max.replace(tzinfo=UTC, microsecond=0)
+        green_at = format_timestamp(min(ok_since, latest - window) + window)
         return Hold(
             slug,
             view.integration,

@@ -132,11 +132,13 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]
         number = text[:-1] if text[-1:] in self._UNITS else text
         try:
             amount = float(number)
-        except ValueError:
+            # inf, nan and anything past timedelta's range are not durations either
+            result = timedelta(seconds=amount * self._UNITS[unit])
+        except (ValueError, OverflowError):
             amount = -1
-        if amount <= 0:
+        if not amount > 0:
             self.fail(f"{value!r} is not a duration such as 72h, 3d or 90m", param, ctx)
-        return timedelta(seconds=amount * self._UNITS[unit])
+        return result
 
 
 DURATION = DurationType()

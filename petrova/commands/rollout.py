@@ -36,7 +36,7 @@ from petrova.state import clock
 def _window_options(func: click.decorators.FC) -> click.decorators.FC:
     func = click.option(
         "--days",
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=36500),
         default=7,
         show_default=True,
         help="How long a tier must have been green.",
