@@ -229,6 +229,11 @@ def _line_fields(line: str, where: Location) -> dict[str, str | None]:
         raise ProbeInputInvalid(
             f"not JSON: {exc.msg}", location=Location(where.file, where.line, exc.colno)
         ) from None
+    except (ValueError, RecursionError):  # a number of 4300+ digits, nesting too deep
+        raise ProbeInputInvalid(
+            "not a probe outcome: a number too long or nesting too deep to read",
+            location=where,
+        ) from None
     if not isinstance(data, dict):
         raise ProbeInputInvalid(
             "each line must be a JSON object with " + ", ".join(REQUIRED_LINE_FIELDS),

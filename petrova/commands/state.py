@@ -18,8 +18,8 @@ from petrova.commands._common import (
     say,
     state_dir_option,
 )
-from petrova.errors import Location, ProbeInputInvalid, UsageError
-from petrova.io import read_input
+from petrova.errors import InputTooLarge, Location, ProbeInputInvalid, UsageError
+from petrova.io import max_input_bytes, read_input
 from petrova.output import to_json_bytes
 
 _NOW_HELP = "The clock, RFC 3339 (for tests and replays). [default: the system clock]"
@@ -158,7 +158,15 @@ def promote(
 
 def _read_batch(batch: Path) -> tuple[bytes, str]:
     if str(batch) == "-":
-        return sys.stdin.buffer.read(), "<stdin>"
+        limit = max_input_bytes()
+        data = sys.stdin.buffer.read(limit + 1)  # bounded, like every file petrova reads
+        if len(data) > limit:
+            raise InputTooLarge(
+                f"standard input is over the {limit}-byte limit "
+                "(raise it with PETROVA_MAX_INPUT_BYTES)",
+                location=Location("<stdin>"),
+            )
+        return data, "<stdin>"
     try:
         return read_input(batch), str(batch)
     except OSError as exc:
