@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ def parse_snapshot_json(raw: bytes, shown: str) -> Any:
             location=Location(shown, line),
         ) from None
     try:
-        return json.loads(
+        document = json.loads(
             text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
         )
     except json.JSONDecodeError as exc:
@@ -72,6 +72,38 @@ def parse_snapshot_json(raw: bytes, shown: str) -> Any:
         raise SnapshotUnreadable(f"not valid JSON: {exc}", location=Location(shown)) from None
     except RecursionError:
         raise SnapshotUnreadable("nesting is too deep to read", location=Location(shown)) from None
+    # A \ud800 escape or a 20-digit number is valid JSON that no UTF-8 page and no
+    # 64-bit reader (orjson, the dashboards) can carry: refuse it here, by name.
+    for value in _scalars(document):
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise SnapshotUnreadable(
+                "a string holds a lone UTF-16 surrogate escape (such as \\ud800), "
+                "which is not text",
+                location=Location(shown),
+            )
+        if isinstance(value, int) and not -(2**63) <= value < 2**64:
+            raise SnapshotUnreadable(
+                f"a number of {len(str(abs(value)))} digits does not fit in 64 bits",
+                location=Location(shown),
+            )
+    return document
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _scalars(document: Any) -> Iterator[Any]:
+    """Every scalar value and key, without recursion (the depth is the file's to choose)."""
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield from node.keys()
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        else:
+            yield node
 
 
 def _snapshot_ids(document: dict[str, Any], catalogue: Catalogue) -> tuple[str, ...]:
