@@ -66,16 +66,25 @@ class Finding:
 
     def message(self, secret: Secret | None) -> str:
         if self.kind == "lost":
-            return scrub(f"lost (was {_show(self.expected)})", secret)
-        return scrub(f"changed from {_show(self.expected)} to {_show(self.actual)}", secret)
+            return f"lost (was {_show(self.expected, secret)})"
+        return f"changed from {_show(self.expected, secret)} to {_show(self.actual, secret)}"
 
     def as_dict(self, secret: Secret | None) -> dict[str, Any]:
         out: dict[str, Any] = {"pointer": self.pointer, "kind": self.kind}
-        out["expected"] = self.expected
+        out["expected"] = _scrubbed(self.expected, secret)
         if self.kind == "changed":
-            actual = self.actual
-            out["actual"] = scrub(actual, secret) if isinstance(actual, str) else actual
+            out["actual"] = _scrubbed(self.actual, secret)
         return out
+
+
+def _scrubbed(value: Any, secret: Secret | None) -> Any:
+    """``value`` with the secret scrubbed from every string in it, however deep."""
+    if secret is None or not isinstance(value, str | dict | list):
+        return value
+    try:
+        return json.loads(secret.scrub(json.dumps(value, ensure_ascii=False)))
+    except (ValueError, RecursionError):
+        return "(not shown)"
 
 
 @dataclass(frozen=True)
@@ -119,12 +128,18 @@ def load_fixture(path: Path) -> tuple[bytes, Any]:
         raise FixtureInvalid("is a directory, not a file", location=Location(shown)) from None
     try:
         data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        line = getattr(exc, "lineno", None)
-        col = getattr(exc, "colno", None)
-        msg = getattr(exc, "msg", "not valid JSON")
+    except json.JSONDecodeError as exc:
         raise FixtureInvalid(
-            f"not valid JSON: {msg}", location=Location(shown, line, col)
+            f"not valid JSON: {exc.msg}", location=Location(shown, exc.lineno, exc.colno)
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise FixtureInvalid(
+            f"not valid JSON: byte {exc.start} is not UTF-8", location=Location(shown)
+        ) from None
+    except (ValueError, RecursionError):  # a 4300+ digit number, or nesting too deep
+        raise FixtureInvalid(
+            "not valid JSON that petrova can read: a number too long or nesting too deep",
+            location=Location(shown),
         ) from None
     if count_values(data) == 0:
         raise FixtureInvalid(
@@ -294,6 +309,12 @@ def lossy_error(report: EndpointReport, secret: Secret | None) -> RoundTripLossy
     )
 
 
-def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+def _show(value: Any, secret: Secret | None = None) -> str:
+    """A value in one short line; the secret is scrubbed before the cut, never after,
+    so no prefix of it survives."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    except (ValueError, RecursionError):
+        text = "(too deep to show)"
+    text = scrub(text, secret)
     return text if len(text) <= 80 else text[:77] + "..."

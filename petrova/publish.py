@@ -117,6 +117,9 @@ def token_from_env(
     if not value:
         if not required:
             return None
+        if name in {v.strip() for v in env.values()}:
+            # A token pasted where the variable's name goes: never echo it.
+            name = "named by --token-env (not shown: it is the value of another variable)"
         raise IngestTokenMissing(
             f"environment variable {name} is not set or empty; export the ingest token "
             f"there (never on the command line), or name another variable with --token-env",
@@ -134,7 +137,8 @@ def token_from_env(
 def check_env_name(name: str) -> str:
     if not _ENV_NAME.fullmatch(name):
         raise EndpointUrlInvalid(
-            f"{name!r} is not an environment variable name (letters, digits and _)",
+            "the value given is not an environment variable name (letters, digits and _); "
+            "it is not shown, in case it is the token itself: name the variable that holds it",
             location=Location(field="--token-env"),
             code="USAGE_ERROR",
         )
