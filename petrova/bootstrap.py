@@ -45,6 +45,7 @@ from petrova.errors import (
     Location,
     PetrovaError,
     RepoNotInRegistry,
+    UnsafePath,
     YamlInvalid,
 )
 from petrova.io import (
@@ -73,10 +74,6 @@ class NotAGitRepo(PetrovaError):
 
 class OriginMissing(PetrovaError):
     code = "ORIGIN_MISSING"
-
-
-class UnsafePath(PetrovaError):
-    code = "UNSAFE_PATH"
 
 
 class CheckpointInvalid(PetrovaError):

@@ -221,3 +221,9 @@ class GateClosed(CheckFailed):
     """``rollout gate``: the tier has not been green for the whole window (exit 1)."""
 
     code = "GATE_CLOSED"
+
+
+class UnsafePath(PetrovaError):
+    """A path that would make petrova read or write outside the directory it is meant for."""
+
+    code = "UNSAFE_PATH"

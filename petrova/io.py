@@ -22,7 +22,7 @@ from typing import Any, Literal
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from petrova.errors import InputTooLarge, Location, PetrovaError, YamlInvalid
+from petrova.errors import InputTooLarge, Location, PetrovaError, UnsafePath, YamlInvalid
 
 try:  # libyaml when present: several times faster on big registries
     from yaml import CSafeLoader as _BaseLoader
@@ -448,6 +448,27 @@ def node_span(node: Node) -> tuple[int, int]:
 def sha12(data: bytes) -> str:
     """What ``sha256sum FILE | cut -c1-12`` prints: the pin format of SPEC §3."""
     return hashlib.sha256(data).hexdigest()[:12]
+
+
+def confined(root: Path, relpath: Path) -> Path:
+    """``root / relpath``, refusing a symbolic link anywhere below ``root`` on the way.
+
+    For files read from a consumer repo, which petrova does not control: a link there
+    could point at any file on the machine (an env file with the ingest token), and
+    what petrova reads ends up in messages and in the published snapshot.
+    """
+    current = root
+    for part in relpath.parts:
+        if part in ("", ".", ".."):
+            raise UnsafePath(f"{relpath} leaves {root}", location=Location(str(root / relpath)))
+        current = current / part
+        if current.is_symlink():
+            raise UnsafePath(
+                "is a symbolic link; petrova reads only real files inside the repo "
+                "(replace the link with the file itself)",
+                location=Location(str(current)),
+            )
+    return current
 
 
 WriteVerb = Literal["create", "update", "identical"]

@@ -21,6 +21,7 @@ from petrova.contract import (
     missing_integrations,
 )
 from petrova.errors import PetrovaError, UsageError
+from petrova.io import confined
 from petrova.ledger import DEFAULT_STALE_AFTER, ledger_path, load_ledger, observed_status
 from petrova.models import (
     ApplicabilityDetail,
@@ -71,12 +72,16 @@ def snapshot_time() -> datetime:
 def contract_location(
     entry: RepoEntry, *, registry_path: Path, workspace: Path | None
 ) -> Path | None:
-    """Where a repo's contract lives: beside the registry for the control plane itself."""
+    """Where a repo's contract lives: beside the registry for the control plane itself.
+
+    A symbolic link inside the repo on the way to it is ``UNSAFE_PATH``: consumer repos
+    are not trusted, and a link could make petrova read (and quote) any file.
+    """
     if entry.role == "control-plane":
-        return registry_path.parent / CONTRACT_RELPATH
+        return confined(registry_path.parent, CONTRACT_RELPATH)
     if workspace is None:
         return None
-    return workspace / entry.slug / CONTRACT_RELPATH
+    return confined(workspace / entry.slug, CONTRACT_RELPATH)
 
 
 def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -> FleetInputs:
@@ -99,7 +104,13 @@ def _read_contract(
     catalogue: Catalogue,
     warnings: list[SnapshotWarning],
 ) -> LoadedContract | None:
-    path = contract_location(entry, registry_path=loaded.path, workspace=workspace)
+    try:
+        path = contract_location(entry, registry_path=loaded.path, workspace=workspace)
+    except PetrovaError as exc:
+        warnings.append(
+            SnapshotWarning(slug=entry.slug, code="CONTRACT_UNREADABLE", message=exc.render())
+        )
+        return None
     if path is None:
         warnings.append(
             SnapshotWarning(
