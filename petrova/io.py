@@ -464,8 +464,8 @@ def confined(root: Path, relpath: Path) -> Path:
         current = current / part
         if current.is_symlink():
             raise UnsafePath(
-                "is a symbolic link; petrova reads only real files inside the repo "
-                "(replace the link with the file itself)",
+                "is a symbolic link; petrova follows no links here, it reads only real "
+                "files inside the directory (replace the link with the file itself)",
                 location=Location(str(current)),
             )
     return current

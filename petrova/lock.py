@@ -8,13 +8,14 @@ process, so a crashed run never leaves a stale lock behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from petrova.errors import Location, PetrovaError
+from petrova.errors import Location, OutputError, PetrovaError
 
 
 class LockTimeout(PetrovaError):
@@ -36,7 +37,15 @@ def file_lock(target: Path, *, wait: float = 60.0, poll: float = 0.05) -> Iterat
     naming the lock file, so the operator knows what is held and where.
     """
     lock_file = lock_path_for(target)
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        # O_NOFOLLOW: a link planted at the lock's name must not make petrova create
+        # or open a file somewhere else.
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        reason = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
+        raise OutputError(
+            f"cannot create the lock file: {reason}", location=Location(str(lock_file))
+        ) from None
     try:
         deadline = time.monotonic() + max(wait, 0.0)
         while True:

@@ -165,6 +165,7 @@ def _read_ledger(
 ) -> Ledger | None:
     path = ledger_path(state_dir, entry.slug)
     try:
+        confined(state_dir, Path(path.name))  # only petrova writes ledgers, never as links
         return load_ledger(path, catalogue, slug=entry.slug)
     except FileNotFoundError:
         applicable = [

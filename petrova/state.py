@@ -36,7 +36,7 @@ from petrova.errors import (
     TimestampInvalid,
     YamlInvalid,
 )
-from petrova.io import WriteVerb, decode_text
+from petrova.io import WriteVerb, confined, decode_text
 from petrova.ledger import (
     DEMOTION,
     apply_outcome,
@@ -361,8 +361,10 @@ def _locked(state_dir: Path, slugs: Sequence[str], *, wait: float) -> Any:
 
 
 def _read(catalogue: Catalogue, state_dir: Path, slug: str) -> Ledger:
+    path = ledger_path(state_dir, slug)
+    confined(state_dir, Path(path.name))  # a linked ledger is someone else's file: refused
     try:
-        return load_ledger(ledger_path(state_dir, slug), catalogue, slug=slug)
+        return load_ledger(path, catalogue, slug=slug)
     except FileNotFoundError:
         return empty_ledger(slug)
 
