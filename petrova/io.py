@@ -489,6 +489,12 @@ def write_atomic(path: Path, data: bytes) -> WriteVerb:
         raise PetrovaError(
             "is a directory, not a file", location=Location(str(path)), code="OUTPUT_UNWRITABLE"
         ) from None
+    except OSError as exc:
+        raise PetrovaError(
+            f"cannot read the file it would replace: {exc.strerror}",
+            location=Location(str(path)),
+            code="OUTPUT_UNWRITABLE",
+        ) from None
     if old == data:
         return "identical"
     directory = path.parent
@@ -513,9 +519,15 @@ def write_atomic(path: Path, data: bytes) -> WriteVerb:
             mode = 0o666 & ~umask
         tmp.chmod(mode)
         tmp.replace(path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError):  # a full disk, an I/O error: the old file stays
+            raise PetrovaError(
+                f"cannot write here: {exc.strerror or exc}; the file was left as it was",
+                location=Location(str(path)),
+                code="OUTPUT_UNWRITABLE",
+            ) from None
         raise
     _fsync_dir(directory)
     return "create" if old is None else "update"

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from petrova import io
-from petrova.errors import InputTooLarge, YamlInvalid
+from petrova.errors import InputTooLarge, PetrovaError, YamlInvalid
 
 
 def test_duplicate_key_names_both_lines() -> None:
@@ -127,8 +127,9 @@ def test_write_atomic_failure_keeps_old_file(
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "fsync", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(PetrovaError, match="disk full") as info:
         io.write_atomic(target, b"new")
+    assert info.value.code == "OUTPUT_UNWRITABLE"  # exit 2, not a traceback
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
 
