@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from petrova.ledger import (
     promote,
     render_ledger,
 )
-from petrova.models import HISTORY_LIMIT, Ledger, LedgerCell, ProbeEntry
+from petrova.models import HISTORY_LIMIT, Ledger, LedgerCell, ProbeEntry, format_timestamp
 from tests.conftest import CATALOGUE, ROOT
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -408,3 +408,21 @@ def test_legacy_key_errors_inside_history(tmp_path: Path) -> None:
     [problem] = caught.value.problems
     assert problem.location.field == "integrations.lore.history[0].at"
     assert problem.location.line == 8  # the "at" inside the first history entry
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1970, 1, 1),
+        max_value=datetime(2200, 1, 1),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]),
+    )
+)
+def test_timestamp_shortcut_agrees_with_parsing(moment: datetime) -> None:
+    """The canonical-form shortcut accepts exactly what a full parse would keep as is."""
+    text = moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    stored = ProbeEntry(at=text, outcome="ok").at
+    assert stored == format_timestamp(moment.replace(microsecond=0))
+    for bad in ("2026-02-30T00:00:00Z", "2026-04-31T00:00:00Z", "2026-01-01T24:00:00Z"):
+        with pytest.raises(ValueError):
+            ProbeEntry(at=bad, outcome="ok")
+    assert ProbeEntry(at="2024-02-29T23:59:59Z", outcome="ok").at == "2024-02-29T23:59:59Z"
