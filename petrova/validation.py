@@ -12,6 +12,8 @@ from petrova.errors import Problem
 from petrova.io import FieldPath, YamlDocument, render_field_path
 
 _MAX_SHOWN = 60
+#: Problems located and shown per document; the rest are counted.
+MAX_PROBLEMS = 50
 
 
 def _short(value: Any) -> str:
@@ -24,7 +26,8 @@ def pydantic_problems(
 ) -> list[Problem]:
     """One problem per pydantic error, located in ``doc`` and worded for an operator."""
     problems: list[Problem] = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for err in errors[:MAX_PROBLEMS]:
         loc = tuple(prefix) + tuple(p for p in err["loc"] if isinstance(p, str | int))
         # pydantic tags union members in the path ("str", "ApplicabilityDetail", ...):
         # keep only the parts that exist in the document.
@@ -39,7 +42,15 @@ def pydantic_problems(
         else:
             message = f"{_short(err.get('input'))}: {err['msg'][0].lower()}{err['msg'][1:]}"
         problems.append(Problem(message, doc.locate(loc)))
-    return _dedupe(problems)
+    return _dedupe(problems) + _more(len(errors), doc)
+
+
+def _more(total: int, doc: YamlDocument) -> list[Problem]:
+    """One closing line instead of the rest: locating each of 20,000 unknown keys is
+    quadratic, and nobody reads past the first screen anyway."""
+    if total <= MAX_PROBLEMS:
+        return []
+    return [Problem(f"... and {total - MAX_PROBLEMS} more problem(s) not shown", doc.locate(()))]
 
 
 def _strip_union_tags(doc: YamlDocument, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -98,11 +109,12 @@ def jsonschema_problems(
     ``best_match`` digs into the context to find what the author most likely meant.
     """
     problems: list[Problem] = []
-    for error in sorted(errors, key=lambda e: (list(e.absolute_path).__len__(), e.path)):
+    ordered = sorted(errors, key=lambda e: (list(e.absolute_path).__len__(), e.path))
+    for error in ordered[:MAX_PROBLEMS]:
         best = jsonschema.exceptions.best_match([error]) or error
         path = tuple(prefix) + tuple(best.absolute_path)
         problems.append(Problem(_describe(best), doc.locate(path)))
-    return _dedupe(problems)
+    return _dedupe(problems) + _more(len(ordered), doc)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
