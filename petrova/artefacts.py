@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from petrova.catalogue import CATALOGUE_RELPATH, Catalogue, load_catalogue
+from petrova.gather import gather
 from petrova.io import write_atomic
 from petrova.output import snapshot_json
 from petrova.registry import load_registry
 from petrova.schemas import check_snapshot, registry_schema, snapshot_schema, state_schema
-from petrova.snapshot import build_snapshot, gather
+from petrova.snapshot import build_snapshot
 
 #: The fixtures' clock, so that they are byte-for-byte reproducible.
 FIXTURE_TIME = datetime(2026, 11, 26, 7, 0, 0, tzinfo=UTC)

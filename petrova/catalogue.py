@@ -7,6 +7,7 @@ an integration is a schema edit and nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -56,6 +57,8 @@ class Catalogue:
     path: str
     schema: dict[str, Any]
     integrations: tuple[Integration, ...]
+    #: The file's bytes, so caches can key on the catalogue's content.
+    raw: bytes = b""
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -247,7 +250,7 @@ def load_catalogue(path: Path) -> Catalogue:
         raise CatalogueInvalid(
             f"not valid JSON: {getattr(exc, 'msg', exc)}", location=Location(shown, line, col)
         ) from None
-    catalogue = parse_catalogue(schema, shown)
+    catalogue = dataclasses.replace(parse_catalogue(schema, shown), raw=raw)
     _CACHE[key] = catalogue
     return catalogue
 

@@ -56,6 +56,7 @@ from petrova.models import (
     ProbeEntry,
     PromotionEntry,
     StoredStatus,
+    format_timestamp,
     parse_timestamp,
 )
 from petrova.validation import pydantic_problems
@@ -483,26 +484,66 @@ def run_broken_at(cell: LedgerCell) -> str | None:
     return since
 
 
+class Observation(NamedTuple):
+    """What the snapshot and the gate read of a cell: its fields and a few facts of its
+    history, small enough to hold (and cache) for a whole fleet."""
+
+    current_status: StoredStatus
+    status_since: str | None
+    last_verified_at: str | None
+    ok_since: str | None
+    needs_human: bool
+    #: Staleness counts from here: the newest conclusive outcome, else the first probe.
+    stale_from: str | None
+    #: The newest entry's time, and what it was: an outcome, or "promotion".
+    newest_at: str | None
+    newest_what: str | None
+    #: See :func:`run_broken_at`.
+    run_broken_at: str | None
+
+
+def observe(cell: LedgerCell) -> Observation:
+    conclusive = last_conclusive_at(cell)
+    if conclusive is not None:
+        stale_from: str | None = format_timestamp(conclusive)
+    else:
+        probes = [e for e in cell.history if isinstance(e, ProbeEntry)]
+        stale_from = probes[0].at if probes else None
+    newest = cell.history[-1] if cell.history else None
+    return Observation(
+        cell.current_status,
+        cell.status_since,
+        cell.last_verified_at,
+        cell.ok_since,
+        cell.needs_human,
+        stale_from,
+        newest.at if newest is not None else None,
+        None
+        if newest is None
+        else "promotion"
+        if isinstance(newest, PromotionEntry)
+        else newest.outcome,
+        run_broken_at(cell),
+    )
+
+
 # --- staleness ---------------------------------------------------------------------------
 
 
-def observed_status(cell: LedgerCell, *, now: datetime, stale_after: timedelta) -> ObservedStatus:
+def observed_status(
+    cell: LedgerCell | Observation, *, now: datetime, stale_after: timedelta
+) -> ObservedStatus:
     """The cell's status as of ``now``: ``stale`` once probes stop concluding anything.
 
     A conclusive outcome older than the window, or only inconclusive (``unreachable``)
     outcomes for longer than the window, reads ``stale``; ``pending`` and
     ``not_applicable`` never go stale, there is nothing to re-verify.
     """
-    status = cell.current_status
-    if status in ("pending", "not_applicable"):
+    seen = cell if isinstance(cell, Observation) else observe(cell)
+    status = seen.current_status
+    if status in ("pending", "not_applicable") or seen.stale_from is None:
         return status
-    newest = last_conclusive_at(cell)
-    if newest is None:
-        probes = [e for e in cell.history if isinstance(e, ProbeEntry)]
-        if not probes:
-            return status
-        newest = parse_timestamp(probes[0].at)
-    if now - newest > stale_after:
+    if now - parse_timestamp(seen.stale_from) > stale_after:
         return "stale"
     return status
 

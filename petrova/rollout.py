@@ -19,18 +19,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from petrova.errors import TierUnknown
-from petrova.ledger import run_broken_at
+from petrova.gather import FleetInputs
+from petrova.ledger import Observation
 from petrova.models import (
     CellStatus,
-    LedgerCell,
-    ProbeEntry,
     SnapshotCell,
     SnapshotWarning,
     format_timestamp,
     parse_timestamp,
 )
 from petrova.output import text_table, to_json_bytes
-from petrova.snapshot import FleetInputs, build_snapshot
+from petrova.snapshot import build_snapshot
 
 HoldReason = Literal["not_migrated", "pending", "not_ok", "stale", "run_broken", "too_young"]
 
@@ -167,7 +166,7 @@ def rollout_report(
     by_tier: dict[int, list[RepoView]] = {}
     for entry, row in zip(inputs.loaded.registry.repos, snapshot.rows, strict=True):
         repo_inputs = inputs.repos.get(entry.slug)
-        ledger = repo_inputs.ledger if repo_inputs is not None else None
+        observed = repo_inputs.observed if repo_inputs is not None else None
         if row.integrations is None:
             unmigrated = Hold(
                 entry.slug,
@@ -186,7 +185,7 @@ def rollout_report(
         holds: list[Hold] = []
         since: list[str] = []
         for integration, shown in row.integrations.items():
-            stored = ledger.integrations.get(integration) if ledger is not None else None
+            stored = observed.get(integration) if observed is not None else None
             view = _cell_view(integration, shown, stored)
             cells.append(view)
             if not view.applicable:
@@ -206,7 +205,7 @@ def rollout_report(
     )
 
 
-def _cell_view(integration: str, shown: SnapshotCell, stored: LedgerCell | None) -> CellView:
+def _cell_view(integration: str, shown: SnapshotCell, stored: Observation | None) -> CellView:
     applicable = not (shown.applicability == "not_applicable" or shown.declared == "not_applicable")
     return CellView(
         integration,
@@ -221,7 +220,7 @@ def _hold(
     slug: str,
     view: CellView,
     shown: SnapshotCell,
-    stored: LedgerCell | None,
+    stored: Observation | None,
     *,
     now: datetime,
     window: timedelta,
@@ -261,9 +260,8 @@ def _hold(
             )
         return Hold(slug, view.integration, "not_ok", status, since, None, message)
     if stored.ok_since is None:
-        since = run_broken_at(stored)
-        newest = stored.history[-1]
-        what = newest.outcome if isinstance(newest, ProbeEntry) else "promotion"
+        since = stored.run_broken_at
+        what, newest_at = stored.newest_what, stored.newest_at
         return Hold(
             slug,
             view.integration,
@@ -272,7 +270,7 @@ def _hold(
             since,
             None,
             f"{name}: ok, but not observed ok at every outcome since {since} "
-            f"(newest: {what} at {newest.at}); the {window.days}-day clock restarts at "
+            f"(newest: {what} at {newest_at}); the {window.days}-day clock restarts at "
             "the next ok outcome",
         )
     ok_since = parse_timestamp(stored.ok_since)

@@ -1,34 +1,22 @@
-"""The fleet snapshot (SPEC §7): gather inputs, derive every dot, report per-repo trouble.
+"""The fleet snapshot (SPEC §7): derive every dot from what was read.
 
-Two steps, kept apart so the rules stay pure: :func:`gather` reads each migrated repo's
-contract and ledger, turning any per-repo failure into a warning; :func:`build_snapshot`
-derives rows and cells from what was gathered and touches no file.
+:func:`petrova.gather.gather` reads each migrated repo's contract and ledger, turning
+per-repo failures into warnings; :func:`build_snapshot` derives rows and cells from
+that and touches no file, so the rules stay pure.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 from petrova import __version__
-from petrova.catalogue import Catalogue
-from petrova.contract import (
-    CONTRACT_RELPATH,
-    LoadedContract,
-    load_contract,
-    missing_integrations,
-)
-from petrova.errors import PetrovaError, UsageError
-from petrova.io import confined
-from petrova.ledger import DEFAULT_STALE_AFTER, ledger_path, load_ledger, observed_status
+from petrova.errors import UsageError
+from petrova.gather import FleetInputs, RepoInputs
+from petrova.ledger import DEFAULT_STALE_AFTER, observed_status
 from petrova.models import (
     ApplicabilityDetail,
     CellStatus,
-    ContractCell,
-    Ledger,
-    LedgerCell,
     RepoEntry,
     Snapshot,
     SnapshotCell,
@@ -38,22 +26,6 @@ from petrova.models import (
     applicability_value,
     format_timestamp,
 )
-from petrova.registry import LoadedRegistry
-
-
-@dataclass(frozen=True)
-class RepoInputs:
-    """What could be read for one migrated repo; ``None`` where it could not."""
-
-    contract: LoadedContract | None
-    ledger: Ledger | None
-    warnings: tuple[SnapshotWarning, ...] = ()
-
-
-@dataclass(frozen=True)
-class FleetInputs:
-    loaded: LoadedRegistry
-    repos: dict[str, RepoInputs] = field(default_factory=dict)
 
 
 def snapshot_time() -> datetime:
@@ -67,127 +39,6 @@ def snapshot_time() -> datetime:
         raise UsageError(
             f"SOURCE_DATE_EPOCH={raw!r} is not a whole number of seconds since 1970-01-01 UTC"
         ) from None
-
-
-def contract_location(
-    entry: RepoEntry, *, registry_path: Path, workspace: Path | None
-) -> Path | None:
-    """Where a repo's contract lives: beside the registry for the control plane itself.
-
-    A symbolic link inside the repo on the way to it is ``UNSAFE_PATH``: consumer repos
-    are not trusted, and a link could make petrova read (and quote) any file.
-    """
-    if entry.role == "control-plane":
-        return confined(registry_path.parent, CONTRACT_RELPATH)
-    if workspace is None:
-        return None
-    return confined(workspace / entry.slug, CONTRACT_RELPATH)
-
-
-def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -> FleetInputs:
-    catalogue = loaded.catalogue
-    repos: dict[str, RepoInputs] = {}
-    for entry in loaded.registry.repos:
-        if not entry.migrated:
-            continue
-        warnings: list[SnapshotWarning] = []
-        contract = _read_contract(entry, loaded, workspace, catalogue, warnings)
-        ledger = _read_ledger(entry, state_dir, catalogue, warnings)
-        repos[entry.slug] = RepoInputs(contract, ledger, tuple(warnings))
-    return FleetInputs(loaded, repos)
-
-
-def _read_contract(
-    entry: RepoEntry,
-    loaded: LoadedRegistry,
-    workspace: Path | None,
-    catalogue: Catalogue,
-    warnings: list[SnapshotWarning],
-) -> LoadedContract | None:
-    try:
-        path = contract_location(entry, registry_path=loaded.path, workspace=workspace)
-    except PetrovaError as exc:
-        warnings.append(
-            SnapshotWarning(slug=entry.slug, code="CONTRACT_UNREADABLE", message=exc.render())
-        )
-        return None
-    if path is None:
-        warnings.append(
-            SnapshotWarning(
-                slug=entry.slug,
-                code="CONTRACT_UNREADABLE",
-                message="no workspace to find the contract in; pass --workspace or set "
-                "PETROVA_WORKSPACE (consumer clones at <workspace>/<slug>)",
-            )
-        )
-        return None
-    try:
-        contract = load_contract(path, catalogue)
-    except PetrovaError as exc:
-        warnings.append(
-            SnapshotWarning(slug=entry.slug, code="CONTRACT_UNREADABLE", message=exc.render())
-        )
-        return None
-    if contract.contract.slug != entry.slug:
-        warnings.append(
-            SnapshotWarning(
-                slug=entry.slug,
-                code="CONTRACT_UNREADABLE",
-                message=f"{path}: the contract is for slug {contract.contract.slug!r}, "
-                f"not {entry.slug!r}",
-            )
-        )
-        return None
-    missing = missing_integrations(catalogue, contract.contract)
-    if missing:
-        warnings.append(
-            SnapshotWarning(
-                slug=entry.slug,
-                code="CONTRACT_INCOMPLETE",
-                message=f"{path} does not declare {', '.join(missing)} yet (the catalogue "
-                "gained it); re-run `petrova bootstrap --resume --phase 6` in that repo",
-            )
-        )
-    if contract.sha != entry.contract_sha:
-        warnings.append(
-            SnapshotWarning(
-                slug=entry.slug,
-                code="CONTRACT_SHA_DRIFT",
-                message=f"{path} has sha {contract.sha} but the registry pins "
-                f"{entry.contract_sha}; run `petrova registry pin {entry.slug}` after review",
-            )
-        )
-    return contract
-
-
-def _read_ledger(
-    entry: RepoEntry, state_dir: Path, catalogue: Catalogue, warnings: list[SnapshotWarning]
-) -> Ledger | None:
-    path = ledger_path(state_dir, entry.slug)
-    try:
-        confined(state_dir, Path(path.name))  # only petrova writes ledgers, never as links
-        return load_ledger(path, catalogue, slug=entry.slug)
-    except FileNotFoundError:
-        applicable = [
-            i
-            for i, item in entry.integrations_applicability.items()
-            if applicability_value(item) != "not_applicable"
-        ]
-        if applicable:
-            warnings.append(
-                SnapshotWarning(
-                    slug=entry.slug,
-                    code="STATE_MISSING",
-                    message=f"{path} does not exist yet: nothing observed for "
-                    f"{', '.join(applicable)}",
-                )
-            )
-        return None
-    except PetrovaError as exc:
-        warnings.append(
-            SnapshotWarning(slug=entry.slug, code="STATE_UNREADABLE", message=exc.render())
-        )
-        return None
 
 
 def derive_status(
@@ -258,18 +109,10 @@ def _cell(
 ) -> SnapshotCell:
     policy = entry.integrations_applicability.get(integration_id)
     applicability = applicability_value(policy) if policy is not None else None
-    declared_cell: ContractCell | None = None
-    if repo_inputs.contract is not None:
-        declared_cell = repo_inputs.contract.contract.integrations.get(integration_id)
+    declared_cell = repo_inputs.declared.get(integration_id) if repo_inputs.declared else None
     declared = declared_cell.status if declared_cell is not None else None
-    ledger_cell: LedgerCell | None = None
-    if repo_inputs.ledger is not None:
-        ledger_cell = repo_inputs.ledger.integrations.get(integration_id)
-    observed = (
-        observed_status(ledger_cell, now=now, stale_after=stale_after)
-        if ledger_cell is not None
-        else None
-    )
+    seen = repo_inputs.observed.get(integration_id) if repo_inputs.observed else None
+    observed = observed_status(seen, now=now, stale_after=stale_after) if seen is not None else None
     if applicability == "not_applicable" and declared == "wired":
         warnings.append(
             SnapshotWarning(
@@ -294,13 +137,13 @@ def _cell(
                 )
             )
     status = derive_status(applicability=applicability, declared=declared, observed=observed)
-    needs_human = ledger_cell is not None and ledger_cell.needs_human
+    needs_human = seen is not None and seen.needs_human
     return SnapshotCell(
         status=status,
         applicability=applicability,
         declared=declared,
         observed=observed,
-        last_verified_at=ledger_cell.last_verified_at if ledger_cell is not None else None,
+        last_verified_at=seen.last_verified_at if seen is not None else None,
         review_by=review_by,
         needs_human=True if needs_human else None,
     )

@@ -88,6 +88,12 @@ def run_subprocess(
     )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep petrova's read cache out of the user's home during the tests."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
 @pytest.fixture(params=["inprocess", "subprocess"])
 def petrova(request: pytest.FixtureRequest) -> Petrova:
     """Run petrova both in-process (CliRunner) and as the installed console script."""

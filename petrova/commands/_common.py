@@ -142,3 +142,22 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]
 
 
 DURATION = DurationType()
+
+
+def progress_reporter(label: str) -> Callable[[int, int], None] | None:
+    """A progress line on stderr for people: only on a terminal, and only once a run
+    has lasted a second (cron and pipes get nothing)."""
+    if not is_tty(sys.stderr):
+        return None
+    import time
+
+    started = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        if time.monotonic() - started < 1.0:
+            return
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\r{label}: {done}/{total}{end}")
+        sys.stderr.flush()
+
+    return report

@@ -13,6 +13,7 @@ from petrova.commands._common import (
     emit,
     json_option,
     open_registry,
+    progress_reporter,
     registry_option,
     resolve_state_dir,
     say,
@@ -20,6 +21,7 @@ from petrova.commands._common import (
     workspace_option,
 )
 from petrova.errors import GateClosed
+from petrova.gather import gather
 from petrova.ledger import DEFAULT_STALE_AFTER
 from petrova.rollout import (
     RolloutReport,
@@ -29,7 +31,6 @@ from petrova.rollout import (
     status_json,
     status_text,
 )
-from petrova.snapshot import gather
 from petrova.state import clock
 
 
@@ -71,7 +72,10 @@ def _report(
     moment = clock(now)
     loaded = open_registry(registry_path, catalogue_path, today=moment.date())
     inputs = gather(
-        loaded, state_dir=resolve_state_dir(state_dir, loaded.path), workspace=workspace
+        loaded,
+        state_dir=resolve_state_dir(state_dir, loaded.path),
+        workspace=workspace,
+        progress=progress_reporter("reading contracts and ledgers"),
     )
     report = rollout_report(inputs, now=moment, days=days, stale_after=stale_after)
     for warning in report.warnings:

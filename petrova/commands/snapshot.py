@@ -14,6 +14,7 @@ from petrova.commands._common import (
     catalogue_option,
     emit,
     open_registry,
+    progress_reporter,
     registry_option,
     resolve_state_dir,
     say,
@@ -22,12 +23,13 @@ from petrova.commands._common import (
 )
 from petrova.commands._publishing import http_options, interactive, retry_reporter
 from petrova.errors import CheckFailed, Location, OutputError
+from petrova.gather import gather
 from petrova.ledger import DEFAULT_STALE_AFTER
 from petrova.lock import file_lock, lock_path_for
 from petrova.output import SNAPSHOT_FORMATS, snapshot_json
 from petrova.publish import IngestFailed, RetryPolicy, check_url, request, token_from_env
 from petrova.schemas import check_snapshot
-from petrova.snapshot import build_snapshot, gather, snapshot_time
+from petrova.snapshot import build_snapshot, snapshot_time
 
 
 @click.command()
@@ -116,7 +118,10 @@ def snapshot(
         now = snapshot_time()
         loaded = open_registry(registry_path, catalogue_path, today=now.date())
         inputs = gather(
-            loaded, state_dir=resolve_state_dir(state_dir, loaded.path), workspace=workspace
+            loaded,
+            state_dir=resolve_state_dir(state_dir, loaded.path),
+            workspace=workspace,
+            progress=progress_reporter("reading contracts and ledgers"),
         )
         snap = build_snapshot(inputs, now=now, stale_after=stale_after)
         check_snapshot(snap.model_dump(mode="json"), loaded.catalogue)

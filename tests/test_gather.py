@@ -1,0 +1,128 @@
+"""Reading contracts and ledgers: the read cache never serves a stale read."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from petrova import gather
+from petrova.commands._common import progress_reporter
+from tests.conftest import ROOT, Petrova
+
+ALL_STATUSES = ROOT / "contracts" / "fixtures" / "all-statuses"
+EPOCH = {"SOURCE_DATE_EPOCH": "1795676400"}
+
+
+def _args(fleet_root: Path) -> list[str]:
+    return [
+        "snapshot",
+        "--registry",
+        str(fleet_root / "registry.yaml"),
+        "--catalogue",
+        str(ROOT / "contracts" / "contract.schema.json"),
+        "--state-dir",
+        str(fleet_root / "state"),
+        "--workspace",
+        str(fleet_root / "workspace"),
+    ]
+
+
+@pytest.fixture
+def statuses(tmp_path: Path) -> Path:
+    import shutil
+
+    root = tmp_path / "statuses"
+    shutil.copytree(ALL_STATUSES, root)
+    return root
+
+
+@pytest.fixture
+def trusting_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A cache that also keeps files written a moment ago (the tests write them so)."""
+    monkeypatch.setattr(gather, "RACY_NS", -(10**15))
+    return tmp_path / "cache"
+
+
+def test_cached_reads_give_the_same_snapshot(
+    statuses: Path, trusting_cache: Path, petrova_inprocess: Petrova
+) -> None:
+    env = {**EPOCH, "PETROVA_CACHE_DIR": str(trusting_cache)}
+    first = petrova_inprocess(*_args(statuses), env=env)
+    assert first.exit_code == 0, first.stderr
+    [cache_file] = trusting_cache.iterdir()
+    assert len(json.loads(cache_file.read_bytes())) == 4  # 2 contracts, 2 ledgers
+    second = petrova_inprocess(*_args(statuses), env=env)
+    assert second.stdout_bytes == first.stdout_bytes
+    fixture = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"
+    assert second.stdout_bytes == fixture.read_bytes()
+
+
+def test_a_changed_file_is_read_again(
+    statuses: Path, trusting_cache: Path, petrova_inprocess: Petrova
+) -> None:
+    env = {**EPOCH, "PETROVA_CACHE_DIR": str(trusting_cache)}
+    petrova_inprocess(*_args(statuses), env=env)
+    ledger = statuses / "state" / "beta-hq.yaml"
+    ledger.write_text(
+        ledger.read_text().replace('"current_status": "ok"', '"current_status": "failing"', 1)
+    )
+    run = petrova_inprocess(*_args(statuses), env=env)
+    warnings = json.loads(run.stdout)["warnings"]
+    assert [w["code"] for w in warnings] == ["STATE_UNREADABLE"]
+    assert "does not follow from the recorded history" in warnings[0]["message"]
+
+
+def test_a_corrupt_cache_is_ignored(
+    statuses: Path, trusting_cache: Path, petrova_inprocess: Petrova
+) -> None:
+    env = {**EPOCH, "PETROVA_CACHE_DIR": str(trusting_cache)}
+    petrova_inprocess(*_args(statuses), env=env)
+    [cache_file] = trusting_cache.iterdir()
+    entries = json.loads(cache_file.read_bytes())
+    for key in entries:
+        entries[key][1] = {"observed": {"ares": [1]}, "declared": {"ares": []}}
+    cache_file.write_text(json.dumps(entries))
+    run = petrova_inprocess(*_args(statuses), env=env)
+    assert run.exit_code == 0, run.stderr
+    fixture = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"
+    assert run.stdout_bytes == fixture.read_bytes()
+    cache_file.write_bytes(b"\x00not json")
+    assert petrova_inprocess(*_args(statuses), env=env).stdout_bytes == fixture.read_bytes()
+
+
+def test_fresh_files_are_not_cached(statuses: Path, tmp_path: Path, petrova: Petrova) -> None:
+    """A file changed within the file system's timestamp resolution could change again
+    without its identity changing; such files are read every time."""
+    cache = tmp_path / "cache"
+    run = petrova(*_args(statuses), env={**EPOCH, "PETROVA_CACHE_DIR": str(cache)})
+    assert run.exit_code == 0
+    assert not cache.exists() or all(json.loads(p.read_bytes()) == {} for p in cache.iterdir())
+
+
+def test_cache_off(statuses: Path, trusting_cache: Path, petrova_inprocess: Petrova) -> None:
+    env = {**EPOCH, "PETROVA_CACHE_DIR": str(trusting_cache), "PETROVA_CACHE": "off"}
+    assert petrova_inprocess(*_args(statuses), env=env).exit_code == 0
+    assert not trusting_cache.exists()
+
+
+def test_progress_only_on_a_terminal_after_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert progress_reporter("reading") is None  # pytest's stderr is not a terminal
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    fake = Tty()
+    clock = iter([100.0, 100.5, 101.5, 102.0])
+    monkeypatch.setattr("sys.stderr", fake)
+    monkeypatch.setattr("time.monotonic", lambda: next(clock))
+    report = progress_reporter("reading")
+    assert report is not None
+    report(10, 40)  # half a second in: nothing yet
+    assert fake.getvalue() == ""
+    report(20, 40)
+    report(40, 40)
+    assert fake.getvalue() == "\rreading: 20/40\rreading: 40/40\n"
