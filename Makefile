@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install snapshot test browser lint format artefacts check-artefacts clean
+.PHONY: install snapshot test browser lint format artefacts check-artefacts bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,13 +37,13 @@ browser:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check petrova tests
-	$(BIN)/ruff format --check petrova tests
+	$(BIN)/ruff check petrova tests benchmarks
+	$(BIN)/ruff format --check petrova tests benchmarks
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix petrova tests
-	$(BIN)/ruff format petrova tests
+	$(BIN)/ruff check --fix petrova tests benchmarks
+	$(BIN)/ruff format petrova tests benchmarks
 
 ## Regenerate contracts/*.schema.json and contracts/fixtures/*.json from the code.
 artefacts: $(STAMP)
@@ -51,6 +51,11 @@ artefacts: $(STAMP)
 
 check-artefacts: $(STAMP)
 	$(BIN)/petrova contracts generate --check
+
+## Benchmarks: petrova against the straightforward way at 1,000 and 10,000 repos
+## (see benchmarks/RESULTS.md). Prints a table; results also in benchmarks/out/.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run --sizes 1000 10000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache fleet.json fleet.html artifacts

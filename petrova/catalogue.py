@@ -60,7 +60,7 @@ class Catalogue:
     #: The file's bytes, so caches can key on the catalogue's content.
     raw: bytes = b""
 
-    @property
+    @cached_property
     def ids(self) -> tuple[str, ...]:
         return tuple(i.id for i in self.integrations)
 

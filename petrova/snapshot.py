@@ -76,7 +76,9 @@ def build_snapshot(
                 for integration_id in catalogue.ids
             }
         rows.append(
-            SnapshotRow(
+            # model_construct: the values come from validated inputs, and the whole document
+            # is checked against the published schema before it is written.
+            SnapshotRow.model_construct(
                 slug=entry.slug,
                 url=entry.url,
                 role=entry.role,
@@ -138,7 +140,7 @@ def _cell(
             )
     status = derive_status(applicability=applicability, declared=declared, observed=observed)
     needs_human = seen is not None and seen.needs_human
-    return SnapshotCell(
+    return SnapshotCell.model_construct(
         status=status,
         applicability=applicability,
         declared=declared,

@@ -26,7 +26,7 @@ from petrova.errors import CheckFailed, Location, OutputError
 from petrova.gather import gather
 from petrova.ledger import DEFAULT_STALE_AFTER
 from petrova.lock import file_lock, lock_path_for
-from petrova.output import SNAPSHOT_FORMATS, snapshot_json
+from petrova.output import SNAPSHOT_FORMATS, to_json_bytes
 from petrova.publish import IngestFailed, RetryPolicy, check_url, request, token_from_env
 from petrova.schemas import check_snapshot
 from petrova.snapshot import build_snapshot, snapshot_time
@@ -124,8 +124,10 @@ def snapshot(
             progress=progress_reporter("reading contracts and ledgers"),
         )
         snap = build_snapshot(inputs, now=now, stale_after=stale_after)
-        check_snapshot(snap.model_dump(mode="json"), loaded.catalogue)
-        data = SNAPSHOT_FORMATS[fmt](snap)
+        document = snap.model_dump(mode="json")
+        check_snapshot(document, loaded.catalogue)
+        # the JSON of the document just checked, rather than dumping the models again
+        data = to_json_bytes(document) if fmt == "json" else SNAPSHOT_FORMATS[fmt](snap)
         verb = emit(data, output)
         for warning in snap.warnings:
             say(f"warning: {warning.code} [{warning.slug or '-'}]: {warning.message}")
@@ -135,12 +137,12 @@ def snapshot(
                 f"{len(snap.warnings)} warning(s)"
             )
         if publish is not None:
-            document = data if fmt == "json" else snapshot_json(snap)
+            payload = data if fmt == "json" else to_json_bytes(document)
             try:
                 sent = request(
                     "POST",
                     publish,
-                    body=document,
+                    body=payload,
                     token=token,
                     token_env=token_env,
                     policy=RetryPolicy(retries=retries, timeout=timeout),

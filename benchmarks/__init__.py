@@ -1,0 +1,1 @@
+"""Benchmarks: synthetic fleets and the harness behind `make bench`."""
