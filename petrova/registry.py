@@ -35,9 +35,11 @@ from petrova.models import (
     RepoEntry,
     applicability_value,
 )
-from petrova.validation import pydantic_problems
+from petrova.validation import capped, pydantic_problems
 
 DEFAULT_REGISTRY = Path("registry.yaml")
+#: Unknown integration ids listed per entry; the rest are counted.
+_SHOWN_UNKNOWN = 20
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,10 @@ def load_registry(path: Path, catalogue: Catalogue, *, today: date | None = None
         ) from None
     problems = _check_fleet(registry, doc.data, catalogue, doc.locate)
     if problems:
-        raise RegistryInvalid(f"{len(problems)} problem(s) in the registry", problems=problems)
+        raise RegistryInvalid(
+            f"{len(problems)} problem(s) in the registry",
+            problems=capped(problems, len(problems), doc),
+        )
     findings = tuple(_soft_findings(registry, doc.data, catalogue, day, no_line))
     loaded = LoadedRegistry(path, registry, text, catalogue, findings)
     loaded.__dict__["document"] = doc  # already parsed: keep it for callers
@@ -209,14 +214,21 @@ def _check_fleet(
         if repo.role == "control-plane":
             control_planes.append(index)
         raw_app = raw_repos[index].get("integrations_applicability") or {}
-        for key in raw_app:
-            if catalogue.resolve(key) is None:
-                problems.append(
-                    Problem(
-                        f"{key!r} is not an integration id in the catalogue; allowed: {allowed}",
-                        locate((*base, "integrations_applicability", key)),
-                    )
+        unknown = [key for key in raw_app if catalogue.resolve(key) is None]
+        for key in unknown[:_SHOWN_UNKNOWN]:  # locating each of thousands is quadratic
+            problems.append(
+                Problem(
+                    f"{key!r} is not an integration id in the catalogue; allowed: {allowed}",
+                    locate((*base, "integrations_applicability", key)),
                 )
+            )
+        if len(unknown) > _SHOWN_UNKNOWN:
+            problems.append(
+                Problem(
+                    f"... and {len(unknown) - _SHOWN_UNKNOWN} more unknown integration id(s)",
+                    locate((*base, "integrations_applicability")),
+                )
+            )
         if repo.migrated:
             missing = [i for i in ids if i not in repo.integrations_applicability]
             if missing:

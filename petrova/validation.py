@@ -45,6 +45,11 @@ def pydantic_problems(
     return _dedupe(problems) + _more(len(errors), doc)
 
 
+def capped(problems: list[Problem], total: int, doc: YamlDocument) -> list[Problem]:
+    """The first :data:`MAX_PROBLEMS` problems and a count of the ``total`` minus those."""
+    return problems[:MAX_PROBLEMS] + _more(total, doc)
+
+
 def _more(total: int, doc: YamlDocument) -> list[Problem]:
     """One closing line instead of the rest: locating each of 20,000 unknown keys is
     quadratic, and nobody reads past the first screen anyway."""
