@@ -59,7 +59,7 @@ from petrova.models import (
     format_timestamp,
     parse_timestamp,
 )
-from petrova.validation import pydantic_problems
+from petrova.validation import MAX_PROBLEMS, pydantic_problems
 
 DEFAULT_STALE_AFTER = timedelta(hours=72)
 CONCLUSIVE = frozenset({"ok", "degraded", "failing", "not_applicable"})
@@ -149,6 +149,9 @@ def parse_ledger(doc: YamlDocument, catalogue: Catalogue, *, slug: str) -> Ledge
     cells: dict[str, LedgerCell] = {}
     for key, cell in ledger.integrations.items():
         raw_key = raw_keys.get(key, key)
+        if len(problems) >= MAX_PROBLEMS:  # locating each of thousands is quadratic
+            problems.append(Problem("... and more problems not shown", doc.locate(())))
+            break
         if key not in catalogue.ids:
             problems.append(
                 Problem(
