@@ -32,7 +32,7 @@ from jsonschema import Draft202012Validator
 from petrova.catalogue import Catalogue, EvidenceField, Integration
 from petrova.errors import EvidenceInvalid, PetrovaError, Problem
 from petrova.io import FieldPath, YamlDocument
-from petrova.validation import jsonschema_problems
+from petrova.validation import MAX_PROBLEMS, jsonschema_problems
 
 CELL_FIELDS = ("status", "evidence", "not_applicable_reason", "review_by")
 _FALLBACK_STATUSES = ("pending", "wired", "not_applicable")
@@ -187,14 +187,14 @@ def parse_answers(doc: YamlDocument, catalogue: Catalogue) -> dict[str, Answer]:
         raise AnswersInvalid(
             "an answers file is a mapping with one key, 'integrations'", location=doc.locate(())
         )
-    for key in data:
-        if key != "integrations":
-            shape.append(
-                Problem(
-                    f"unknown field {key!r}; an answers file has one key, 'integrations'",
-                    doc.locate((key,)),
-                )
+    unknown = [key for key in data if key != "integrations"]
+    for key in unknown[:MAX_PROBLEMS]:  # locating each of thousands is quadratic
+        shape.append(
+            Problem(
+                f"unknown field {key!r}; an answers file has one key, 'integrations'",
+                doc.locate((key,)),
             )
+        )
     cells = data.get("integrations")
     if cells is None:
         cells = {}
@@ -208,6 +208,9 @@ def parse_answers(doc: YamlDocument, catalogue: Catalogue) -> dict[str, Answer]:
     allowed_statuses = statuses(catalogue)
     answers: dict[str, Answer] = {}
     for key, raw in cells.items():
+        if len(shape) + len(evidence) >= MAX_PROBLEMS:
+            shape.append(Problem("... and more problems not shown", doc.locate(())))
+            break
         at: tuple[str | int, ...] = ("integrations", key)
         current = catalogue.resolve(key)
         if current is None:

@@ -300,6 +300,47 @@ def test_a_registry_with_twenty_thousand_bad_keys_gives_one_screen(
     assert lines[-1].endswith("... and 19952 more problem(s) not shown")
 
 
+@pytest.mark.parametrize("where", ["applicability", "ledger", "answers"])
+def test_twenty_thousand_unknown_ids_are_one_screen(
+    petrova_inprocess: Petrova, fleet: Fleet, tmp_path: Path, where: str
+) -> None:
+    """Unknown ids in the registry's applicability, a ledger and an answers file: each
+    used to be located one by one (quadratic, with 20,001 lines of output)."""
+    ids = [f"k{i}" for i in range(20_000)]
+    if where == "applicability":
+        app = ", ".join(f"{k}: required" for k in ids)
+        fleet.registry.write_text(
+            "schema_version: 1\nrepos:\n  - {slug: a, url: 'https://x.example/a', "
+            f"role: production, tier: 1, integrations_applicability: {{{app}}}}}\n"
+        )
+        args: tuple[str, ...] = ("registry", "validate", *fleet.args())
+        code = "REGISTRY_INVALID"
+    elif where == "ledger":
+        fleet.write(
+            "state/petrova-codes.yaml",
+            json.dumps({"schema_version": 1, "slug": "petrova-codes",
+                        "integrations": {k: {} for k in ids}}),
+        )  # fmt: skip
+        args = ("state", "record", "petrova-codes", "ares", "ok", *fleet.args())
+        code = "STATE_INVALID"
+    else:
+        answers = tmp_path / "answers.yaml"
+        answers.write_text(json.dumps({"integrations": dict.fromkeys(ids, "pending")}))
+        repo = make_git_repo(
+            tmp_path / "kahn", {"a": "b"}, origin="https://github.com/kahn-hq/kahn"
+        )
+        args = ("bootstrap", "--repo", str(repo), "--answers", str(answers), "--no-interactive",
+                *fleet.args())  # fmt: skip
+        code = "ANSWERS_INVALID"
+    before = _files(fleet.root)
+    run = petrova_inprocess(*args)
+    assert run.exit_code == 2
+    assert code in run.stderr and "'k0' is not an integration" in run.stderr
+    assert len(run.stderr.splitlines()) <= 60
+    assert "more" in run.stderr.splitlines()[-1]
+    assert _files(fleet.root) == before
+
+
 def test_a_ledger_with_a_huge_history_is_refused_at_its_field(
     petrova: Petrova, fleet: Fleet
 ) -> None:
