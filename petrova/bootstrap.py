@@ -10,7 +10,6 @@ answers and the contract already there, and never downgrades what a human wrote.
 
 from __future__ import annotations
 
-import difflib
 import json
 import shutil
 import subprocess
@@ -203,22 +202,12 @@ def normalise_remote(url: str) -> str:
 # --- phase 3: the registry entry ------------------------------------------------------
 
 
-def entry_by_slug(loaded: LoadedRegistry, slug: str) -> RepoEntry:
-    entry = loaded.entry(slug)
-    if entry is None:
-        slugs = [r.slug for r in loaded.registry.repos]
-        close = difflib.get_close_matches(slug, slugs, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(slugs)}"
-        raise RepoNotInRegistry(f"no repo {slug!r} in {loaded.path}{hint}")
-    return entry
-
-
 def match_entry(
     loaded: LoadedRegistry, *, origin: str | None, slug: str | None
 ) -> tuple[RepoEntry, tuple[str, ...]]:
     """The entry named by ``slug``, else the one whose url is ``origin``; plus notes."""
     if slug is not None:
-        entry = entry_by_slug(loaded, slug)
+        entry = loaded.require(slug)
         if origin is not None and normalise_remote(origin) != normalise_remote(entry.url):
             return entry, (
                 f"origin {origin} is not {entry.slug}'s registry url {entry.url} (going by --slug)",

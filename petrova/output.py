@@ -9,7 +9,8 @@ import orjson
 
 from petrova.models import Snapshot
 
-_STATUS_SHORT = {
+#: The short text of each dot status, for tables (n/a, FAILING stands out).
+STATUS_LABELS = {
     "ok": "ok",
     "degraded": "degraded",
     "failing": "FAILING",
@@ -56,7 +57,7 @@ def _snapshot_grid(snapshot: Snapshot) -> tuple[list[str], list[list[str]]]:
                 cells.append("-")
                 continue
             cell = row.integrations[integration_id]
-            text = _STATUS_SHORT[cell.status]
+            text = STATUS_LABELS[cell.status]
             cells.append(text + ("!" if cell.needs_human else ""))
         rows.append([row.slug, str(row.tier), row.role, row.contract_sha or "-", *cells])
     return headers, rows

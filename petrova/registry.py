@@ -7,6 +7,7 @@ integration id) come back as warnings for the caller to show.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from petrova.catalogue import Catalogue
-from petrova.errors import Location, Problem, RegistryInvalid, RegistryNotFound, YamlInvalid
+from petrova.errors import (
+    Location,
+    Problem,
+    RegistryInvalid,
+    RegistryNotFound,
+    RepoNotInRegistry,
+    YamlInvalid,
+)
 from petrova.io import (
     FieldPath,
     YamlDocument,
@@ -67,6 +75,18 @@ class LoadedRegistry:
 
     def entry(self, slug: str) -> RepoEntry | None:
         return self.registry.find(slug)
+
+    def require(self, slug: str) -> RepoEntry:
+        """The entry for ``slug``, or ``REPO_NOT_IN_REGISTRY`` naming the closest slugs."""
+        entry = self.registry.find(slug)
+        if entry is None:
+            slugs = [r.slug for r in self.registry.repos]
+            close = difflib.get_close_matches(slug, slugs, n=3)
+            hint = (
+                f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(slugs)}"
+            )
+            raise RepoNotInRegistry(f"no repo {slug!r} in {self.path}{hint}")
+        return entry
 
     def entry_index(self, slug: str) -> int:
         for index, repo in enumerate(self.registry.repos):

@@ -28,7 +28,7 @@ from petrova.models import (
     format_timestamp,
     parse_timestamp,
 )
-from petrova.output import text_table, to_json_bytes
+from petrova.output import STATUS_LABELS, text_table, to_json_bytes
 from petrova.snapshot import build_snapshot
 
 HoldReason = Literal["not_migrated", "pending", "not_ok", "stale", "run_broken", "too_young"]
@@ -299,15 +299,6 @@ def _span(delta: timedelta) -> str:
 
 # --- reporters -------------------------------------------------------------------------
 
-_DOT = {
-    "ok": "ok",
-    "degraded": "degraded",
-    "failing": "FAILING",
-    "stale": "stale",
-    "pending": "pending",
-    "not_applicable": "n/a",
-}
-
 
 def status_json(report: RolloutReport) -> bytes:
     return to_json_bytes(report.as_dict())
@@ -358,4 +349,4 @@ def _tier_heading(tier: TierView, report: RolloutReport) -> str:
 
 
 def _dot(cell: CellView) -> str:
-    return _DOT[cell.status] + ("!" if cell.needs_human else "")
+    return STATUS_LABELS[cell.status] + ("!" if cell.needs_human else "")

@@ -21,14 +21,14 @@ from petrova.commands._common import (
     workspace_option,
 )
 from petrova.contract import load_contract
-from petrova.errors import CheckFailed, Location, PetrovaError, RepoNotInRegistry, UsageError
+from petrova.errors import CheckFailed, Location, PetrovaError, UsageError
 from petrova.gather import contract_location
 from petrova.io import read_input, write_atomic
 from petrova.lock import file_lock
 from petrova.models import RepoEntry, applicability_value
 from petrova.output import text_table, to_json_bytes
 from petrova.pin import plan_pin, verify
-from petrova.registry import LoadedRegistry, load_registry
+from petrova.registry import load_registry
 
 
 @click.group()
@@ -106,17 +106,6 @@ def list_(registry_path: Path | None, catalogue_path: Path | None, as_json: bool
     )
 
 
-def find_entry(loaded: LoadedRegistry, slug: str) -> RepoEntry:
-    """The entry for ``slug``, or REPO_NOT_IN_REGISTRY naming the closest slugs."""
-    entry = loaded.entry(slug)
-    if entry is None:
-        slugs = [r.slug for r in loaded.registry.repos]
-        close = difflib.get_close_matches(slug, slugs, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(slugs)}"
-        raise RepoNotInRegistry(f"no repo {slug!r} in {loaded.path}{hint}")
-    return entry
-
-
 @registry.command()
 @click.argument("slug")
 @registry_option
@@ -125,7 +114,7 @@ def find_entry(loaded: LoadedRegistry, slug: str) -> RepoEntry:
 def show(slug: str, registry_path: Path | None, catalogue_path: Path | None, as_json: bool) -> None:
     """Show one registry entry, applicability per catalogue integration included."""
     loaded = open_registry(registry_path, catalogue_path)
-    entry = find_entry(loaded, slug)
+    entry = loaded.require(slug)
     if as_json:
         emit(to_json_bytes(_entry_json(entry)), None)
         return
@@ -202,7 +191,7 @@ def pin(
     with file_lock(path) if writing and path.is_file() else contextlib.nullcontext():
         loaded = load_registry(path, catalogue)
         raw = read_input(path, display=str(path))
-        entry = find_entry(loaded, slug)
+        entry = loaded.require(slug)
         where = contract_path or contract_location(
             entry, registry_path=loaded.path, workspace=workspace
         )
