@@ -190,6 +190,20 @@ def test_a_person_watching_sees_retries_without_the_token(
     assert_clean_run(run)
 
 
+def test_a_person_watching_a_success_does_not_see_a_token_in_the_url(
+    petrova_inprocess: Petrova, fleet: Fleet, servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from petrova.commands import _publishing
+
+    monkeypatch.setattr(_publishing, "is_tty", lambda stream: True)
+    server = servers(store_and_echo)
+    url = f"{server.url}?t={TOKEN}"
+    run = petrova_inprocess("snapshot", *fleet.args(), "--publish", url, env=ENV)
+    assert run.exit_code == 0, run.stderr
+    assert f"published to {server.url}?t=***: HTTP 200" in run.stderr
+    assert_clean_run(run)
+
+
 @pytest.mark.parametrize("debug", [[], ["--debug"]])
 def test_debug_output_on_failure_has_no_token(
     petrova: Petrova, fleet: Fleet, servers: Servers, debug: list[str]

@@ -27,7 +27,14 @@ from petrova.gather import gather
 from petrova.ledger import DEFAULT_STALE_AFTER
 from petrova.lock import file_lock, lock_path_for
 from petrova.output import SNAPSHOT_FORMATS, to_json_bytes
-from petrova.publish import IngestFailed, RetryPolicy, check_url, request, token_from_env
+from petrova.publish import (
+    IngestFailed,
+    RetryPolicy,
+    check_url,
+    request,
+    scrub,
+    token_from_env,
+)
 from petrova.schemas import check_snapshot
 from petrova.snapshot import build_snapshot, snapshot_time
 
@@ -152,7 +159,8 @@ def snapshot(
                 kept = f"; {output} was written and stays" if output is not None else ""
                 raise IngestFailed(exc.message + kept, location=exc.location) from None
             if interactive():
-                say(f"published to {publish}: HTTP {sent.status} ({sent.attempts} attempt(s))")
+                shown = scrub(publish, token)  # a URL may repeat the token in its query
+                say(f"published to {shown}: HTTP {sent.status} ({sent.attempts} attempt(s))")
     if strict and snap.warnings:
         raise CheckFailed(f"{len(snap.warnings)} warning(s) under --strict")
 
