@@ -101,7 +101,7 @@ def emit(data: bytes, output: Path | None) -> str | None:
 
 
 def say(message: str) -> None:
-    """A note for people, on stderr; kept quiet when NO_COLOR-style tooling asks for data."""
+    """A note for people: always on stderr, so stdout stays data."""
     click.echo(message, err=True)
 
 
