@@ -149,11 +149,6 @@ def _canonical_ids(data: Any, catalogue: Catalogue) -> tuple[Any, tuple[tuple[st
     return {**data, "integrations": cells}, tuple(renamed)
 
 
-def missing_integrations(catalogue: Catalogue, contract: Contract) -> list[str]:
-    """Catalogue ids the contract does not mention yet (the catalogue gained them)."""
-    return [i for i in catalogue.ids if i not in contract.integrations]
-
-
 def cell_as_dict(cell: ContractCell, catalogue: Catalogue, integration_id: str) -> dict[str, Any]:
     """A cell in the fixed key order the file uses; evidence in catalogue field order."""
     out: dict[str, Any] = {"status": cell.status}

@@ -132,7 +132,6 @@ Timestamp = Annotated[
     AfterValidator(_timestamp),
     _string_schema(_TS_RE, "RFC 3339, e.g. 2026-11-26T07:00:00Z", "date-time"),
 ]
-IntegrationId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 Role = Literal["control-plane", "production", "experimental", "scaffold", "canary", "archived"]
@@ -146,7 +145,6 @@ Outcome = Literal["ok", "degraded", "failing", "unreachable", "not_applicable"]
 CellStatus = Literal["ok", "degraded", "failing", "stale", "pending", "not_applicable"]
 
 ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
-PROFILES: tuple[str, ...] = Profile.__args__  # type: ignore[attr-defined]
 CELL_STATUSES: tuple[str, ...] = CellStatus.__args__  # type: ignore[attr-defined]
 
 

@@ -9,7 +9,7 @@ import jsonschema
 from pydantic import ValidationError
 
 from petrova.errors import Problem
-from petrova.io import FieldPath, YamlDocument, render_field_path
+from petrova.io import FieldPath, YamlDocument
 
 _MAX_SHOWN = 60
 #: Problems located and shown per document; the rest are counted.
@@ -150,7 +150,3 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if validator == "minLength" and value == "":
         return "must not be empty"
     return error.message if len(error.message) < 200 else error.message[:197] + "..."
-
-
-def field_name(path: FieldPath) -> str:
-    return render_field_path(path)
