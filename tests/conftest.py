@@ -186,6 +186,17 @@ def make_git_repo(path: Path, files: Mapping[str, str], *, origin: str | None = 
     return path
 
 
+def git_status(repo: Path) -> str:
+    """``git status`` in porcelain form, untracked files included: what a PR would carry."""
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
 @pytest.fixture
 def git_repo() -> Callable[..., Path]:
     return make_git_repo

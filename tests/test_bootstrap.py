@@ -2,14 +2,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from petrova.bootstrap import PHASES, normalise_remote
-from tests.conftest import Fleet, Petrova
+from tests.conftest import Fleet, Petrova, git_status
 
 KAHN_ORIGIN = "git@github.com:kahn-hq/kahn.git"
 HEADER = (
@@ -42,16 +41,6 @@ def files_of(*roots: Path) -> dict[str, bytes]:
             if path.is_file() and not path.is_symlink():
                 out[str(path)] = path.read_bytes()
     return out
-
-
-def git_status(repo: Path) -> str:
-    return subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=all"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
 
 
 @pytest.fixture

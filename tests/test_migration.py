@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,20 +18,10 @@ import pytest
 import yaml
 
 from tests.catalogue_edits import add_integration, rename_integration
-from tests.conftest import Fleet, Run, run_subprocess
+from tests.conftest import Fleet, Run, git_status, run_subprocess
 from tests.test_pin import changed_old_lines, entry_lines
 
 KAHN_ORIGIN = "git@github.com:kahn-hq/kahn.git"
-
-
-def git_status(repo: Path) -> str:
-    return subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=all"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
 
 
 @pytest.fixture
