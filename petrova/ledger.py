@@ -6,6 +6,14 @@ demotes with hysteresis; only a human promotes), and staleness. The rules are th
 only writer of a cell's derived fields, and a ledger is checked on load by replaying
 its history through them, so a hand edit into an impossible state is caught.
 
+Replaying costs: at 10,000 repos it was half of a snapshot. So :func:`render_ledger`
+ends every ledger with a ``seal``, a sha256 over :data:`SEAL_DOMAIN` (naming this
+version of the rules) and the canonical JSON of the data. :func:`read_observations`
+trusts a ledger whose seal it recomputes and skips both pydantic and the replay; an
+absent or stale seal (a hand edit, a file from older rules) means the full check. The
+seal is a checksum of what the rules wrote, not a signature: whoever can write the
+ledger can write anything, seal included, as they always could.
+
 The rules, in full (README "Design decisions" says why):
 
 - From ``pending`` the first conclusive outcome sets the status directly.
@@ -21,7 +29,8 @@ The rules, in full (README "Design decisions" says why):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -56,7 +65,6 @@ from petrova.models import (
     ProbeEntry,
     PromotionEntry,
     StoredStatus,
-    format_timestamp,
     parse_timestamp,
 )
 from petrova.validation import MAX_PROBLEMS, pydantic_problems
@@ -67,6 +75,9 @@ NON_OK = frozenset({"degraded", "failing"})
 #: status -> (consecutive non-ok outcomes that demote it, the status it demotes to)
 DEMOTION: dict[str, tuple[int, StoredStatus]] = {"ok": (2, "degraded"), "degraded": (3, "failing")}
 #: The fields the rules derive, in the order a mismatch is reported.
+#: What a seal vouches for: that the rules of this version derived the fields. Bump it
+#: whenever the rules change, so that ledgers sealed by the old rules are checked in full.
+SEAL_DOMAIN = b"petrova-ledger-rules-1\0"
 DERIVED_FIELDS = (
     "current_status",
     "status_since",
@@ -91,13 +102,66 @@ def empty_ledger(slug: str) -> Ledger:
 def load_ledger(path: Path, catalogue: Catalogue, *, slug: str) -> Ledger:
     """Read one ledger; ``FileNotFoundError`` passes through (a missing ledger is normal).
 
-    Ledgers petrova wrote are JSON, read by a JSON parser (about 30x faster than YAML);
-    anything else, and any ledger with a problem, is read by the strict YAML loader so
-    that problems point at their lines.
+    Always the full check, seal or not: this is what a write starts from.
     """
     shown = str(path)
+    return _parse_raw(_read_raw(path, shown), shown, catalogue, slug=slug)
+
+
+def read_observations(path: Path, catalogue: Catalogue, *, slug: str) -> dict[str, Observation]:
+    """What the snapshot and the gate need of one ledger, by integration in catalogue order.
+
+    A ledger whose seal holds is read straight from its JSON, without pydantic and
+    without replaying its history; any other goes through :func:`load_ledger`'s full
+    check, which reports each problem at its line. ``FileNotFoundError`` passes through.
+    """
+    shown = str(path)
+    raw = _read_raw(path, shown)
+    cells = _sealed_cells(raw, catalogue, slug=slug)
+    if cells is not None:
+        try:
+            return {i: observe(cells[i]) for i in catalogue.ids if i in cells}
+        except (AttributeError, KeyError, TypeError):
+            pass  # a matching seal over shapes petrova never writes: the full check says
+    ledger = _parse_raw(raw, shown, catalogue, slug=slug)
+    return {i: observe(cell) for i, cell in ledger.integrations.items()}
+
+
+def seal_of(document: Mapping[str, Any]) -> str:
+    """The seal of a ledger's JSON form (without its ``seal``): over the data, not the
+    bytes, so re-indenting or reordering keys keeps it while any changed value breaks it."""
+    canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    return "sha256:" + hashlib.sha256(SEAL_DOMAIN + canonical).hexdigest()
+
+
+def _sealed_cells(raw: bytes, catalogue: Catalogue, *, slug: str) -> dict[str, Any] | None:
+    """The cells of a ledger for ``slug`` whose seal holds, keyed by current ids only;
+    ``None`` sends the ledger to the full check (legacy ids are mapped there)."""
+    if raw[:1] != b"{":
+        return None
     try:
-        raw = read_input(path, display=shown)
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    seal = data.pop("seal", None)
+    cells = data.get("integrations")
+    version = data.get("schema_version")
+    if (
+        not isinstance(seal, str)
+        or type(version) is not int
+        or version != 1
+        or data.get("slug") != slug
+        or not isinstance(cells, dict)
+        or not all(key in catalogue.ids for key in cells)
+        or seal_of(data) != seal
+    ):
+        return None
+    return cells
+
+
+def _read_raw(path: Path, shown: str) -> bytes:
+    try:
+        return read_input(path, display=shown)
     except IsADirectoryError:
         raise StateInvalid("is a directory, not a ledger file", location=Location(shown)) from None
     except FileNotFoundError:
@@ -106,6 +170,12 @@ def load_ledger(path: Path, catalogue: Catalogue, *, slug: str) -> Ledger:
         raise StateInvalid(
             f"cannot read the ledger: {exc.strerror}", location=Location(shown)
         ) from None
+
+
+def _parse_raw(raw: bytes, shown: str, catalogue: Catalogue, *, slug: str) -> Ledger:
+    """Ledgers petrova wrote are JSON, read by a JSON parser (about 30x faster than YAML);
+    anything else, and any ledger with a problem, is read by the strict YAML loader so
+    that problems point at their lines."""
     if raw[:1] == b"{":
         try:
             data = orjson.loads(raw)
@@ -124,6 +194,8 @@ def parse_ledger(doc: YamlDocument, catalogue: Catalogue, *, slug: str) -> Ledge
 
     Derived fields left out of the file are filled in from the replay; fields that are
     present must be what the rules give, else ``STATE_INVALID`` at the field's line.
+    The ledger returned has no seal: a seal vouches for a file, and
+    :func:`render_ledger` seals what it writes afresh.
     """
     data, raw_keys = _canonical_ids(doc.data, catalogue)
     if not isinstance(data, dict):
@@ -168,7 +240,7 @@ def parse_ledger(doc: YamlDocument, catalogue: Catalogue, *, slug: str) -> Ledge
     if problems:
         raise StateInvalid(f"{len(problems)} problem(s) in the ledger", problems=problems)
     ordered = {i: cells[i] for i in catalogue.ids if i in cells}
-    return ledger.model_copy(update={"integrations": ordered})
+    return ledger.model_copy(update={"integrations": ordered, "seal": None})
 
 
 def _relocate(problem: Problem, raw_keys: dict[str, str], doc: YamlDocument) -> Problem:
@@ -474,16 +546,17 @@ def newest_at(cell: LedgerCell) -> datetime | None:
     return parse_timestamp(cell.history[-1].at) if cell.history else None
 
 
-def run_broken_at(cell: LedgerCell) -> str | None:
+def run_broken_at(history: Sequence[Mapping[str, Any]]) -> str | None:
     """When the cell's run of ``ok`` outcomes ended: the first entry after the last ok.
 
     ``None`` when the newest entry is an ok outcome or a promotion (nothing broke it).
+    ``history`` is in its JSON form, as :func:`observe` reads it.
     """
     since: str | None = None
-    for entry in reversed(cell.history):
-        if isinstance(entry, PromotionEntry) or entry.outcome == "ok":
+    for entry in reversed(history):
+        if entry.get("outcome", "ok") == "ok":  # an ok outcome, or a promotion
             break
-        since = entry.at
+        since = entry["at"]
     return since
 
 
@@ -505,28 +578,28 @@ class Observation(NamedTuple):
     run_broken_at: str | None
 
 
-def observe(cell: LedgerCell) -> Observation:
-    conclusive = last_conclusive_at(cell)
-    if conclusive is not None:
-        stale_from: str | None = format_timestamp(conclusive)
-    else:
-        probes = [e for e in cell.history if isinstance(e, ProbeEntry)]
-        stale_from = probes[0].at if probes else None
-    newest = cell.history[-1] if cell.history else None
+def observe(cell: LedgerCell | Mapping[str, Any]) -> Observation:
+    """Read a cell in its JSON form (as a ledger file holds it, absent optionals left
+    out); a model is read through that form. One reading for both ways in, so that a
+    sealed file read without pydantic gives exactly what the full check would."""
+    data = cell.model_dump(mode="json", exclude_none=True) if isinstance(cell, LedgerCell) else cell
+    history: Sequence[Mapping[str, Any]] = data.get("history", ())
+    stale_from: str | None = data.get("last_verified_at")
+    if stale_from is None:  # only a cell built in memory: a loaded one has it filled in
+        probes = [e for e in history if "outcome" in e]
+        conclusive = [e["at"] for e in probes if e["outcome"] in CONCLUSIVE]
+        stale_from = conclusive[-1] if conclusive else probes[0]["at"] if probes else None
+    newest = history[-1] if history else None
     return Observation(
-        cell.current_status,
-        cell.status_since,
-        cell.last_verified_at,
-        cell.ok_since,
-        cell.needs_human,
+        data.get("current_status", "pending"),
+        data.get("status_since"),
+        data.get("last_verified_at"),
+        data.get("ok_since"),
+        data.get("needs_human", False),
         stale_from,
-        newest.at if newest is not None else None,
-        None
-        if newest is None
-        else "promotion"
-        if isinstance(newest, PromotionEntry)
-        else newest.outcome,
-        run_broken_at(cell),
+        None if newest is None else newest["at"],
+        None if newest is None else newest.get("outcome", "promotion"),
+        run_broken_at(history),
     )
 
 
@@ -551,24 +624,18 @@ def observed_status(
     return status
 
 
-def last_conclusive_at(cell: LedgerCell) -> datetime | None:
-    if cell.last_verified_at is not None:
-        return parse_timestamp(cell.last_verified_at)
-    for entry in reversed(cell.history):
-        if isinstance(entry, ProbeEntry) and entry.outcome in CONCLUSIVE:
-            return parse_timestamp(entry.at)
-    return None
-
-
 # --- writing -------------------------------------------------------------------------------
 
 
 def render_ledger(ledger: Ledger) -> bytes:
     """A ledger's bytes: JSON, which is also YAML, so any YAML tool still reads it and a
-    JSON parser reads it much faster. Keys in model order; absent optionals left out."""
+    JSON parser reads it much faster. Keys in model order; absent optionals left out;
+    a fresh ``seal`` last (see :func:`seal_of`), whatever seal the model held."""
     from petrova.output import to_json_bytes
 
-    return to_json_bytes(ledger.model_dump(mode="json", exclude_none=True))
+    document = ledger.model_dump(mode="json", exclude_none=True, exclude={"seal"})
+    document["seal"] = seal_of(document)
+    return to_json_bytes(document)
 
 
 def write_ledger(path: Path, ledger: Ledger, catalogue: Catalogue) -> WriteVerb:

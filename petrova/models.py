@@ -327,10 +327,27 @@ class LedgerCell(Model):
     history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
 
 
+#: ``sha256:`` and 64 lowercase hex digits: the checksum :class:`Ledger` ends with.
+SEAL_PATTERN = r"^sha256:[0-9a-f]{64}$"
+
+
 class Ledger(Model):
     schema_version: Literal[1]
     slug: Slug
     integrations: dict[str, LedgerCell] = Field(default_factory=dict)
+    #: Last, so that it is written last: what petrova's rules vouch for comes before it.
+    seal: str | None = Field(
+        default=None,
+        pattern=SEAL_PATTERN,
+        description=(
+            "Written by petrova: sha256 over a tag naming the version of the rules "
+            "(petrova-ledger-rules-N and a NUL byte) followed by the canonical JSON "
+            "(sorted keys, no whitespace, UTF-8) of every other field. "
+            "A checksum of what the rules wrote, not a signature: a reader whose "
+            "recomputed seal matches skips replaying the history; any edit that changes "
+            "a value leaves it stale, and a stale or absent seal means the full check."
+        ),
+    )
 
 
 # --- the fleet snapshot (SPEC §7) -----------------------------------------------------

@@ -69,7 +69,8 @@ def test_record_writes_the_ledger_bytes(fleet: Fleet, petrova: Petrova) -> None:
         "        }\n"
         "      ]\n"
         "    }\n"
-        "  }\n"
+        "  },\n"
+        '  "seal": "sha256:1c16fa883154902576fcdf98f9cc3237a9fbd21ddced61c6bc79ead17c1f2f8e"\n'
         "}\n"
     )
 
