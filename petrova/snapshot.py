@@ -8,7 +8,7 @@ that and touches no file, so the rules stay pure.
 from __future__ import annotations
 
 import os
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from petrova import __version__
 from petrova.errors import UsageError
@@ -25,6 +25,7 @@ from petrova.models import (
     SnapshotWarning,
     applicability_value,
     format_timestamp,
+    parse_timestamp,
 )
 
 
@@ -149,3 +150,36 @@ def _cell(
         review_by=review_by,
         needs_human=True if needs_human else None,
     )
+
+
+def validity(
+    inputs: FleetInputs, *, now: datetime, stale_after: timedelta = DEFAULT_STALE_AFTER
+) -> tuple[datetime | None, datetime | None]:
+    """The instants ``(after, until]`` around ``now`` over which the same inputs give the
+    same snapshot (but for ``generated_at``); ``None`` for an open end.
+
+    Time enters a snapshot only through deadlines, each a switch that flips once ``now``
+    passes it: a cell reads ``stale`` once its window ends, a review date is overdue
+    from the next day. Every deadline in the inputs counts, used by a cell or not: more
+    of them only narrows the interval, never makes it wrong.
+    """
+    deadlines: list[datetime] = []
+    for entry in inputs.loaded.registry.repos:
+        for item in entry.integrations_applicability.values():
+            if isinstance(item, ApplicabilityDetail) and item.review_by is not None:
+                deadlines.append(_review_deadline(item.review_by))
+    for repo in inputs.repos.values():
+        for declared in (repo.declared or {}).values():
+            if declared.review_by is not None:
+                deadlines.append(_review_deadline(declared.review_by))
+        for seen in (repo.observed or {}).values():
+            if seen.stale_from is not None:
+                deadlines.append(parse_timestamp(seen.stale_from) + stale_after)
+    after = max((d for d in deadlines if d < now), default=None)
+    until = min((d for d in deadlines if d >= now), default=None)
+    return after, until
+
+
+def _review_deadline(review_by: str) -> datetime:
+    """Overdue once the day is over: ``now`` past the last instant of ``review_by``."""
+    return datetime.combine(date.fromisoformat(review_by), time.max, tzinfo=UTC)

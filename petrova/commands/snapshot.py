@@ -13,9 +13,10 @@ from petrova.commands._common import (
     DURATION,
     catalogue_option,
     emit,
-    open_registry,
+    open_catalogue,
     progress_reporter,
     registry_option,
+    resolve_registry_path,
     resolve_state_dir,
     say,
     state_dir_option,
@@ -23,10 +24,10 @@ from petrova.commands._common import (
 )
 from petrova.commands._publishing import http_options, interactive, retry_reporter
 from petrova.errors import CheckFailed, Location, OutputError
-from petrova.gather import gather
 from petrova.ledger import DEFAULT_STALE_AFTER
 from petrova.lock import file_lock, lock_path_for
-from petrova.output import SNAPSHOT_FORMATS, to_json_bytes
+from petrova.memo import make_snapshot
+from petrova.output import SNAPSHOT_FORMATS
 from petrova.publish import (
     IngestFailed,
     RetryPolicy,
@@ -35,8 +36,7 @@ from petrova.publish import (
     scrub,
     token_from_env,
 )
-from petrova.schemas import check_snapshot
-from petrova.snapshot import build_snapshot, snapshot_time
+from petrova.snapshot import snapshot_time
 
 
 @click.command()
@@ -123,33 +123,31 @@ def snapshot(
         token = token_from_env(token_env)
     with _locked(output, wait):
         now = snapshot_time()
-        loaded = open_registry(registry_path, catalogue_path, today=now.date())
-        inputs = gather(
-            loaded,
-            state_dir=resolve_state_dir(state_dir, loaded.path),
+        registry_file = resolve_registry_path(registry_path)
+        made = make_snapshot(
+            registry_file,
+            open_catalogue(catalogue_path, registry_file),
+            state_dir=resolve_state_dir(state_dir, registry_file),
             workspace=workspace,
+            now=now,
+            stale_after=stale_after,
             progress=progress_reporter("reading contracts and ledgers"),
         )
-        snap = build_snapshot(inputs, now=now, stale_after=stale_after)
-        document = snap.model_dump(mode="json")
-        check_snapshot(document, loaded.catalogue)
-        # the JSON of the document just checked, rather than dumping the models again
-        data = to_json_bytes(document) if fmt == "json" else SNAPSHOT_FORMATS[fmt](snap)
+        data = made.data if fmt == "json" else SNAPSHOT_FORMATS[fmt](made.model())
         verb = emit(data, output)
-        for warning in snap.warnings:
-            say(f"warning: {warning.code} [{warning.slug or '-'}]: {warning.message}")
+        for code, slug, message in made.warnings:
+            say(f"warning: {code} [{slug or '-'}]: {message}")
         if output is not None and interactive():
             say(
-                f"{verb} {output}: {snap.totals.repos} repos, {snap.totals.migrated} migrated, "
-                f"{len(snap.warnings)} warning(s)"
+                f"{verb} {output}: {made.repos} repos, {made.migrated} migrated, "
+                f"{len(made.warnings)} warning(s)"
             )
         if publish is not None:
-            payload = data if fmt == "json" else to_json_bytes(document)
             try:
                 sent = request(
                     "POST",
                     publish,
-                    body=payload,
+                    body=made.data,
                     token=token,
                     token_env=token_env,
                     policy=RetryPolicy(retries=retries, timeout=timeout),
@@ -161,8 +159,8 @@ def snapshot(
             if interactive():
                 shown = scrub(publish, token)  # a URL may repeat the token in its query
                 say(f"published to {shown}: HTTP {sent.status} ({sent.attempts} attempt(s))")
-    if strict and snap.warnings:
-        raise CheckFailed(f"{len(snap.warnings)} warning(s) under --strict")
+    if strict and made.warnings:
+        raise CheckFailed(f"{len(made.warnings)} warning(s) under --strict")
 
 
 @contextlib.contextmanager
