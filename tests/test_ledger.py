@@ -3,29 +3,37 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from petrova.catalogue import load_catalogue
+import petrova.ledger
+from petrova.catalogue import Catalogue, load_catalogue
 from petrova.errors import NothingToPromote, PromotionInvalid, StateInvalid
 from petrova.io import parse_yaml
 from petrova.ledger import (
+    Observation,
     apply_outcome,
     load_ledger,
+    observe,
     observed_status,
     parse_ledger,
     promote,
+    read_observations,
     render_ledger,
 )
 from petrova.models import HISTORY_LIMIT, Ledger, LedgerCell, ProbeEntry, format_timestamp
-from tests.conftest import CATALOGUE, ROOT
+from tests.conftest import CATALOGUE, ROOT, Fleet, Petrova
+from tests.tierfleet import day, epoch, fleet_args, migrate_tier2, state_args
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 RANK = {"failing": 0, "degraded": 1, "ok": 2}
@@ -426,3 +434,253 @@ def test_timestamp_shortcut_agrees_with_parsing(moment: datetime) -> None:
         with pytest.raises(ValueError):
             ProbeEntry(at=bad, outcome="ok")
     assert ProbeEntry(at="2024-02-29T23:59:59Z", outcome="ok").at == "2024-02-29T23:59:59Z"
+
+
+# --- the seal: reads that skip the replay ------------------------------------------------
+
+
+def _full(path: Path, catalogue: Catalogue = CATALOGUE_OBJ, slug: str = "kahn-hq") -> Any:
+    """The observations the full check gives, whatever the seal says."""
+    ledger = load_ledger(path, catalogue, slug=slug)
+    return {i: observe(cell) for i, cell in ledger.integrations.items()}
+
+
+def _sealed(tmp_path: Path, *cells: Sequence[str]) -> Path:
+    """A ledger the rules wrote: one cell per list of events, in catalogue order."""
+    integrations = {
+        i: _run(events)[-1] for i, events in zip(CATALOGUE_OBJ.ids, cells, strict=False)
+    }
+    path = tmp_path / "kahn-hq.yaml"
+    ledger = Ledger(schema_version=1, slug="kahn-hq", integrations=integrations)
+    path.write_bytes(render_ledger(ledger))
+    return path
+
+
+def _refuse_replay(*_: object) -> None:
+    raise AssertionError("the history was replayed")
+
+
+def _stdlib_seal(document: dict[str, Any], domain: bytes = b"petrova-ledger-rules-1\0") -> str:
+    """The seal as state.schema.json describes it, computed without petrova."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(domain + canonical.encode()).hexdigest()
+
+
+def test_the_seal_is_written_last_and_is_deterministic(tmp_path: Path) -> None:
+    path = _sealed(tmp_path, ["ok", "failing", "degraded"], ["not_applicable"])
+    data = json.loads(path.read_bytes())
+    assert list(data) == ["schema_version", "slug", "integrations", "seal"]
+    seal = data.pop("seal")
+    assert seal == _stdlib_seal(data)
+    (tmp_path / "again").mkdir()
+    again = _sealed(tmp_path / "again", ["ok", "failing", "degraded"], ["not_applicable"])
+    assert again.read_bytes() == path.read_bytes()
+    # a seal held in memory is never written back: the bytes get a fresh one
+    loaded = load_ledger(path, CATALOGUE_OBJ, slug="kahn-hq")
+    assert loaded.seal is None
+    forged = loaded.model_copy(update={"seal": "sha256:" + "0" * 64})
+    assert render_ledger(forged) == path.read_bytes()
+
+
+@settings(max_examples=150, deadline=None)
+@given(EVENTS, EVENTS, EVENTS)
+def test_sealed_and_full_reads_observe_the_same(
+    ares: list[str], traceo: list[str], crumb: list[str]
+) -> None:
+    """The fast path gives exactly what the full check gives, with or without the seal."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _sealed(Path(tmp), ares, traceo, crumb)
+        full = _full(path)
+        with mock.patch.object(petrova.ledger, "check_cell", _refuse_replay):
+            fast = read_observations(path, CATALOGUE_OBJ, slug="kahn-hq")
+        assert list(fast.items()) == list(full.items())
+        assert all(isinstance(seen, Observation) for seen in fast.values())
+        data = json.loads(path.read_bytes())
+        del data["seal"]
+        path.write_text(json.dumps(data, indent=2))
+        assert list(read_observations(path, CATALOGUE_OBJ, slug="kahn-hq").items()) == list(
+            full.items()
+        )
+
+
+def test_a_reindented_sealed_ledger_still_skips_the_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _sealed(tmp_path, ["ok", "failing"], ["degraded", PROMOTE, "unreachable"])
+    expected = _full(path)
+    data = json.loads(path.read_bytes())
+    reordered = {key: data[key] for key in reversed(list(data))}
+    path.write_text(json.dumps(reordered, indent=5, sort_keys=True) + "\n\n")
+    monkeypatch.setattr(petrova.ledger, "check_cell", _refuse_replay)
+    assert read_observations(path, CATALOGUE_OBJ, slug="kahn-hq") == expected
+    del data["seal"]  # the same ledger unsealed is replayed: the patch above does bite
+    path.write_text(json.dumps(data))
+    with pytest.raises(AssertionError, match="replayed"):
+        read_observations(path, CATALOGUE_OBJ, slug="kahn-hq")
+
+
+def _count_replays(monkeypatch: pytest.MonkeyPatch) -> list[LedgerCell]:
+    seen: list[LedgerCell] = []
+    check = petrova.ledger.check_cell
+
+    def spy(cell: LedgerCell) -> Any:
+        seen.append(cell)
+        return check(cell)
+
+    monkeypatch.setattr(petrova.ledger, "check_cell", spy)
+    return seen
+
+
+def test_a_seal_from_other_rules_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _sealed(tmp_path, ["ok"], ["failing", "failing"])
+    expected = _full(path)
+    data = json.loads(path.read_bytes())
+    del data["seal"]
+    data["seal"] = _stdlib_seal(data, b"petrova-ledger-rules-0\0")
+    path.write_text(json.dumps(data))
+    replayed = _count_replays(monkeypatch)
+    assert read_observations(path, CATALOGUE_OBJ, slug="kahn-hq") == expected
+    assert len(replayed) == 2
+
+
+def test_a_consistent_hand_edit_gets_the_full_check_and_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _sealed(tmp_path, ["ok", "failing"])
+    path.write_text(path.read_text().replace('"outcome": "failing"', '"outcome": "degraded"'))
+    replayed = _count_replays(monkeypatch)
+    [(name, seen)] = read_observations(path, CATALOGUE_OBJ, slug="kahn-hq").items()
+    assert len(replayed) == 1
+    assert (name, seen.current_status, seen.newest_what) == ("ares", "ok", "degraded")
+
+
+def test_an_impossible_edit_under_a_stale_seal_is_refused_at_its_line(tmp_path: Path) -> None:
+    path = _sealed(tmp_path, ["ok", "failing", "failing"])
+    text = path.read_text()
+    assert '"seal": "sha256:' in text
+    path.write_text(text.replace('"current_status": "degraded"', '"current_status": "ok"'))
+    with pytest.raises(StateInvalid) as caught:
+        read_observations(path, CATALOGUE_OBJ, slug="kahn-hq")
+    [problem] = caught.value.problems
+    assert str(problem.location).endswith("kahn-hq.yaml:6:25: integrations.ares.current_status")
+    assert "'ok' does not follow from the recorded history" in problem.message
+
+
+def _reseal(path: Path, edit: Any) -> None:
+    """Edit a ledger and seal the result, as only a deliberate forger would."""
+    data = json.loads(path.read_bytes())
+    del data["seal"]
+    data = edit(data)
+    data["seal"] = _stdlib_seal(data)
+    path.write_text(json.dumps(data, indent=2))
+
+
+def test_sealed_ledgers_with_old_ids_or_for_another_repo_take_the_full_path(
+    tmp_path: Path,
+) -> None:
+    schema = json.loads(CATALOGUE.read_text())
+    schema["$defs"]["integration_ares"]["x-legacy-ids"] = ["ares-old"]
+    catalogue_path = tmp_path / "contract.schema.json"
+    catalogue_path.write_text(json.dumps(schema))
+    catalogue = load_catalogue(catalogue_path)
+    path = _sealed(tmp_path, ["ok"])
+    expected = _full(path)
+
+    def rename(data: dict[str, Any]) -> dict[str, Any]:
+        data["integrations"] = {"ares-old": data["integrations"]["ares"]}
+        return data
+
+    _reseal(path, rename)
+    assert read_observations(path, catalogue, slug="kahn-hq") == expected
+    moved = path.rename(tmp_path / "stratt-hq.yaml")
+    with pytest.raises(StateInvalid) as caught:
+        read_observations(moved, catalogue, slug="stratt-hq")
+    assert caught.value.problems[0].location.field == "slug"
+
+
+def test_a_malformed_seal_is_refused_at_its_line(tmp_path: Path) -> None:
+    path = _sealed(tmp_path, ["ok"])
+    path.write_text(path.read_text().replace('"sha256:', '"md5:'))
+    with pytest.raises(StateInvalid) as caught:
+        read_observations(path, CATALOGUE_OBJ, slug="kahn-hq")
+    [problem] = caught.value.problems
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if '"seal"' in text)
+    assert (problem.location.field, problem.location.line) == ("seal", line)
+    assert "should match pattern" in problem.message
+
+
+def test_a_sealed_shape_petrova_never_writes_falls_back_to_the_full_check(
+    tmp_path: Path,
+) -> None:
+    path = _sealed(tmp_path, ["ok"])
+
+    def break_cell(data: dict[str, Any]) -> dict[str, Any]:
+        data["integrations"]["ares"] = ["not", "a", "cell"]
+        return data
+
+    _reseal(path, break_cell)
+    with pytest.raises(StateInvalid) as caught:
+        read_observations(path, CATALOGUE_OBJ, slug="kahn-hq")
+    assert caught.value.problems[0].location.field == "integrations.ares"
+
+
+def test_unsealed_and_missing_ledgers_read_as_before(tmp_path: Path) -> None:
+    state = ROOT / "contracts" / "fixtures" / "all-statuses" / "state"
+    for path in sorted(state.glob("*.yaml")):
+        assert b'"seal"' not in path.read_bytes()
+        slug = path.name.removesuffix(".yaml")
+        assert read_observations(path, CATALOGUE_OBJ, slug=slug) == _full(path, slug=slug)
+    path = tmp_path / "kahn-hq.yaml"
+    path.write_text(
+        "schema_version: 1\nslug: kahn-hq\nintegrations:\n  ares:\n    current_status: ok\n"
+        "    history: [{at: '2026-11-01T00:00:00Z', outcome: ok}]\n"
+    )
+    [(name, seen)] = read_observations(path, CATALOGUE_OBJ, slug="kahn-hq").items()
+    assert (name, seen.current_status, seen.ok_since) == ("ares", "ok", "2026-11-01T00:00:00Z")
+    path.write_text('{"schema_version": 1, "slug": "kahn-hq", "seal": "sha256:\n')
+    with pytest.raises(StateInvalid) as caught:
+        read_observations(path, CATALOGUE_OBJ, slug="kahn-hq")
+    assert "end of stream" in caught.value.problems[0].message
+    assert caught.value.problems[0].location.line == 2
+    path.unlink()
+    with pytest.raises(FileNotFoundError):
+        read_observations(tmp_path / "kahn-hq.yaml", CATALOGUE_OBJ, slug="kahn-hq")
+    (tmp_path / "kahn-hq.yaml").mkdir()
+    with pytest.raises(StateInvalid, match="is a directory"):
+        read_observations(tmp_path / "kahn-hq.yaml", CATALOGUE_OBJ, slug="kahn-hq")
+
+
+def test_a_hand_edit_under_the_seal_is_refused_through_the_cli(
+    fleet: Fleet, petrova: Petrova
+) -> None:
+    migrate_tier2(fleet)
+    for n, outcome in enumerate(["ok", "failing"]):
+        run = petrova(
+            "state", "record", "kahn-hq", "ares", outcome, "--at", day(n), "--now", day(n),
+            *state_args(fleet),
+        )  # fmt: skip
+        assert run.exit_code == 0, run.stderr
+    path = fleet.state_dir / "kahn-hq.yaml"
+    text = path.read_text()
+    assert '"seal": "sha256:' in text
+    path.write_text(text.replace('"streak": 1', '"streak": 0'))
+    line = path.read_text().splitlines().index('      "streak": 0,') + 1
+    before = path.read_bytes()
+    run = petrova(
+        "state", "record", "kahn-hq", "ares", "ok", "--at", day(2), "--now", day(2),
+        *state_args(fleet),
+    )  # fmt: skip
+    assert run.exit_code == 2
+    assert run.stderr.startswith(
+        f"petrova: STATE_INVALID: {path}:{line}:17: integrations.ares.streak: "
+        "0 does not follow from the recorded history, which gives 1"
+    )
+    assert path.read_bytes() == before
+    snap = petrova("snapshot", *fleet_args(fleet), env={"SOURCE_DATE_EPOCH": epoch(2)})
+    assert snap.exit_code == 0, snap.stderr
+    [warning] = [w for w in json.loads(snap.stdout)["warnings"] if w["slug"] == "kahn-hq"]
+    assert warning["code"] == "STATE_UNREADABLE"
+    assert f"kahn-hq.yaml:{line}:17: integrations.ares.streak" in warning["message"]
+    assert path.read_bytes() == before
