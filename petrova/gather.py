@@ -27,7 +27,7 @@ from petrova.catalogue import Catalogue
 from petrova.contract import CONTRACT_RELPATH, load_contract
 from petrova.errors import PetrovaError
 from petrova.io import confined, write_atomic
-from petrova.ledger import Observation, ledger_path, load_ledger, observe
+from petrova.ledger import Observation, ledger_path, read_observations
 from petrova.models import DeclaredStatus, RepoEntry, SnapshotWarning, applicability_value
 from petrova.registry import LoadedRegistry
 
@@ -117,8 +117,7 @@ def read_contract(path: Path, catalogue: Catalogue) -> ContractRead:
 def read_ledger(path: Path, catalogue: Catalogue, slug: str) -> LedgerRead:
     try:
         confined(path.parent, Path(path.name))  # only petrova writes ledgers, never as links
-        ledger = load_ledger(path, catalogue, slug=slug)
-        return LedgerRead({i: observe(c) for i, c in ledger.integrations.items()})
+        return LedgerRead(read_observations(path, catalogue, slug=slug))
     except FileNotFoundError:
         return LedgerRead(missing=True)
     except PetrovaError as exc:

@@ -29,9 +29,9 @@ from typing import Any
 import orjson
 
 from petrova import __version__
+from petrova import gather as reads
 from petrova.catalogue import Catalogue
 from petrova.errors import PetrovaError
-from petrova import gather as reads
 from petrova.gather import (
     FleetInputs,
     Identity,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 from types import UnionType
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -19,10 +19,8 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    SerializerFunctionWrapHandler,
     Tag,
     WithJsonSchema,
-    model_serializer,
 )
 from pydantic.json_schema import SkipJsonSchema
 
@@ -353,21 +351,15 @@ class Ledger(Model):
 # --- the fleet snapshot (SPEC §7) -----------------------------------------------------
 
 
-class OmitNoneModel(Model):
-    """A model whose listed optional keys are left out, not written as ``null``."""
-
-    omit_if_none: ClassVar[tuple[str, ...]] = ()
-
-    @model_serializer(mode="wrap")
-    def _omit(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        for key in self.omit_if_none:
-            if data.get(key) is None:
-                data.pop(key, None)
-        return data
+def _is_none(value: Any) -> bool:
+    return value is None
 
 
-class SnapshotCell(OmitNoneModel):
+#: An optional key that is left out of the JSON, not written as ``null``.
+OMITTED_IF_NONE = Field(default=None, exclude_if=_is_none)
+
+
+class SnapshotCell(Model):
     """One dot on the dashboard: the derived ``status`` plus the inputs it came from."""
 
     status: CellStatus
@@ -376,12 +368,10 @@ class SnapshotCell(OmitNoneModel):
     observed: ObservedStatus | None
     last_verified_at: str | None
     review_by: str | None
-    needs_human: Literal[True] | SkipJsonSchema[None] = None
-
-    omit_if_none: ClassVar[tuple[str, ...]] = ("needs_human",)
+    needs_human: Literal[True] | SkipJsonSchema[None] = OMITTED_IF_NONE
 
 
-class SnapshotRow(OmitNoneModel):
+class SnapshotRow(Model):
     slug: str
     url: str
     role: Role
@@ -390,9 +380,7 @@ class SnapshotRow(OmitNoneModel):
     default_branch: str
     contract_sha: str | None
     #: Present exactly on migrated rows; absent (not null) otherwise, for strict consumers.
-    integrations: dict[str, SnapshotCell] | SkipJsonSchema[None] = None
-
-    omit_if_none: ClassVar[tuple[str, ...]] = ("integrations",)
+    integrations: dict[str, SnapshotCell] | SkipJsonSchema[None] = OMITTED_IF_NONE
 
 
 class SnapshotWarning(Model):
