@@ -46,7 +46,7 @@ from petrova.models import Snapshot, format_timestamp
 from petrova.output import to_json_bytes
 from petrova.registry import load_registry
 from petrova.schemas import check_snapshot
-from petrova.snapshot import build_snapshot, validity
+from petrova.snapshot import snapshot_document, validity
 
 #: Bump when the memo's layout or meaning changes.
 MEMO_FORMAT = 1
@@ -182,12 +182,9 @@ class Made:
     warnings: tuple[tuple[str, str | None, str], ...]
     repos: int
     migrated: int
-    #: The models, when the snapshot was built in this run rather than taken from the memo.
-    snapshot: Snapshot | None = None
-
     def model(self) -> Snapshot:
-        """The models, for formats other than JSON (a memo hit reads them back)."""
-        return self.snapshot or Snapshot.model_validate_json(self.data)
+        """The models, for formats other than JSON."""
+        return Snapshot.model_validate_json(self.data)
 
 
 def make_snapshot(
@@ -209,15 +206,13 @@ def make_snapshot(
         return hit
     loaded = load_registry(registry, catalogue, today=now.date())
     inputs = gather(loaded, state_dir=state_dir, workspace=workspace, progress=progress)
-    snap = build_snapshot(inputs, now=now, stale_after=stale_after)
-    document = snap.model_dump(mode="json")
+    document = snapshot_document(inputs, now=now, stale_after=stale_after)
     check_snapshot(document, catalogue)
     made = Made(
         to_json_bytes(document),
-        tuple((w.code, w.slug, w.message) for w in snap.warnings),
-        snap.totals.repos,
-        snap.totals.migrated,
-        snap,
+        tuple((w["code"], w["slug"], w["message"]) for w in document["warnings"]),
+        document["totals"]["repos"],
+        document["totals"]["migrated"],
     )
     memo.store(made, inputs=inputs, valid=validity(inputs, now=now, stale_after=stale_after))
     return made

@@ -377,3 +377,27 @@ def test_check_snapshot_refuses_what_the_schema_refuses(mutate: object) -> None:
         check_snapshot(doc, catalogue)
     assert info.value.code == "SNAPSHOT_INVALID"
     assert "nothing was written" in info.value.message
+
+
+def test_the_document_keeps_the_models_key_order() -> None:
+    """The snapshot is built as plain data for speed; the models still define its shape,
+    down to the order of keys in the written file."""
+    import orjson
+
+    from petrova.artefacts import ALL_STATUSES_DIR, FIXTURE_TIME
+    from petrova.catalogue import load_catalogue
+    from petrova.gather import gather
+    from petrova.models import Snapshot
+    from petrova.registry import load_registry
+    from petrova.snapshot import snapshot_document
+
+    root = ROOT / ALL_STATUSES_DIR
+    catalogue = load_catalogue(ROOT / "contracts" / "contract.schema.json")
+    loaded = load_registry(root / "registry.yaml", catalogue, today=FIXTURE_TIME.date())
+    inputs = gather(loaded, state_dir=root / "state", workspace=root / "workspace")
+    document = snapshot_document(inputs, now=FIXTURE_TIME)
+    through_models = Snapshot.model_validate(document).model_dump(mode="json")
+    assert orjson.dumps(document) == orjson.dumps(through_models)
+    cells = [c for r in document["rows"] for c in r.get("integrations", {}).values()]
+    assert any("needs_human" in c for c in cells)  # the optional keys are exercised too
+    assert any("integrations" not in r for r in document["rows"])
