@@ -182,6 +182,7 @@ class Made:
     warnings: tuple[tuple[str, str | None, str], ...]
     repos: int
     migrated: int
+
     def model(self) -> Snapshot:
         """The models, for formats other than JSON."""
         return Snapshot.model_validate_json(self.data)

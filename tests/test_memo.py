@@ -130,9 +130,12 @@ def test_the_memo_lasts_exactly_until_the_next_deadline(
     env = {"PETROVA_CACHE_DIR": str(cache)}
     petrova_inprocess(*_args(statuses), env={**env, **_epoch(NOW)})
     last = datetime(2026, 11, 29, 6, 0, 0, tzinfo=UTC)  # alpha-hq's ares: 72 h, not over
-    assert "stale" not in json.loads(
-        petrova_inprocess(*_args(statuses), env={**env, **_epoch(last)}).stdout
-    )["rows"][0]["integrations"]["ares"].values()
+    assert (
+        "stale"
+        not in json.loads(petrova_inprocess(*_args(statuses), env={**env, **_epoch(last)}).stdout)[
+            "rows"
+        ][0]["integrations"]["ares"].values()
+    )
     assert builds == [1]
     over = datetime(2026, 11, 29, 6, 0, 1, tzinfo=UTC)
     run = petrova_inprocess(*_args(statuses), env={**env, **_epoch(over)})
@@ -240,9 +243,7 @@ def test_fresh_files_are_not_memoised(
     assert not list(cache.glob("snapshot-*.memo"))
 
 
-def test_a_corrupt_memo_is_ignored(
-    statuses: Path, cache: Path, petrova_inprocess: Petrova
-) -> None:
+def test_a_corrupt_memo_is_ignored(statuses: Path, cache: Path, petrova_inprocess: Petrova) -> None:
     env = {**_epoch(NOW), "PETROVA_CACHE_DIR": str(cache)}
     petrova_inprocess(*_args(statuses), env=env)
     memo_file = _memo_file(cache)
