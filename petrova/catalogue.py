@@ -17,7 +17,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
@@ -87,18 +86,12 @@ class Catalogue:
         return Draft202012Validator(self.schema)
 
     @cached_property
-    def fast_contract_check(self) -> Callable[[Any], Any] | None:
-        """A compiled validator that says only yes/no, about 15x faster than jsonschema.
+    def fast_contract_check(self) -> Callable[[Any], bool]:
+        """A compiled validator that says only yes or no, about 100x faster than jsonschema
+        (jsonschema-rs; ``jsonschema`` still gives the detailed errors of a "no")."""
+        import jsonschema_rs  # only the commands that read contracts pay for it
 
-        ``None`` when the catalogue uses keywords beside a ``$ref``: fastjsonschema
-        follows draft-07 there and would skip them, so only jsonschema may judge.
-        """
-        if _has_ref_siblings(self.schema):
-            return None
-        try:
-            return fastjsonschema.compile(self.schema)
-        except fastjsonschema.JsonSchemaDefinitionException:  # pragma: no cover
-            return None
+        return jsonschema_rs.validator_for(self.schema).is_valid
 
     @cached_property
     def contract_keys(self) -> KeyTypes:
@@ -123,51 +116,6 @@ class Catalogue:
         schema.pop("additionalProperties", None)
         schema.pop("type", None)
         return Draft202012Validator(schema)
-
-
-_VALIDATION_KEYWORDS = frozenset(
-    {
-        "type",
-        "properties",
-        "required",
-        "additionalProperties",
-        "items",
-        "enum",
-        "const",
-        "pattern",
-        "minimum",
-        "maximum",
-        "minLength",
-        "maxLength",
-        "allOf",
-        "anyOf",
-        "oneOf",
-        "not",
-        "if",
-        "then",
-        "else",
-        "format",
-        "minItems",
-        "maxItems",
-        "uniqueItems",
-        "propertyNames",
-        "patternProperties",
-        "dependentRequired",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-        "multipleOf",
-    }
-)
-
-
-def _has_ref_siblings(node: Any) -> bool:
-    if isinstance(node, dict):
-        if "$ref" in node and _VALIDATION_KEYWORDS & node.keys():
-            return True
-        return any(_has_ref_siblings(v) for v in node.values())
-    if isinstance(node, list):
-        return any(_has_ref_siblings(v) for v in node)
-    return False
 
 
 def _json_kind(schema: dict[str, Any], root: dict[str, Any]) -> str | None:

@@ -12,7 +12,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
 import yaml
 from pydantic import ValidationError
 
@@ -94,15 +93,15 @@ def _fast_contract(
     text: str, catalogue: Catalogue
 ) -> tuple[Contract, tuple[tuple[str, str], ...]] | None:
     """The contract when the fast parser and validator accept it; ``None`` to go slow."""
-    check = catalogue.fast_contract_check
     data = fast_parse(text, catalogue.contract_keys)
-    if check is None or not isinstance(data, dict):
+    if not isinstance(data, dict):
         return None
     data, renamed = _canonical_ids(data, catalogue)
+    if not catalogue.fast_contract_check(data):
+        return None
     try:
-        check(data)
         return Contract.model_validate(data), renamed
-    except (fastjsonschema.JsonSchemaException, ValidationError):
+    except ValidationError:
         return None
 
 

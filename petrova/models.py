@@ -8,6 +8,7 @@ from these models (see ``schemas.py``), never kept by hand.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, date, datetime
 from types import UnionType
@@ -69,8 +70,13 @@ def _https(value: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def parse_timestamp(value: str) -> datetime:
-    """Parse RFC 3339 strictly (a date, a time, and an offset or Z) into an aware datetime."""
+    """Parse RFC 3339 strictly (a date, a time, and an offset or Z) into an aware datetime.
+
+    Cached: probes run on schedules, so a fleet's ledgers repeat the same few thousand
+    instants, and a snapshot asks for each of them once per cell.
+    """
     if not _TS_RE.match(value):
         raise ValueError(f"{value!r} is not an RFC 3339 timestamp (e.g. 2026-11-26T07:00:00Z)")
     try:
