@@ -124,61 +124,98 @@ def read_ledger(path: Path, catalogue: Catalogue, slug: str) -> LedgerRead:
         return LedgerRead(error=exc.render())
 
 
-def _read(job: Job, catalogue: Catalogue) -> Read:
-    kind, path, slug = job
-    if kind == "contract":
-        return read_contract(Path(path), catalogue)
-    return read_ledger(Path(path), catalogue, slug)
+class Looked(NamedTuple):
+    """One file looked at: where, its identity then, and what was read of it."""
+
+    path: str
+    identity: Identity | None
+    read: Read
+    #: Read from the file in this run (rather than from the cache, or not at all).
+    fresh: bool
+    #: For a contract, the ``.petrova`` folder's inode and mode (see ``folder_identity``).
+    folder: Identity | None = None
 
 
-def read_all(jobs: list[Job], catalogue: Catalogue, *, progress: Progress | None) -> list[Read]:
-    """Read every job, in order, across the machine's cores when there are many.
+def _look(job: Job, catalogue: Catalogue, cache: ReadCache) -> Looked:
+    """Everything about one job that touches the disk, so that it can run in a worker."""
+    kind, where, slug = job
+    if kind == "ledger":
+        identity = file_identity(where)
+        hit = cache.get(job, identity)
+        if hit is not None:
+            return Looked(where, identity, hit, False)
+        return Looked(where, identity, read_ledger(Path(where), catalogue, slug), True)
+    # Strings, not Paths: pathlib's parsing cost 0.4 s a snapshot at 10,000 repos.
+    path = os.path.join(where, *CONTRACT_RELPATH.parts)  # noqa: PTH118
+    folder = folder_identity(os.path.dirname(path))  # noqa: PTH120
+    identity = file_identity(path)
+    try:
+        confined(Path(where), CONTRACT_RELPATH)
+    except PetrovaError as exc:  # a link on the way: not read, and not cached
+        return Looked(path, identity, ContractRead(error=exc.render()), False, folder)
+    hit = cache.get(("contract", path, slug), identity)
+    if hit is not None:
+        return Looked(path, identity, hit, False, folder)
+    return Looked(path, identity, read_contract(Path(path), catalogue), True, folder)
 
-    Workers send back only the compact reads (a few strings per file), never parsed
-    models: unpickling models in the parent once cost more than the reading saved.
+
+def look_all(
+    jobs: list[Job], catalogue: Catalogue, cache: ReadCache, *, progress: Progress | None
+) -> list[Looked]:
+    """Look at every job, in order, across the machine's cores when there are many.
+
+    Workers are forked (they inherit the catalogue and the cache) and send back only
+    what was read, a few strings per file, never parsed models: unpickling models in
+    the parent once cost more than the reading saved.
     """
     workers = _workers(len(jobs))
     if workers < 2:
         results = []
         for done, job in enumerate(jobs, 1):
-            results.append(_read(job, catalogue))
+            results.append(_look(job, catalogue, cache))
             if progress is not None and done % 250 == 0:
                 progress(done, len(jobs))
         return results
-    global _WORKER_CATALOGUE
-    _WORKER_CATALOGUE = catalogue  # the forked workers inherit it
-    size = max(50, len(jobs) // (workers * 8))
-    chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-    results = []
-    context = multiprocessing.get_context("fork")
-    with context.Pool(workers) as pool:
-        for chunk in pool.imap(_read_chunk, chunks):
-            results.extend(chunk)
-            if progress is not None:
-                progress(len(results), len(jobs))
+    # The first job here, so that the workers inherit what it sets up once (compiled
+    # validators and patterns, imports) instead of each doing it again.
+    results = [_look(jobs[0], catalogue, cache)]
+    global _WORKER_STATE
+    _WORKER_STATE = (catalogue, cache)
+    rest = jobs[1:]
+    size = max(50, len(rest) // (workers * 8))
+    chunks = [rest[i : i + size] for i in range(0, len(rest), size)]
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for chunk in pool.imap(_look_chunk, chunks):
+                results.extend(chunk)
+                if progress is not None:
+                    progress(len(results), len(jobs))
+    finally:
+        _WORKER_STATE = None
     return results
 
 
 #: Below this many files one process is faster than starting workers.
 PARALLEL_MIN = 2000
-_WORKER_CATALOGUE: Catalogue | None = None
+_WORKER_STATE: tuple[Catalogue, ReadCache] | None = None
 
 
 def _workers(count: int) -> int:
+    """``PETROVA_WORKERS``, else the cores this process may use; 1 for small fleets."""
     if count < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
         return 1
-    if os.environ.get("PETROVA_WORKERS"):
-        with contextlib.suppress(ValueError):
-            return max(1, int(os.environ["PETROVA_WORKERS"]))
+    with contextlib.suppress(ValueError):
+        return max(1, int(os.environ.get("PETROVA_WORKERS", "")))
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         return os.cpu_count() or 1
 
 
-def _read_chunk(jobs: list[Job]) -> list[Read]:
-    assert _WORKER_CATALOGUE is not None
-    return [_read(job, _WORKER_CATALOGUE) for job in jobs]
+def _look_chunk(jobs: list[Job]) -> list[Looked]:
+    assert _WORKER_STATE is not None
+    catalogue, cache = _WORKER_STATE
+    return [_look(job, catalogue, cache) for job in jobs]
 
 
 # --- the cache -------------------------------------------------------------------------------
@@ -257,7 +294,7 @@ class ReadCache:
             return
         with contextlib.suppress(OSError, PetrovaError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, orjson.dumps(self.entries))
+            write_atomic(self.path, orjson.dumps(self.entries), durable=False)
 
 
 def _encode(read: Read) -> dict[str, Any]:
@@ -294,62 +331,46 @@ def gather(
 ) -> FleetInputs:
     """Read every migrated repo's contract and ledger; per-repo trouble becomes warnings."""
     catalogue = loaded.catalogue
-    plans: list[tuple[RepoEntry, Path | str | None, Path]] = []
+    plans: list[tuple[RepoEntry, bool, str]] = []
     jobs: list[Job] = []
-    folders: dict[str, Identity | None] = {}
-    watched: list[str] = []
     for entry in loaded.registry.repos:
         if not entry.migrated:
             continue
-        where: Path | str | None
-        try:
-            where = contract_location(entry, registry_path=loaded.path, workspace=workspace)
-        except PetrovaError as exc:
-            where = exc.render()
-        base = _contract_root(entry, registry_path=loaded.path, workspace=workspace)
-        if base is not None:  # watched even when a link made it unreadable
-            contract_file = base / CONTRACT_RELPATH
-            folders[str(contract_file.parent)] = folder_identity(contract_file.parent)
-            watched.append(str(contract_file))
-        ledger_file = ledger_path(state_dir, entry.slug)
-        plans.append((entry, where, ledger_file))
-        if isinstance(where, Path):
-            jobs.append(("contract", str(where), entry.slug))
-        jobs.append(("ledger", str(ledger_file), entry.slug))
+        root = _contract_root(entry, registry_path=loaded.path, workspace=workspace)
+        if root is not None:
+            jobs.append(("contract", str(root), entry.slug))
+        ledger_file = str(ledger_path(state_dir, entry.slug))
+        jobs.append(("ledger", ledger_file, entry.slug))
+        plans.append((entry, root is not None, ledger_file))
 
     scope = f"{Path(state_dir).resolve()}\0{workspace.resolve() if workspace else ''}"
     cache = ReadCache(cache_dir(), catalogue, scope)
-    reads: dict[tuple[str, str], Read] = {}
-    identities = {job: file_identity(job[1]) for job in jobs}
-    todo = []
-    for job in jobs:
-        hit = cache.get(job, identities[job])
-        if hit is None:
-            todo.append(job)
-        else:
-            reads[job[:2]] = hit
-    for job, read in zip(todo, read_all(todo, catalogue, progress=progress), strict=True):
-        reads[job[:2]] = read
-        cache.put(job, identities[job], read)
+    looked = look_all(jobs, catalogue, cache, progress=progress)
+    sources: dict[str, Identity | None] = {}
+    folders: dict[str, Identity | None] = {}
+    reads: dict[tuple[str, str], Looked] = {}
+    for job, seen in zip(jobs, looked, strict=True):
+        reads[(job[0], job[2])] = seen
+        sources[seen.path] = seen.identity
+        if job[0] == "contract":
+            folders[os.path.dirname(seen.path)] = seen.folder  # noqa: PTH120
+        if seen.fresh:
+            cache.put((job[0], seen.path, job[2]), seen.identity, seen.read)
     cache.save()
-    sources = {job[1]: identities[job] for job in jobs}
-    for path in watched:
-        if path not in sources:
-            sources[path] = file_identity(path)
 
     repos: dict[str, RepoInputs] = {}
-    for entry, where, ledger_file in plans:
+    for entry, has_root, ledger_file in plans:
         warnings: list[SnapshotWarning] = []
-        declared = _declared_for(entry, where, reads, catalogue, warnings)
-        observed = _observed_for(entry, ledger_file, reads[("ledger", str(ledger_file))], warnings)
+        contract = reads[("contract", entry.slug)] if has_root else None
+        declared = _declared_for(entry, contract, catalogue, warnings)
+        observed = _observed_for(entry, ledger_file, reads[("ledger", entry.slug)].read, warnings)
         repos[entry.slug] = RepoInputs(declared, observed, tuple(warnings))
     return FleetInputs(loaded, repos, sources, folders)
 
 
 def _declared_for(
     entry: RepoEntry,
-    where: Path | str | None,
-    reads: dict[tuple[str, str], Read],
+    contract: Looked | None,
     catalogue: Catalogue,
     warnings: list[SnapshotWarning],
 ) -> dict[str, Declared] | None:
@@ -358,16 +379,13 @@ def _declared_for(
             SnapshotWarning(slug=entry.slug, code="CONTRACT_UNREADABLE", message=message)
         )
 
-    if where is None:
+    if contract is None:
         unreadable(
             "no workspace to find the contract in; pass --workspace or set "
             "PETROVA_WORKSPACE (consumer clones at <workspace>/<slug>)"
         )
         return None
-    if isinstance(where, str):
-        unreadable(where)
-        return None
-    read = reads[("contract", str(where))]
+    where, read = contract.path, contract.read
     assert isinstance(read, ContractRead)
     if read.declared is None:
         unreadable(read.error or "unreadable")
@@ -398,7 +416,7 @@ def _declared_for(
 
 
 def _observed_for(
-    entry: RepoEntry, path: Path, read: Read, warnings: list[SnapshotWarning]
+    entry: RepoEntry, path: str, read: Read, warnings: list[SnapshotWarning]
 ) -> dict[str, Observation] | None:
     assert isinstance(read, LedgerRead)
     if read.observed is not None:

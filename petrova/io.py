@@ -499,49 +499,39 @@ def confined(root: Path, relpath: Path) -> Path:
     could point at any file on the machine (an env file with the ingest token), and
     what petrova reads ends up in messages and in the published snapshot.
     """
-    current = root
+    current = str(root)  # strings: this runs twice per repo in a snapshot
     for part in relpath.parts:
         if part in ("", ".", ".."):
             raise UnsafePath(f"{relpath} leaves {root}", location=Location(str(root / relpath)))
-        current = current / part
-        if current.is_symlink():
+        current = os.path.join(current, part)  # noqa: PTH118
+        if os.path.islink(current):  # noqa: PTH114
             raise UnsafePath(
                 "is a symbolic link; petrova follows no links here, it reads only real "
                 "files inside the directory (replace the link with the file itself)",
-                location=Location(str(current)),
+                location=Location(current),
             )
-    return current
+    return Path(current)
 
 
 WriteVerb = Literal["create", "update", "identical"]
 
 
-def write_atomic(path: Path, data: bytes) -> WriteVerb:
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> WriteVerb:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never half.
 
     The temporary file lives in the same directory (same file system, so the rename is
     atomic), is fsynced before the rename, takes over the old file's mode, and is removed
     on any failure. Identical bytes are not rewritten, which keeps mtimes and caches calm.
+    ``durable=False`` is for caches, which check what they read back: no fsync, and no
+    reading of the old file to compare.
     """
-    try:
-        old = path.read_bytes()
-    except FileNotFoundError:
-        old = None
-    except IsADirectoryError:
-        raise PetrovaError(
-            "is a directory, not a file", location=Location(str(path)), code="OUTPUT_UNWRITABLE"
-        ) from None
-    except OSError as exc:
-        raise PetrovaError(
-            f"cannot read the file it would replace: {exc.strerror}",
-            location=Location(str(path)),
-            code="OUTPUT_UNWRITABLE",
-        ) from None
+    old = _old_bytes(path) if durable else None
     if old == data:
         return "identical"
+    existed = old is not None or (not durable and path.exists())
     directory = path.parent
     try:
-        mode = path.stat().st_mode & 0o7777 if old is not None else None
+        mode = path.stat().st_mode & 0o7777 if existed else None
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise PetrovaError(
@@ -554,7 +544,8 @@ def write_atomic(path: Path, data: bytes) -> WriteVerb:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         if mode is None:
             umask = os.umask(0)
             os.umask(umask)
@@ -571,8 +562,26 @@ def write_atomic(path: Path, data: bytes) -> WriteVerb:
                 code="OUTPUT_UNWRITABLE",
             ) from None
         raise
-    _fsync_dir(directory)
-    return "create" if old is None else "update"
+    if durable:
+        _fsync_dir(directory)
+    return "update" if existed else "create"
+
+
+def _old_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise PetrovaError(
+            "is a directory, not a file", location=Location(str(path)), code="OUTPUT_UNWRITABLE"
+        ) from None
+    except OSError as exc:
+        raise PetrovaError(
+            f"cannot read the file it would replace: {exc.strerror}",
+            location=Location(str(path)),
+            code="OUTPUT_UNWRITABLE",
+        ) from None
 
 
 def _fsync_dir(directory: Path) -> None:

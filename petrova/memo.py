@@ -165,7 +165,7 @@ class SnapshotMemo:
         }
         with contextlib.suppress(OSError, PetrovaError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, orjson.dumps(header) + b"\n" + data)
+            write_atomic(self.path, orjson.dumps(header) + b"\n" + data, durable=False)
 
 
 def _digest(

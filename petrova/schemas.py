@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from typing import Any
-
-from jsonschema import Draft202012Validator
+from typing import TYPE_CHECKING, Any
 
 from petrova.catalogue import Catalogue
 from petrova.errors import Location, Problem, SnapshotInvalid
 from petrova.models import Ledger, Registry, Snapshot
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BASE_ID = "https://petrova.codes/contracts/"
@@ -111,6 +112,7 @@ def _snapshot_validators(
     catalogue: Catalogue,
 ) -> tuple[Callable[[Any], bool], Draft202012Validator]:
     import jsonschema_rs  # only the commands that write a snapshot pay for it
+    from jsonschema import Draft202012Validator
 
     schema = snapshot_schema(catalogue)
     return jsonschema_rs.validator_for(schema).is_valid, Draft202012Validator(schema)

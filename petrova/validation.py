@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 from pydantic import ValidationError
 
 from petrova.errors import Problem
 from petrova.io import FieldPath, YamlDocument
+
+if TYPE_CHECKING:  # jsonschema is imported only when there are errors to describe
+    import jsonschema
 
 _MAX_SHOWN = 60
 #: Problems located and shown per document; the rest are counted.
@@ -113,10 +115,12 @@ def jsonschema_problems(
     For ``oneOf``/``anyOf``/``if-then`` failures jsonschema reports the outer keyword;
     ``best_match`` digs into the context to find what the author most likely meant.
     """
+    from jsonschema.exceptions import best_match
+
     problems: list[Problem] = []
     ordered = sorted(errors, key=lambda e: (list(e.absolute_path).__len__(), e.path))
     for error in ordered[:MAX_PROBLEMS]:
-        best = jsonschema.exceptions.best_match([error]) or error
+        best = best_match([error]) or error
         path = tuple(prefix) + tuple(best.absolute_path)
         problems.append(Problem(_describe(best), doc.locate(path)))
     return _dedupe(problems) + _more(len(ordered), doc)
