@@ -14,9 +14,11 @@ import contextlib
 import hashlib
 import multiprocessing
 import os
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -26,10 +28,10 @@ from petrova import __version__
 from petrova.catalogue import Catalogue
 from petrova.contract import CONTRACT_RELPATH, load_contract
 from petrova.errors import PetrovaError
-from petrova.io import confined, write_atomic
+from petrova.io import confined, read_input, write_atomic
 from petrova.ledger import Observation, ledger_path, read_observations
 from petrova.models import DeclaredStatus, RepoEntry, SnapshotWarning, applicability_value
-from petrova.registry import LoadedRegistry
+from petrova.registry import LoadedRegistry, load_registry
 
 Progress = Callable[[int, int], None]
 #: What says a file is unchanged: [size, mtime_ns, inode, ctime_ns].
@@ -159,40 +161,119 @@ def _look(job: Job, catalogue: Catalogue, cache: ReadCache) -> Looked:
     return Looked(path, identity, read_contract(Path(path), catalogue), True, folder)
 
 
-def look_all(
-    jobs: list[Job], catalogue: Catalogue, cache: ReadCache, *, progress: Progress | None
-) -> list[Looked]:
-    """Look at every job, in order, across the machine's cores when there are many.
+class Readers:
+    """Forked workers looking at jobs while the parent goes on (with one core, none).
 
-    Workers are forked (they inherit the catalogue and the cache) and send back only
-    what was read, a few strings per file, never parsed models: unpickling models in
-    the parent once cost more than the reading saved.
+    Workers inherit the catalogue and the cache, and send back only what was read, a
+    few strings per file, never parsed models: unpickling models in the parent once
+    cost more than the reading saved. The parent looks at the first job of each kind
+    itself first, so that the workers inherit what that sets up once (compiled
+    validators and patterns, imports) instead of each doing it again.
     """
-    workers = _workers(len(jobs))
-    if workers < 2:
-        results = []
-        for done, job in enumerate(jobs, 1):
-            results.append(_look(job, catalogue, cache))
-            if progress is not None and done % 250 == 0:
-                progress(done, len(jobs))
-        return results
-    # The first job here, so that the workers inherit what it sets up once (compiled
-    # validators and patterns, imports) instead of each doing it again.
-    results = [_look(jobs[0], catalogue, cache)]
-    global _WORKER_STATE
-    _WORKER_STATE = (catalogue, cache)
-    rest = jobs[1:]
-    size = max(50, len(rest) // (workers * 8))
-    chunks = [rest[i : i + size] for i in range(0, len(rest), size)]
+
+    def __init__(self, jobs: list[Job], catalogue: Catalogue, cache: ReadCache) -> None:
+        self.jobs = jobs
+        self.catalogue = catalogue
+        self.cache = cache
+        self.found: dict[Job, Looked] = {}
+        self._pool: Any = None
+        self._pending: Iterator[list[Looked]] | None = None
+        workers = _workers(len(jobs))
+        if workers < 2:
+            return
+        for kind in ("contract", "ledger"):
+            first = next((job for job in jobs if job[0] == kind), None)
+            if first is not None:
+                self.found[first] = _look(first, catalogue, cache)
+        rest = [job for job in jobs if job not in self.found]
+        size = max(50, len(rest) // (workers * 8))
+        self._chunks = [rest[i : i + size] for i in range(0, len(rest), size)]
+        global _WORKER_STATE
+        _WORKER_STATE = (catalogue, cache)
+        try:
+            self._pool = multiprocessing.get_context("fork").Pool(workers)
+            self._pending = self._pool.imap(_look_chunk, self._chunks)
+        finally:
+            _WORKER_STATE = None  # the workers have their copy
+
+    def take(self, progress: Progress | None = None) -> dict[Job, Looked]:
+        """Every job's result, waiting for the workers (or doing the work, with none)."""
+        total = len(self.jobs)
+        if self._pending is None:
+            for job in self.jobs:
+                if job not in self.found:
+                    self.found[job] = _look(job, self.catalogue, self.cache)
+                    if progress is not None and len(self.found) % 250 == 0:
+                        progress(len(self.found), total)
+            return self.found
+        for chunk, looked in zip(self._chunks, self._pending, strict=True):
+            self.found.update(zip(chunk, looked, strict=True))
+            if progress is not None:
+                progress(len(self.found), total)
+        self._pending = None
+        return self.found
+
+    def __enter__(self) -> Readers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.terminate()  # done, or given up: either way nothing is left to read
+            self._pool.join()
+            self._pool = None
+
+
+def prefetch(
+    registry_text: str, catalogue: Catalogue, *, state_dir: Path, workspace: Path | None
+) -> Readers:
+    """Start reading the files the registry most likely asks for, before it is parsed.
+
+    Parsing a 10,000-entry registry takes about 0.5 s, and nothing else needs to wait
+    for it: the slugs are picked out of the text with a pattern, and workers read the
+    ledgers and consumer contracts at their usual places meanwhile. :func:`gather` uses
+    only the reads of the jobs the parsed registry really has, and does any other
+    itself, so a wrong guess costs time, never a wrong result.
+    """
+    slugs = dict.fromkeys(_SLUG_LINE.findall(registry_text))
+    jobs: list[Job] = []
+    for slug in slugs:
+        if workspace is not None:
+            jobs.append(("contract", str(workspace / slug), slug))
+        jobs.append(("ledger", str(ledger_path(state_dir, slug)), slug))
+    if _workers(len(jobs)) < 2:
+        jobs = []  # on one core there is nothing to overlap: read what is asked, later
+    cache = ReadCache(cache_dir(), catalogue, _scope(state_dir, workspace))
+    return Readers(jobs, catalogue, cache)
+
+
+def gather_fleet(
+    registry: Path,
+    catalogue: Catalogue,
+    *,
+    state_dir: Path,
+    workspace: Path | None,
+    today: date,
+    progress: Progress | None = None,
+) -> FleetInputs:
+    """Load the registry and read what it names, the two overlapping (see :func:`prefetch`)."""
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for chunk in pool.imap(_look_chunk, chunks):
-                results.extend(chunk)
-                if progress is not None:
-                    progress(len(results), len(jobs))
-    finally:
-        _WORKER_STATE = None
-    return results
+        text = read_input(registry).decode("utf-8", "replace")
+    except (OSError, PetrovaError):
+        text = ""  # load_registry says what is wrong
+    with prefetch(text, catalogue, state_dir=state_dir, workspace=workspace) as started:
+        loaded = load_registry(registry, catalogue, today=today)
+        return gather(
+            loaded, state_dir=state_dir, workspace=workspace, progress=progress, started=started
+        )
+
+
+_SLUG_LINE = re.compile(
+    r"(?m)^[ \t]*(?:-[ \t]+)?slug[ \t]*:[ \t]*[\"']?([a-z0-9][a-z0-9-]*)[\"']?[ \t]*$"
+)
+
+
+def _scope(state_dir: Path, workspace: Path | None) -> str:
+    return f"{Path(state_dir).resolve()}\0{workspace.resolve() if workspace else ''}"
 
 
 #: Below this many files one process is faster than starting workers.
@@ -201,11 +282,15 @@ _WORKER_STATE: tuple[Catalogue, ReadCache] | None = None
 
 
 def _workers(count: int) -> int:
-    """``PETROVA_WORKERS``, else the cores this process may use; 1 for small fleets."""
-    if count < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
+    """How many processes read ``count`` files: ``PETROVA_WORKERS`` when set, else the
+    cores this process may use, and one for small fleets (a fork costs more than it
+    saves below :data:`PARALLEL_MIN` files)."""
+    if count < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return 1
     with contextlib.suppress(ValueError):
         return max(1, int(os.environ.get("PETROVA_WORKERS", "")))
+    if count < PARALLEL_MIN:
+        return 1
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
@@ -213,7 +298,7 @@ def _workers(count: int) -> int:
 
 
 def _look_chunk(jobs: list[Job]) -> list[Looked]:
-    assert _WORKER_STATE is not None
+    assert _WORKER_STATE is not None, "set before the fork"
     catalogue, cache = _WORKER_STATE
     return [_look(job, catalogue, cache) for job in jobs]
 
@@ -328,8 +413,12 @@ def gather(
     state_dir: Path,
     workspace: Path | None,
     progress: Progress | None = None,
+    started: Readers | None = None,
 ) -> FleetInputs:
-    """Read every migrated repo's contract and ledger; per-repo trouble becomes warnings."""
+    """Read every migrated repo's contract and ledger; per-repo trouble becomes warnings.
+
+    ``started``: reads begun before the registry was parsed (:func:`prefetch`).
+    """
     catalogue = loaded.catalogue
     plans: list[tuple[RepoEntry, bool, str]] = []
     jobs: list[Job] = []
@@ -343,9 +432,16 @@ def gather(
         jobs.append(("ledger", ledger_file, entry.slug))
         plans.append((entry, root is not None, ledger_file))
 
-    scope = f"{Path(state_dir).resolve()}\0{workspace.resolve() if workspace else ''}"
-    cache = ReadCache(cache_dir(), catalogue, scope)
-    looked = look_all(jobs, catalogue, cache, progress=progress)
+    if started is not None:
+        cache = started.cache
+        early = started.take(progress)
+    else:
+        cache = ReadCache(cache_dir(), catalogue, _scope(state_dir, workspace))
+        early = {}
+    todo = [job for job in jobs if job not in early]
+    with Readers(todo, catalogue, cache) as readers:
+        found = {**early, **readers.take(progress)}
+    looked = [found[job] for job in jobs]
     sources: dict[str, Identity | None] = {}
     folders: dict[str, Identity | None] = {}
     reads: dict[tuple[str, str], Looked] = {}

@@ -39,12 +39,11 @@ from petrova.gather import (
     cache_dir,
     file_identity,
     folder_identity,
-    gather,
+    gather_fleet,
 )
 from petrova.io import read_input, write_atomic
 from petrova.models import Snapshot, format_timestamp
 from petrova.output import to_json_bytes
-from petrova.registry import load_registry
 from petrova.schemas import check_snapshot
 from petrova.snapshot import snapshot_document, validity
 
@@ -205,8 +204,14 @@ def make_snapshot(
     hit = memo.lookup(now)
     if hit is not None:
         return hit
-    loaded = load_registry(registry, catalogue, today=now.date())
-    inputs = gather(loaded, state_dir=state_dir, workspace=workspace, progress=progress)
+    inputs = gather_fleet(
+        registry,
+        catalogue,
+        state_dir=state_dir,
+        workspace=workspace,
+        today=now.date(),
+        progress=progress,
+    )
     document = snapshot_document(inputs, now=now, stale_after=stale_after)
     check_snapshot(document, catalogue)
     made = Made(

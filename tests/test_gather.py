@@ -140,3 +140,61 @@ def test_progress_only_on_a_terminal_after_a_second(monkeypatch: pytest.MonkeyPa
     report(20, 40)
     report(40, 40)
     assert fake.getvalue() == "\rreading: 20/40\rreading: 40/40\n"
+
+
+# --- reading across processes ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", ["1", "2", "3"])
+def test_forked_readers_give_the_same_snapshot(
+    statuses: Path, workers: str, petrova_subprocess: Petrova
+) -> None:
+    """PETROVA_WORKERS forces the readers on even for a fleet this small."""
+    env = {**EPOCH, "PETROVA_CACHE": "off", "PETROVA_WORKERS": workers}
+    run = petrova_subprocess(*_args(statuses), env=env)
+    assert run.exit_code == 0, run.stderr
+    fixture = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"
+    assert run.stdout_bytes == fixture.read_bytes()
+
+
+def test_a_wrong_guess_before_the_registry_is_parsed_costs_nothing(
+    statuses: Path, monkeypatch: pytest.MonkeyPatch, petrova_inprocess: Petrova
+) -> None:
+    """The reads started early are guessed from the registry's text; a slug written in a
+    way the guess misses is read afterwards, and a guessed slug that is no repo is
+    dropped."""
+    registry = statuses / "registry.yaml"
+    text = registry.read_text()
+    text = text.replace("  - slug: alpha-hq\n", '  - slug: "alpha-hq"  # quoted, commented\n')
+    text += "# slug: ghost-hq\n"  # the guess would look for it
+    registry.write_text(text)
+    guessed: list[list[gather.Job]] = []
+    real = gather.Readers.__init__
+
+    def spy(self: gather.Readers, jobs: list[gather.Job], *args: object) -> None:
+        guessed.append(list(jobs))
+        real(self, jobs, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gather.Readers, "__init__", spy)
+    env = {**EPOCH, "PETROVA_CACHE": "off", "PETROVA_WORKERS": "2"}
+    run = petrova_inprocess(*_args(statuses), env=env)
+    assert run.exit_code == 0, run.stderr
+    fixture = json.loads(
+        (ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json").read_text()
+    )
+    assert json.loads(run.stdout)["rows"] == fixture["rows"]
+    early, late = guessed[0], guessed[1]
+    assert {job[2] for job in early} == {"beta-hq", "gamma-hq"}  # not alpha, not the ghost
+    assert {job[2] for job in late} == {"alpha-hq"}
+
+
+def test_a_registry_error_stops_the_early_readers(
+    statuses: Path, petrova_subprocess: Petrova
+) -> None:
+    registry = statuses / "registry.yaml"
+    registry.write_text(registry.read_text().replace("tier: 2", "tier: two", 1))
+    env = {**EPOCH, "PETROVA_CACHE": "off", "PETROVA_WORKERS": "2"}
+    run = petrova_subprocess(*_args(statuses), env=env)
+    assert run.exit_code == 2
+    assert "REGISTRY_INVALID" in run.stderr
+    assert "Traceback" not in run.stderr

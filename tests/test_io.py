@@ -297,3 +297,34 @@ def test_alias_bombs_are_refused_before_anything_walks_them(
 def test_recursive_alias_is_refused() -> None:
     with pytest.raises(YamlInvalid, match="recursive alias"):
         io.parse_yaml("a: &a [1, *a]\n", "x.yaml")
+
+
+def test_read_input_reads_a_file_that_grew_since_it_was_sized(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read asks for the size fstat gave, and reads on when the file is longer."""
+    path = tmp_path / "growing.yaml"
+    path.write_bytes(b"x" * 5000)
+    real = os.fstat
+
+    def shrunk(fd: int) -> os.stat_result:
+        st = real(fd)
+        return os.stat_result(
+            (
+                st.st_mode,
+                st.st_ino,
+                st.st_dev,
+                st.st_nlink,
+                st.st_uid,
+                st.st_gid,
+                10,
+                st.st_atime,
+                st.st_mtime,
+                st.st_ctime,
+            )
+        )
+
+    monkeypatch.setattr(io.os, "fstat", shrunk)
+    assert io.read_input(path) == b"x" * 5000
+    with pytest.raises(InputTooLarge):
+        io.read_input(path, limit=4096)

@@ -57,13 +57,13 @@ def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the snapshots actually built (memo misses), in-process."""
     made: list[int] = []
-    real = memo.gather
+    real = memo.gather_fleet
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         made.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(memo, "gather", counting)
+    monkeypatch.setattr(memo, "gather_fleet", counting)
     return made
 
 

@@ -12,16 +12,17 @@ from petrova.commands._common import (
     catalogue_option,
     emit,
     json_option,
-    open_registry,
+    open_catalogue,
     progress_reporter,
     registry_option,
+    resolve_registry_path,
     resolve_state_dir,
     say,
     state_dir_option,
     workspace_option,
 )
 from petrova.errors import GateClosed
-from petrova.gather import gather
+from petrova.gather import gather_fleet
 from petrova.ledger import DEFAULT_STALE_AFTER
 from petrova.rollout import (
     RolloutReport,
@@ -70,11 +71,13 @@ def _report(
     workspace: Path | None,
 ) -> RolloutReport:
     moment = clock(now)
-    loaded = open_registry(registry_path, catalogue_path, today=moment.date())
-    inputs = gather(
-        loaded,
-        state_dir=resolve_state_dir(state_dir, loaded.path),
+    registry = resolve_registry_path(registry_path)
+    inputs = gather_fleet(
+        registry,
+        open_catalogue(catalogue_path, registry),
+        state_dir=resolve_state_dir(state_dir, registry),
         workspace=workspace,
+        today=moment.date(),
         progress=progress_reporter("reading contracts and ledgers"),
     )
     report = rollout_report(inputs, now=moment, days=days, stale_after=stale_after)
