@@ -1,9 +1,10 @@
 """petrova with every speed-up switched off: the baseline of `make bench`.
 
 This is "the straightforward way": PyYAML's C loader over every input file (registry,
-contracts, ledgers), then the models, then jsonschema over the output, no cache and a
-single core. It runs the real CLI, so its output must be byte-for-byte what the fast
-path writes; the harness checks that.
+contracts, ledgers; no ledger seal is trusted), then the models (the snapshot is built
+and dumped through them), then jsonschema over the output; no cache, no memo, one
+process, the garbage collector left on. It runs the real CLI, so its output must be
+byte-for-byte what the fast path writes; the harness checks that.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from petrova import catalogue, io, ledger, schemas
+from petrova import catalogue, io, ledger, memo, schemas, snapshot
+from petrova.models import Snapshot
 
 
 class _NoJson:
@@ -28,10 +30,18 @@ class _NoJson:
 
 def _straightforward() -> None:
     io._fast = None  # no fast YAML parser: every file through libyaml
-    catalogue.Catalogue.fast_contract_check = property(lambda self: None)  # type: ignore[assignment]
+    catalogue.Catalogue.fast_contract_check = property(  # type: ignore[assignment]
+        lambda self: lambda data: False
+    )
     setattr(ledger, "orjson", _NoJson())  # noqa: B010  # ledgers through libyaml too
     os.environ["PETROVA_CACHE"] = "off"
-    os.environ["PETROVA_JOBS"] = "1"
+    os.environ["PETROVA_WORKERS"] = "1"
+
+    def through_models(inputs: Any, **kwargs: Any) -> Any:
+        document = snapshot.snapshot_document(inputs, **kwargs)
+        return Snapshot.model_validate(document).model_dump(mode="json")
+
+    setattr(memo, "snapshot_document", through_models)  # noqa: B010
 
     def slow_check(document: Any, cat: catalogue.Catalogue) -> None:
         validator = schemas._snapshot_validators(cat)[1]
@@ -40,9 +50,7 @@ def _straightforward() -> None:
             raise SystemExit(f"snapshot does not match its schema: {errors[0].message}")
 
     schemas.check_snapshot = slow_check  # type: ignore[assignment]
-    import petrova.commands.snapshot as snapshot_command
-
-    setattr(snapshot_command, "check_snapshot", slow_check)  # noqa: B010
+    setattr(memo, "check_snapshot", slow_check)  # noqa: B010
 
 
 if __name__ == "__main__":
