@@ -328,3 +328,27 @@ def test_read_input_reads_a_file_that_grew_since_it_was_sized(
     assert io.read_input(path) == b"x" * 5000
     with pytest.raises(InputTooLarge):
         io.read_input(path, limit=4096)
+
+
+_NUMERIC_KEYS = frozenset({"tier", "card_count", "count"})
+
+
+def _scalars_safe_reference(text: str) -> bool:
+    """The straightforward reading: one look-behind pattern over the whole text."""
+    import re
+
+    names = "|".join(sorted(_NUMERIC_KEYS, key=lambda k: (-len(k), k)))
+    pattern = re.compile(rf"(?<![\w-])(?:{names})[ \t]*:[ \t]*([^\s,}}\]#]*)")
+    return all(io._SAFE_SCALAR.fullmatch(m.group(1)) for m in pattern.finditer(text))
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            ["tier", "card_count", "count", "x", "-", ":", " ", "\n", "0x1", "7", "true", ",", "_"]
+        ),
+        max_size=30,
+    ).map("".join)
+)
+def test_numeric_values_are_found_as_the_look_behind_pattern_finds_them(text: str) -> None:
+    assert io._scalars_safe(text, _NUMERIC_KEYS) == _scalars_safe_reference(text)
