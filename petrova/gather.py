@@ -15,12 +15,13 @@ import hashlib
 import multiprocessing
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
@@ -29,7 +30,7 @@ from petrova.catalogue import Catalogue
 from petrova.contract import CONTRACT_RELPATH, load_contract
 from petrova.errors import PetrovaError
 from petrova.io import confined, read_input, write_atomic
-from petrova.ledger import Observation, ledger_path, read_observations
+from petrova.ledger import Observation, read_observations
 from petrova.models import DeclaredStatus, RepoEntry, SnapshotWarning, applicability_value
 from petrova.registry import LoadedRegistry, load_registry
 
@@ -83,6 +84,7 @@ class LedgerRead:
 
 
 Read = ContractRead | LedgerRead
+ReadT = TypeVar("ReadT", ContractRead, LedgerRead)
 #: (kind, path, slug): what to read; kind is "contract" or "ledger".
 Job = tuple[str, str, str]
 
@@ -95,15 +97,10 @@ def contract_location(
     A symbolic link inside the repo on the way to it is ``UNSAFE_PATH``: consumer repos
     are not trusted, and a link could make petrova read (and quote) any file.
     """
-    root = _contract_root(entry, registry_path=registry_path, workspace=workspace)
-    return None if root is None else confined(root, CONTRACT_RELPATH)
-
-
-def _contract_root(entry: RepoEntry, *, registry_path: Path, workspace: Path | None) -> Path | None:
-    """The repo's clone: the registry's folder for the control plane itself."""
-    if entry.role == "control-plane":
-        return registry_path.parent
-    return None if workspace is None else workspace / entry.slug
+    root = _Places(None, workspace, control_plane=registry_path.parent).clone(
+        entry.slug, entry.role
+    )
+    return None if root is None else confined(Path(root), CONTRACT_RELPATH)
 
 
 def read_contract(path: Path, catalogue: Catalogue) -> ContractRead:
@@ -117,8 +114,8 @@ def read_contract(path: Path, catalogue: Catalogue) -> ContractRead:
 
 
 def read_ledger(path: Path, catalogue: Catalogue, slug: str) -> LedgerRead:
+    """A ledger's observations (the caller has refused a linked ledger)."""
     try:
-        confined(path.parent, Path(path.name))  # only petrova writes ledgers, never as links
         return LedgerRead(read_observations(path, catalogue, slug=slug))
     except FileNotFoundError:
         return LedgerRead(missing=True)
@@ -132,33 +129,64 @@ class Looked(NamedTuple):
     path: str
     identity: Identity | None
     read: Read
-    #: Read from the file in this run (rather than from the cache, or not at all).
-    fresh: bool
+    #: What the cache is to keep of a read made in this run (encoded where it was made,
+    #: in a worker); ``None`` for a read from the cache, a refusal, or a racy file.
+    keep: list[Any] | None
     #: For a contract, the ``.petrova`` folder's inode and mode (see ``folder_identity``).
     folder: Identity | None = None
 
 
 def _look(job: Job, catalogue: Catalogue, cache: ReadCache) -> Looked:
-    """Everything about one job that touches the disk, so that it can run in a worker."""
+    """Everything about one job that touches the disk, so that it can run in a worker.
+
+    One ``lstat`` per file (and per contract folder) gives both the identity and
+    whether it is a link: :func:`petrova.io.confined` is called only to refuse one.
+    """
     kind, where, slug = job
     if kind == "ledger":
-        identity = file_identity(where)
+        st = _lstat(where)
+        identity = _identity_of(st)
+        if st is not None and stat.S_ISLNK(st.st_mode):  # only petrova writes ledgers
+            return Looked(where, identity, _refused(Path(where).parent, where, LedgerRead), None)
         hit = cache.get(job, identity)
         if hit is not None:
-            return Looked(where, identity, hit, False)
-        return Looked(where, identity, read_ledger(Path(where), catalogue, slug), True)
+            return Looked(where, identity, hit, None)
+        read: Read = read_ledger(Path(where), catalogue, slug)
+        return Looked(where, identity, read, cache.entry(identity, read))
     # Strings, not Paths: pathlib's parsing cost 0.4 s a snapshot at 10,000 repos.
     path = os.path.join(where, *CONTRACT_RELPATH.parts)  # noqa: PTH118
-    folder = folder_identity(os.path.dirname(path))  # noqa: PTH120
-    identity = file_identity(path)
-    try:
-        confined(Path(where), CONTRACT_RELPATH)
-    except PetrovaError as exc:  # a link on the way: not read, and not cached
-        return Looked(path, identity, ContractRead(error=exc.render()), False, folder)
+    folder_st = _lstat(os.path.dirname(path))  # noqa: PTH120
+    folder = None if folder_st is None else [folder_st.st_ino, folder_st.st_mode]
+    st = _lstat(path)
+    identity = _identity_of(st)
+    if any(s is not None and stat.S_ISLNK(s.st_mode) for s in (folder_st, st)):
+        refused = _refused(Path(where), path, ContractRead)  # a link: not read, not cached
+        return Looked(path, identity, refused, None, folder)
     hit = cache.get(("contract", path, slug), identity)
     if hit is not None:
-        return Looked(path, identity, hit, False, folder)
-    return Looked(path, identity, read_contract(Path(path), catalogue), True, folder)
+        return Looked(path, identity, hit, None, folder)
+    read = read_contract(Path(path), catalogue)
+    return Looked(path, identity, read, cache.entry(identity, read), folder)
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _identity_of(st: os.stat_result | None) -> Identity | None:
+    return None if st is None else [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+
+
+def _refused(root: Path, path: str, kind: type[ReadT]) -> ReadT:
+    """The read of a file reached through a link: ``confined``'s refusal, as an error."""
+    try:
+        confined(root, Path(path).relative_to(root))
+    except PetrovaError as exc:
+        return kind(error=exc.render())
+    raise AssertionError(f"{path} was a link a moment ago")  # pragma: no cover - a race
 
 
 class Readers:
@@ -236,10 +264,12 @@ def prefetch(
     """
     slugs = dict.fromkeys(_SLUG_LINE.findall(registry_text))
     jobs: list[Job] = []
+    places = _Places(state_dir, workspace)
     for slug in slugs:
-        if workspace is not None:
-            jobs.append(("contract", str(workspace / slug), slug))
-        jobs.append(("ledger", str(ledger_path(state_dir, slug)), slug))
+        root = places.clone(slug)
+        if root is not None:
+            jobs.append(("contract", root, slug))
+        jobs.append(("ledger", places.ledger(slug), slug))
     if _workers(len(jobs)) < 2:
         jobs = []  # on one core there is nothing to overlap: read what is asked, later
     cache = ReadCache(cache_dir(), catalogue, _scope(state_dir, workspace))
@@ -270,6 +300,27 @@ def gather_fleet(
 _SLUG_LINE = re.compile(
     r"(?m)^[ \t]*(?:-[ \t]+)?slug[ \t]*:[ \t]*[\"']?([a-z0-9][a-z0-9-]*)[\"']?[ \t]*$"
 )
+
+
+class _Places:
+    """Where a repo's files are, as strings: its ledger (as ``ledger.ledger_path`` says)
+    and its clone, the registry's folder for the control plane itself. Strings, because
+    20,000 Path objects cost 0.2 s of a snapshot at 10,000 repos."""
+
+    def __init__(
+        self, state_dir: Path | None, workspace: Path | None, control_plane: Path | None = None
+    ) -> None:
+        self.state_dir = str(state_dir)
+        self.workspace = None if workspace is None else str(workspace)
+        self.control_plane = None if control_plane is None else str(control_plane)
+
+    def ledger(self, slug: str) -> str:
+        return os.path.join(self.state_dir, f"{slug}.yaml")  # noqa: PTH118
+
+    def clone(self, slug: str, role: str = "") -> str | None:
+        if role == "control-plane":
+            return self.control_plane
+        return None if self.workspace is None else os.path.join(self.workspace, slug)  # noqa: PTH118
 
 
 def _scope(state_dir: Path, workspace: Path | None) -> str:
@@ -320,11 +371,7 @@ def cache_dir() -> Path | None:
 
 def file_identity(path: str | Path) -> Identity | None:
     """The file's identity, or ``None`` when there is no such file (or it cannot be seen)."""
-    try:
-        st = os.lstat(path)
-    except (OSError, ValueError):
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+    return _identity_of(_lstat(str(path)))
 
 
 def folder_identity(path: str | Path) -> Identity | None:
@@ -365,13 +412,19 @@ class ReadCache:
         except (ValueError, TypeError, KeyError):
             return None
 
-    def put(self, job: Job, identity: Identity | None, read: Read) -> None:
-        # A file changed within the last seconds may change again within the file
-        # system's timestamp resolution without its identity changing ("racy git"):
-        # read it again next time rather than trust it.
+    def entry(self, identity: Identity | None, read: Read) -> list[Any] | None:
+        """What to keep of a read just made, or ``None`` when it is not to be kept.
+
+        A file changed within the last seconds may change again within the file
+        system's timestamp resolution without its identity changing ("racy git"):
+        read it again next time rather than trust it.
+        """
         if self.path is None or identity is None or identity[3] > self.racy_after:
-            return
-        self.entries[f"{job[0]}:{job[1]}"] = [identity, _encode(read)]
+            return None
+        return [identity, _encode(read)]
+
+    def keep(self, kind: str, path: str, entry: list[Any]) -> None:
+        self.entries[f"{kind}:{path}"] = entry
         self.dirty = True
 
     def save(self) -> None:
@@ -422,13 +475,14 @@ def gather(
     catalogue = loaded.catalogue
     plans: list[tuple[RepoEntry, bool, str]] = []
     jobs: list[Job] = []
+    places = _Places(state_dir, workspace, control_plane=loaded.path.parent)
     for entry in loaded.registry.repos:
         if not entry.migrated:
             continue
-        root = _contract_root(entry, registry_path=loaded.path, workspace=workspace)
+        root = places.clone(entry.slug, entry.role)
         if root is not None:
-            jobs.append(("contract", str(root), entry.slug))
-        ledger_file = str(ledger_path(state_dir, entry.slug))
+            jobs.append(("contract", root, entry.slug))
+        ledger_file = places.ledger(entry.slug)
         jobs.append(("ledger", ledger_file, entry.slug))
         plans.append((entry, root is not None, ledger_file))
 
@@ -450,8 +504,8 @@ def gather(
         sources[seen.path] = seen.identity
         if job[0] == "contract":
             folders[os.path.dirname(seen.path)] = seen.folder  # noqa: PTH120
-        if seen.fresh:
-            cache.put((job[0], seen.path, job[2]), seen.identity, seen.read)
+        if seen.keep is not None:
+            cache.keep(job[0], seen.path, seen.keep)
     cache.save()
 
     repos: dict[str, RepoInputs] = {}

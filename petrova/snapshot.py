@@ -174,18 +174,22 @@ def validity(
     from the next day. Every deadline in the inputs counts, used by a cell or not: more
     of them only narrows the interval, never makes it wrong.
     """
-    deadlines: list[datetime] = []
+    reviews: set[str] = set()
+    stale_from: set[str] = set()
     for entry in inputs.loaded.registry.repos:
         for item in entry.integrations_applicability.values():
             if isinstance(item, ApplicabilityDetail) and item.review_by is not None:
-                deadlines.append(_review_deadline(item.review_by))
+                reviews.add(item.review_by)
     for repo in inputs.repos.values():
         for declared in (repo.declared or {}).values():
             if declared.review_by is not None:
-                deadlines.append(_review_deadline(declared.review_by))
+                reviews.add(declared.review_by)
         for seen in (repo.observed or {}).values():
             if seen.stale_from is not None:
-                deadlines.append(parse_timestamp(seen.stale_from) + stale_after)
+                stale_from.add(seen.stale_from)
+    # A fleet repeats the same dates and probe times: each distinct one is worked out once.
+    deadlines = [_review_deadline(r) for r in reviews]
+    deadlines += [parse_timestamp(s) + stale_after for s in stale_from]
     after = max((d for d in deadlines if d < now), default=None)
     until = min((d for d in deadlines if d >= now), default=None)
     return after, until
