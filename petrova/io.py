@@ -419,11 +419,34 @@ def _scalars_safe(text: str, keys: frozenset[str]) -> bool:
 
 @functools.cache
 def _key_pattern(key: str) -> re.Pattern[str]:
-    """Every place ``key`` stands as a plain mapping key, and the token after it."""
-    return re.compile(
-        rf"(?m)(?:^|[{{,])[ \t]*(?:-[ \t]+)*{re.escape(key)}[ \t]*:(?=[ \t]|$)[ \t]*"
-        rf"([^\s,}}\]#]*)"
-    )
+    """``key``, a colon, and the token after it; :func:`_key_tokens` checks the lead."""
+    return re.compile(rf"(?m){re.escape(key)}[ \t]*:(?=[ \t]|$)[ \t]*([^\s,}}\]#]*)")
+
+
+_KEY_LEAD = re.compile(r"[ \t]*(?:-[ \t]+)*")
+
+
+def _key_tokens(key: str, text: str) -> list[str]:
+    """The token after every place ``key`` stands as a plain mapping key: at the start of
+    a line or after ``{`` or ``,``, behind nothing but blanks and sequence dashes.
+
+    The key is searched for by its letters and the lead checked backwards within the
+    line, rather than with a pattern led by ``^`` that is tried at every position.
+    """
+    pattern = _key_pattern(key)
+    tokens: list[str] = []
+    position = 0
+    while True:
+        for match in pattern.finditer(text, position):
+            start = match.start()
+            line = text.rfind("\n", 0, start) + 1
+            lead = max(line, text.rfind("{", line, start) + 1, text.rfind(",", line, start) + 1)
+            if not _KEY_LEAD.fullmatch(text, lead, start):  # not a key here: look again
+                position = start + 1  # from the next character, inside this match too
+                break
+            tokens.append(match.group(1))
+        else:
+            return tokens
 
 
 def _agree(data: Any, text: str, string_keys: frozenset[str]) -> None:
@@ -459,7 +482,7 @@ def _agree(data: Any, text: str, string_keys: frozenset[str]) -> None:
 
     walk(data)
     for key, places in repairs.items():
-        tokens = _key_pattern(key).findall(text)
+        tokens = _key_tokens(key, text)
         if len(tokens) != seen[key]:  # the key also stands in a string or a comment
             raise _Disagree
         for mapping, index in places:

@@ -84,6 +84,10 @@ class SnapshotMemo:
             digest = hashlib.sha256(setup.encode()).hexdigest()[:24]
             self.path = directory / f"snapshot-{digest}.memo"
 
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None and self.registry_sha is not None
+
     def lookup(self, now: datetime) -> Made | None:
         """The snapshot at ``now``, when the memo holds it; else ``None``."""
         if self.path is None or self.registry_sha is None:
@@ -220,5 +224,6 @@ def make_snapshot(
         document["totals"]["repos"],
         document["totals"]["migrated"],
     )
-    memo.store(made, inputs=inputs, valid=validity(inputs, now=now, stale_after=stale_after))
+    if memo.enabled:
+        memo.store(made, inputs=inputs, valid=validity(inputs, now=now, stale_after=stale_after))
     return made

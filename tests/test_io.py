@@ -352,3 +352,24 @@ def _scalars_safe_reference(text: str) -> bool:
 )
 def test_numeric_values_are_found_as_the_look_behind_pattern_finds_them(text: str) -> None:
     assert io._scalars_safe(text, _NUMERIC_KEYS) == _scalars_safe_reference(text)
+
+
+def _key_tokens_reference(key: str, text: str) -> list[str]:
+    """The straightforward reading: one pattern, led by the line start or ``{``/``,``."""
+    import re
+
+    pattern = re.compile(
+        rf"(?m)(?:^|[{{,])[ \t]*(?:-[ \t]+)*{re.escape(key)}[ \t]*:(?=[ \t]|$)[ \t]*"
+        rf"([^\s,}}\]#]*)"
+    )
+    return pattern.findall(text)
+
+
+@given(
+    st.lists(
+        st.sampled_from(["sha", "xsha", "-", " ", "\n", ":", "{", ",", "}", "12e3", "#", "\t"]),
+        max_size=30,
+    ).map("".join)
+)
+def test_keys_are_found_as_the_line_led_pattern_finds_them(text: str) -> None:
+    assert io._key_tokens("sha", text) == _key_tokens_reference("sha", text)
