@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import re
 import stat
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -217,12 +218,13 @@ class Readers:
         size = max(50, len(rest) // (workers * 8))
         self._chunks = [rest[i : i + size] for i in range(0, len(rest), size)]
         global _WORKER_STATE
-        _WORKER_STATE = (catalogue, cache)
+        _WORKER_STATE = (catalogue, cache)  # forked workers inherit it; reset on exit
         try:
             self._pool = multiprocessing.get_context("fork").Pool(workers)
-            self._pending = self._pool.imap(_look_chunk, self._chunks)
-        finally:
-            _WORKER_STATE = None  # the workers have their copy
+        except OSError:  # no processes to be had (limits): read here, in one process
+            _WORKER_STATE = None
+            return
+        self._pending = self._pool.imap(_look_chunk, self._chunks)
 
     def take(self, progress: Progress | None = None) -> dict[Job, Looked]:
         """Every job's result, waiting for the workers (or doing the work, with none)."""
@@ -247,10 +249,12 @@ class Readers:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        global _WORKER_STATE
         if self._pool is not None:
             self._pool.terminate()  # done, or given up: either way nothing is left to read
             self._pool.join()
             self._pool = None
+            _WORKER_STATE = None
 
 
 def prefetch(
@@ -338,7 +342,7 @@ def _workers(count: int) -> int:
     """How many processes read ``count`` files: ``PETROVA_WORKERS`` when set, else the
     cores this process may use, and one for small fleets (a fork costs more than it
     saves below :data:`PARALLEL_MIN` files)."""
-    if count < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if count < 2 or sys.platform != "linux":  # fork is safe on Linux, not on macOS
         return 1
     with contextlib.suppress(ValueError):
         return max(1, int(os.environ.get("PETROVA_WORKERS", "")))

@@ -198,3 +198,22 @@ def test_a_registry_error_stops_the_early_readers(
     assert run.exit_code == 2
     assert "REGISTRY_INVALID" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_no_processes_to_be_had_means_reading_in_one(
+    statuses: Path, monkeypatch: pytest.MonkeyPatch, petrova_inprocess: Petrova
+) -> None:
+    """A process limit (EAGAIN from fork) costs speed, not the snapshot."""
+    import multiprocessing
+
+    class NoFork:
+        def Pool(self, workers: int) -> None:  # the name multiprocessing uses
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method: NoFork())
+    env = {**EPOCH, "PETROVA_CACHE": "off", "PETROVA_WORKERS": "2"}
+    run = petrova_inprocess(*_args(statuses), env=env)
+    assert run.exit_code == 0, run.stderr
+    fixture = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"
+    assert run.stdout_bytes == fixture.read_bytes()
+    assert gather._WORKER_STATE is None
