@@ -206,3 +206,43 @@ def git_repo() -> Callable[..., Path]:
 def ingest() -> Iterator[Servers]:
     """Start real HTTP servers on 127.0.0.1 (ephemeral ports): ``ingest(behaviour)``."""
     yield from serve_ingest()
+
+
+# --- the all-statuses fleet: snapshot runs over a copy of it ---------------------------
+
+ALL_STATUSES = ROOT / "contracts" / "fixtures" / "all-statuses"
+
+
+def snapshot_args(root: Path, *extra: str) -> list[str]:
+    """``petrova snapshot`` over the fleet copied at ``root``, every path explicit."""
+    return [
+        "snapshot",
+        "--registry",
+        str(root / "registry.yaml"),
+        "--catalogue",
+        str(ROOT / "contracts" / "contract.schema.json"),
+        "--state-dir",
+        str(root / "state"),
+        "--workspace",
+        str(root / "workspace"),
+        *extra,
+    ]
+
+
+@pytest.fixture
+def statuses(tmp_path: Path) -> Path:
+    """A copy of the fleet behind contracts/fixtures/snapshot-all-statuses.json."""
+    import shutil
+
+    root = tmp_path / "statuses"
+    shutil.copytree(ALL_STATUSES, root)
+    return root
+
+
+@pytest.fixture
+def trusting_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A cache folder that also keeps files written a moment ago (tests write them so)."""
+    from petrova import gather
+
+    monkeypatch.setattr(gather, "RACY_NS", -(10**15))
+    return tmp_path / "cache"

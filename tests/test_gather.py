@@ -10,40 +10,9 @@ import pytest
 
 from petrova import gather
 from petrova.commands._common import progress_reporter
-from tests.conftest import ROOT, Petrova
+from tests.conftest import ROOT, Petrova, snapshot_args
 
-ALL_STATUSES = ROOT / "contracts" / "fixtures" / "all-statuses"
 EPOCH = {"SOURCE_DATE_EPOCH": "1795676400"}
-
-
-def _args(fleet_root: Path) -> list[str]:
-    return [
-        "snapshot",
-        "--registry",
-        str(fleet_root / "registry.yaml"),
-        "--catalogue",
-        str(ROOT / "contracts" / "contract.schema.json"),
-        "--state-dir",
-        str(fleet_root / "state"),
-        "--workspace",
-        str(fleet_root / "workspace"),
-    ]
-
-
-@pytest.fixture
-def statuses(tmp_path: Path) -> Path:
-    import shutil
-
-    root = tmp_path / "statuses"
-    shutil.copytree(ALL_STATUSES, root)
-    return root
-
-
-@pytest.fixture
-def trusting_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A cache that also keeps files written a moment ago (the tests write them so)."""
-    monkeypatch.setattr(gather, "RACY_NS", -(10**15))
-    return tmp_path / "cache"
 
 
 def _forget_memo(cache: Path) -> None:
@@ -56,12 +25,12 @@ def test_cached_reads_give_the_same_snapshot(
     statuses: Path, trusting_cache: Path, petrova_inprocess: Petrova
 ) -> None:
     env = {**EPOCH, "PETROVA_CACHE_DIR": str(trusting_cache)}
-    first = petrova_inprocess(*_args(statuses), env=env)
+    first = petrova_inprocess(*snapshot_args(statuses), env=env)
     assert first.exit_code == 0, first.stderr
     [cache_file] = trusting_cache.glob("reads-*.json")
     assert len(json.loads(cache_file.read_bytes())) == 4  # 2 contracts, 2 ledgers
     _forget_memo(trusting_cache)
-    second = petrova_inprocess(*_args(statuses), env=env)
+    second = petrova_inprocess(*snapshot_args(statuses), env=env)
     assert second.stdout_bytes == first.stdout_bytes
     fixture = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"
     assert second.stdout_bytes == fixture.read_bytes()
@@ -71,12 +40,12 @@ def test_a_changed_file_is_read_again(
     statuses: Path, trusting_cache: Path, petrova_inprocess: Petrova
 ) -> None:
     env = {**EPOCH, "PETROVA_CACHE_DIR": str(trusting_cache)}
-    petrova_inprocess(*_args(statuses), env=env)
+    petrova_inprocess(*snapshot_args(statuses), env=env)
     ledger = statuses / "state" / "beta-hq.yaml"
     ledger.write_text(
         ledger.read_text().replace('"current_status": "ok"', '"current_status": "failing"', 1)
     )
-    run = petrova_inprocess(*_args(statuses), env=env)
+    run = petrova_inprocess(*snapshot_args(statuses), env=env)
     warnings = json.loads(run.stdout)["warnings"]
     assert [w["code"] for w in warnings] == ["STATE_UNREADABLE"]
     assert "does not follow from the recorded history" in warnings[0]["message"]
@@ -86,20 +55,20 @@ def test_a_corrupt_cache_is_ignored(
     statuses: Path, trusting_cache: Path, petrova_inprocess: Petrova
 ) -> None:
     env = {**EPOCH, "PETROVA_CACHE_DIR": str(trusting_cache)}
-    petrova_inprocess(*_args(statuses), env=env)
+    petrova_inprocess(*snapshot_args(statuses), env=env)
     [cache_file] = trusting_cache.glob("reads-*.json")
     entries = json.loads(cache_file.read_bytes())
     for key in entries:
         entries[key][1] = {"observed": {"ares": [1]}, "declared": {"ares": []}}
     cache_file.write_text(json.dumps(entries))
     _forget_memo(trusting_cache)
-    run = petrova_inprocess(*_args(statuses), env=env)
+    run = petrova_inprocess(*snapshot_args(statuses), env=env)
     assert run.exit_code == 0, run.stderr
     fixture = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"
     assert run.stdout_bytes == fixture.read_bytes()
     cache_file.write_bytes(b"\x00not json")
     _forget_memo(trusting_cache)
-    assert petrova_inprocess(*_args(statuses), env=env).stdout_bytes == fixture.read_bytes()
+    assert petrova_inprocess(*snapshot_args(statuses), env=env).stdout_bytes == fixture.read_bytes()
 
 
 def test_fresh_files_are_not_cached(
@@ -109,7 +78,9 @@ def test_fresh_files_are_not_cached(
     without its identity changing; such files are read every time."""
     monkeypatch.setattr(gather, "RACY_NS", 10**18)  # every file counts as just changed
     cache = tmp_path / "cache"
-    run = petrova_inprocess(*_args(statuses), env={**EPOCH, "PETROVA_CACHE_DIR": str(cache)})
+    run = petrova_inprocess(
+        *snapshot_args(statuses), env={**EPOCH, "PETROVA_CACHE_DIR": str(cache)}
+    )
     assert run.exit_code == 0
     assert not cache.exists() or all(
         json.loads(p.read_bytes()) == {} for p in cache.glob("reads-*.json")
@@ -118,7 +89,7 @@ def test_fresh_files_are_not_cached(
 
 def test_cache_off(statuses: Path, trusting_cache: Path, petrova_inprocess: Petrova) -> None:
     env = {**EPOCH, "PETROVA_CACHE_DIR": str(trusting_cache), "PETROVA_CACHE": "off"}
-    assert petrova_inprocess(*_args(statuses), env=env).exit_code == 0
+    assert petrova_inprocess(*snapshot_args(statuses), env=env).exit_code == 0
     assert not trusting_cache.exists()
 
 
@@ -151,7 +122,7 @@ def test_forked_readers_give_the_same_snapshot(
 ) -> None:
     """PETROVA_WORKERS forces the readers on even for a fleet this small."""
     env = {**EPOCH, "PETROVA_CACHE": "off", "PETROVA_WORKERS": workers}
-    run = petrova_subprocess(*_args(statuses), env=env)
+    run = petrova_subprocess(*snapshot_args(statuses), env=env)
     assert run.exit_code == 0, run.stderr
     fixture = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"
     assert run.stdout_bytes == fixture.read_bytes()
@@ -177,7 +148,7 @@ def test_a_wrong_guess_before_the_registry_is_parsed_costs_nothing(
 
     monkeypatch.setattr(gather.Readers, "__init__", spy)
     env = {**EPOCH, "PETROVA_CACHE": "off", "PETROVA_WORKERS": "2"}
-    run = petrova_inprocess(*_args(statuses), env=env)
+    run = petrova_inprocess(*snapshot_args(statuses), env=env)
     assert run.exit_code == 0, run.stderr
     fixture = json.loads(
         (ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json").read_text()
@@ -194,7 +165,7 @@ def test_a_registry_error_stops_the_early_readers(
     registry = statuses / "registry.yaml"
     registry.write_text(registry.read_text().replace("tier: 2", "tier: two", 1))
     env = {**EPOCH, "PETROVA_CACHE": "off", "PETROVA_WORKERS": "2"}
-    run = petrova_subprocess(*_args(statuses), env=env)
+    run = petrova_subprocess(*snapshot_args(statuses), env=env)
     assert run.exit_code == 2
     assert "REGISTRY_INVALID" in run.stderr
     assert "Traceback" not in run.stderr
@@ -212,7 +183,7 @@ def test_no_processes_to_be_had_means_reading_in_one(
 
     monkeypatch.setattr(multiprocessing, "get_context", lambda method: NoFork())
     env = {**EPOCH, "PETROVA_CACHE": "off", "PETROVA_WORKERS": "2"}
-    run = petrova_inprocess(*_args(statuses), env=env)
+    run = petrova_inprocess(*snapshot_args(statuses), env=env)
     assert run.exit_code == 0, run.stderr
     fixture = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"
     assert run.stdout_bytes == fixture.read_bytes()

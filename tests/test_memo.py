@@ -4,7 +4,6 @@ and never gives a document other than the one a run without any cache gives."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,9 +12,8 @@ from typing import Any
 import pytest
 
 from petrova import gather, memo
-from tests.conftest import ROOT, Petrova
+from tests.conftest import ROOT, Petrova, snapshot_args
 
-ALL_STATUSES = ROOT / "contracts" / "fixtures" / "all-statuses"
 FIXTURE = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"
 NOW = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
 
@@ -24,33 +22,9 @@ def _epoch(when: datetime) -> dict[str, str]:
     return {"SOURCE_DATE_EPOCH": str(int(when.timestamp()))}
 
 
-def _args(root: Path, *extra: str) -> list[str]:
-    return [
-        "snapshot",
-        "--registry",
-        str(root / "registry.yaml"),
-        "--catalogue",
-        str(ROOT / "contracts" / "contract.schema.json"),
-        "--state-dir",
-        str(root / "state"),
-        "--workspace",
-        str(root / "workspace"),
-        *extra,
-    ]
-
-
 @pytest.fixture
-def statuses(tmp_path: Path) -> Path:
-    root = tmp_path / "statuses"
-    shutil.copytree(ALL_STATUSES, root)
-    return root
-
-
-@pytest.fixture
-def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A cache that also trusts files written a moment ago (the tests write them so)."""
-    monkeypatch.setattr(gather, "RACY_NS", -(10**15))
-    return tmp_path / "cache"
+def cache(trusting_cache: Path) -> Path:
+    return trusting_cache
 
 
 @pytest.fixture
@@ -76,8 +50,8 @@ def test_a_second_run_reuses_the_snapshot(
     statuses: Path, cache: Path, builds: list[int], petrova_inprocess: Petrova
 ) -> None:
     env = {**_epoch(NOW), "PETROVA_CACHE_DIR": str(cache)}
-    first = petrova_inprocess(*_args(statuses), env=env)
-    second = petrova_inprocess(*_args(statuses), env=env)
+    first = petrova_inprocess(*snapshot_args(statuses), env=env)
+    second = petrova_inprocess(*snapshot_args(statuses), env=env)
     assert first.exit_code == second.exit_code == 0, first.stderr
     assert builds == [1]
     assert second.stdout_bytes == first.stdout_bytes == FIXTURE.read_bytes()
@@ -88,9 +62,9 @@ def test_a_reused_snapshot_carries_the_new_time(
     statuses: Path, cache: Path, builds: list[int], petrova_inprocess: Petrova
 ) -> None:
     env = {"PETROVA_CACHE_DIR": str(cache)}
-    petrova_inprocess(*_args(statuses), env={**env, **_epoch(NOW)})
+    petrova_inprocess(*snapshot_args(statuses), env={**env, **_epoch(NOW)})
     later = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
-    run = petrova_inprocess(*_args(statuses), env={**env, **_epoch(later)})
+    run = petrova_inprocess(*snapshot_args(statuses), env={**env, **_epoch(later)})
     assert builds == [1]
     assert json.loads(run.stdout)["generated_at"] == "2026-11-26T09:30:00Z"
     expected = FIXTURE.read_bytes().replace(b"2026-11-26T07:00:00Z", b"2026-11-26T09:30:00Z", 1)
@@ -116,9 +90,11 @@ def test_around_every_deadline_the_memo_agrees_with_no_cache(
     statuses: Path, cache: Path, when: datetime, petrova_inprocess: Petrova
 ) -> None:
     env = {"PETROVA_CACHE_DIR": str(cache)}
-    petrova_inprocess(*_args(statuses), env={**env, **_epoch(NOW)})  # memoised at NOW
-    cached = petrova_inprocess(*_args(statuses), env={**env, **_epoch(when)})
-    fresh = petrova_inprocess(*_args(statuses), env={"PETROVA_CACHE": "off", **_epoch(when)})
+    petrova_inprocess(*snapshot_args(statuses), env={**env, **_epoch(NOW)})  # memoised at NOW
+    cached = petrova_inprocess(*snapshot_args(statuses), env={**env, **_epoch(when)})
+    fresh = petrova_inprocess(
+        *snapshot_args(statuses), env={"PETROVA_CACHE": "off", **_epoch(when)}
+    )
     assert fresh.exit_code == cached.exit_code == 0, fresh.stderr
     assert cached.stdout_bytes == fresh.stdout_bytes
     assert cached.stderr == fresh.stderr
@@ -128,17 +104,17 @@ def test_the_memo_lasts_exactly_until_the_next_deadline(
     statuses: Path, cache: Path, builds: list[int], petrova_inprocess: Petrova
 ) -> None:
     env = {"PETROVA_CACHE_DIR": str(cache)}
-    petrova_inprocess(*_args(statuses), env={**env, **_epoch(NOW)})
+    petrova_inprocess(*snapshot_args(statuses), env={**env, **_epoch(NOW)})
     last = datetime(2026, 11, 29, 6, 0, 0, tzinfo=UTC)  # alpha-hq's ares: 72 h, not over
     assert (
         "stale"
-        not in json.loads(petrova_inprocess(*_args(statuses), env={**env, **_epoch(last)}).stdout)[
-            "rows"
-        ][0]["integrations"]["ares"].values()
+        not in json.loads(
+            petrova_inprocess(*snapshot_args(statuses), env={**env, **_epoch(last)}).stdout
+        )["rows"][0]["integrations"]["ares"].values()
     )
     assert builds == [1]
     over = datetime(2026, 11, 29, 6, 0, 1, tzinfo=UTC)
-    run = petrova_inprocess(*_args(statuses), env={**env, **_epoch(over)})
+    run = petrova_inprocess(*snapshot_args(statuses), env={**env, **_epoch(over)})
     assert builds == [1, 1]
     assert json.loads(run.stdout)["rows"][0]["integrations"]["ares"]["status"] == "stale"
 
@@ -193,11 +169,11 @@ def test_any_changed_input_makes_it_again(
     petrova_inprocess: Petrova,
 ) -> None:
     env = {**_epoch(NOW), "PETROVA_CACHE_DIR": str(cache)}
-    petrova_inprocess(*_args(statuses), env=env)
+    petrova_inprocess(*snapshot_args(statuses), env=env)
     edit(statuses)
-    cached = petrova_inprocess(*_args(statuses), env=env)
+    cached = petrova_inprocess(*snapshot_args(statuses), env=env)
     assert builds == [1, 1]
-    fresh = petrova_inprocess(*_args(statuses), env={**_epoch(NOW), "PETROVA_CACHE": "off"})
+    fresh = petrova_inprocess(*snapshot_args(statuses), env={**_epoch(NOW), "PETROVA_CACHE": "off"})
     assert cached.stdout_bytes == fresh.stdout_bytes
     assert (cached.stdout_bytes != FIXTURE.read_bytes()) is shows
 
@@ -206,13 +182,15 @@ def test_other_formats_from_the_memo(
     statuses: Path, cache: Path, builds: list[int], petrova_inprocess: Petrova
 ) -> None:
     env = {**_epoch(NOW), "PETROVA_CACHE_DIR": str(cache)}
-    petrova_inprocess(*_args(statuses), env=env)
+    petrova_inprocess(*snapshot_args(statuses), env=env)
     formats = ("table", "markdown", "html")
-    cached = {f: petrova_inprocess(*_args(statuses, "--format", f), env=env) for f in formats}
+    cached = {
+        f: petrova_inprocess(*snapshot_args(statuses, "--format", f), env=env) for f in formats
+    }
     assert builds == [1]
     for fmt in formats:
         fresh = petrova_inprocess(
-            *_args(statuses, "--format", fmt), env={**_epoch(NOW), "PETROVA_CACHE": "off"}
+            *snapshot_args(statuses, "--format", fmt), env={**_epoch(NOW), "PETROVA_CACHE": "off"}
         )
         assert cached[fmt].exit_code == 0, cached[fmt].stderr
         assert cached[fmt].stdout_bytes == fresh.stdout_bytes
@@ -223,8 +201,8 @@ def test_warnings_and_strict_from_the_memo(
 ) -> None:
     _drop_ledger(statuses)
     env = {**_epoch(NOW), "PETROVA_CACHE_DIR": str(cache)}
-    first = petrova_inprocess(*_args(statuses, "--strict"), env=env)
-    second = petrova_inprocess(*_args(statuses, "--strict"), env=env)
+    first = petrova_inprocess(*snapshot_args(statuses, "--strict"), env=env)
+    second = petrova_inprocess(*snapshot_args(statuses, "--strict"), env=env)
     assert builds == [1]
     assert first.exit_code == second.exit_code == 1
     assert "warning: STATE_MISSING [beta-hq]" in second.stderr
@@ -239,13 +217,13 @@ def test_fresh_files_are_not_memoised(
     monkeypatch.setattr(gather, "RACY_NS", 10**18)
     cache = tmp_path / "cache"
     env = {**_epoch(NOW), "PETROVA_CACHE_DIR": str(cache)}
-    assert petrova_inprocess(*_args(statuses), env=env).exit_code == 0
+    assert petrova_inprocess(*snapshot_args(statuses), env=env).exit_code == 0
     assert not list(cache.glob("snapshot-*.memo"))
 
 
 def test_a_corrupt_memo_is_ignored(statuses: Path, cache: Path, petrova_inprocess: Petrova) -> None:
     env = {**_epoch(NOW), "PETROVA_CACHE_DIR": str(cache)}
-    petrova_inprocess(*_args(statuses), env=env)
+    petrova_inprocess(*snapshot_args(statuses), env=env)
     memo_file = _memo_file(cache)
     header, _, body = memo_file.read_bytes().partition(b"\n")
     for broken in (
@@ -255,7 +233,7 @@ def test_a_corrupt_memo_is_ignored(statuses: Path, cache: Path, petrova_inproces
         header + b"\n" + body.replace(b'"status": "ok"', b'"status": "od"'),
     ):
         memo_file.write_bytes(broken)
-        run = petrova_inprocess(*_args(statuses), env=env)
+        run = petrova_inprocess(*snapshot_args(statuses), env=env)
         assert run.exit_code == 0, run.stderr
         assert run.stdout_bytes == FIXTURE.read_bytes()
 
@@ -264,7 +242,9 @@ def test_no_memo_with_the_cache_off(
     statuses: Path, cache: Path, petrova_subprocess: Petrova
 ) -> None:
     env = {**_epoch(NOW), "PETROVA_CACHE_DIR": str(cache), "PETROVA_CACHE": "off"}
-    assert petrova_subprocess(*_args(statuses), env=env).stdout_bytes == FIXTURE.read_bytes()
+    assert (
+        petrova_subprocess(*snapshot_args(statuses), env=env).stdout_bytes == FIXTURE.read_bytes()
+    )
     assert not cache.exists()
 
 
@@ -278,11 +258,15 @@ def test_the_console_script_reuses_it_too(
     cache = tmp_path / "cache"
     env = {**_epoch(NOW), "PETROVA_CACHE_DIR": str(cache)}
     time.sleep(gather.RACY_NS / 1e9 + 0.1)  # ctime cannot be set back; let it age
-    first = petrova_subprocess(*_args(statuses, "-o", str(tmp_path / "fleet.json")), env=env)
+    first = petrova_subprocess(
+        *snapshot_args(statuses, "-o", str(tmp_path / "fleet.json")), env=env
+    )
     assert first.exit_code == 0, first.stderr
     stamp = _memo_file(cache).stat().st_mtime_ns
     os.utime(tmp_path / "fleet.json", ns=(0, 0))
-    second = petrova_subprocess(*_args(statuses, "-o", str(tmp_path / "fleet.json")), env=env)
+    second = petrova_subprocess(
+        *snapshot_args(statuses, "-o", str(tmp_path / "fleet.json")), env=env
+    )
     assert second.exit_code == 0, second.stderr
     assert _memo_file(cache).stat().st_mtime_ns == stamp  # used, not written again
     assert (tmp_path / "fleet.json").read_bytes() == FIXTURE.read_bytes()
