@@ -30,7 +30,7 @@ from petrova import __version__
 from petrova.catalogue import Catalogue
 from petrova.contract import CONTRACT_RELPATH, load_contract
 from petrova.errors import PetrovaError
-from petrova.io import confined, read_input, write_atomic
+from petrova.io import confined, limits_in_force, read_input, write_atomic
 from petrova.ledger import Observation, read_observations
 from petrova.models import DeclaredStatus, RepoEntry, SnapshotWarning, applicability_value
 from petrova.registry import LoadedRegistry, load_registry
@@ -330,7 +330,9 @@ class _Places:
 
 
 def _scope(state_dir: Path, workspace: Path | None) -> str:
-    return f"{Path(state_dir).resolve()}\0{workspace.resolve() if workspace else ''}"
+    """What a cached read depends on besides the file and the catalogue."""
+    where = f"{Path(state_dir).resolve()}\0{workspace.resolve() if workspace else ''}"
+    return f"{where}\0{limits_in_force()}"
 
 
 #: Below this many files one process is faster than starting workers.

@@ -41,7 +41,7 @@ from petrova.gather import (
     folder_identity,
     gather_fleet,
 )
-from petrova.io import read_input, write_atomic
+from petrova.io import limits_in_force, read_input, write_atomic
 from petrova.models import Snapshot, format_timestamp
 from petrova.output import to_json_bytes
 from petrova.schemas import check_snapshot
@@ -79,6 +79,7 @@ class SnapshotMemo:
                     str(state_dir.resolve()),
                     str(workspace.resolve()) if workspace is not None else "",
                     str(int(stale_after.total_seconds())),
+                    limits_in_force(),
                 ]
             )
             digest = hashlib.sha256(setup.encode()).hexdigest()[:24]

@@ -270,3 +270,18 @@ def test_the_console_script_reuses_it_too(
     assert second.exit_code == 0, second.stderr
     assert _memo_file(cache).stat().st_mtime_ns == stamp  # used, not written again
     assert (tmp_path / "fleet.json").read_bytes() == FIXTURE.read_bytes()
+
+
+def test_a_changed_input_limit_makes_it_again(
+    statuses: Path, cache: Path, builds: list[int], petrova_inprocess: Petrova
+) -> None:
+    """A file refused under one limit is read under another: no cached answer may say
+    otherwise (the read cache's included)."""
+    env = {**_epoch(NOW), "PETROVA_CACHE_DIR": str(cache)}
+    strict = petrova_inprocess(
+        *snapshot_args(statuses), env={**env, "PETROVA_MAX_INPUT_BYTES": "1500"}
+    )
+    assert "over the 1500-byte limit" in strict.stdout  # alpha-hq's ledger
+    relaxed = petrova_inprocess(*snapshot_args(statuses), env=env)
+    assert builds == [1, 1]
+    assert relaxed.stdout_bytes == FIXTURE.read_bytes()
