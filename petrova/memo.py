@@ -72,12 +72,12 @@ class SnapshotMemo:
             return
         with contextlib.suppress(OSError, PetrovaError):
             self.registry_sha = hashlib.sha256(read_input(registry)).hexdigest()
+            # Each path as given too: warnings quote paths the way they were given.
+            places = [registry, state_dir, *([workspace] if workspace is not None else [])]
             setup = "\0".join(
                 [
                     __version__,
-                    str(registry.resolve()),
-                    str(state_dir.resolve()),
-                    str(workspace.resolve()) if workspace is not None else "",
+                    *(f"{p}\0{p.resolve()}" for p in places),
                     str(int(stale_after.total_seconds())),
                     limits_in_force(),
                 ]

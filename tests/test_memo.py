@@ -285,3 +285,22 @@ def test_a_changed_input_limit_makes_it_again(
     relaxed = petrova_inprocess(*snapshot_args(statuses), env=env)
     assert builds == [1, 1]
     assert relaxed.stdout_bytes == FIXTURE.read_bytes()
+
+
+def test_paths_given_another_way_make_it_again(
+    statuses: Path,
+    cache: Path,
+    builds: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    petrova_inprocess: Petrova,
+) -> None:
+    """Warnings quote paths as they were given: the same files named another way are
+    another snapshot."""
+    (statuses / "state" / "beta-hq.yaml").unlink()  # a warning that quotes the path
+    env = {**_epoch(NOW), "PETROVA_CACHE_DIR": str(cache)}
+    absolute = petrova_inprocess(*snapshot_args(statuses), env=env)
+    monkeypatch.chdir(statuses)
+    relative = petrova_inprocess(*snapshot_args(Path()), env=env)
+    assert builds == [1, 1]
+    assert f"{statuses}/state/beta-hq.yaml" in absolute.stdout
+    assert '"state/beta-hq.yaml does not exist yet' in relative.stdout
