@@ -11,7 +11,7 @@ give the same document at every instant between the last deadline before the run
 the first one after it. Within that interval, with every identity unchanged, the memo's
 document is the snapshot, with only ``generated_at`` rewritten.
 
-Like the read cache (:mod:`petrova.gather`) it lives in the cache directory, is written
+Like the read cache (:mod:`petrova.reads`) it lives in the cache directory, is written
 atomically, is never trusted when a file changed within the last seconds (racy
 timestamps), and any trouble with it only means the snapshot is made again.
 """
@@ -28,22 +28,15 @@ from typing import Any
 
 import orjson
 
-from petrova import __version__
-from petrova import gather as reads
+from petrova import __version__, reads
 from petrova.catalogue import Catalogue
 from petrova.errors import PetrovaError
-from petrova.gather import (
-    FleetInputs,
-    Identity,
-    Progress,
-    cache_dir,
-    file_identity,
-    folder_identity,
-    gather_fleet,
-)
+from petrova.gather import FleetInputs, gather_fleet
 from petrova.io import limits_in_force, read_input, write_atomic
 from petrova.models import Snapshot, format_timestamp
 from petrova.output import to_json_bytes
+from petrova.readers import Progress
+from petrova.reads import Identity, cache_dir, file_identity, folder_identity
 from petrova.schemas import check_snapshot
 from petrova.snapshot import snapshot_document, validity
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from petrova import gather, memo
+from petrova import memo, reads
 from tests.conftest import ROOT, Petrova, snapshot_args
 
 FIXTURE = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"
@@ -214,7 +214,7 @@ def test_fresh_files_are_not_memoised(
 ) -> None:
     """A file changed within the file system's timestamp resolution could change again
     without its identity changing: no memo is kept then."""
-    monkeypatch.setattr(gather, "RACY_NS", 10**18)
+    monkeypatch.setattr(reads, "RACY_NS", 10**18)
     cache = tmp_path / "cache"
     env = {**_epoch(NOW), "PETROVA_CACHE_DIR": str(cache)}
     assert petrova_inprocess(*snapshot_args(statuses), env=env).exit_code == 0
@@ -257,7 +257,7 @@ def test_the_console_script_reuses_it_too(
 
     cache = tmp_path / "cache"
     env = {**_epoch(NOW), "PETROVA_CACHE_DIR": str(cache)}
-    time.sleep(gather.RACY_NS / 1e9 + 0.1)  # ctime cannot be set back; let it age
+    time.sleep(reads.RACY_NS / 1e9 + 0.1)  # ctime cannot be set back; let it age
     first = petrova_subprocess(
         *snapshot_args(statuses, "-o", str(tmp_path / "fleet.json")), env=env
     )

@@ -22,12 +22,12 @@ from petrova.commands._common import (
 )
 from petrova.contract import load_contract
 from petrova.errors import CheckFailed, Location, PetrovaError, UsageError
-from petrova.gather import contract_location
 from petrova.io import read_input, write_atomic
 from petrova.lock import file_lock
 from petrova.models import RepoEntry, applicability_value
 from petrova.output import text_table, to_json_bytes
 from petrova.pin import plan_pin, verify
+from petrova.reads import contract_location
 from petrova.registry import load_registry
 
 
