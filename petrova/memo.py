@@ -32,11 +32,11 @@ from petrova import __version__, reads
 from petrova.catalogue import Catalogue
 from petrova.errors import PetrovaError
 from petrova.gather import FleetInputs, gather_fleet
-from petrova.io import limits_in_force, read_input, write_atomic
+from petrova.io import limits_in_force, read_input
 from petrova.models import Snapshot, format_timestamp
 from petrova.output import to_json_bytes
 from petrova.readers import Progress
-from petrova.reads import Identity, cache_dir, file_identity, folder_identity
+from petrova.reads import Identity, cache_dir, file_identity, folder_identity, write_cache_file
 from petrova.schemas import check_snapshot
 from petrova.snapshot import snapshot_document, validity
 
@@ -160,9 +160,7 @@ class SnapshotMemo:
             "repos": made.repos,
             "migrated": made.migrated,
         }
-        with contextlib.suppress(OSError, PetrovaError):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, orjson.dumps(header) + b"\n" + data, durable=False)
+        write_cache_file(self.path, orjson.dumps(header) + b"\n" + data)
 
 
 def _digest(

@@ -208,9 +208,28 @@ class ReadCache:
     def save(self) -> None:
         if self.path is None or not self.dirty:
             return
-        with contextlib.suppress(OSError, PetrovaError):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, orjson.dumps(self.entries), durable=False)
+        write_cache_file(self.path, orjson.dumps(self.entries))
+
+
+#: Cache files of one kind kept per folder: one per setup (registry, state folder,
+#: workspace, options) in use; the least recently written go first.
+CACHE_FILES_KEPT = 8
+
+
+def write_cache_file(path: Path, data: bytes) -> None:
+    """Write a cache file, then drop the oldest of its kind beyond :data:`CACHE_FILES_KEPT`
+    (setups come and go: test runs, temporary clones). Any trouble only loses a cache."""
+    with contextlib.suppress(OSError, PetrovaError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, data, durable=False)
+        kind = path.name.split("-", 1)[0]
+        same_kind = sorted(
+            path.parent.glob(f"{kind}-*{path.suffix}"),
+            key=lambda p: p.stat().st_mtime_ns,
+            reverse=True,
+        )
+        for old in same_kind[CACHE_FILES_KEPT:]:
+            old.unlink()
 
 
 def encode_read(read: Read) -> dict[str, Any]:

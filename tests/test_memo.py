@@ -304,3 +304,20 @@ def test_paths_given_another_way_make_it_again(
     assert builds == [1, 1]
     assert f"{statuses}/state/beta-hq.yaml" in absolute.stdout
     assert '"state/beta-hq.yaml does not exist yet' in relative.stdout
+
+
+def test_the_cache_keeps_the_most_recent_setups_only(
+    statuses: Path, cache: Path, builds: list[int], petrova_inprocess: Petrova
+) -> None:
+    """One memo per setup (here: per --stale-after); beyond eight, the oldest go."""
+    env = {**_epoch(NOW), "PETROVA_CACHE_DIR": str(cache)}
+    for hours in range(72, 82):
+        run = petrova_inprocess(*snapshot_args(statuses, "--stale-after", f"{hours}h"), env=env)
+        assert run.exit_code == 0, run.stderr
+    assert len(list(cache.glob("snapshot-*.memo"))) == 8
+    assert len(list(cache.glob("reads-*.json"))) == 1  # one state folder and workspace
+    assert len(builds) == 10
+    petrova_inprocess(*snapshot_args(statuses, "--stale-after", "81h"), env=env)
+    assert len(builds) == 10  # the newest setup's memo is there
+    petrova_inprocess(*snapshot_args(statuses, "--stale-after", "72h"), env=env)
+    assert len(builds) == 11  # the oldest one's was dropped
