@@ -32,7 +32,7 @@ from petrova import __version__, reads
 from petrova.catalogue import Catalogue
 from petrova.errors import PetrovaError
 from petrova.gather import FleetInputs, gather_fleet
-from petrova.io import limits_in_force, read_input
+from petrova.io import decode_text, limits_in_force, read_input
 from petrova.models import Snapshot, format_timestamp
 from petrova.output import to_json_bytes
 from petrova.readers import Progress
@@ -64,7 +64,8 @@ class SnapshotMemo:
         if directory is None:
             return
         with contextlib.suppress(OSError, PetrovaError):
-            self.registry_sha = hashlib.sha256(read_input(registry)).hexdigest()
+            text = decode_text(read_input(registry), str(registry))
+            self.registry_sha = _text_sha(text)
             # Each path as given too: warnings quote paths the way they were given.
             places = [registry, state_dir, *([workspace] if workspace is not None else [])]
             setup = "\0".join(
@@ -147,7 +148,9 @@ class SnapshotMemo:
         after, until = valid
         header = {
             "format": MEMO_FORMAT,
-            "registry": self.registry_sha,
+            # The text that was parsed, which an edit during the run may have made
+            # other than the text looked up at the start.
+            "registry": _text_sha(inputs.loaded.text),
             "catalogue": self.catalogue_sha,
             "after": after.isoformat() if after is not None else None,
             "until": until.isoformat() if until is not None else None,
@@ -161,6 +164,10 @@ class SnapshotMemo:
             "migrated": made.migrated,
         }
         write_cache_file(self.path, orjson.dumps(header) + b"\n" + data)
+
+
+def _text_sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _digest(

@@ -11,12 +11,16 @@ still being parsed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import re
+import signal
 import stat
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -108,6 +112,10 @@ class Readers:
     cost more than the reading saved. The parent looks at the first job of each kind
     itself first, so that the workers inherit what that sets up once (compiled
     validators and patterns, imports) instead of each doing it again.
+
+    The workers never outlive the parent (they are killed when it dies, by a signal
+    or a timeout), leave Ctrl-C to it, and a worker that dies (the OOM killer) or a
+    fork that fails only means the parent reads what is left itself.
     """
 
     def __init__(self, jobs: list[Job], catalogue: Catalogue, cache: ReadCache) -> None:
@@ -115,7 +123,7 @@ class Readers:
         self.catalogue = catalogue
         self.cache = cache
         self.found: dict[Job, Looked] = {}
-        self._pool: Any = None
+        self._pool: ProcessPoolExecutor | None = None
         self._pending: Iterator[list[Sent]] | None = None
         workers = _workers(len(jobs))
         if workers < 2:
@@ -129,42 +137,76 @@ class Readers:
         self._chunks = [rest[i : i + size] for i in range(0, len(rest), size)]
         global _WORKER_STATE
         _WORKER_STATE = (catalogue, cache)  # forked workers inherit it; reset on exit
+        self._pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_worker_started,
+            initargs=(os.getpid(),),
+        )
         try:
-            self._pool = multiprocessing.get_context("fork").Pool(workers)
-        except OSError:  # no processes to be had (limits): read here, in one process
-            _WORKER_STATE = None
-            return
-        self._pending = self._pool.imap(_look_chunk, self._chunks)
+            self._pending = self._pool.map(_look_chunk, self._chunks)
+        except OSError:  # no processes to be had (limits): the parent reads it all
+            self._stop()
 
     def take(self, progress: Progress | None = None) -> dict[Job, Looked]:
         """Every job's result, waiting for the workers (or doing the work, with none)."""
-        total = len(self.jobs)
-        if self._pending is None:
-            for job in self.jobs:
-                if job not in self.found:
-                    self.found[job] = _look(job, self.catalogue, self.cache)
-                    if progress is not None and len(self.found) % 250 == 0:
-                        progress(len(self.found), total)
-            return self.found
-        for chunk, sent in zip(self._chunks, self._pending, strict=True):
-            self.found.update(
-                (job, _received(job[0], *item)) for job, item in zip(chunk, sent, strict=True)
-            )
-            if progress is not None:
-                progress(len(self.found), total)
-        self._pending = None
+        if self._pending is not None:
+            try:
+                for chunk, sent in zip(self._chunks, self._pending, strict=False):
+                    self.found.update(
+                        (job, _received(job[0], *item))
+                        for job, item in zip(chunk, sent, strict=True)
+                    )
+                    if progress is not None:
+                        progress(len(self.found), len(self.jobs))
+            except BrokenProcessPool:  # a worker died: what it had is read again, here
+                self._stop()
+            self._pending = None
+        for job in self.jobs:
+            if job not in self.found:
+                self.found[job] = _look(job, self.catalogue, self.cache)
+                if progress is not None and len(self.found) % 250 == 0:
+                    progress(len(self.found), len(self.jobs))
         return self.found
 
     def __enter__(self) -> Readers:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        """Done, or given up: either way the workers go, now."""
         global _WORKER_STATE
-        if self._pool is not None:
-            self._pool.terminate()  # done, or given up: either way nothing is left to read
-            self._pool.join()
-            self._pool = None
-            _WORKER_STATE = None
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        self._pending = None
+        processes = list(getattr(pool, "_processes", None) or {})
+        pool.shutdown(wait=False, cancel_futures=True)
+        for pid in processes:  # idle or not, nothing they hold is wanted any more
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        pool.shutdown(wait=True)
+        _WORKER_STATE = None
+
+
+def _worker_started(parent: int) -> None:
+    """In each worker: die with the parent, and leave Ctrl-C to it.
+
+    A worker inherits the parent's open files, the lock on ``-o FILE`` among them; one
+    that outlived a parent stopped by ``timeout`` would keep that lock from the next
+    run. Linux kills it when the parent dies (``PR_SET_PDEATHSIG``).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(0)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def prefetch(

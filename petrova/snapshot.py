@@ -7,6 +7,7 @@ that and touches no file, so the rules stay pure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -189,7 +190,9 @@ def validity(
                 stale_from.add(seen.stale_from)
     # A fleet repeats the same dates and probe times: each distinct one is worked out once.
     deadlines = [_review_deadline(r) for r in reviews]
-    deadlines += [parse_timestamp(s) + stale_after for s in stale_from]
+    for moment in stale_from:
+        with contextlib.suppress(OverflowError):  # past the year 9999: never reached
+            deadlines.append(parse_timestamp(moment) + stale_after)
     after = max((d for d in deadlines if d < now), default=None)
     until = min((d for d in deadlines if d >= now), default=None)
     return after, until

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from petrova import memo, reads
+from petrova.gather import gather_fleet
 from tests.conftest import ROOT, Petrova, snapshot_args
 
 FIXTURE = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"
@@ -321,3 +322,44 @@ def test_the_cache_keeps_the_most_recent_setups_only(
     assert len(builds) == 10  # the newest setup's memo is there
     petrova_inprocess(*snapshot_args(statuses, "--stale-after", "72h"), env=env)
     assert len(builds) == 11  # the oldest one's was dropped
+
+
+def test_a_long_stale_after_gives_the_snapshot_with_the_cache_on(
+    statuses: Path, cache: Path, petrova_inprocess: Petrova
+) -> None:
+    """`--stale-after 9999999d` (27,000 years: "never stale") is a valid duration."""
+    args = snapshot_args(statuses, "--stale-after", "9999999d")
+    fresh = petrova_inprocess(*args, env={**_epoch(NOW), "PETROVA_CACHE": "off"})
+    cached = petrova_inprocess(*args, env={**_epoch(NOW), "PETROVA_CACHE_DIR": str(cache)})
+    assert fresh.exit_code == 0, fresh.stderr
+    assert cached.exit_code == 0, cached.stderr
+    assert cached.stdout_bytes == fresh.stdout_bytes
+
+
+def test_a_registry_edited_during_a_run_is_not_memoised_under_its_old_content(
+    statuses: Path,
+    cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    petrova_inprocess: Petrova,
+) -> None:
+    registry = statuses / "registry.yaml"
+    before = registry.read_text()
+    during = before.replace("tier: 3", "tier: 4", 1)  # gamma-hq's row shows it
+    assert during != before
+    real = gather_fleet
+    edits: list[int] = []
+
+    def edited_meanwhile(*args: object, **kwargs: object) -> object:
+        if not edits:  # someone saves the registry just after the memo hashed it
+            registry.write_text(during)
+            edits.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(memo, "gather_fleet", edited_meanwhile)
+    env = {**_epoch(NOW), "PETROVA_CACHE_DIR": str(cache)}
+    assert petrova_inprocess(*snapshot_args(statuses), env=env).exit_code == 0
+    registry.write_text(before)  # the edit is undone (git checkout, a reverted pull)
+    cached = petrova_inprocess(*snapshot_args(statuses), env=env)
+    fresh = petrova_inprocess(*snapshot_args(statuses), env={**_epoch(NOW), "PETROVA_CACHE": "off"})
+    assert fresh.stdout_bytes == FIXTURE.read_bytes()
+    assert cached.stdout_bytes == fresh.stdout_bytes
