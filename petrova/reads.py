@@ -195,9 +195,13 @@ class ReadCache:
 
         A file changed within the last seconds may change again within the file
         system's timestamp resolution without its identity changing ("racy git"):
-        read it again next time rather than trust it.
+        read it again next time rather than trust it. A read that failed is not kept
+        either: the failure may have been the disk's, not the file's, and failures are
+        few and cheap to repeat.
         """
         if self.path is None or identity is None or identity[3] > self.racy_after:
+            return None
+        if read.error is not None:
             return None
         return [identity, encode_read(read)]
 

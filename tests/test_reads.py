@@ -89,3 +89,31 @@ def test_cache_off(statuses: Path, trusting_cache: Path, petrova_inprocess: Petr
     env = {**EPOCH, "PETROVA_CACHE_DIR": str(trusting_cache), "PETROVA_CACHE": "off"}
     assert petrova_inprocess(*snapshot_args(statuses), env=env).exit_code == 0
     assert not trusting_cache.exists()
+
+
+def test_a_read_that_failed_is_tried_again(
+    statuses: Path,
+    trusting_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    petrova_inprocess: Petrova,
+) -> None:
+    """A failure may be the disk's (EIO), not the file's: it is never served from the
+    cache, the next run reads the file again."""
+    from petrova import readers
+
+    contract = statuses / "workspace" / "beta-hq" / ".petrova" / "contract.yaml"
+    contract.write_text("slug: [unclosed\n")
+    tried: list[str] = []
+    real = readers.read_contract
+
+    def counting(path: Path, catalogue: object) -> reads.ContractRead:
+        tried.append(path.parent.parent.name)
+        return real(path, catalogue)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(readers, "read_contract", counting)
+    env = {**EPOCH, "PETROVA_CACHE_DIR": str(trusting_cache)}
+    for _ in range(2):
+        run = petrova_inprocess(*snapshot_args(statuses), env=env)
+        assert "CONTRACT_UNREADABLE" in run.stdout
+        _forget_memo(trusting_cache)
+    assert tried == ["alpha-hq", "beta-hq", "beta-hq"]  # alpha-hq's came from the cache
