@@ -14,8 +14,6 @@ from datetime import date
 from pathlib import Path
 
 from petrova.catalogue import Catalogue
-from petrova.errors import PetrovaError
-from petrova.io import read_input
 from petrova.ledger import Observation
 from petrova.models import RepoEntry, SnapshotWarning, applicability_value
 from petrova.readers import Looked, Progress, Readers, prefetch
@@ -29,7 +27,7 @@ from petrova.reads import (
     Read,
     ReadCache,
 )
-from petrova.registry import LoadedRegistry, load_registry
+from petrova.registry import LoadedRegistry, load_registry, read_registry_text
 
 
 @dataclass(frozen=True)
@@ -60,14 +58,16 @@ def gather_fleet(
     workspace: Path | None,
     today: date,
     progress: Progress | None = None,
+    text: str | None = None,
 ) -> FleetInputs:
-    """Load the registry and read what it names, the two overlapping (see :func:`prefetch`)."""
-    try:
-        text = read_input(registry).decode("utf-8", "replace")
-    except (OSError, PetrovaError):
-        text = ""  # load_registry says what is wrong
+    """Load the registry and read what it names, the two overlapping (see :func:`prefetch`).
+
+    ``text``: the registry's text, when the caller has read it already.
+    """
+    if text is None:
+        text = read_registry_text(registry)
     with prefetch(text, catalogue, state_dir=state_dir, workspace=workspace) as started:
-        loaded = load_registry(registry, catalogue, today=today)
+        loaded = load_registry(registry, catalogue, today=today, text=text)
         return gather(
             loaded, state_dir=state_dir, workspace=workspace, progress=progress, started=started
         )
@@ -88,7 +88,7 @@ def gather(
     catalogue = loaded.catalogue
     plans: list[tuple[RepoEntry, bool, str]] = []
     jobs: list[Job] = []
-    places = Places(state_dir, workspace, control_plane=loaded.path.parent)
+    places = Places(state_dir=state_dir, workspace=workspace, control_plane=loaded.path.parent)
     for entry in loaded.registry.repos:
         if not entry.migrated:
             continue

@@ -30,13 +30,13 @@ import orjson
 
 from petrova import __version__, reads
 from petrova.catalogue import Catalogue
-from petrova.errors import PetrovaError
 from petrova.gather import FleetInputs, gather_fleet
-from petrova.io import decode_text, limits_in_force, read_input
+from petrova.io import limits_in_force
 from petrova.models import Snapshot, format_timestamp
 from petrova.output import to_json_bytes
 from petrova.readers import Progress
 from petrova.reads import Identity, cache_dir, file_identity, folder_identity, write_cache_file
+from petrova.registry import read_registry_text
 from petrova.schemas import check_snapshot
 from petrova.snapshot import snapshot_document, validity
 
@@ -51,6 +51,7 @@ class SnapshotMemo:
     def __init__(
         self,
         registry: Path,
+        registry_text: str,
         catalogue: Catalogue,
         *,
         state_dir: Path,
@@ -63,9 +64,8 @@ class SnapshotMemo:
         directory = cache_dir()
         if directory is None:
             return
-        with contextlib.suppress(OSError, PetrovaError):
-            text = decode_text(read_input(registry), str(registry))
-            self.registry_sha = _text_sha(text)
+        with contextlib.suppress(OSError):  # a path that cannot be resolved: no memo
+            self.registry_sha = _text_sha(registry_text)
             # Each path as given too: warnings quote paths the way they were given.
             places = [registry, state_dir, *([workspace] if workspace is not None else [])]
             setup = "\0".join(
@@ -200,9 +200,19 @@ def make_snapshot(
     stale_after: timedelta,
     progress: Progress | None = None,
 ) -> Made:
-    """The fleet snapshot at ``now``: from the memo when it holds it, else made and memoised."""
+    """The fleet snapshot at ``now``: from the memo when it holds it, else made and memoised.
+
+    The registry is read once: its text is what the memo is looked up by, what is parsed,
+    and what the memo is stored under.
+    """
+    text = read_registry_text(registry)
     memo = SnapshotMemo(
-        registry, catalogue, state_dir=state_dir, workspace=workspace, stale_after=stale_after
+        registry,
+        text,
+        catalogue,
+        state_dir=state_dir,
+        workspace=workspace,
+        stale_after=stale_after,
     )
     hit = memo.lookup(now)
     if hit is not None:
@@ -214,6 +224,7 @@ def make_snapshot(
         workspace=workspace,
         today=now.date(),
         progress=progress,
+        text=text,
     )
     document = snapshot_document(inputs, now=now, stale_after=stale_after)
     check_snapshot(document, catalogue)
