@@ -222,7 +222,7 @@ def prefetch(
     """
     slugs = dict.fromkeys(_SLUG_LINE.findall(registry_text))
     jobs: list[Job] = []
-    places = Places(state_dir, workspace)
+    places = Places(state_dir=state_dir, workspace=workspace)
     for slug in slugs:
         root = places.clone(slug)
         if root is not None:

@@ -71,7 +71,8 @@ def contract_location(
     A symbolic link inside the repo on the way to it is ``UNSAFE_PATH``: consumer repos
     are not trusted, and a link could make petrova read (and quote) any file.
     """
-    root = Places(None, workspace, control_plane=registry_path.parent).clone(entry.slug, entry.role)
+    places = Places(workspace=workspace, control_plane=registry_path.parent)
+    root = places.clone(entry.slug, entry.role)
     return None if root is None else confined(Path(root), CONTRACT_RELPATH)
 
 
@@ -81,13 +82,18 @@ class Places:
     20,000 Path objects cost 0.2 s of a snapshot at 10,000 repos."""
 
     def __init__(
-        self, state_dir: Path | None, workspace: Path | None, control_plane: Path | None = None
+        self,
+        *,
+        state_dir: Path | None = None,
+        workspace: Path | None = None,
+        control_plane: Path | None = None,
     ) -> None:
-        self.state_dir = str(state_dir)
+        self.state_dir = None if state_dir is None else str(state_dir)
         self.workspace = None if workspace is None else str(workspace)
         self.control_plane = None if control_plane is None else str(control_plane)
 
     def ledger(self, slug: str) -> str:
+        assert self.state_dir is not None, "a state folder is needed to place ledgers"
         return os.path.join(self.state_dir, f"{slug}.yaml")  # noqa: PTH118
 
     def clone(self, slug: str, role: str = "") -> str | None:

@@ -142,7 +142,7 @@ def _cell(
         review_by = policy.review_by
     elif declared_cell is not None and declared_cell.review_by is not None:
         review_by = declared_cell.review_by
-        if date.fromisoformat(review_by) < now.date():
+        if now > _review_deadline(review_by):  # the same rule the memo's validity uses
             warnings.append(
                 _warning(
                     entry.slug,
