@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from tests.conftest import (
     CATALOGUE,
     ROOT,
+    Fleet,
     Petrova,
     Run,
     make_git_repo,
@@ -90,18 +91,11 @@ def run(*args: str, env: dict[str, str] | None = None) -> Run:
 
 
 @dataclass(frozen=True)
-class Stage:
-    root: Path
+class Stage(Fleet):
+    """The shared fleet, a consumer repo beside it, and an ingest server."""
+
     repo: Path
     server: IngestServer
-
-    @property
-    def registry(self) -> Path:
-        return self.root / "registry.yaml"
-
-    @property
-    def catalogue(self) -> Path:
-        return self.root / "contracts" / "contract.schema.json"
 
     @property
     def ledger(self) -> Path:
