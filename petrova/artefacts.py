@@ -24,6 +24,11 @@ from petrova.snapshot import build_snapshot
 #: The fixtures' clock, so that they are byte-for-byte reproducible.
 FIXTURE_TIME = datetime(2026, 11, 26, 7, 0, 0, tzinfo=UTC)
 ALL_STATUSES_DIR = Path("contracts") / "fixtures" / "all-statuses"
+#: A frozen copy of the spine fleet as it was when the dashboards adopted the shape. The
+#: consumers' fixture is made from it, never from the live registry.yaml, so that an
+#: operator's registry PR (a pin, a new repo) never changes what the dashboards test
+#: against: only a change of code or catalogue does.
+SPINE_DIR = Path("contracts") / "fixtures" / "spine"
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,12 @@ def artefacts(root: Path) -> list[Artefact]:
         Artefact(contracts / "state.schema.json", _schema_bytes(state_schema(catalogue))),
         Artefact(
             fixtures / "snapshot-with-integrations.json",
-            _fixture(root / "registry.yaml", catalogue, state_dir=root / "state", workspace=None),
+            _fixture(
+                root / SPINE_DIR / "registry.yaml",
+                catalogue,
+                state_dir=root / SPINE_DIR / "state",
+                workspace=None,
+            ),
         ),
         Artefact(
             fixtures / "snapshot-all-statuses.json",

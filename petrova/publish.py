@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from email.message import Message
 from email.utils import parsedate_to_datetime
 
+from petrova import clock
 from petrova.errors import Location, PetrovaError
 
 DEFAULT_TOKEN_ENV = "PETROVA_INGEST_TOKEN"
@@ -210,7 +211,7 @@ class Clock:
     now: Callable[[], datetime]
 
 
-SYSTEM_CLOCK = Clock(sleep=time.sleep, now=lambda: datetime.now(UTC))
+SYSTEM_CLOCK = Clock(sleep=time.sleep, now=clock.system_now)  # HTTP dates: the real clock
 
 
 @dataclass(frozen=True)

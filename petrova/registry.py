@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from petrova import clock
 from petrova.catalogue import Catalogue
 from petrova.errors import (
     Location,
@@ -137,7 +138,7 @@ def load_registry(
     shown = str(path)
     if text is None:
         text = read_registry_text(path)
-    day = today or date.today()
+    day = today or clock.today()
 
     def no_line(field_path: FieldPath) -> Location:
         return Location(shown, field=render_field_path(field_path))

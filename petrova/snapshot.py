@@ -8,12 +8,10 @@ that and touches no file, so the rules stay pure.
 from __future__ import annotations
 
 import contextlib
-import os
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from petrova import __version__
-from petrova.errors import UsageError
+from petrova import __version__, clock
 from petrova.gather import FleetInputs, RepoInputs
 from petrova.ledger import DEFAULT_STALE_AFTER, observed_status
 from petrova.models import (
@@ -28,16 +26,8 @@ from petrova.models import (
 
 
 def snapshot_time() -> datetime:
-    """Now, or ``SOURCE_DATE_EPOCH`` when set, for reproducible snapshots."""
-    raw = os.environ.get("SOURCE_DATE_EPOCH")
-    if raw is None or raw == "":
-        return datetime.now(UTC).replace(microsecond=0)
-    try:
-        return datetime.fromtimestamp(int(raw), UTC)
-    except (ValueError, OverflowError, OSError):
-        raise UsageError(
-            f"SOURCE_DATE_EPOCH={raw!r} is not a whole number of seconds since 1970-01-01 UTC"
-        ) from None
+    """Now, by the one clock (``SOURCE_DATE_EPOCH`` when set, for reproducible snapshots)."""
+    return clock.now()
 
 
 def derive_status(

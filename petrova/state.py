@@ -14,13 +14,14 @@ import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from petrova.catalogue import Catalogue
+from petrova.clock import now as clock_now
 from petrova.errors import (
     IntegrationUnknown,
     Location,
@@ -111,13 +112,8 @@ class Recorded:
 
 
 def clock(now: str | None) -> datetime:
-    """``--now`` when given (tests, replays), else the system clock, to whole seconds."""
-    if now is None:
-        return datetime.now(UTC).replace(microsecond=0)
-    try:
-        return parse_timestamp(now)
-    except ValueError as exc:
-        raise TimestampInvalid(str(exc), location=Location(field="--now")) from None
+    """``--now`` when given (tests, replays), else :func:`petrova.clock.now`."""
+    return clock_now(now)
 
 
 def make_request(

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ from tests.ingest_server import servers as serve_ingest
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "contracts" / "contract.schema.json"
 PETROVA_BIN = Path(sys.executable).parent / "petrova"
+#: The suite's own fleet: a registry and the control plane's contract, never the shipped ones.
+FIXTURE_FLEET = Path(__file__).resolve().parent / "fixtures" / "fleet"
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,7 @@ Petrova = Callable[..., Run]
 
 
 def _clean_env(env: Mapping[str, str] | None) -> dict[str, str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("PETROVA_") and k != "SOURCE_DATE_EPOCH"
-    }
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PETROVA_")}
     base.update(env or {})
     return base
 
@@ -51,7 +50,6 @@ def run_inprocess(
 ) -> Run:
     runner = CliRunner()
     full_env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PETROVA_")}
-    full_env["SOURCE_DATE_EPOCH"] = None
     full_env.update(env or {})
     old = Path.cwd()
     if cwd is not None:
@@ -86,6 +84,24 @@ def run_subprocess(
         proc.stderr.decode("utf-8", "replace"),
         proc.stdout,
     )
+
+
+#: The suite's clock: every test runs at this moment unless it is marked ``real_clock``.
+#: Dates in fixtures are relative to it (the fixtures' ledgers were written the same day).
+FIXED_NOW = datetime(2026, 11, 26, 7, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _fixed_clock(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pin petrova's clock (``SOURCE_DATE_EPOCH``) for the test and every process it starts.
+
+    A test marked ``real_clock`` runs on the machine's clock and must assert nothing
+    that depends on the date.
+    """
+    if request.node.get_closest_marker("real_clock"):
+        monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    else:
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", str(int(FIXED_NOW.timestamp())))
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -150,9 +166,9 @@ class Fleet:
 def fleet(tmp_path: Path) -> Fleet:
     root = tmp_path / "fleet"
     (root / "contracts").mkdir(parents=True)
-    shutil.copy(ROOT / "registry.yaml", root / "registry.yaml")
+    shutil.copy(FIXTURE_FLEET / "registry.yaml", root / "registry.yaml")
     shutil.copy(CATALOGUE, root / "contracts" / "contract.schema.json")
-    shutil.copytree(ROOT / ".petrova", root / ".petrova")
+    shutil.copytree(FIXTURE_FLEET / ".petrova", root / ".petrova")
     return Fleet(root)
 
 

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from petrova.artefacts import ALL_STATUSES_DIR as ALL_STATUSES
+from petrova.artefacts import SPINE_DIR as SPINE
 from petrova.catalogue import load_catalogue
 from petrova.io import sha12
 from petrova.registry import load_registry
@@ -24,8 +25,6 @@ def _project_copy(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     root.mkdir()
     shutil.copytree(ROOT / "contracts", root / "contracts")
-    shutil.copytree(ROOT / ".petrova", root / ".petrova")
-    shutil.copy(ROOT / "registry.yaml", root / "registry.yaml")
     return root
 
 
@@ -61,7 +60,7 @@ def test_catalogue_change_flows_into_the_schemas(tmp_path: Path, petrova: Petrov
     schema["$defs"]["integration_eva"] = {"title": "EVA", "type": "object"}
     catalogue.write_text(json.dumps(schema, indent=2))
     # every migrated entry states applicability for every id: a data edit in the same PR
-    for registry in (root / "registry.yaml", root / ALL_STATUSES / "registry.yaml"):
+    for registry in (root / SPINE / "registry.yaml", root / ALL_STATUSES / "registry.yaml"):
         registry.write_text(
             re.sub(
                 r"(?m)^(      lore_cairnet: .*)$", r"\1\n      eva: optional", registry.read_text()
@@ -86,9 +85,25 @@ def test_catalogue_change_flows_into_the_schemas(tmp_path: Path, petrova: Petrov
     assert "does not declare eva yet" in fixture["warnings"][0]["message"]
 
 
-def test_own_contract_matches_the_registry_pin() -> None:
-    """This repo's .petrova/contract.yaml is pinned in registry.yaml; CI fails on drift."""
+def test_shipped_registry_pins_the_control_planes_own_contract() -> None:
+    """The shipped registry (read on purpose here) pins this repo's .petrova/contract.yaml.
+
+    Stays true whatever else operators pin: CI fails only when the self-pin drifts.
+    """
     loaded = load_registry(ROOT / "registry.yaml", load_catalogue(CATALOGUE))
     entry = loaded.entry("petrova-codes")
     assert entry is not None and entry.role == "control-plane"
     assert entry.contract_sha == sha12((ROOT / ".petrova" / "contract.yaml").read_bytes())
+
+
+def test_pinning_a_repo_in_the_live_registry_leaves_the_consumers_fixture_alone(
+    tmp_path: Path, petrova: Petrova
+) -> None:
+    """An operator's registry PR (tier 2: pin kahn-hq) must not turn `--check` red."""
+    root = _project_copy(tmp_path)
+    shutil.copy(ROOT / "registry.yaml", root / "registry.yaml")
+    (root / "registry.yaml").write_text(
+        (root / "registry.yaml").read_text().replace("slug: kahn-hq", "slug: kahn-hq\n    notes: x")
+    )
+    run = petrova("contracts", "generate", "--check", "--root", str(root))
+    assert run.exit_code == 0, run.stderr
