@@ -17,10 +17,11 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from petrova.catalogue import load_catalogue
-from petrova.contract import render_contract
-from petrova.io import sha12
-from petrova.ledger import apply_outcome, render_ledger
+from petrova.documents.catalogue import load_catalogue
+from petrova.documents.contract import render_contract
+from petrova.files.disk import sha12
+from petrova.ledger.rules import apply_outcome
+from petrova.ledger.store import render_ledger
 from petrova.models import (
     Contract,
     ContractCell,

@@ -15,12 +15,15 @@ from typing import Any
 
 import orjson
 
-from petrova import catalogue, io, ledger, memo, schemas, snapshot
+from petrova.documents import catalogue, schemas
+from petrova.files import yaml_strict
+from petrova.fleet import memo, snapshot
+from petrova.ledger import store
 from petrova.models import Snapshot
 
 
 class _NoJson:
-    """Stands in for orjson inside petrova.ledger: every ledger takes the YAML path."""
+    """Stands in for orjson inside petrova.ledger.store: every ledger takes the YAML path."""
 
     JSONDecodeError = orjson.JSONDecodeError
 
@@ -29,11 +32,11 @@ class _NoJson:
 
 
 def _straightforward() -> None:
-    io._fast = None  # no fast YAML parser: every file through libyaml
+    yaml_strict._fast = None  # no fast YAML parser: every file through libyaml
     catalogue.Catalogue.fast_contract_check = property(  # type: ignore[assignment]
         lambda self: lambda data: False
     )
-    setattr(ledger, "orjson", _NoJson())  # noqa: B010  # ledgers through libyaml too
+    setattr(store, "orjson", _NoJson())  # noqa: B010  # ledgers through libyaml too
     os.environ["PETROVA_CACHE"] = "off"
     os.environ["PETROVA_WORKERS"] = "1"
 

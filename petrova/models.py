@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from petrova.io import KeyTypes
+from petrova.files.yaml_fast import KeyTypes
 
 _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{12}$")

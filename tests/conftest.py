@@ -258,7 +258,7 @@ def statuses(tmp_path: Path) -> Path:
 @pytest.fixture
 def trusting_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """A cache folder that also keeps files written a moment ago (tests write them so)."""
-    from petrova import reads
+    from petrova.fleet import reads
 
     monkeypatch.setattr(reads, "RACY_NS", -(10**15))
     return tmp_path / "cache"

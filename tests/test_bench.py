@@ -44,8 +44,8 @@ def test_harness_runs_at_200_repos(tmp_path: Path) -> None:
 
 def test_generated_fleet_loads(tmp_path: Path) -> None:
     from benchmarks.fleetgen import generate
-    from petrova.catalogue import load_catalogue
-    from petrova.registry import load_registry
+    from petrova.documents.catalogue import load_catalogue
+    from petrova.documents.registry import load_registry
 
     generate(tmp_path / "fleet", 30)
     loaded = load_registry(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from petrova.bootstrap import PHASES, normalise_remote
+from petrova.migrate.bootstrap import PHASES, normalise_remote
 from tests.conftest import Fleet, Petrova, git_status
 
 KAHN_ORIGIN = "git@github.com:kahn-hq/kahn.git"

@@ -29,8 +29,8 @@ from typing import Any
 
 import pytest
 
-from petrova.html import STATUS_COLOURS, STATUS_LABELS, UNMIGRATED
 from petrova.models import CELL_STATUSES
+from petrova.render.html import STATUS_COLOURS, STATUS_LABELS, UNMIGRATED
 from tests.conftest import ROOT, Fleet, run_inprocess
 
 pytestmark = pytest.mark.browser

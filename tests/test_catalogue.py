@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from petrova.catalogue import find_catalogue, load_catalogue, parse_catalogue
+from petrova.documents.catalogue import find_catalogue, load_catalogue, parse_catalogue
 from petrova.errors import CatalogueInvalid, CatalogueNotFound
 from tests.conftest import CATALOGUE
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from petrova.io import sha12
+from petrova.files.disk import sha12
 from tests.conftest import PETROVA_BIN, Fleet, Petrova, _clean_env
 from tests.tierfleet import migrate_tier2
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from petrova.endpoint import compare, count_values, pointer
+from petrova.delivery.endpoint import compare, count_values, pointer
 from tests.conftest import ROOT, Petrova, Run
 from tests.ingest_server import (
     Answer,

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from petrova.catalogue import load_catalogue
-from petrova.html import (
+from petrova.documents.catalogue import load_catalogue
+from petrova.models import CELL_STATUSES, Snapshot
+from petrova.render.html import (
     STATUS_COLOURS,
     STATUS_LABELS,
     UNMIGRATED,
@@ -23,7 +24,6 @@ from petrova.html import (
     render_html,
     web_url,
 )
-from petrova.models import CELL_STATUSES, Snapshot
 from tests.conftest import CATALOGUE, ROOT
 
 ALL_STATUSES = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from petrova import io
 from petrova.errors import InputTooLarge, PetrovaError, YamlInvalid
+from petrova.files import disk, yaml_fast, yaml_strict
 
 
 def test_duplicate_key_names_both_lines() -> None:
     with pytest.raises(YamlInvalid) as info:
-        io.parse_yaml("a: 1\nb:\n  c: 1\n  c: 2\n", "x.yaml")
+        yaml_strict.parse_yaml("a: 1\nb:\n  c: 1\n  c: 2\n", "x.yaml")
     assert str(info.value.location) == "x.yaml:4:3"
     assert info.value.problems[0].message == "duplicate key 'c' (first defined at line 3)"
 
@@ -25,11 +25,11 @@ def test_duplicate_key_names_both_lines() -> None:
 def test_non_string_keys_are_refused() -> None:
     for text in ("1: x\n", "true: x\n", "null: x\n", "[a]: x\n"):
         with pytest.raises(YamlInvalid, match="not a string"):
-            io.parse_yaml(text, "x.yaml")
+            yaml_strict.parse_yaml(text, "x.yaml")
 
 
 def test_scalars_keep_what_people_wrote() -> None:
-    doc = io.parse_yaml(
+    doc = yaml_strict.parse_yaml(
         "d: 2026-08-01\nts: 2026-08-01T10:00:00Z\nyes_: yes\non_: on\nno_: no\n"
         "t: true\nf: False\nn: 3\nx: 1.5\nnull_: null\n",
         "x.yaml",
@@ -58,27 +58,27 @@ def test_loader_does_not_touch_pyyaml_globals() -> None:
 
 
 def test_merge_keys_still_work() -> None:
-    doc = io.parse_yaml("base: &b {x: 1}\nother:\n  <<: *b\n  y: 2\n", "x.yaml")
+    doc = yaml_strict.parse_yaml("base: &b {x: 1}\nother:\n  <<: *b\n  y: 2\n", "x.yaml")
     assert doc.data["other"] == {"x": 1, "y": 2}
 
 
 def test_locate_follows_paths() -> None:
-    doc = io.parse_yaml("repos:\n  - slug: a\n  - slug: b\n    tier: 2\n", "r.yaml")
+    doc = yaml_strict.parse_yaml("repos:\n  - slug: a\n  - slug: b\n    tier: 2\n", "r.yaml")
     assert str(doc.locate(("repos", 1, "tier"))) == "r.yaml:4:11: repos[1].tier"
     # a missing field points at the mapping where it belongs
     assert str(doc.locate(("repos", 0, "role"))) == "r.yaml:2:5: repos[0].role"
-    assert io.render_field_path(("a", 0, "b", 12)) == "a[0].b[12]"
+    assert yaml_strict.render_field_path(("a", 0, "b", 12)) == "a[0].b[12]"
 
 
 def test_empty_document() -> None:
-    assert io.parse_yaml("", "e.yaml").data is None
-    assert io.parse_yaml("# only a comment\n", "e.yaml").data is None
+    assert yaml_strict.parse_yaml("", "e.yaml").data is None
+    assert yaml_strict.parse_yaml("# only a comment\n", "e.yaml").data is None
 
 
 def test_bom_is_accepted_and_bad_utf8_names_the_line() -> None:
-    assert io.decode_text(b"\xef\xbb\xbfa: 1\n", "x") == "a: 1\n"
+    assert disk.decode_text(b"\xef\xbb\xbfa: 1\n", "x") == "a: 1\n"
     with pytest.raises(YamlInvalid) as info:
-        io.decode_text(b"a: 1\nb: \xff\n", "x.yaml")
+        disk.decode_text(b"a: 1\nb: \xff\n", "x.yaml")
     assert info.value.location.line == 2
 
 
@@ -87,7 +87,7 @@ def test_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     big.write_bytes(b"a: 1\n" * 100)
     monkeypatch.setenv("PETROVA_MAX_INPUT_BYTES", "50")
     with pytest.raises(Exception, match="over the 50-byte limit") as info:
-        io.load_yaml_file(big)
+        yaml_strict.load_yaml_file(big)
     assert getattr(info.value, "code", None) == "INPUT_TOO_LARGE"
 
 
@@ -95,23 +95,23 @@ def test_sha12_matches_sha256sum(tmp_path: Path) -> None:
     path = tmp_path / "contract.yaml"
     path.write_bytes(b"schema_version: 1\n\xc3\xa9\r\n")
     out = subprocess.run(["sha256sum", str(path)], capture_output=True, check=True, text=True)
-    assert io.sha12(path.read_bytes()) == out.stdout[:12]
+    assert disk.sha12(path.read_bytes()) == out.stdout[:12]
 
 
 @given(st.binary(max_size=512))
 def test_sha12_is_12_lowercase_hex(data: bytes) -> None:
-    digest = io.sha12(data)
+    digest = disk.sha12(data)
     assert len(digest) == 12 and set(digest) <= set("0123456789abcdef")
 
 
 def test_write_atomic_verbs_and_mode(tmp_path: Path) -> None:
     target = tmp_path / "out.json"
-    assert io.write_atomic(target, b"one") == "create"
+    assert disk.write_atomic(target, b"one") == "create"
     target.chmod(0o640)
     before = target.stat().st_mtime_ns
-    assert io.write_atomic(target, b"one") == "identical"
+    assert disk.write_atomic(target, b"one") == "identical"
     assert target.stat().st_mtime_ns == before
-    assert io.write_atomic(target, b"two") == "update"
+    assert disk.write_atomic(target, b"two") == "update"
     assert target.read_bytes() == b"two"
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
@@ -128,7 +128,7 @@ def test_write_atomic_failure_keeps_old_file(
 
     monkeypatch.setattr(os, "fsync", boom)
     with pytest.raises(PetrovaError, match="disk full") as info:
-        io.write_atomic(target, b"new")
+        disk.write_atomic(target, b"new")
     assert info.value.code == "OUTPUT_UNWRITABLE"  # exit 2, not a traceback
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
@@ -136,7 +136,7 @@ def test_write_atomic_failure_keeps_old_file(
 
 def test_write_atomic_into_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(Exception) as info:
-        io.write_atomic(tmp_path / "nope" / "x.json", b"x")
+        disk.write_atomic(tmp_path / "nope" / "x.json", b"x")
     assert getattr(info.value, "code", None) == "OUTPUT_UNWRITABLE"
 
 
@@ -194,7 +194,7 @@ TOKENS = [
     "&x 1",
     "*x",
 ]
-KEYS = io.KeyTypes(
+KEYS = yaml_fast.KeyTypes(
     strings=frozenset({"slug", "url", "contract_sha", "notes", "added", "reason"}),
     scalars=frozenset({"tier", "schema_version"}),
 )
@@ -231,13 +231,13 @@ def _typed(value: object) -> object:
 
 @given(documents())
 def test_fast_parse_agrees_with_the_strict_loader(text: str) -> None:
-    fast = io.fast_parse(text, KEYS)
+    fast = yaml_fast.fast_parse(text, KEYS)
     try:
-        strict = io.parse_yaml(text, "x.yaml", string_keys=KEYS.strings).data
+        strict = yaml_strict.parse_yaml(text, "x.yaml", string_keys=KEYS.strings).data
     except YamlInvalid:
-        assert fast is io.NOT_FAST
+        assert fast is yaml_fast.NOT_FAST
         return
-    if fast is not io.NOT_FAST:
+    if fast is not yaml_fast.NOT_FAST:
         assert _typed(fast) == _typed(strict)
 
 
@@ -250,26 +250,29 @@ def test_fast_parse_steps_aside_for_what_it_cannot_vouch_for() -> None:
         "x: &b {p: 1}\ny: {<<: *b}\n",  # merge key
         "a: 1\n---\nb: 2\n",  # two documents
     ):
-        assert io.fast_parse(text, KEYS) is io.NOT_FAST, text
-    assert io.fast_parse("slug: kahn-hq\ntier: 2\n", KEYS) == {"slug": "kahn-hq", "tier": 2}
+        assert yaml_fast.fast_parse(text, KEYS) is yaml_fast.NOT_FAST, text
+    assert yaml_fast.fast_parse("slug: kahn-hq\ntier: 2\n", KEYS) == {"slug": "kahn-hq", "tier": 2}
     # a number under a string key gets its text back, as the strict loader gives it
     text = "- {contract_sha: 37649451e057, tier: 3}\n- contract_sha: 000000000001\n"
-    assert io.fast_parse(text, KEYS) == [
+    assert yaml_fast.fast_parse(text, KEYS) == [
         {"contract_sha": "37649451e057", "tier": 3},
         {"contract_sha": "000000000001"},
     ]
-    assert io.fast_parse(text, KEYS) == io.parse_yaml(text, "x", string_keys=KEYS.strings).data
+    assert (
+        yaml_fast.fast_parse(text, KEYS)
+        == yaml_strict.parse_yaml(text, "x", string_keys=KEYS.strings).data
+    )
 
 
 def test_registry_without_the_fast_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no fast parser installed, the strict loader reads everything the same."""
-    from petrova.catalogue import load_catalogue
-    from petrova.registry import load_registry
+    from petrova.documents.catalogue import load_catalogue
+    from petrova.documents.registry import load_registry
     from tests.conftest import CATALOGUE, ROOT
 
     with_fast = load_registry(ROOT / "registry.yaml", load_catalogue(CATALOGUE))
-    monkeypatch.setattr(io, "_fast", None)
-    assert io.fast_parse("a: 1\n", KEYS) is io.NOT_FAST
+    monkeypatch.setattr(yaml_fast, "_fast", None)
+    assert yaml_fast.fast_parse("a: 1\n", KEYS) is yaml_fast.NOT_FAST
     without = load_registry(ROOT / "registry.yaml", load_catalogue(CATALOGUE))
     assert without.registry == with_fast.registry
     assert without.findings == with_fast.findings
@@ -285,18 +288,18 @@ def test_alias_bombs_are_refused_before_anything_walks_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with pytest.raises(InputTooLarge) as info:
-        io.parse_yaml(_laughs(9), "bomb.yaml")  # 10^9 nodes once expanded
+        yaml_strict.parse_yaml(_laughs(9), "bomb.yaml")  # 10^9 nodes once expanded
     assert str(info.value.location).startswith("bomb.yaml:")
     assert "PETROVA_MAX_ALIAS_NODES" in info.value.message
-    assert io.parse_yaml(_laughs(3), "small.yaml").data["a2"][0][0] == ["x"] * 10
+    assert yaml_strict.parse_yaml(_laughs(3), "small.yaml").data["a2"][0][0] == ["x"] * 10
     monkeypatch.setenv("PETROVA_MAX_ALIAS_NODES", "50")
     with pytest.raises(InputTooLarge, match="past 50 extra nodes"):
-        io.parse_yaml(_laughs(3), "small.yaml")
+        yaml_strict.parse_yaml(_laughs(3), "small.yaml")
 
 
 def test_recursive_alias_is_refused() -> None:
     with pytest.raises(YamlInvalid, match="recursive alias"):
-        io.parse_yaml("a: &a [1, *a]\n", "x.yaml")
+        yaml_strict.parse_yaml("a: &a [1, *a]\n", "x.yaml")
 
 
 def test_read_input_reads_a_file_that_grew_since_it_was_sized(
@@ -324,10 +327,10 @@ def test_read_input_reads_a_file_that_grew_since_it_was_sized(
             )
         )
 
-    monkeypatch.setattr(io.os, "fstat", shrunk)
-    assert io.read_input(path) == b"x" * 5000
+    monkeypatch.setattr(yaml_strict.os, "fstat", shrunk)
+    assert disk.read_input(path) == b"x" * 5000
     with pytest.raises(InputTooLarge):
-        io.read_input(path, limit=4096)
+        disk.read_input(path, limit=4096)
 
 
 _NUMERIC_KEYS = frozenset({"tier", "card_count", "count"})
@@ -339,7 +342,7 @@ def _scalars_safe_reference(text: str) -> bool:
 
     names = "|".join(sorted(_NUMERIC_KEYS, key=lambda k: (-len(k), k)))
     pattern = re.compile(rf"(?<![\w-])(?:{names})[ \t]*:[ \t]*([^\s,}}\]#]*)")
-    return all(io._SAFE_SCALAR.fullmatch(m.group(1)) for m in pattern.finditer(text))
+    return all(yaml_fast._SAFE_SCALAR.fullmatch(m.group(1)) for m in pattern.finditer(text))
 
 
 @given(
@@ -351,7 +354,7 @@ def _scalars_safe_reference(text: str) -> bool:
     ).map("".join)
 )
 def test_numeric_values_are_found_as_the_look_behind_pattern_finds_them(text: str) -> None:
-    assert io._scalars_safe(text, _NUMERIC_KEYS) == _scalars_safe_reference(text)
+    assert yaml_fast._scalars_safe(text, _NUMERIC_KEYS) == _scalars_safe_reference(text)
 
 
 def _key_tokens_reference(key: str, text: str) -> list[str]:
@@ -372,4 +375,4 @@ def _key_tokens_reference(key: str, text: str) -> list[str]:
     ).map("".join)
 )
 def test_keys_are_found_as_the_line_led_pattern_finds_them(text: str) -> None:
-    assert io._key_tokens("sha", text) == _key_tokens_reference("sha", text)
+    assert yaml_fast._key_tokens("sha", text) == _key_tokens_reference("sha", text)

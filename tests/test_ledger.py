@@ -16,21 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import petrova.ledger
-from petrova.catalogue import Catalogue, load_catalogue
+import petrova.ledger.rules
+import petrova.ledger.store
+from petrova.documents.catalogue import Catalogue, load_catalogue
 from petrova.errors import NothingToPromote, PromotionInvalid, StateInvalid
-from petrova.io import parse_yaml
-from petrova.ledger import (
-    Observation,
-    apply_outcome,
-    load_ledger,
-    observe,
-    observed_status,
-    parse_ledger,
-    promote,
-    read_observations,
-    render_ledger,
-)
+from petrova.files.yaml_strict import parse_yaml
+from petrova.ledger.rules import Observation, apply_outcome, observe, observed_status, promote
+from petrova.ledger.store import load_ledger, parse_ledger, read_observations, render_ledger
 from petrova.models import HISTORY_LIMIT, Ledger, LedgerCell, ProbeEntry, format_timestamp
 from tests.conftest import CATALOGUE, ROOT, Fleet, Petrova
 from tests.tierfleet import day, epoch, fleet_args, migrate_tier2, state_args
@@ -491,7 +483,7 @@ def test_sealed_and_full_reads_observe_the_same(
     with tempfile.TemporaryDirectory() as tmp:
         path = _sealed(Path(tmp), ares, traceo, crumb)
         full = _full(path)
-        with mock.patch.object(petrova.ledger, "check_cell", _refuse_replay):
+        with mock.patch.object(petrova.ledger.store, "check_cell", _refuse_replay):
             fast = read_observations(path, CATALOGUE_OBJ, slug="kahn-hq")
         assert list(fast.items()) == list(full.items())
         assert all(isinstance(seen, Observation) for seen in fast.values())
@@ -511,7 +503,7 @@ def test_a_reindented_sealed_ledger_still_skips_the_replay(
     data = json.loads(path.read_bytes())
     reordered = {key: data[key] for key in reversed(list(data))}
     path.write_text(json.dumps(reordered, indent=5, sort_keys=True) + "\n\n")
-    monkeypatch.setattr(petrova.ledger, "check_cell", _refuse_replay)
+    monkeypatch.setattr(petrova.ledger.store, "check_cell", _refuse_replay)
     assert read_observations(path, CATALOGUE_OBJ, slug="kahn-hq") == expected
     del data["seal"]  # the same ledger unsealed is replayed: the patch above does bite
     path.write_text(json.dumps(data))
@@ -521,13 +513,13 @@ def test_a_reindented_sealed_ledger_still_skips_the_replay(
 
 def _count_replays(monkeypatch: pytest.MonkeyPatch) -> list[LedgerCell]:
     seen: list[LedgerCell] = []
-    check = petrova.ledger.check_cell
+    check = petrova.ledger.rules.check_cell
 
     def spy(cell: LedgerCell) -> Any:
         seen.append(cell)
         return check(cell)
 
-    monkeypatch.setattr(petrova.ledger, "check_cell", spy)
+    monkeypatch.setattr(petrova.ledger.store, "check_cell", spy)
     return seen
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from petrova import memo, reads
-from petrova.gather import gather_fleet
+from petrova.fleet import memo, reads
+from petrova.fleet.gather import gather_fleet
 from tests.conftest import ROOT, Petrova, snapshot_args
 
 FIXTURE = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"

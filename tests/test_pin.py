@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from petrova.catalogue import load_catalogue
+from petrova.documents.catalogue import load_catalogue
+from petrova.documents.registry import load_registry
+from petrova.migrate.pin import _plain_or_quoted, splice
 from petrova.models import ApplicabilityDetail
-from petrova.pin import _plain_or_quoted, splice
-from petrova.registry import load_registry
 from tests.conftest import CATALOGUE, Fleet, Petrova
 
 PENDING = (

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from petrova import publish
-from petrova.errors import PetrovaError
-from petrova.publish import (
+from petrova.delivery import publish
+from petrova.delivery.publish import (
     Clock,
     EndpointUrlInvalid,
     IngestFailed,
@@ -26,6 +25,7 @@ from petrova.publish import (
     request,
     token_from_env,
 )
+from petrova.errors import PetrovaError
 from tests.conftest import Fleet, Petrova, Run
 from tests.ingest_server import Servers as Ingest
 from tests.ingest_server import (

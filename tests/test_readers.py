@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from petrova import readers
-from petrova.reads import Job
+from petrova.fleet import readers
+from petrova.fleet.reads import Job
 from tests.conftest import ROOT, Petrova, snapshot_args
 
 EPOCH = {"SOURCE_DATE_EPOCH": "1795676400"}
@@ -99,7 +99,7 @@ def test_no_processes_to_be_had_means_reading_in_one(
 DRIVER = """
 import os, sys, time
 from pathlib import Path
-import petrova.readers as readers
+import petrova.fleet.readers as readers
 
 PARENT = os.getpid()
 MODE = os.environ["REVIEW_MODE"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from petrova import reads
+from petrova.fleet import reads
 from tests.conftest import ROOT, Petrova, snapshot_args
 
 EPOCH = {"SOURCE_DATE_EPOCH": "1795676400"}
@@ -99,7 +99,7 @@ def test_a_read_that_failed_is_tried_again(
 ) -> None:
     """A failure may be the disk's (EIO), not the file's: it is never served from the
     cache, the next run reads the file again."""
-    from petrova import readers
+    from petrova.fleet import readers
 
     contract = statuses / "workspace" / "beta-hq" / ".petrova" / "contract.yaml"
     contract.write_text("slug: [unclosed\n")

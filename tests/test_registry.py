@@ -9,10 +9,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from petrova.catalogue import load_catalogue
+from petrova.documents.catalogue import load_catalogue
+from petrova.documents.registry import load_registry
 from petrova.errors import RegistryInvalid, RegistryNotFound
-from petrova.io import load_yaml_file
-from petrova.registry import load_registry
+from petrova.files.yaml_strict import load_yaml_file
 from tests.conftest import CATALOGUE, ROOT, Fleet, Petrova
 
 EXAMPLES = Path(__file__).parent / "examples" / "registry"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from petrova.catalogue import load_catalogue
-from petrova.html import render_html
+from petrova.documents.catalogue import load_catalogue
 from petrova.models import Snapshot
+from petrova.render.html import render_html
 from tests.conftest import CATALOGUE, ROOT, Fleet, Petrova
 
 ALL_STATUSES = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import jsonschema
 import pytest
 
-from petrova.ledger import observed_status
+from petrova.fleet.snapshot import derive_status
+from petrova.ledger.rules import observed_status
 from petrova.models import LedgerCell, ProbeEntry
-from petrova.snapshot import derive_status
 from tests.conftest import ROOT, Fleet, Petrova
 
 FIXTURE_EPOCH = "1795676400"  # 2026-11-26T07:00:00Z, the fixtures' clock
@@ -147,7 +147,7 @@ def test_output_into_missing_directory(fleet: Fleet, petrova: Petrova) -> None:
 def _migrate_kahn(fleet: Fleet, contract: str, ledger: str | None) -> None:
     """Make kahn-hq migrated, with a contract in the workspace and maybe a ledger."""
     path = fleet.write("workspace/kahn-hq/.petrova/contract.yaml", contract)
-    from petrova.io import sha12
+    from petrova.files.disk import sha12
 
     text = fleet.registry.read_text().replace(
         "    fleets_allowed: [kahn-implementer]\n",
@@ -363,9 +363,9 @@ def test_stale_after_option(fleet: Fleet, petrova: Petrova) -> None:
     ],
 )
 def test_check_snapshot_refuses_what_the_schema_refuses(mutate: object) -> None:
-    from petrova.catalogue import load_catalogue
+    from petrova.documents.catalogue import load_catalogue
+    from petrova.documents.schemas import check_snapshot
     from petrova.errors import SnapshotInvalid
-    from petrova.schemas import check_snapshot
     from tests.conftest import CATALOGUE
 
     doc = json.loads((ROOT / "contracts/fixtures/snapshot-with-integrations.json").read_text())
@@ -384,12 +384,12 @@ def test_the_document_keeps_the_models_key_order() -> None:
     down to the order of keys in the written file."""
     import orjson
 
-    from petrova.artefacts import ALL_STATUSES_DIR, FIXTURE_TIME
-    from petrova.catalogue import load_catalogue
-    from petrova.gather import gather
+    from petrova.documents.artefacts import ALL_STATUSES_DIR, FIXTURE_TIME
+    from petrova.documents.catalogue import load_catalogue
+    from petrova.documents.registry import load_registry
+    from petrova.fleet.gather import gather
+    from petrova.fleet.snapshot import snapshot_document
     from petrova.models import Snapshot
-    from petrova.registry import load_registry
-    from petrova.snapshot import snapshot_document
 
     root = ROOT / ALL_STATUSES_DIR
     catalogue = load_catalogue(ROOT / "contracts" / "contract.schema.json")

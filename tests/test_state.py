@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from petrova.lock import file_lock
+from petrova.files.lock import file_lock
 from tests.conftest import PETROVA_BIN, Fleet, Petrova, _clean_env
 from tests.tierfleet import batch, day, epoch, fleet_args, migrate_tier2, state_args
 

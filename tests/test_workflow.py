@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-from petrova.io import load_yaml_file
+from petrova.files.yaml_strict import load_yaml_file
 from tests.conftest import PETROVA_BIN, ROOT, Fleet, _clean_env
 from tests.ingest_server import Servers as Ingest
 from tests.ingest_server import store_and_echo

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from petrova.io import sha12
+from petrova.files.disk import sha12
 from tests.conftest import Fleet
 
 DAY0 = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)

@@ -10,10 +10,10 @@ from typing import Any, ClassVar, TypeVar
 
 import click
 
-from petrova.catalogue import Catalogue, find_catalogue, load_catalogue
+from petrova.documents.catalogue import Catalogue, find_catalogue, load_catalogue
+from petrova.documents.registry import LoadedRegistry, default_registry_path, load_registry
 from petrova.errors import Location, OutputError
-from petrova.io import write_atomic
-from petrova.registry import LoadedRegistry, default_registry_path, load_registry
+from petrova.files.disk import write_atomic
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from petrova.commands._common import is_tty, say
-from petrova.publish import DEFAULT_TOKEN_ENV, RetryNote, RetryPolicy
+from petrova.delivery.publish import DEFAULT_TOKEN_ENV, RetryNote, RetryPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -10,9 +10,6 @@ from typing import Any
 
 import click
 
-from petrova.answers import Question, coerce_field, field_schema
-from petrova.bootstrap import LAST_PHASE, PHASES, Outcome, Request, run
-from petrova.catalogue import CATALOGUE_RELPATH, Catalogue, EvidenceField, bundled_catalogue_path
 from petrova.commands._common import (
     catalogue_option,
     emit,
@@ -21,8 +18,16 @@ from petrova.commands._common import (
     registry_option,
     say,
 )
-from petrova.contract import CONTRACT_RELPATH
-from petrova.registry import LoadedRegistry
+from petrova.documents.catalogue import (
+    CATALOGUE_RELPATH,
+    Catalogue,
+    EvidenceField,
+    bundled_catalogue_path,
+)
+from petrova.documents.contract import CONTRACT_RELPATH
+from petrova.documents.registry import LoadedRegistry
+from petrova.migrate.answers import Question, coerce_field, field_schema
+from petrova.migrate.bootstrap import LAST_PHASE, PHASES, Outcome, Request, run
 
 
 class PromptAsker:

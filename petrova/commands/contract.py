@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from petrova.answers import explain_wired
-from petrova.catalogue import Catalogue
 from petrova.commands._common import catalogue_option, emit, json_option, open_catalogue, say
-from petrova.contract import LoadedContract, load_contract
+from petrova.documents.catalogue import Catalogue
+from petrova.documents.contract import LoadedContract, load_contract
+from petrova.documents.registry import default_registry_path
 from petrova.errors import ContractInvalid, EvidenceInvalid, PetrovaError
-from petrova.io import load_yaml_file
-from petrova.output import to_json_bytes
-from petrova.registry import default_registry_path
+from petrova.files.yaml_strict import load_yaml_file
+from petrova.migrate.answers import explain_wired
+from petrova.render.formats import to_json_bytes
 
 
 def _load(path: Path, catalogue: Catalogue) -> LoadedContract:

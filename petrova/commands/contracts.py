@@ -6,13 +6,18 @@ from pathlib import Path
 
 import click
 
-from petrova.artefacts import write_artefacts
 from petrova.commands._common import emit, json_option, say
 from petrova.commands._publishing import http_options, retry_reporter
-from petrova.endpoint import FIXTURE_RELPATH, default_fixture_path, lossy_error, verify_endpoint
+from petrova.delivery.endpoint import (
+    FIXTURE_RELPATH,
+    default_fixture_path,
+    lossy_error,
+    verify_endpoint,
+)
+from petrova.delivery.publish import RetryPolicy, check_url, token_from_env
+from petrova.documents.artefacts import write_artefacts
 from petrova.errors import CheckFailed
-from petrova.output import to_json_bytes
-from petrova.publish import RetryPolicy, check_url, token_from_env
+from petrova.render.formats import to_json_bytes
 
 
 @click.group()

@@ -20,15 +20,15 @@ from petrova.commands._common import (
     say,
     workspace_option,
 )
-from petrova.contract import load_contract
+from petrova.documents.contract import load_contract
+from petrova.documents.registry import load_registry
 from petrova.errors import CheckFailed, Location, PetrovaError, UsageError
-from petrova.io import read_input, write_atomic
-from petrova.lock import file_lock
+from petrova.files.disk import read_input, write_atomic
+from petrova.files.lock import file_lock
+from petrova.fleet.reads import contract_location
+from petrova.migrate.pin import plan_pin, verify
 from petrova.models import RepoEntry, applicability_value
-from petrova.output import text_table, to_json_bytes
-from petrova.pin import plan_pin, verify
-from petrova.reads import contract_location
-from petrova.registry import load_registry
+from petrova.render.formats import text_table, to_json_bytes
 
 
 @click.group()

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from petrova.commands._common import catalogue_option, emit, open_catalogue, say
-from petrova.registry import default_registry_path
-from petrova.snapshot_file import read_snapshot
+from petrova.documents.registry import default_registry_path
+from petrova.documents.snapshot_file import read_snapshot
 
 
 @click.command()
@@ -29,7 +29,7 @@ def render(snapshot_file: Path, output: Path | None, catalogue_path: Path | None
     only supplies column titles (an id it no longer knows is shown as the id).
     The page loads nothing from the network and opens from disk.
     """
-    from petrova.html import render_html
+    from petrova.render.html import render_html
 
     catalogue = open_catalogue(catalogue_path, default_registry_path())
     loaded = read_snapshot(snapshot_file, catalogue)

@@ -22,9 +22,8 @@ from petrova.commands._common import (
     workspace_option,
 )
 from petrova.errors import GateClosed
-from petrova.gather import gather_fleet
-from petrova.ledger import DEFAULT_STALE_AFTER
-from petrova.rollout import (
+from petrova.fleet.gather import gather_fleet
+from petrova.fleet.rollout import (
     RolloutReport,
     gate_json,
     gate_text,
@@ -32,7 +31,8 @@ from petrova.rollout import (
     status_json,
     status_text,
 )
-from petrova.state import clock
+from petrova.ledger.record import clock
+from petrova.ledger.rules import DEFAULT_STALE_AFTER
 
 
 def _window_options(func: click.decorators.FC) -> click.decorators.FC:

@@ -23,12 +23,7 @@ from petrova.commands._common import (
     workspace_option,
 )
 from petrova.commands._publishing import http_options, interactive, retry_reporter
-from petrova.errors import CheckFailed, Location, OutputError
-from petrova.ledger import DEFAULT_STALE_AFTER
-from petrova.lock import file_lock, lock_path_for
-from petrova.memo import make_snapshot
-from petrova.output import SNAPSHOT_FORMATS
-from petrova.publish import (
+from petrova.delivery.publish import (
     IngestFailed,
     RetryPolicy,
     check_url,
@@ -36,7 +31,12 @@ from petrova.publish import (
     scrub,
     token_from_env,
 )
-from petrova.snapshot import snapshot_time
+from petrova.errors import CheckFailed, Location, OutputError
+from petrova.files.lock import file_lock, lock_path_for
+from petrova.fleet.memo import make_snapshot
+from petrova.fleet.snapshot import snapshot_time
+from petrova.ledger.rules import DEFAULT_STALE_AFTER
+from petrova.render.formats import SNAPSHOT_FORMATS
 
 
 @click.command()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from petrova import state as core
 from petrova.commands._common import (
     catalogue_option,
     emit,
@@ -19,8 +18,9 @@ from petrova.commands._common import (
     state_dir_option,
 )
 from petrova.errors import InputTooLarge, Location, ProbeInputInvalid, UsageError
-from petrova.io import max_input_bytes, read_input
-from petrova.output import to_json_bytes
+from petrova.files.disk import max_input_bytes, read_input
+from petrova.ledger import record as core
+from petrova.render.formats import to_json_bytes
 
 _NOW_HELP = "The clock, RFC 3339 (for tests and replays). [default: the system clock]"
 _WAIT_HELP = "Seconds to wait for another run holding the ledger's lock. [default: 60]"

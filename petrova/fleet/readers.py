@@ -24,11 +24,11 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from petrova.catalogue import Catalogue
-from petrova.contract import CONTRACT_RELPATH
+from petrova.documents.catalogue import Catalogue
+from petrova.documents.contract import CONTRACT_RELPATH
 from petrova.errors import PetrovaError
-from petrova.io import confined
-from petrova.reads import (
+from petrova.files.disk import confined
+from petrova.fleet.reads import (
     ContractRead,
     Identity,
     Job,

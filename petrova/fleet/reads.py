@@ -22,11 +22,13 @@ from typing import Any, NamedTuple, TypeVar
 import orjson
 
 from petrova import __version__
-from petrova.catalogue import Catalogue
-from petrova.contract import CONTRACT_RELPATH, load_contract
+from petrova.documents.catalogue import Catalogue
+from petrova.documents.contract import CONTRACT_RELPATH, load_contract
 from petrova.errors import PetrovaError
-from petrova.io import confined, limits_in_force, write_atomic
-from petrova.ledger import Observation, read_observations
+from petrova.files.disk import confined, write_atomic
+from petrova.files.yaml_strict import limits_in_force
+from petrova.ledger.rules import Observation
+from petrova.ledger.store import read_observations
 from petrova.models import DeclaredStatus, RepoEntry
 
 #: What says a file is unchanged: [size, mtime_ns, inode, ctime_ns].

@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from petrova.catalogue import Catalogue
+from petrova.documents.catalogue import Catalogue
+from petrova.documents.validation import jsonschema_problems, pydantic_problems
 from petrova.errors import (
     ContractInvalid,
     ContractNotFound,
@@ -24,9 +25,10 @@ from petrova.errors import (
     PetrovaError,
     YamlInvalid,
 )
-from petrova.io import YamlDocument, decode_text, fast_parse, parse_yaml, read_input, sha12
+from petrova.files.disk import decode_text, read_input, sha12
+from petrova.files.yaml_fast import fast_parse
+from petrova.files.yaml_strict import YamlDocument, parse_yaml
 from petrova.models import Contract, ContractCell
-from petrova.validation import jsonschema_problems, pydantic_problems
 
 CONTRACT_RELPATH = Path(".petrova") / "contract.yaml"
 HEADER = (

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from petrova.catalogue import Catalogue
+from petrova.documents.catalogue import Catalogue
 from petrova.errors import Location, Problem, SnapshotInvalid
 from petrova.models import Ledger, Registry, Snapshot
 

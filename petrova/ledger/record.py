@@ -20,8 +20,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from petrova.catalogue import Catalogue
 from petrova.clock import now as clock_now
+from petrova.documents.catalogue import Catalogue
+from petrova.documents.registry import LoadedRegistry
 from petrova.errors import (
     IntegrationUnknown,
     Location,
@@ -37,19 +38,16 @@ from petrova.errors import (
     TimestampInvalid,
     YamlInvalid,
 )
-from petrova.io import WriteVerb, confined, decode_text
-from petrova.ledger import (
+from petrova.files.disk import WriteVerb, confined, decode_text
+from petrova.files.lock import file_lock
+from petrova.ledger.rules import (
     DEMOTION,
     apply_outcome,
     apply_promotion,
-    empty_ledger,
-    ledger_path,
-    load_ledger,
     newest_at,
     promotion_entry,
-    write_ledger,
 )
-from petrova.lock import file_lock
+from petrova.ledger.store import empty_ledger, ledger_path, load_ledger, write_ledger
 from petrova.models import (
     HistoryEntry,
     Ledger,
@@ -59,7 +57,6 @@ from petrova.models import (
     format_timestamp,
     parse_timestamp,
 )
-from petrova.registry import LoadedRegistry
 
 OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]
 #: The keys of one ``--from`` line; the first three are required.

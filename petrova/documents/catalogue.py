@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from petrova.errors import CatalogueInvalid, CatalogueNotFound, Location
-from petrova.io import KeyTypes
+from petrova.files.yaml_fast import KeyTypes
 from petrova.models import CONTRACT_KEYS
 
 if TYPE_CHECKING:  # jsonschema is imported where errors are to be described
@@ -145,7 +145,7 @@ def bundled_catalogue_path() -> Path | None:
     packaged = resources.files("petrova").joinpath("_contracts", "contract.schema.json")
     if packaged.is_file():
         return Path(str(packaged))
-    source = Path(__file__).resolve().parent.parent / CATALOGUE_RELPATH
+    source = Path(__file__).resolve().parents[2] / CATALOGUE_RELPATH
     return source if source.is_file() else None
 
 

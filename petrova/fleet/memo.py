@@ -11,7 +11,7 @@ give the same document at every instant between the last deadline before the run
 the first one after it. Within that interval, with every identity unchanged, the memo's
 document is the snapshot, with only ``generated_at`` rewritten.
 
-Like the read cache (:mod:`petrova.reads`) it lives in the cache directory, is written
+Like the read cache (:mod:`petrova.fleet.reads`) it lives in the cache directory, is written
 atomically, is never trusted when a file changed within the last seconds (racy
 timestamps), and any trouble with it only means the snapshot is made again.
 """
@@ -28,17 +28,24 @@ from typing import Any
 
 import orjson
 
-from petrova import __version__, reads
-from petrova.catalogue import Catalogue
-from petrova.gather import FleetInputs, gather_fleet
-from petrova.io import limits_in_force
+from petrova import __version__
+from petrova.documents.catalogue import Catalogue
+from petrova.documents.registry import read_registry_text
+from petrova.documents.schemas import check_snapshot
+from petrova.files.yaml_strict import limits_in_force
+from petrova.fleet import reads
+from petrova.fleet.gather import FleetInputs, gather_fleet
+from petrova.fleet.readers import Progress
+from petrova.fleet.reads import (
+    Identity,
+    cache_dir,
+    file_identity,
+    folder_identity,
+    write_cache_file,
+)
+from petrova.fleet.snapshot import snapshot_document, validity
 from petrova.models import Snapshot, format_timestamp
-from petrova.output import to_json_bytes
-from petrova.readers import Progress
-from petrova.reads import Identity, cache_dir, file_identity, folder_identity, write_cache_file
-from petrova.registry import read_registry_text
-from petrova.schemas import check_snapshot
-from petrova.snapshot import snapshot_document, validity
+from petrova.render.formats import to_json_bytes
 
 #: Bump when the memo's layout or meaning changes.
 MEMO_FORMAT = 1

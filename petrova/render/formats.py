@@ -97,7 +97,7 @@ def snapshot_markdown(snapshot: Snapshot) -> bytes:
 
 def snapshot_html(snapshot: Snapshot) -> bytes:
     # Imported here so that commands which never draw a page do not load the renderer.
-    from petrova.html import default_titles, render_html
+    from petrova.render.html import default_titles, render_html
 
     return render_html(snapshot, titles=default_titles())
 

@@ -17,18 +17,19 @@ from pathlib import Path
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from petrova.bootstrap import ApplicabilityConflict
-from petrova.catalogue import Catalogue
-from petrova.contract import LoadedContract
+from petrova.documents.catalogue import Catalogue
+from petrova.documents.contract import LoadedContract
+from petrova.documents.registry import LoadedRegistry, load_registry
 from petrova.errors import ContractInvalid, Location, PetrovaError, Problem
-from petrova.io import decode_text, node_span, parse_yaml
+from petrova.files.disk import decode_text
+from petrova.files.yaml_strict import node_span, parse_yaml
+from petrova.migrate.bootstrap import ApplicabilityConflict
 from petrova.models import (
     Applicability,
     ApplicabilityDetail,
     RepoEntry,
     applicability_value,
 )
-from petrova.registry import LoadedRegistry, load_registry
 
 _BOM = "\ufeff"
 #: Where new keys go: the registry's own field order (the order SPEC §3 shows).

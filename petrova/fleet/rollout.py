@@ -1,6 +1,6 @@
 """The rollout gate: "do not proceed to tier N+1 until tier N has been green for 7 days".
 
-Pure functions over what :func:`petrova.snapshot.gather` read and a clock. The dots are
+Pure functions over what :func:`petrova.fleet.snapshot.gather` read and a clock. The dots are
 the snapshot's own (same derivation, same staleness), so the gate can never disagree
 with the dashboard about what a cell shows. On top of the dot, the gate asks how long
 it has been ok: the ledger's ``ok_since``, the start of the unbroken run of ``ok``
@@ -19,8 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from petrova.errors import TierUnknown
-from petrova.gather import FleetInputs
-from petrova.ledger import Observation
+from petrova.fleet.gather import FleetInputs
+from petrova.fleet.snapshot import build_snapshot
+from petrova.ledger.rules import Observation
 from petrova.models import (
     CellStatus,
     SnapshotCell,
@@ -28,8 +29,7 @@ from petrova.models import (
     format_timestamp,
     parse_timestamp,
 )
-from petrova.output import STATUS_LABELS, text_table, to_json_bytes
-from petrova.snapshot import build_snapshot
+from petrova.render.formats import STATUS_LABELS, text_table, to_json_bytes
 
 HoldReason = Literal["not_migrated", "pending", "not_ok", "stale", "run_broken", "too_young"]
 

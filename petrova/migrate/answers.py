@@ -29,10 +29,10 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from petrova.catalogue import Catalogue, EvidenceField, Integration
+from petrova.documents.catalogue import Catalogue, EvidenceField, Integration
+from petrova.documents.validation import MAX_PROBLEMS, jsonschema_problems
 from petrova.errors import EvidenceInvalid, PetrovaError, Problem
-from petrova.io import FieldPath, YamlDocument
-from petrova.validation import MAX_PROBLEMS, jsonschema_problems
+from petrova.files.yaml_strict import FieldPath, YamlDocument
 
 CELL_FIELDS = ("status", "evidence", "not_applicable_reason", "review_by")
 _FALLBACK_STATUSES = ("pending", "wired", "not_applicable")

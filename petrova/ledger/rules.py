@@ -1,65 +1,28 @@
-"""The probe ledger ``state/<slug>.yaml`` (SPEC §6): what probes observed, and its rules.
+"""The ledger's rules as pure functions (SPEC §6): hysteresis, promotion, staleness.
 
-Observation never merges into intent: the snapshot shows both. This module holds the
-file format (read, check, render), the two pure rules that move a cell (an outcome
-demotes with hysteresis; only a human promotes), and staleness. The rules are the
-only writer of a cell's derived fields, and a ledger is checked on load by replaying
-its history through them, so a hand edit into an impossible state is caught.
-
-Replaying costs: at 10,000 repos it was half of a snapshot. So :func:`render_ledger`
-ends every ledger with a ``seal``, a sha256 over :data:`SEAL_DOMAIN` (naming this
-version of the rules) and the canonical JSON of the data. :func:`read_observations`
-trusts a ledger whose seal it recomputes and skips both pydantic and the replay; an
-absent or stale seal (a hand edit, a file from older rules) means the full check. The
-seal is a checksum of what the rules wrote, not a signature: whoever can write the
-ledger can write anything, seal included, as they always could.
-
-The rules, in full (README "Design decisions" says why):
-
-- From ``pending`` the first conclusive outcome sets the status directly.
-- After that nothing but :func:`promote` raises a status. ``ok`` demotes to ``degraded``
-  after 2 consecutive non-ok (``degraded``/``failing``) outcomes, ``degraded`` to
-  ``failing`` after 3 more; the streak restarts at each demotion and at any ``ok``.
-- ``unreachable`` is recorded and changes nothing but the gate's ``ok_since``.
-- ``needs_human`` says the newest conclusive outcome disagrees with the status in a way
-  only a human may settle: ``ok`` on a degraded/failing cell (a recovery), or
-  ``not_applicable`` on an applicable one or the reverse. The next outcome that agrees
-  with the status clears it, and so does a promotion.
+Probes demote, humans promote: an outcome moves a cell's status only down (``ok ->
+degraded`` after 2 non-ok outcomes in a row, ``degraded -> failing`` after 3 more); only
+:func:`apply_promotion` moves it up. :func:`check_cell` replays a stored history to prove
+the stored status follows from it, so a hand edit cannot promote.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, NamedTuple
 
-import orjson
 from pydantic import ValidationError
 
-from petrova.catalogue import Catalogue
 from petrova.errors import (
     Location,
     NothingToPromote,
     Problem,
     PromotionInvalid,
-    StateInvalid,
-    YamlInvalid,
-)
-from petrova.io import (
-    WriteVerb,
-    YamlDocument,
-    decode_text,
-    parse_yaml,
-    read_input,
-    write_atomic,
 )
 from petrova.models import (
     HISTORY_LIMIT,
-    LEDGER_KEYS,
     HistoryEntry,
-    Ledger,
     LedgerCell,
     ObservedStatus,
     ProbeEntry,
@@ -67,17 +30,8 @@ from petrova.models import (
     StoredStatus,
     parse_timestamp,
 )
-from petrova.validation import MAX_PROBLEMS, pydantic_problems
 
-DEFAULT_STALE_AFTER = timedelta(hours=72)
-CONCLUSIVE = frozenset({"ok", "degraded", "failing", "not_applicable"})
-NON_OK = frozenset({"degraded", "failing"})
-#: status -> (consecutive non-ok outcomes that demote it, the status it demotes to)
-DEMOTION: dict[str, tuple[int, StoredStatus]] = {"ok": (2, "degraded"), "degraded": (3, "failing")}
-#: The fields the rules derive, in the order a mismatch is reported.
-#: What a seal vouches for: that the rules of this version derived the fields. Bump it
-#: whenever the rules change, so that ledgers sealed by the old rules are checked in full.
-SEAL_DOMAIN = b"petrova-ledger-rules-1\0"
+#: The fields only the rules write; a hand edit of one is caught by the replay.
 DERIVED_FIELDS = (
     "current_status",
     "status_since",
@@ -87,199 +41,19 @@ DERIVED_FIELDS = (
     "streak",
 )
 
-
-def ledger_path(state_dir: Path, slug: str) -> Path:
-    return state_dir / f"{slug}.yaml"
-
-
-def empty_ledger(slug: str) -> Ledger:
-    return Ledger(schema_version=1, slug=slug)
-
-
-# --- reading and checking ----------------------------------------------------------------
-
-
-def load_ledger(path: Path, catalogue: Catalogue, *, slug: str) -> Ledger:
-    """Read one ledger; ``FileNotFoundError`` passes through (a missing ledger is normal).
-
-    Always the full check, seal or not: this is what a write starts from.
-    """
-    shown = str(path)
-    return _parse_raw(_read_raw(path, shown), shown, catalogue, slug=slug)
-
-
-def read_observations(path: Path, catalogue: Catalogue, *, slug: str) -> dict[str, Observation]:
-    """What the snapshot and the gate need of one ledger, by integration in catalogue order.
-
-    A ledger whose seal holds is read straight from its JSON, without pydantic and
-    without replaying its history; any other goes through :func:`load_ledger`'s full
-    check, which reports each problem at its line. ``FileNotFoundError`` passes through.
-    """
-    shown = str(path)
-    raw = _read_raw(path, shown)
-    cells = _sealed_cells(raw, catalogue, slug=slug)
-    if cells is not None:
-        try:
-            return {i: observe(cells[i]) for i in catalogue.ids if i in cells}
-        except (AttributeError, KeyError, TypeError):
-            pass  # a matching seal over shapes petrova never writes: the full check says
-    ledger = _parse_raw(raw, shown, catalogue, slug=slug)
-    return {i: observe(cell) for i, cell in ledger.integrations.items()}
-
-
-def seal_of(document: Mapping[str, Any]) -> str:
-    """The seal of a ledger's JSON form (without its ``seal``): over the data, not the
-    bytes, so re-indenting or reordering keys keeps it while any changed value breaks it."""
-    canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
-    return "sha256:" + hashlib.sha256(SEAL_DOMAIN + canonical).hexdigest()
-
-
-def _sealed_cells(raw: bytes, catalogue: Catalogue, *, slug: str) -> dict[str, Any] | None:
-    """The cells of a ledger for ``slug`` whose seal holds, keyed by current ids only;
-    ``None`` sends the ledger to the full check (legacy ids are mapped there)."""
-    if raw[:1] != b"{":
-        return None
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    seal = data.pop("seal", None)
-    cells = data.get("integrations")
-    version = data.get("schema_version")
-    if (
-        not isinstance(seal, str)
-        or type(version) is not int
-        or version != 1
-        or data.get("slug") != slug
-        or not isinstance(cells, dict)
-        or not all(key in catalogue.ids for key in cells)
-        or seal_of(data) != seal
-    ):
-        return None
-    return cells
-
-
-def _read_raw(path: Path, shown: str) -> bytes:
-    try:
-        return read_input(path, display=shown)
-    except IsADirectoryError:
-        raise StateInvalid("is a directory, not a ledger file", location=Location(shown)) from None
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise StateInvalid(
-            f"cannot read the ledger: {exc.strerror}", location=Location(shown)
-        ) from None
-
-
-def _parse_raw(raw: bytes, shown: str, catalogue: Catalogue, *, slug: str) -> Ledger:
-    """Ledgers petrova wrote are JSON, read by a JSON parser (about 30x faster than YAML);
-    anything else, and any ledger with a problem, is read by the strict YAML loader so
-    that problems point at their lines."""
-    if raw[:1] == b"{":
-        try:
-            data = orjson.loads(raw)
-            return parse_ledger(YamlDocument(shown, data, None), catalogue, slug=slug)
-        except (orjson.JSONDecodeError, StateInvalid):
-            pass  # the strict loader says what is wrong, and where
-    try:
-        doc = parse_yaml(decode_text(raw, shown), shown, string_keys=LEDGER_KEYS.strings)
-    except YamlInvalid as exc:
-        raise StateInvalid(exc.message, problems=exc.problems) from None
-    return parse_ledger(doc, catalogue, slug=slug)
-
-
-def parse_ledger(doc: YamlDocument, catalogue: Catalogue, *, slug: str) -> Ledger:
-    """Validate a ledger document and replay every cell's history against its fields.
-
-    Derived fields left out of the file are filled in from the replay; fields that are
-    present must be what the rules give, else ``STATE_INVALID`` at the field's line.
-    The ledger returned has no seal: a seal vouches for a file, and
-    :func:`render_ledger` seals what it writes afresh.
-    """
-    data, raw_keys = _canonical_ids(doc.data, catalogue)
-    if not isinstance(data, dict):
-        raise StateInvalid(
-            "a ledger must be a mapping with schema_version, slug and integrations",
-            location=doc.locate(()),
-        )
-    try:
-        ledger = Ledger.model_validate(data)
-    except ValidationError as exc:
-        shown = doc if data is doc.data else YamlDocument(doc.path, data, doc.node)
-        found = [_relocate(p, raw_keys, doc) for p in pydantic_problems(exc, shown)]
-        raise StateInvalid(f"{len(found)} problem(s) in the ledger", problems=found) from None
-    problems: list[Problem] = []
-    if ledger.slug != slug:
-        problems.append(
-            Problem(
-                f"ledger says slug {ledger.slug!r} but is the file for {slug!r}",
-                doc.locate(("slug",)),
-            )
-        )
-    allowed = ", ".join(catalogue.ids)
-    cells: dict[str, LedgerCell] = {}
-    for key, cell in ledger.integrations.items():
-        raw_key = raw_keys.get(key, key)
-        if len(problems) >= MAX_PROBLEMS:  # locating each of thousands is quadratic
-            problems.append(Problem("... and more problems not shown", doc.locate(())))
-            break
-        if key not in catalogue.ids:
-            problems.append(
-                Problem(
-                    f"{key!r} is not an integration id in the catalogue; allowed: {allowed}",
-                    doc.locate(("integrations", raw_key)),
-                )
-            )
-            continue
-        base = ("integrations", raw_key)
-        checked, wrong = check_cell(cell)
-        problems += [Problem(msg, doc.locate((*base, *where))) for where, msg in wrong]
-        if checked is not None:
-            cells[key] = checked
-    if problems:
-        raise StateInvalid(f"{len(problems)} problem(s) in the ledger", problems=problems)
-    ordered = {i: cells[i] for i in catalogue.ids if i in cells}
-    return ledger.model_copy(update={"integrations": ordered, "seal": None})
-
-
-def _relocate(problem: Problem, raw_keys: dict[str, str], doc: YamlDocument) -> Problem:
-    """Point a problem found under a mapped (legacy) id back at the key in the file."""
-    field = problem.location.field or ""
-    for current, raw in raw_keys.items():
-        prefix = f"integrations.{current}"
-        if raw != current and (field == prefix or field.startswith(prefix + ".")):
-            parts = ("integrations", raw, *_split_field(field[len(prefix) :]))
-            return Problem(problem.message, doc.locate(parts))
-    return problem
-
-
-def _split_field(rest: str) -> list[str | int]:
-    parts: list[str | int] = []
-    for chunk in rest.replace("[", ".[").split("."):
-        if chunk.startswith("[") and chunk.endswith("]"):
-            parts.append(int(chunk[1:-1]))
-        elif chunk:
-            parts.append(chunk)
-    return parts
-
-
-def _canonical_ids(data: Any, catalogue: Catalogue) -> tuple[Any, dict[str, str]]:
-    """Map legacy integration ids (``x-legacy-ids``) to current ones; remember the raw key."""
-    if not isinstance(data, dict) or not isinstance(data.get("integrations"), dict):
-        return data, {}
-    cells = data["integrations"]
-    renamed: dict[Any, Any] = {}
-    raw_keys: dict[str, str] = {}
-    for key, value in cells.items():
-        current = catalogue.resolve(key) if isinstance(key, str) else None
-        use = current if current is not None and current not in cells else key
-        renamed[use] = value
-        raw_keys[str(use)] = key
-    return {**data, "integrations": renamed}, raw_keys
-
-
 FieldProblem = tuple[tuple[str | int, ...], str]
+
+DEFAULT_STALE_AFTER = timedelta(hours=72)
+
+
+CONCLUSIVE = frozenset({"ok", "degraded", "failing", "not_applicable"})
+
+
+NON_OK = frozenset({"degraded", "failing"})
+
+
+#: status -> (consecutive non-ok outcomes that demote it, the status it demotes to)
+DEMOTION: dict[str, tuple[int, StoredStatus]] = {"ok": (2, "degraded"), "degraded": (3, "failing")}
 
 
 def check_cell(cell: LedgerCell) -> tuple[LedgerCell | None, list[FieldProblem]]:
@@ -422,9 +196,6 @@ class _ReplayRefusal(NothingToPromote):
     def __init__(self, message: str, index: int) -> None:
         super().__init__(message)
         self.index = index
-
-
-# --- the rules -------------------------------------------------------------------------------
 
 
 def _capped(history: Sequence[HistoryEntry]) -> list[HistoryEntry]:
@@ -603,9 +374,6 @@ def observe(cell: LedgerCell | Mapping[str, Any]) -> Observation:
     )
 
 
-# --- staleness ---------------------------------------------------------------------------
-
-
 def observed_status(
     cell: LedgerCell | Observation, *, now: datetime, stale_after: timedelta
 ) -> ObservedStatus:
@@ -622,29 +390,3 @@ def observed_status(
     if now - parse_timestamp(seen.stale_from) > stale_after:
         return "stale"
     return status
-
-
-# --- writing -------------------------------------------------------------------------------
-
-
-def render_ledger(ledger: Ledger) -> bytes:
-    """A ledger's bytes: JSON, which is also YAML, so any YAML tool still reads it and a
-    JSON parser reads it much faster. Keys in model order; absent optionals left out;
-    a fresh ``seal`` last (see :func:`seal_of`), whatever seal the model held."""
-    from petrova.output import to_json_bytes
-
-    document = ledger.model_dump(mode="json", exclude_none=True, exclude={"seal"})
-    document["seal"] = seal_of(document)
-    return to_json_bytes(document)
-
-
-def write_ledger(path: Path, ledger: Ledger, catalogue: Catalogue) -> WriteVerb:
-    """Write atomically, after reading back what is about to be written.
-
-    The caller holds ``petrova.lock.file_lock(path)``. A ledger that would not load
-    is never written: the old file stays.
-    """
-    data = render_ledger(ledger)
-    shown = str(path)
-    parse_ledger(parse_yaml(decode_text(data, shown), shown), catalogue, slug=ledger.slug)
-    return write_atomic(path, data)

@@ -18,11 +18,12 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
-from petrova.catalogue import Catalogue, Integration
+from petrova.documents.catalogue import Catalogue, Integration
+from petrova.documents.schemas import snapshot_schema
 from petrova.errors import Location, PetrovaError, Problem, SnapshotInvalid, SnapshotUnreadable
-from petrova.io import FieldPath, parse_yaml, read_input, render_field_path
+from petrova.files.disk import read_input
+from petrova.files.yaml_strict import FieldPath, parse_yaml, render_field_path
 from petrova.models import Snapshot
-from petrova.schemas import snapshot_schema
 
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _MAX_PROBLEMS = 20

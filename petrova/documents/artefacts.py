@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from petrova.catalogue import CATALOGUE_RELPATH, Catalogue, load_catalogue
-from petrova.gather import gather
-from petrova.io import write_atomic
-from petrova.output import snapshot_json
-from petrova.registry import load_registry
-from petrova.schemas import check_snapshot, registry_schema, snapshot_schema, state_schema
-from petrova.snapshot import build_snapshot
+from petrova.documents.catalogue import CATALOGUE_RELPATH, Catalogue, load_catalogue
+from petrova.documents.registry import load_registry
+from petrova.documents.schemas import check_snapshot, registry_schema, snapshot_schema, state_schema
+from petrova.files.disk import write_atomic
+from petrova.fleet.gather import gather
+from petrova.fleet.snapshot import build_snapshot
+from petrova.render.formats import snapshot_json
 
 #: The fixtures' clock, so that they are byte-for-byte reproducible.
 FIXTURE_TIME = datetime(2026, 11, 26, 7, 0, 0, tzinfo=UTC)

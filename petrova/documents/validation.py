@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from petrova.errors import Problem
-from petrova.io import FieldPath, YamlDocument
+from petrova.files.yaml_strict import FieldPath, YamlDocument
 
 if TYPE_CHECKING:  # jsonschema is imported only when there are errors to describe
     import jsonschema

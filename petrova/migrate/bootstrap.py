@@ -19,18 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from petrova.answers import (
-    Answer,
-    AnswersInvalid,
-    Question,
-    answers_document,
-    check_evidence,
-    evidence_hint,
-    parse_answers,
-    questions,
-)
-from petrova.catalogue import Catalogue, EvidenceField
-from petrova.contract import (
+from petrova.documents.catalogue import Catalogue, EvidenceField
+from petrova.documents.contract import (
     CONTRACT_RELPATH,
     LoadedContract,
     cell_as_dict,
@@ -38,6 +28,7 @@ from petrova.contract import (
     load_contract,
     render_contract,
 )
+from petrova.documents.registry import LoadedRegistry
 from petrova.errors import (
     ContractInvalid,
     EvidenceInvalid,
@@ -47,15 +38,17 @@ from petrova.errors import (
     UnsafePath,
     YamlInvalid,
 )
-from petrova.io import (
-    WriteVerb,
-    YamlDocument,
-    decode_text,
-    load_yaml_file,
-    parse_yaml,
-    read_input,
-    sha12,
-    write_atomic,
+from petrova.files.disk import WriteVerb, decode_text, read_input, sha12, write_atomic
+from petrova.files.yaml_strict import YamlDocument, load_yaml_file, parse_yaml
+from petrova.migrate.answers import (
+    Answer,
+    AnswersInvalid,
+    Question,
+    answers_document,
+    check_evidence,
+    evidence_hint,
+    parse_answers,
+    questions,
 )
 from petrova.models import (
     ApplicabilityDetail,
@@ -64,7 +57,6 @@ from petrova.models import (
     RepoEntry,
     applicability_value,
 )
-from petrova.registry import LoadedRegistry
 
 
 class NotAGitRepo(PetrovaError):

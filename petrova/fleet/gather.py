@@ -1,7 +1,7 @@
 """Reading each migrated repo's contract and ledger, for the snapshot and the gate.
 
 :func:`gather_fleet` loads the registry and reads what it names, the two overlapping
-(:mod:`petrova.readers`); :func:`gather` matches each read to its repo and turns
+(:mod:`petrova.fleet.readers`); :func:`gather` matches each read to its repo and turns
 per-repo trouble (an unreadable contract, a drifted pin, a missing ledger) into
 warnings, derived afresh on every run from the registry as it is now.
 """
@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from petrova.catalogue import Catalogue
-from petrova.ledger import Observation
-from petrova.models import RepoEntry, SnapshotWarning, applicability_value
-from petrova.readers import Looked, Progress, Readers, prefetch
-from petrova.reads import (
+from petrova.documents.catalogue import Catalogue
+from petrova.documents.registry import LoadedRegistry, load_registry, read_registry_text
+from petrova.fleet.readers import Looked, Progress, Readers, prefetch
+from petrova.fleet.reads import (
     ContractRead,
     Declared,
     Identity,
@@ -27,7 +26,8 @@ from petrova.reads import (
     Read,
     ReadCache,
 )
-from petrova.registry import LoadedRegistry, load_registry, read_registry_text
+from petrova.ledger.rules import Observation
+from petrova.models import RepoEntry, SnapshotWarning, applicability_value
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from petrova import clock
-from petrova.catalogue import Catalogue
+from petrova.documents.catalogue import Catalogue
+from petrova.documents.validation import capped, pydantic_problems
 from petrova.errors import (
     Location,
     Problem,
@@ -28,15 +29,9 @@ from petrova.errors import (
     RepoNotInRegistry,
     YamlInvalid,
 )
-from petrova.io import (
-    FieldPath,
-    YamlDocument,
-    decode_text,
-    fast_parse,
-    parse_yaml,
-    read_input,
-    render_field_path,
-)
+from petrova.files.disk import decode_text, read_input
+from petrova.files.yaml_fast import fast_parse
+from petrova.files.yaml_strict import FieldPath, YamlDocument, parse_yaml, render_field_path
 from petrova.models import (
     REGISTRY_KEYS,
     ApplicabilityDetail,
@@ -44,7 +39,6 @@ from petrova.models import (
     RepoEntry,
     applicability_value,
 )
-from petrova.validation import capped, pydantic_problems
 
 DEFAULT_REGISTRY = Path("registry.yaml")
 #: Unknown integration ids listed per entry; the rest are counted.

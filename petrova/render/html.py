@@ -186,9 +186,9 @@ def default_titles() -> dict[str, str]:
     beside $PETROVA_REGISTRY or ./registry.yaml, the bundled copy). A catalogue that
     cannot be read costs the titles, never the page: the columns then show the ids.
     """
-    from petrova.catalogue import find_catalogue, load_catalogue
+    from petrova.documents.catalogue import find_catalogue, load_catalogue
+    from petrova.documents.registry import default_registry_path
     from petrova.errors import PetrovaError
-    from petrova.registry import default_registry_path
 
     try:
         catalogue = load_catalogue(find_catalogue(None, default_registry_path()))

@@ -17,9 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from petrova.errors import Location, PetrovaError, Problem
-from petrova.io import max_input_bytes, read_input
-from petrova.publish import (
+from petrova.delivery.publish import (
     Clock,
     ReadbackFailed,
     RetryNote,
@@ -29,6 +27,8 @@ from petrova.publish import (
     request,
     scrub,
 )
+from petrova.errors import Location, PetrovaError, Problem
+from petrova.files.disk import max_input_bytes, read_input
 
 FIXTURE_RELPATH = Path("contracts") / "fixtures" / "snapshot-with-integrations.json"
 
@@ -53,7 +53,7 @@ def default_fixture_path() -> Path:
     )
     if packaged.is_file():
         return Path(str(packaged))
-    source = Path(__file__).resolve().parent.parent / FIXTURE_RELPATH
+    source = Path(__file__).resolve().parents[2] / FIXTURE_RELPATH
     return source if source.is_file() else FIXTURE_RELPATH
 
 

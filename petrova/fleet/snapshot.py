@@ -1,6 +1,6 @@
 """The fleet snapshot (SPEC §7): derive every dot from what was read.
 
-:func:`petrova.gather.gather` reads each migrated repo's contract and ledger, turning
+:func:`petrova.fleet.gather.gather` reads each migrated repo's contract and ledger, turning
 per-repo failures into warnings; :func:`build_snapshot` derives rows and cells from
 that and touches no file, so the rules stay pure.
 """
@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from petrova import __version__, clock
-from petrova.gather import FleetInputs, RepoInputs
-from petrova.ledger import DEFAULT_STALE_AFTER, observed_status
+from petrova.fleet.gather import FleetInputs, RepoInputs
+from petrova.ledger.rules import DEFAULT_STALE_AFTER, observed_status
 from petrova.models import (
     ApplicabilityDetail,
     CellStatus,

@@ -1,0 +1,1 @@
+"""Delivery: sending a snapshot to the dashboards' ingest and checking the hop."""

@@ -1,0 +1,219 @@
+"""The fast YAML path: a Rust parser, used only where it provably agrees with the strict one.
+
+:func:`fast_parse` returns the data when every guard holds (no anchors, tags, several
+documents, deep flow, or scalars the two loaders could read differently) and
+:data:`NOT_FAST` otherwise; the caller then goes through :mod:`petrova.files.yaml_strict`,
+which also locates every error at its line.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_fast: Any
+try:  # a Rust YAML parser, about 15x faster than libyaml; optional (see fast_parse)
+    import ryaml as _fast
+except ImportError:  # pragma: no cover - exercised by the parity tests' fallback case
+    _fast = None
+
+
+@dataclass(frozen=True)
+class KeyTypes:
+    """Which mapping keys hold strings and which hold numbers or booleans.
+
+    Derived from the models (and the catalogue's evidence shapes); the strict loader
+    uses ``strings`` and the fast path uses both to know when it may be trusted.
+    """
+
+    strings: frozenset[str] = frozenset()
+    scalars: frozenset[str] = frozenset()
+
+
+# A value the fast parser and PyYAML's resolvers read identically.
+_SAFE_SCALAR = re.compile(
+    r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?|true|false|True|False|TRUE|FALSE|null|~|"
+)
+
+
+_DOC_MARKERS = re.compile(r"(?m)^(?:---|\.\.\.)(?:\s|$)")
+
+
+# Anchors and aliases: the strict loader bounds their expansion, so leave them to it.
+_ANCHOR_OR_ALIAS = re.compile(r"(?:^|[\s\[{,])[&*][^\s\[\]{},]")
+
+
+# The two checks below look for a plain substring first: a regex starting with ``^`` or an
+# alternation is tried at every position, 0.1 s on a 4 MB registry that has neither.
+def _several_documents(text: str) -> bool:
+    return ("---" in text or "..." in text) and len(_DOC_MARKERS.findall(text)) > 1
+
+
+def _anchor_or_alias(text: str) -> bool:
+    return ("&" in text or "*" in text) and _ANCHOR_OR_ALIAS.search(text) is not None
+
+
+def fast_parse(text: str, keys: KeyTypes) -> Any:
+    """Parse with the fast YAML parser when it provably reads ``text`` as the strict loader.
+
+    Returns :data:`NOT_FAST` when there is no fast parser, or when anything in the text
+    could be read differently and cannot be put right (numbers in other notations under
+    numeric keys, non-string keys, merge keys, several documents, any parse error): the
+    caller then uses :func:`parse_yaml`, which also gives line numbers. A plain scalar
+    that the fast parser read as a number under a string key (a sha such as
+    ``37649451e057``) is given back its text, as the strict loader does.
+    """
+    if _fast is None or _several_documents(text) or _anchor_or_alias(text):
+        return NOT_FAST
+    if _flow_too_deep(text):
+        return NOT_FAST
+    if keys.scalars and not _scalars_safe(text, keys.scalars):
+        return NOT_FAST
+    try:
+        data = _fast.loads(text)
+    except Exception:  # any complaint: let the strict loader explain it with a line
+        return NOT_FAST
+    try:
+        _agree(data, text, keys.strings)
+    except _Disagree:
+        return NOT_FAST
+    return data
+
+
+NOT_FAST: Any = object()
+
+
+#: The fast parser gives up past 128 levels, but only after time quadratic in the depth
+#: of the flow collections (7 s for 50,000 ``{"a":``; a 64 MB file would never end).
+_FAST_MAX_DEPTH = 100
+
+
+#: Opening brackets as +1 and closing ones as -1, everything else dropped.
+_BRACKETS_ONLY = re.compile(r"[^\[\]{}]+")
+
+
+def _flow_too_deep(text: str) -> bool:
+    """Brackets nest deeper than the fast parser can take (quotes ignored: erring deep)."""
+    if text.count("[") + text.count("{") <= _FAST_MAX_DEPTH:
+        return False
+    depth = 0
+    for bracket in _BRACKETS_ONLY.sub("", text):  # a registry's 40,000 brackets, not 4 MB
+        if bracket in "[{":
+            depth += 1
+            if depth > _FAST_MAX_DEPTH:
+                return True
+        elif depth:
+            depth -= 1
+    return False
+
+
+_PLAIN_START = re.compile(r"[^\s'\"\[\]{}&*!|>%@`#,]")
+
+
+class _Disagree(Exception):
+    """The fast parser's reading cannot be shown to match the strict loader's."""
+
+
+@functools.cache
+def _scalar_values_pattern(keys: frozenset[str]) -> re.Pattern[str]:
+    """Any of ``keys`` and the value after it. No look-behind in front: a pattern that
+    starts with literals is searched for by its first characters, about twice as fast,
+    and :func:`_scalars_safe` checks what comes before a match instead."""
+    names = "|".join(re.escape(k) for k in sorted(keys, key=lambda k: (-len(k), k)))
+    return re.compile(rf"(?:{names})[ \t]*:[ \t]*([^\s,}}\]#]*)")
+
+
+_WORD_CHAR = re.compile(r"[\w-]")
+
+
+def _scalars_safe(text: str, keys: frozenset[str]) -> bool:
+    """Every value under a numeric or boolean key reads the same to both parsers."""
+    pattern = _scalar_values_pattern(keys)
+    position = 0
+    while True:
+        for match in pattern.finditer(text, position):
+            start = match.start()
+            if start and _WORD_CHAR.match(text, start - 1):  # inside a longer word:
+                position = start + 1  # not the key; scan again from the next character
+                break
+            if not _SAFE_SCALAR.fullmatch(match.group(1)):
+                return False
+        else:
+            return True
+
+
+@functools.cache
+def _key_pattern(key: str) -> re.Pattern[str]:
+    """``key``, a colon, and the token after it; :func:`_key_tokens` checks the lead."""
+    return re.compile(rf"(?m){re.escape(key)}[ \t]*:(?=[ \t]|$)[ \t]*([^\s,}}\]#]*)")
+
+
+_KEY_LEAD = re.compile(r"[ \t]*(?:-[ \t]+)*")
+
+
+def _key_tokens(key: str, text: str) -> list[str]:
+    """The token after every place ``key`` stands as a plain mapping key: at the start of
+    a line or after ``{`` or ``,``, behind nothing but blanks and sequence dashes.
+
+    The key is searched for by its letters and the lead checked backwards within the
+    line, rather than with a pattern led by ``^`` that is tried at every position.
+    """
+    pattern = _key_pattern(key)
+    tokens: list[str] = []
+    position = 0
+    while True:
+        for match in pattern.finditer(text, position):
+            start = match.start()
+            line = text.rfind("\n", 0, start) + 1
+            lead = max(line, text.rfind("{", line, start) + 1, text.rfind(",", line, start) + 1)
+            if not _KEY_LEAD.fullmatch(text, lead, start):  # not a key here: look again
+                position = start + 1  # from the next character, inside this match too
+                break
+            tokens.append(match.group(1))
+        else:
+            return tokens
+
+
+def _agree(data: Any, text: str, string_keys: frozenset[str]) -> None:
+    """Check (and where needed repair) ``data`` in place, or raise :class:`_Disagree`."""
+    seen: dict[str, int] = {}
+    repairs: dict[str, list[tuple[dict[str, Any], int]]] = {}
+
+    # Exact type checks: the fast parser gives plain dicts, lists and scalars, and this
+    # walk over every node of a 10,000-entry registry is on the hot path.
+    def walk(node: Any) -> None:
+        if type(node) is dict:
+            for key, value in node.items():
+                if type(key) is not str or key == "<<":
+                    raise _Disagree
+                kind = type(value)
+                if key in string_keys:
+                    index = seen.get(key, 0)
+                    seen[key] = index + 1
+                    if (
+                        value is not None
+                        and kind is not str
+                        and kind is not dict
+                        and kind is not list
+                    ):
+                        repairs.setdefault(key, []).append((node, index))
+                if kind is dict or kind is list:
+                    walk(value)
+        elif type(node) is list:
+            for value in node:
+                kind = type(value)
+                if kind is dict or kind is list:
+                    walk(value)
+
+    walk(data)
+    for key, places in repairs.items():
+        tokens = _key_tokens(key, text)
+        if len(tokens) != seen[key]:  # the key also stands in a string or a comment
+            raise _Disagree
+        for mapping, index in places:
+            token = tokens[index]
+            if not token or not _PLAIN_START.match(token):
+                raise _Disagree
+            mapping[key] = token

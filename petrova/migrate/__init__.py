@@ -1,0 +1,1 @@
+"""Migrate: bringing a consumer repo in (bootstrap, its answers) and pinning its contract."""
