@@ -156,3 +156,21 @@ def progress_reporter(label: str) -> Callable[[int, int], None] | None:
         sys.stderr.flush()
 
     return report
+
+
+def shard_option(func: F) -> F:
+    """``--shard K/N``: this run takes only its share of the fleet (see petrova.fleet.shard)."""
+
+    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        from petrova.fleet.shard import ALL, parse_shard
+
+        return ALL if value is None else parse_shard(value)
+
+    return click.option(
+        "--shard",
+        metavar="K/N",
+        default=None,
+        callback=convert,
+        help="Take only shard K of N (a stable split by slug), to spread the fleet "
+        "over N runners. [default: the whole fleet]",
+    )(func)
