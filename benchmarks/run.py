@@ -3,7 +3,8 @@
 For each fleet size it generates a synthetic fleet (benchmarks/fleetgen.py), then
 measures wall time and peak memory (the child's maxrss) of
 
-- ``petrova snapshot`` with an empty cache, and again with unchanged inputs,
+- ``petrova snapshot`` (one process, nothing cached: every run is a cold run),
+- the parse floor: PyYAML's C loader merely parsing the same files (benchmarks/floor.py),
 - ``petrova registry validate`` and ``petrova rollout status --json``,
 - the same three commands the straightforward way (benchmarks/straightforward.py),
 - ``petrova --version`` and ``petrova --help``,
@@ -19,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -36,6 +36,7 @@ OUT = HERE / "out"
 BIN = Path(sys.executable).parent
 PETROVA = [str(BIN / "petrova")]
 STRAIGHT = [sys.executable, "-m", "benchmarks.straightforward"]
+FLOOR = [sys.executable, "-m", "benchmarks.floor"]
 
 
 @dataclass
@@ -80,37 +81,21 @@ def bench_size(n: int, repeat: int, *, regenerate: bool) -> dict[str, object]:
         tmpdir = Path(tmp)
         fast_out, slow_out = tmpdir / "fast.json", tmpdir / "slow.json"
 
-        def cold() -> Measure:
-            cache = tmpdir / "cache"
-            shutil.rmtree(cache, ignore_errors=True)
-            env = {**base_env, "PETROVA_CACHE_DIR": str(cache)}
-            return run([*PETROVA, "snapshot", *args, "-o", str(fast_out)], env=env, cwd=fleet)
+        def times(argv: list[str], count: int = repeat) -> Measure:
+            return best([run(argv, env=base_env, cwd=fleet) for _ in range(count)])
 
-        warm_env = {**base_env, "PETROVA_CACHE_DIR": str(tmpdir / "warm-cache")}
+        snap = [*PETROVA, "snapshot", *args, "-o", str(fast_out)]
         commands: dict[str, Callable[[], Measure]] = {
-            "snapshot": lambda: best([cold() for _ in range(repeat)]),
-            "snapshot (second run)": lambda: (
-                run([*PETROVA, "snapshot", *args, "-o", str(fast_out)], env=warm_env, cwd=fleet),
-                best(
-                    [
-                        run(
-                            [*PETROVA, "snapshot", *args, "-o", str(fast_out)],
-                            env=warm_env,
-                            cwd=fleet,
-                        )
-                        for _ in range(repeat)
-                    ]
-                ),
-            )[1],
+            "snapshot": lambda: times(snap),
             "registry validate": lambda: best(
                 [
-                    run([*PETROVA, "registry", "validate", *args], env=warm_env, cwd=fleet)
+                    run([*PETROVA, "registry", "validate", *args], env=base_env, cwd=fleet)
                     for _ in range(repeat)
                 ]
             ),
             "rollout status": lambda: best(
                 [
-                    run([*PETROVA, "rollout", "status", "--json", *args], env=warm_env, cwd=fleet)
+                    run([*PETROVA, "rollout", "status", "--json", *args], env=base_env, cwd=fleet)
                     for _ in range(repeat)
                 ]
             ),
@@ -130,6 +115,9 @@ def bench_size(n: int, repeat: int, *, regenerate: bool) -> dict[str, object]:
             "rollout status": [*STRAIGHT, "rollout", "status", "--json", *args],
         }
         slow_env = {**base_env, "PYTHONPATH": str(HERE.parent)}
+        floor_argv = [*FLOOR, args[1], str(fleet / "workspace"), str(fleet / "state")]
+        floor = best([run(floor_argv, env=slow_env, cwd=fleet) for _ in range(repeat)])
+        results["parse floor"] = {"seconds": floor.seconds, "peak_mb": floor.peak_mb}
         for name, measure in commands.items():
             ours = measure()
             row: dict[str, object] = {"petrova": asdict(ours)}
@@ -137,6 +125,8 @@ def bench_size(n: int, repeat: int, *, regenerate: bool) -> dict[str, object]:
                 theirs = run(straight[name], env=slow_env, cwd=fleet)
                 row["straightforward"] = asdict(theirs)
                 row["ratio"] = round(theirs.seconds / ours.seconds, 1)
+            if name == "snapshot":
+                row["vs_floor"] = round(floor.seconds / ours.seconds, 1)
             results[name] = row
             print(
                 f"  {n:>6}  {name:<22} {ours.seconds:7.3f} s {ours.peak_mb:7.1f} MB"
@@ -159,7 +149,7 @@ def table(all_results: list[dict[str, object]]) -> str:
     ]
     for res in all_results:
         for name, row in res.items():
-            if not isinstance(row, dict):
+            if not isinstance(row, dict) or "petrova" not in row:
                 continue
             ours = row["petrova"]
             theirs = row.get("straightforward")
@@ -172,8 +162,11 @@ def table(all_results: list[dict[str, object]]) -> str:
                 )
             )
     for res in all_results:
+        floor, snap = res["parse floor"], res["snapshot"]
         lines.append(
-            f"\nN={res['n']}: byte-for-byte identical snapshots: {res['identical_output']}"
+            f"\nN={res['n']}: parse floor (PyYAML's C loader, parsing only) "
+            f"{floor['seconds']:.3f} s; snapshot is {snap['vs_floor']}x faster than the floor; "  # type: ignore[index]
+            f"byte-for-byte identical snapshots: {res['identical_output']}"
         )
     if len(all_results) >= 2:
         small, large = all_results[0], all_results[-1]

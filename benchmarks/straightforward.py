@@ -2,14 +2,13 @@
 
 This is "the straightforward way": PyYAML's C loader over every input file (registry,
 contracts, ledgers; no ledger seal is trusted), then the models (the snapshot is built
-and dumped through them), then jsonschema over the output; no cache, no memo, one
+and dumped through them), then jsonschema over the output; one
 process, the garbage collector left on. It runs the real CLI, so its output must be
 byte-for-byte what the fast path writes; the harness checks that.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -17,7 +16,7 @@ import orjson
 
 from petrova.documents import catalogue, schemas
 from petrova.files import yaml_strict
-from petrova.fleet import memo, snapshot
+from petrova.fleet import snapshot
 from petrova.ledger import store
 from petrova.models import Snapshot
 
@@ -37,14 +36,14 @@ def _straightforward() -> None:
         lambda self: lambda data: False
     )
     setattr(store, "orjson", _NoJson())  # noqa: B010  # ledgers through libyaml too
-    os.environ["PETROVA_CACHE"] = "off"
-    os.environ["PETROVA_WORKERS"] = "1"
+
+    document_of = snapshot.snapshot_document
 
     def through_models(inputs: Any, **kwargs: Any) -> Any:
-        document = snapshot.snapshot_document(inputs, **kwargs)
+        document = document_of(inputs, **kwargs)
         return Snapshot.model_validate(document).model_dump(mode="json")
 
-    setattr(memo, "snapshot_document", through_models)  # noqa: B010
+    setattr(snapshot, "snapshot_document", through_models)  # noqa: B010
 
     def slow_check(document: Any, cat: catalogue.Catalogue) -> None:
         validator = schemas._snapshot_validators(cat)[1]
@@ -53,7 +52,7 @@ def _straightforward() -> None:
             raise SystemExit(f"snapshot does not match its schema: {errors[0].message}")
 
     schemas.check_snapshot = slow_check  # type: ignore[assignment]
-    setattr(memo, "check_snapshot", slow_check)  # noqa: B010
+    setattr(snapshot, "check_snapshot", slow_check)  # noqa: B010
 
 
 if __name__ == "__main__":

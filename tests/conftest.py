@@ -253,12 +253,3 @@ def statuses(tmp_path: Path) -> Path:
     root = tmp_path / "statuses"
     shutil.copytree(ALL_STATUSES, root)
     return root
-
-
-@pytest.fixture
-def trusting_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A cache folder that also keeps files written a moment ago (tests write them so)."""
-    from petrova.fleet import reads
-
-    monkeypatch.setattr(reads, "RACY_NS", -(10**15))
-    return tmp_path / "cache"

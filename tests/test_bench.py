@@ -35,6 +35,7 @@ def test_harness_runs_at_200_repos(tmp_path: Path) -> None:
     [size] = report["results"]
     assert size["n"] == 200
     assert size["identical_output"] is True  # fast and straightforward agree to the byte
+    assert size["parse floor"]["seconds"] > 0 and size["snapshot"]["vs_floor"] > 0
     for name in ("snapshot", "registry validate", "rollout status"):
         assert size[name]["ratio"] > 0
         assert size[name]["straightforward"]["peak_mb"] > 0

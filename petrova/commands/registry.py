@@ -22,10 +22,16 @@ from petrova.commands._common import (
 )
 from petrova.documents.contract import load_contract
 from petrova.documents.registry import load_registry
-from petrova.errors import CheckFailed, Location, PetrovaError, UsageError
+from petrova.errors import (
+    Location,
+    PetrovaError,
+    PinStale,
+    RegistryChanged,
+    UsageError,
+)
 from petrova.files.disk import read_input, write_atomic
 from petrova.files.lock import file_lock
-from petrova.fleet.reads import contract_location
+from petrova.fleet.gather import contract_location
 from petrova.migrate.pin import plan_pin, verify
 from petrova.models import RepoEntry, applicability_value
 from petrova.render.formats import text_table, to_json_bytes
@@ -210,11 +216,10 @@ def pin(
         )
         if check:
             if plan.stale:
-                raise CheckFailed(
+                raise PinStale(
                     f"{slug}'s pin is stale ({change}); run `petrova registry pin {slug}` "
                     "after the contract's PR merges",
                     location=spot,
-                    code="PIN_STALE",
                 )
             say(f"{slug}: pinned contract_sha {plan.sha} is up to date")
             return
@@ -233,10 +238,9 @@ def pin(
             return
         verify(plan, loaded)
         if read_input(path, display=str(path)) != raw:
-            raise PetrovaError(
+            raise RegistryChanged(
                 "the registry changed while pinning; nothing was written, run the pin again",
                 location=Location(str(path)),
-                code="REGISTRY_CHANGED",
             )
         verb = write_atomic(path, plan.after)
     say(f"{verb} {path}: {slug}: {change}")

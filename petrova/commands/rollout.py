@@ -13,7 +13,6 @@ from petrova.commands._common import (
     emit,
     json_option,
     open_catalogue,
-    progress_reporter,
     registry_option,
     resolve_registry_path,
     resolve_state_dir,
@@ -21,8 +20,9 @@ from petrova.commands._common import (
     state_dir_option,
     workspace_option,
 )
+from petrova.documents.registry import load_registry
 from petrova.errors import GateClosed
-from petrova.fleet.gather import gather_fleet
+from petrova.fleet.gather import gather
 from petrova.fleet.rollout import (
     RolloutReport,
     gate_json,
@@ -72,14 +72,8 @@ def _report(
 ) -> RolloutReport:
     moment = clock(now)
     registry = resolve_registry_path(registry_path)
-    inputs = gather_fleet(
-        registry,
-        open_catalogue(catalogue_path, registry),
-        state_dir=resolve_state_dir(state_dir, registry),
-        workspace=workspace,
-        today=moment.date(),
-        progress=progress_reporter("reading contracts and ledgers"),
-    )
+    loaded = load_registry(registry, open_catalogue(catalogue_path, registry), today=moment.date())
+    inputs = gather(loaded, state_dir=resolve_state_dir(state_dir, registry), workspace=workspace)
     report = rollout_report(inputs, now=moment, days=days, stale_after=stale_after)
     for warning in report.warnings:
         say(f"warning: {warning.code} [{warning.slug or '-'}]: {warning.message}")

@@ -14,7 +14,6 @@ from petrova.commands._common import (
     catalogue_option,
     emit,
     open_catalogue,
-    progress_reporter,
     registry_option,
     resolve_registry_path,
     resolve_state_dir,
@@ -23,18 +22,10 @@ from petrova.commands._common import (
     workspace_option,
 )
 from petrova.commands._publishing import http_options, interactive, retry_reporter
-from petrova.delivery.publish import (
-    IngestFailed,
-    RetryPolicy,
-    check_url,
-    request,
-    scrub,
-    token_from_env,
-)
-from petrova.errors import CheckFailed, Location, OutputError
+from petrova.delivery.publish import RetryPolicy, check_url, request, scrub, token_from_env
+from petrova.errors import CheckFailed, IngestFailed, Location, OutputError
 from petrova.files.lock import file_lock, lock_path_for
-from petrova.fleet.memo import make_snapshot
-from petrova.fleet.snapshot import snapshot_time
+from petrova.fleet.snapshot import make_snapshot, snapshot_time
 from petrova.ledger.rules import DEFAULT_STALE_AFTER
 from petrova.render.formats import SNAPSHOT_FORMATS
 
@@ -131,7 +122,6 @@ def snapshot(
             workspace=workspace,
             now=now,
             stale_after=stale_after,
-            progress=progress_reporter("reading contracts and ledgers"),
         )
         data = made.data if fmt == "json" else SNAPSHOT_FORMATS[fmt](made.model())
         verb = emit(data, output)

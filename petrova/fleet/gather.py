@@ -1,33 +1,55 @@
 """Reading each migrated repo's contract and ledger, for the snapshot and the gate.
 
-:func:`gather_fleet` loads the registry and reads what it names, the two overlapping
-(:mod:`petrova.fleet.readers`); :func:`gather` matches each read to its repo and turns
-per-repo trouble (an unreadable contract, a drifted pin, a missing ledger) into
-warnings, derived afresh on every run from the registry as it is now.
+A snapshot needs little of each file: of a contract, its slug, sha and what it declares
+for each integration; of a ledger, an :class:`~petrova.ledger.rules.Observation` per
+cell. :func:`gather` reads exactly that for every migrated repo, in one process, and
+turns per-repo trouble (no workspace, an unreadable or drifted contract, a missing or
+broken ledger) into warnings, so one bad repo never hides the rest of the fleet.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 from petrova.documents.catalogue import Catalogue
-from petrova.documents.registry import LoadedRegistry, load_registry, read_registry_text
-from petrova.fleet.readers import Looked, Progress, Readers, prefetch
-from petrova.fleet.reads import (
-    ContractRead,
-    Declared,
-    Identity,
-    Job,
-    LedgerRead,
-    Places,
-    Read,
-    ReadCache,
-)
+from petrova.documents.contract import CONTRACT_RELPATH, load_contract
+from petrova.documents.registry import LoadedRegistry
+from petrova.errors import PetrovaError
+from petrova.files.disk import confined
 from petrova.ledger.rules import Observation
-from petrova.models import RepoEntry, SnapshotWarning, applicability_value
+from petrova.ledger.store import ledger_path, read_observations
+from petrova.models import DeclaredStatus, RepoEntry, SnapshotWarning, applicability_value
+
+
+class Declared(NamedTuple):
+    """What a contract declares for one integration, as the snapshot reads it."""
+
+    status: DeclaredStatus
+    review_by: str | None
+
+
+@dataclass(frozen=True)
+class ContractRead:
+    """One contract as read: ``declared`` is ``None`` when it could not be (``error``)."""
+
+    path: str
+    slug: str | None = None
+    sha: str | None = None
+    declared: dict[str, Declared] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LedgerRead:
+    """One ledger as read: ``observed`` is ``None`` when missing or broken (``error``)."""
+
+    path: str
+    observed: dict[str, Observation] | None = None
+    missing: bool = False
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,103 +59,78 @@ class RepoInputs:
     declared: dict[str, Declared] | None
     observed: dict[str, Observation] | None
     warnings: tuple[SnapshotWarning, ...] = ()
+    #: The contract's sha as read (``None`` when unreadable): the gate compares it to the pin.
+    contract_sha: str | None = None
 
 
 @dataclass(frozen=True)
 class FleetInputs:
     loaded: LoadedRegistry
     repos: dict[str, RepoInputs] = field(default_factory=dict)
-    #: Every contract and ledger path looked at, with its identity then (``None``: absent).
-    sources: dict[str, Identity | None] = field(default_factory=dict)
-    #: The folders on the way to each contract that must not become links (SECURITY.md):
-    #: their inode and mode then.
-    folders: dict[str, Identity | None] = field(default_factory=dict)
 
 
-def gather_fleet(
-    registry: Path,
-    catalogue: Catalogue,
-    *,
-    state_dir: Path,
-    workspace: Path | None,
-    today: date,
-    progress: Progress | None = None,
-    text: str | None = None,
-) -> FleetInputs:
-    """Load the registry and read what it names, the two overlapping (see :func:`prefetch`).
-
-    ``text``: the registry's text, when the caller has read it already.
-    """
-    if text is None:
-        text = read_registry_text(registry)
-    with prefetch(text, catalogue, state_dir=state_dir, workspace=workspace) as started:
-        loaded = load_registry(registry, catalogue, today=today, text=text)
-        return gather(
-            loaded, state_dir=state_dir, workspace=workspace, progress=progress, started=started
-        )
+def clone_root(entry: RepoEntry, *, registry_path: Path, workspace: Path | None) -> Path | None:
+    """Where a repo's files are: the registry's own folder for the control plane itself,
+    else ``<workspace>/<slug>``; ``None`` without a workspace."""
+    if entry.role == "control-plane":
+        return registry_path.parent
+    return None if workspace is None else workspace / entry.slug
 
 
-def gather(
-    loaded: LoadedRegistry,
-    *,
-    state_dir: Path,
-    workspace: Path | None,
-    progress: Progress | None = None,
-    started: Readers | None = None,
-) -> FleetInputs:
-    """Read every migrated repo's contract and ledger; per-repo trouble becomes warnings.
+def contract_location(
+    entry: RepoEntry, *, registry_path: Path, workspace: Path | None
+) -> Path | None:
+    """Where a repo's contract lives; a symbolic link on the way is ``UNSAFE_PATH``:
+    consumer repos are not trusted, and a link could make petrova read any file."""
+    root = clone_root(entry, registry_path=registry_path, workspace=workspace)
+    return None if root is None else confined(root, CONTRACT_RELPATH)
 
-    ``started``: reads begun before the registry was parsed (:func:`prefetch`).
-    """
+
+def read_contract(root: Path, catalogue: Catalogue) -> ContractRead:
+    """The contract in the clone at ``root``; every failure is an ``error``, never raised."""
+    shown = os.path.join(root, *CONTRACT_RELPATH.parts)  # noqa: PTH118
+    try:
+        loaded = load_contract(confined(root, CONTRACT_RELPATH), catalogue)
+    except PetrovaError as exc:
+        return ContractRead(shown, error=exc.render())
+    cells = loaded.contract.integrations
+    declared = {i: Declared(c.status, c.review_by) for i, c in cells.items()}
+    return ContractRead(shown, loaded.contract.slug, loaded.sha, declared)
+
+
+def read_ledger(state_dir: Path, slug: str, catalogue: Catalogue) -> LedgerRead:
+    """A ledger's observations; only petrova writes ledgers, so a link is refused."""
+    path = ledger_path(state_dir, slug)
+    shown = str(path)
+    try:
+        confined(state_dir, path.relative_to(state_dir))
+        return LedgerRead(shown, read_observations(path, catalogue, slug=slug))
+    except FileNotFoundError:
+        return LedgerRead(shown, missing=True)
+    except PetrovaError as exc:
+        return LedgerRead(shown, error=exc.render())
+
+
+def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -> FleetInputs:
+    """Read every migrated repo's contract and ledger; per-repo trouble becomes warnings."""
     catalogue = loaded.catalogue
-    plans: list[tuple[RepoEntry, bool, str]] = []
-    jobs: list[Job] = []
-    places = Places(state_dir=state_dir, workspace=workspace, control_plane=loaded.path.parent)
+    repos: dict[str, RepoInputs] = {}
     for entry in loaded.registry.repos:
         if not entry.migrated:
             continue
-        root = places.clone(entry.slug, entry.role)
-        if root is not None:
-            jobs.append(("contract", root, entry.slug))
-        ledger_file = places.ledger(entry.slug)
-        jobs.append(("ledger", ledger_file, entry.slug))
-        plans.append((entry, root is not None, ledger_file))
-
-    if started is not None:
-        cache = started.cache
-        early = started.take(progress)
-    else:
-        cache = ReadCache.for_run(catalogue, state_dir, workspace)
-        early = {}
-    todo = [job for job in jobs if job not in early]
-    with Readers(todo, catalogue, cache) as readers:
-        found = {**early, **readers.take(progress)}
-    looked = [found[job] for job in jobs]
-    sources: dict[str, Identity | None] = {}
-    folders: dict[str, Identity | None] = {}
-    reads: dict[tuple[str, str], Looked] = {}
-    for job, seen in zip(jobs, looked, strict=True):
-        reads[(job[0], job[2])] = seen
-        sources[seen.path] = seen.identity
-        if job[0] == "contract":
-            folders[os.path.dirname(seen.path)] = seen.folder  # noqa: PTH120
-        if seen.keep is not None:
-            cache.keep(job[0], seen.path, seen.keep)
-    cache.save()
-
-    repos: dict[str, RepoInputs] = {}
-    for entry, has_root, ledger_file in plans:
         warnings: list[SnapshotWarning] = []
-        contract = reads[("contract", entry.slug)] if has_root else None
+        root = clone_root(entry, registry_path=loaded.path, workspace=workspace)
+        contract = read_contract(root, catalogue) if root is not None else None
         declared = _declared_for(entry, contract, catalogue, warnings)
-        observed = _observed_for(entry, ledger_file, reads[("ledger", entry.slug)].read, warnings)
-        repos[entry.slug] = RepoInputs(declared, observed, tuple(warnings))
-    return FleetInputs(loaded, repos, sources, folders)
+        observed = _observed_for(entry, read_ledger(state_dir, entry.slug, catalogue), warnings)
+        sha = contract.sha if contract is not None and declared is not None else None
+        repos[entry.slug] = RepoInputs(declared, observed, tuple(warnings), sha)
+    return FleetInputs(loaded, repos)
 
 
 def _declared_for(
     entry: RepoEntry,
-    contract: Looked | None,
+    contract: ContractRead | None,
     catalogue: Catalogue,
     warnings: list[SnapshotWarning],
 ) -> dict[str, Declared] | None:
@@ -144,19 +141,18 @@ def _declared_for(
 
     if contract is None:
         unreadable(
-            "no workspace to find the contract in; pass --workspace or set "
-            "PETROVA_WORKSPACE (consumer clones at <workspace>/<slug>)"
+            "no workspace to find the contract in; run `petrova sync` and pass --workspace "
+            "or set PETROVA_WORKSPACE (consumer clones at <workspace>/<slug>)"
         )
         return None
-    where, read = contract.path, contract.read
-    assert isinstance(read, ContractRead)
-    if read.declared is None:
-        unreadable(read.error or "unreadable")
+    where = contract.path
+    if contract.declared is None:
+        unreadable(contract.error or "unreadable")
         return None
-    if read.slug != entry.slug:
-        unreadable(f"{where}: the contract is for slug {read.slug!r}, not {entry.slug!r}")
+    if contract.slug != entry.slug:
+        unreadable(f"{where}: the contract is for slug {contract.slug!r}, not {entry.slug!r}")
         return None
-    missing = [i for i in catalogue.ids if i not in read.declared]
+    missing = [i for i in catalogue.ids if i not in contract.declared]
     if missing:
         warnings.append(
             SnapshotWarning(
@@ -166,22 +162,21 @@ def _declared_for(
                 "gained it); re-run `petrova bootstrap --resume --phase 6` in that repo",
             )
         )
-    if read.sha != entry.contract_sha:
+    if contract.sha != entry.contract_sha:
         warnings.append(
             SnapshotWarning(
                 slug=entry.slug,
                 code="CONTRACT_SHA_DRIFT",
-                message=f"{where} has sha {read.sha} but the registry pins "
+                message=f"{where} has sha {contract.sha} but the registry pins "
                 f"{entry.contract_sha}; run `petrova registry pin {entry.slug}` after review",
             )
         )
-    return read.declared
+    return contract.declared
 
 
 def _observed_for(
-    entry: RepoEntry, path: str, read: Read, warnings: list[SnapshotWarning]
+    entry: RepoEntry, read: LedgerRead, warnings: list[SnapshotWarning]
 ) -> dict[str, Observation] | None:
-    assert isinstance(read, LedgerRead)
     if read.observed is not None:
         return read.observed
     if read.missing:
@@ -195,7 +190,7 @@ def _observed_for(
                 SnapshotWarning(
                     slug=entry.slug,
                     code="STATE_MISSING",
-                    message=f"{path} does not exist yet: nothing observed for "
+                    message=f"{read.path} does not exist yet: nothing observed for "
                     f"{', '.join(applicable)}",
                 )
             )

@@ -1,18 +1,30 @@
-"""The fleet snapshot (SPEC §7): derive every dot from what was read.
+"""The fleet snapshot (SPEC §7), from the registry to the checked JSON document.
 
-:func:`petrova.fleet.gather.gather` reads each migrated repo's contract and ledger, turning
-per-repo failures into warnings; :func:`build_snapshot` derives rows and cells from
-that and touches no file, so the rules stay pure.
+The pipeline, top to bottom (:func:`make_snapshot`):
+
+1. **load**: the registry, checked against the catalogue (``documents.registry``);
+2. **read**: every migrated repo's contract and ledger (``fleet.gather``); per-repo
+   trouble becomes a warning, never a stop;
+3. **derive**: rows and cells by the rules below (pure functions, no file touched);
+4. **check**: the document against ``contracts/snapshot.schema.json``;
+5. **encode**: deterministic JSON bytes.
+
+The command then renders (``render``) and writes (``files.disk.write_atomic``) or
+publishes (``delivery``). Nothing here reaches back up.
 """
 
 from __future__ import annotations
 
-import contextlib
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 from petrova import __version__, clock
-from petrova.fleet.gather import FleetInputs, RepoInputs
+from petrova.documents.catalogue import Catalogue
+from petrova.documents.registry import load_registry
+from petrova.documents.schemas import check_snapshot
+from petrova.fleet.gather import FleetInputs, RepoInputs, gather
 from petrova.ledger.rules import DEFAULT_STALE_AFTER, observed_status
 from petrova.models import (
     ApplicabilityDetail,
@@ -21,8 +33,44 @@ from petrova.models import (
     Snapshot,
     applicability_value,
     format_timestamp,
-    parse_timestamp,
 )
+from petrova.render.formats import to_json_bytes
+
+
+@dataclass(frozen=True)
+class Made:
+    """A snapshot as the command writes it: the JSON document, checked against its schema."""
+
+    data: bytes
+    warnings: tuple[tuple[str, str | None, str], ...]
+    repos: int
+    migrated: int
+
+    def model(self) -> Snapshot:
+        """The models, for formats other than JSON."""
+        return Snapshot.model_validate_json(self.data)
+
+
+def make_snapshot(
+    registry: Path,
+    catalogue: Catalogue,
+    *,
+    state_dir: Path,
+    workspace: Path | None,
+    now: datetime,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
+) -> Made:
+    """The fleet snapshot at ``now``: load, read, derive, check, encode."""
+    loaded = load_registry(registry, catalogue, today=now.date())
+    inputs = gather(loaded, state_dir=state_dir, workspace=workspace)
+    document = snapshot_document(inputs, now=now, stale_after=stale_after)
+    check_snapshot(document, catalogue)
+    return Made(
+        to_json_bytes(document),
+        tuple((w["code"], w["slug"], w["message"]) for w in document["warnings"]),
+        document["totals"]["repos"],
+        document["totals"]["migrated"],
+    )
 
 
 def snapshot_time() -> datetime:
@@ -132,7 +180,7 @@ def _cell(
         review_by = policy.review_by
     elif declared_cell is not None and declared_cell.review_by is not None:
         review_by = declared_cell.review_by
-        if now > _review_deadline(review_by):  # the same rule the memo's validity uses
+        if now > _review_deadline(review_by):
             warnings.append(
                 _warning(
                     entry.slug,
@@ -152,40 +200,6 @@ def _cell(
     if seen is not None and seen.needs_human:
         cell["needs_human"] = True
     return cell
-
-
-def validity(
-    inputs: FleetInputs, *, now: datetime, stale_after: timedelta = DEFAULT_STALE_AFTER
-) -> tuple[datetime | None, datetime | None]:
-    """The instants ``(after, until]`` around ``now`` over which the same inputs give the
-    same snapshot (but for ``generated_at``); ``None`` for an open end.
-
-    Time enters a snapshot only through deadlines, each a switch that flips once ``now``
-    passes it: a cell reads ``stale`` once its window ends, a review date is overdue
-    from the next day. Every deadline in the inputs counts, used by a cell or not: more
-    of them only narrows the interval, never makes it wrong.
-    """
-    reviews: set[str] = set()
-    stale_from: set[str] = set()
-    for entry in inputs.loaded.registry.repos:
-        for item in entry.integrations_applicability.values():
-            if isinstance(item, ApplicabilityDetail) and item.review_by is not None:
-                reviews.add(item.review_by)
-    for repo in inputs.repos.values():
-        for declared in (repo.declared or {}).values():
-            if declared.review_by is not None:
-                reviews.add(declared.review_by)
-        for seen in (repo.observed or {}).values():
-            if seen.stale_from is not None:
-                stale_from.add(seen.stale_from)
-    # A fleet repeats the same dates and probe times: each distinct one is worked out once.
-    deadlines = [_review_deadline(r) for r in reviews]
-    for moment in stale_from:
-        with contextlib.suppress(OverflowError):  # past the year 9999: never reached
-            deadlines.append(parse_timestamp(moment) + stale_after)
-    after = max((d for d in deadlines if d < now), default=None)
-    until = min((d for d in deadlines if d >= now), default=None)
-    return after, until
 
 
 def _review_deadline(review_by: str) -> datetime:
