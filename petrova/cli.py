@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from petrova import __version__
-from petrova.errors import PetrovaError
+from petrova.errors import EXIT_CODES, Exit, PetrovaError
 
 #: name -> (module:attribute, one-line help). The help is here so that listing
 #: commands does not import them.
@@ -84,7 +84,7 @@ class LazyGroup(click.Group):
             raise
         except KeyboardInterrupt:
             click.echo("petrova: interrupted", err=True)
-            ctx.exit(130)
+            ctx.exit(Exit.INTERRUPTED)
         except Exception as exc:
             if ctx.find_root().params.get("debug"):
                 raise
@@ -94,7 +94,7 @@ class LazyGroup(click.Group):
                 "report it with the command line you used.",
                 err=True,
             )
-            ctx.exit(70)
+            ctx.exit(Exit.INTERNAL)
 
 
 def report_error(exc: PetrovaError) -> None:
@@ -102,7 +102,16 @@ def report_error(exc: PetrovaError) -> None:
     click.echo(f"petrova: {exc.render()}", err=True)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def _exit_codes_epilog() -> str:
+    lines = "\n".join(f"  {int(code):>3}  {meaning}" for code, meaning in EXIT_CODES.items())
+    return f"\b\nExit codes:\n{lines}"
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=_exit_codes_epilog(),
+)
 @click.version_option(
     __version__, "--version", "-V", prog_name="petrova", message="%(prog)s %(version)s"
 )
@@ -115,9 +124,6 @@ def cli(debug: bool) -> None:
     The registry (registry.yaml) says which repos are governed and how; each repo's
     .petrova/contract.yaml says what it declares; state/<slug>.yaml says what probes
     saw; `petrova snapshot` puts them together for the dashboards.
-
-    Exit codes: 0 success, 1 a check failed (or warnings under --strict),
-    2 invalid input or usage.
     """
 
 

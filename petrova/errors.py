@@ -9,6 +9,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+class Exit(IntEnum):
+    """Every exit code petrova uses (SPEC §8); nothing else sets one."""
+
+    OK = 0
+    CHECK_FAILED = 1
+    USAGE = 2
+    INTERNAL = 70
+    TEMPFAIL = 75
+    INTERRUPTED = 130
+
+
+#: What each exit code means, for ``--help`` and the README (a test holds both to this).
+EXIT_CODES: dict[Exit, str] = {
+    Exit.OK: "success",
+    Exit.CHECK_FAILED: "a check failed (--strict warnings, a stale artefact, a closed gate, "
+    "a failed ingest, sync or probe)",
+    Exit.USAGE: "invalid input or usage: the message names file, line, field and fix",
+    Exit.INTERNAL: "a bug in petrova (INTERNAL_ERROR); --debug shows the traceback",
+    Exit.TEMPFAIL: "another run held the lock longer than --wait (LOCK_TIMEOUT): try again later",
+    Exit.INTERRUPTED: "interrupted (Ctrl-C)",
+}
 
 
 @dataclass(frozen=True)
@@ -63,7 +87,7 @@ class PetrovaError(Exception):
     """Base of every expected failure. ``exit_code`` follows SPEC §8."""
 
     code: str = "PETROVA_ERROR"
-    exit_code: int = 2
+    exit_code: Exit = Exit.USAGE
 
     def __init__(
         self,
@@ -71,10 +95,7 @@ class PetrovaError(Exception):
         *,
         location: Location | None = None,
         problems: Sequence[Problem] = (),
-        code: str | None = None,
     ) -> None:
-        if code is not None:
-            self.code = code
         self.message = message
         self.problems: tuple[Problem, ...] = tuple(problems) or (
             (Problem(message, location or Location()),)
@@ -165,7 +186,7 @@ class CheckFailed(PetrovaError):
     """A check ran and found something (``--strict``, ``--check``): exit 1, not 2."""
 
     code = "CHECK_FAILED"
-    exit_code = 1
+    exit_code = Exit.CHECK_FAILED
 
 
 class SnapshotUnreadable(PetrovaError):
@@ -227,3 +248,106 @@ class UnsafePath(PetrovaError):
     """A path that would make petrova read or write outside the directory it is meant for."""
 
     code = "UNSAFE_PATH"
+
+
+# --- files: locks ------------------------------------------------------------------------
+
+
+class LockTimeout(PetrovaError):
+    """Another run held the lock longer than ``--wait``: try again later (EX_TEMPFAIL)."""
+
+    code = "LOCK_TIMEOUT"
+    exit_code = Exit.TEMPFAIL
+
+
+# --- delivery: publishing to the ingest --------------------------------------------------
+
+
+class IngestFailed(PetrovaError):
+    """The endpoint did not accept the document: a check failed (exit 1), the file stays."""
+
+    code = "INGEST_FAILED"
+    exit_code = Exit.CHECK_FAILED
+
+
+class ReadbackFailed(PetrovaError):
+    code = "READBACK_FAILED"
+    exit_code = Exit.CHECK_FAILED
+
+
+class IngestTokenMissing(PetrovaError):
+    code = "INGEST_TOKEN_MISSING"
+
+
+class EndpointUrlInvalid(PetrovaError):
+    code = "ENDPOINT_URL_INVALID"
+
+
+# --- delivery: verify-endpoint -----------------------------------------------------------
+
+
+class FixtureInvalid(PetrovaError):
+    code = "FIXTURE_INVALID"
+
+
+class RoundTripLossy(PetrovaError):
+    """The endpoint answered 2xx but lost or changed integrations values: exit 1."""
+
+    code = "ROUND_TRIP_LOSSY"
+    exit_code = Exit.CHECK_FAILED
+
+
+# --- migrate: bootstrap ------------------------------------------------------------------
+
+
+class NotAGitRepo(PetrovaError):
+    code = "NOT_A_GIT_REPO"
+
+
+class OriginMissing(PetrovaError):
+    code = "ORIGIN_MISSING"
+
+
+class CheckpointInvalid(PetrovaError):
+    code = "CHECKPOINT_INVALID"
+
+
+class ApplicabilityConflict(PetrovaError):
+    code = "APPLICABILITY_CONFLICT"
+
+
+class ReviewDateMissing(PetrovaError):
+    code = "REVIEW_BY_MISSING"
+
+
+# --- migrate: bootstrap answers ----------------------------------------------------------
+
+
+class AnswersInvalid(PetrovaError):
+    """An answers file (or a checkpoint's answers) names something the catalogue does not."""
+
+    code = "ANSWERS_INVALID"
+
+
+# --- migrate: registry pin ---------------------------------------------------------------
+
+
+class PinEditFailed(PetrovaError):
+    """The splice did not produce the registry we meant: a bug; nothing was written."""
+
+    code = "PIN_EDIT_FAILED"
+
+
+# --- registry pin ----------------------------------------------------------------------------
+
+
+class PinStale(CheckFailed):
+    """``registry pin --check``: the pinned sha is not the merged contract's (exit 1)."""
+
+    code = "PIN_STALE"
+
+
+class RegistryChanged(PetrovaError):
+    """The registry changed on disk while a command was editing it; nothing was written."""
+
+    code = "REGISTRY_CHANGED"

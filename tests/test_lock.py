@@ -9,7 +9,8 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
-from petrova.files.lock import LockTimeout, file_lock, lock_path_for
+from petrova.errors import LockTimeout
+from petrova.files.lock import file_lock, lock_path_for
 from tests.conftest import PETROVA_BIN, ROOT, Fleet, Petrova, _clean_env
 
 SCHEMA = json.loads((ROOT / "contracts" / "snapshot.schema.json").read_bytes())

@@ -14,18 +14,8 @@ from pathlib import Path
 import pytest
 
 from petrova.delivery import publish
-from petrova.delivery.publish import (
-    Clock,
-    EndpointUrlInvalid,
-    IngestFailed,
-    IngestTokenMissing,
-    RetryPolicy,
-    Secret,
-    check_url,
-    request,
-    token_from_env,
-)
-from petrova.errors import PetrovaError
+from petrova.delivery.publish import Clock, RetryPolicy, Secret, check_url, request, token_from_env
+from petrova.errors import EndpointUrlInvalid, IngestFailed, IngestTokenMissing, PetrovaError
 from tests.conftest import Fleet, Petrova, Run
 from tests.ingest_server import Servers as Ingest
 from tests.ingest_server import (

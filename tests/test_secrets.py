@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from petrova.delivery.publish import IngestFailed, Secret, request, token_from_env
-from petrova.errors import PetrovaError
+from petrova.delivery.publish import Secret, request, token_from_env
+from petrova.errors import IngestFailed, PetrovaError
 from tests.conftest import ROOT, Fleet, Petrova, Run
 from tests.ingest_server import Answer, Behaviour, IngestServer, Seen, Servers, store_and_echo
 

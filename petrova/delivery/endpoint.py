@@ -17,31 +17,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from petrova.delivery.publish import (
-    Clock,
+from petrova.delivery.publish import Clock, RetryNote, RetryPolicy, Secret, excerpt, request, scrub
+from petrova.errors import (
+    FixtureInvalid,
+    Location,
+    Problem,
     ReadbackFailed,
-    RetryNote,
-    RetryPolicy,
-    Secret,
-    excerpt,
-    request,
-    scrub,
+    RoundTripLossy,
 )
-from petrova.errors import Location, PetrovaError, Problem
 from petrova.files.disk import max_input_bytes, read_input
 
 FIXTURE_RELPATH = Path("contracts") / "fixtures" / "snapshot-with-integrations.json"
-
-
-class FixtureInvalid(PetrovaError):
-    code = "FIXTURE_INVALID"
-
-
-class RoundTripLossy(PetrovaError):
-    """The endpoint answered 2xx but lost or changed integrations values: exit 1."""
-
-    code = "ROUND_TRIP_LOSSY"
-    exit_code = 1
 
 
 def default_fixture_path() -> Path:

@@ -35,7 +35,14 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 
 from petrova import clock
-from petrova.errors import Location, PetrovaError
+from petrova.errors import (
+    EndpointUrlInvalid,
+    IngestFailed,
+    IngestTokenMissing,
+    Location,
+    PetrovaError,
+    UsageError,
+)
 
 DEFAULT_TOKEN_ENV = "PETROVA_INGEST_TOKEN"
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
@@ -45,26 +52,6 @@ EXCERPT_CHARS = 200
 SMALL_BODY = 64 * 1024
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LOOPBACK_NAMES = frozenset({"localhost"})
-
-
-class IngestFailed(PetrovaError):
-    """The endpoint did not accept the document: a check failed (exit 1), the file stays."""
-
-    code = "INGEST_FAILED"
-    exit_code = 1
-
-
-class ReadbackFailed(PetrovaError):
-    code = "READBACK_FAILED"
-    exit_code = 1
-
-
-class IngestTokenMissing(PetrovaError):
-    code = "INGEST_TOKEN_MISSING"
-
-
-class EndpointUrlInvalid(PetrovaError):
-    code = "ENDPOINT_URL_INVALID"
 
 
 class Secret:
@@ -137,11 +124,10 @@ def token_from_env(
 
 def check_env_name(name: str) -> str:
     if not _ENV_NAME.fullmatch(name):
-        raise EndpointUrlInvalid(
+        raise UsageError(
             "the value given is not an environment variable name (letters, digits and _); "
             "it is not shown, in case it is the token itself: name the variable that holds it",
             location=Location(field="--token-env"),
-            code="USAGE_ERROR",
         )
     return name
 

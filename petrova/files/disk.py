@@ -14,7 +14,14 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from petrova.errors import InputTooLarge, Location, PetrovaError, UnsafePath, YamlInvalid
+from petrova.errors import (
+    InputTooLarge,
+    Location,
+    OutputError,
+    UnsafePath,
+    UsageError,
+    YamlInvalid,
+)
 
 #: Inputs larger than this are refused before parsing (override: PETROVA_MAX_INPUT_BYTES).
 DEFAULT_MAX_INPUT_BYTES = 64 * 1024 * 1024
@@ -29,10 +36,7 @@ def max_input_bytes() -> int:
     except ValueError:
         value = 0
     if value <= 0:
-        raise PetrovaError(
-            f"PETROVA_MAX_INPUT_BYTES={raw!r} is not a positive whole number of bytes",
-            code="USAGE_ERROR",
-        )
+        raise UsageError(f"PETROVA_MAX_INPUT_BYTES={raw!r} is not a positive whole number of bytes")
     return value
 
 
@@ -122,10 +126,8 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> WriteVerb:
         mode = path.stat().st_mode & 0o7777 if existed else None
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise PetrovaError(
-            f"cannot write here: {exc.strerror}",
-            location=Location(str(path)),
-            code="OUTPUT_UNWRITABLE",
+        raise OutputError(
+            f"cannot write here: {exc.strerror}", location=Location(str(path))
         ) from None
     tmp = Path(tmp_name)
     try:
@@ -144,10 +146,9 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> WriteVerb:
         with contextlib.suppress(OSError):
             tmp.unlink()
         if isinstance(exc, OSError):  # a full disk, an I/O error: the old file stays
-            raise PetrovaError(
+            raise OutputError(
                 f"cannot write here: {exc.strerror or exc}; the file was left as it was",
                 location=Location(str(path)),
-                code="OUTPUT_UNWRITABLE",
             ) from None
         raise
     if durable:
@@ -161,14 +162,10 @@ def _old_bytes(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except IsADirectoryError:
-        raise PetrovaError(
-            "is a directory, not a file", location=Location(str(path)), code="OUTPUT_UNWRITABLE"
-        ) from None
+        raise OutputError("is a directory, not a file", location=Location(str(path))) from None
     except OSError as exc:
-        raise PetrovaError(
-            f"cannot read the file it would replace: {exc.strerror}",
-            location=Location(str(path)),
-            code="OUTPUT_UNWRITABLE",
+        raise OutputError(
+            f"cannot read the file it would replace: {exc.strerror}", location=Location(str(path))
         ) from None
 
 

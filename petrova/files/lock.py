@@ -15,14 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from petrova.errors import Location, OutputError, PetrovaError
-
-
-class LockTimeout(PetrovaError):
-    """Another run held the lock longer than ``--wait``: try again later (EX_TEMPFAIL)."""
-
-    code = "LOCK_TIMEOUT"
-    exit_code = 75
+from petrova.errors import Location, LockTimeout, OutputError
 
 
 def lock_path_for(target: Path) -> Path:

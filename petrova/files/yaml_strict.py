@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from petrova.errors import InputTooLarge, Location, PetrovaError, YamlInvalid
+from petrova.errors import InputTooLarge, Location, UsageError, YamlInvalid
 from petrova.files.disk import decode_text, read_input
 
 try:  # libyaml when present: several times faster on big registries
@@ -189,9 +189,7 @@ def max_alias_nodes() -> int:
     if raw is None:
         return DEFAULT_MAX_ALIAS_NODES
     if not raw.isdigit():
-        raise PetrovaError(
-            f"PETROVA_MAX_ALIAS_NODES={raw!r} is not a whole number of nodes", code="USAGE_ERROR"
-        )
+        raise UsageError(f"PETROVA_MAX_ALIAS_NODES={raw!r} is not a whole number of nodes")
     return int(raw)
 
 

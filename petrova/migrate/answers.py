@@ -31,17 +31,11 @@ from jsonschema import Draft202012Validator
 
 from petrova.documents.catalogue import Catalogue, EvidenceField, Integration
 from petrova.documents.validation import MAX_PROBLEMS, jsonschema_problems
-from petrova.errors import EvidenceInvalid, PetrovaError, Problem
+from petrova.errors import AnswersInvalid, EvidenceInvalid, PetrovaError, Problem
 from petrova.files.yaml_strict import FieldPath, YamlDocument
 
 CELL_FIELDS = ("status", "evidence", "not_applicable_reason", "review_by")
 _FALLBACK_STATUSES = ("pending", "wired", "not_applicable")
-
-
-class AnswersInvalid(PetrovaError):
-    """An answers file (or a checkpoint's answers) names something the catalogue does not."""
-
-    code = "ANSWERS_INVALID"
 
 
 @dataclass(frozen=True)
@@ -318,4 +312,4 @@ def explain_wired(exc: PetrovaError, data: Any, catalogue: Catalogue) -> Petrova
         problems.append(problem)
     if not changed:
         return exc
-    return type(exc)(exc.message, problems=problems, code=exc.code)
+    return type(exc)(exc.message, problems=problems)

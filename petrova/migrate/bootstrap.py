@@ -30,11 +30,17 @@ from petrova.documents.contract import (
 )
 from petrova.documents.registry import LoadedRegistry
 from petrova.errors import (
+    AnswersInvalid,
+    ApplicabilityConflict,
+    CheckpointInvalid,
     ContractInvalid,
     EvidenceInvalid,
     Location,
+    NotAGitRepo,
+    OriginMissing,
     PetrovaError,
     RepoNotInRegistry,
+    ReviewDateMissing,
     UnsafePath,
     YamlInvalid,
 )
@@ -42,7 +48,6 @@ from petrova.files.disk import WriteVerb, decode_text, read_input, sha12, write_
 from petrova.files.yaml_strict import YamlDocument, load_yaml_file, parse_yaml
 from petrova.migrate.answers import (
     Answer,
-    AnswersInvalid,
     Question,
     answers_document,
     check_evidence,
@@ -57,26 +62,6 @@ from petrova.models import (
     RepoEntry,
     applicability_value,
 )
-
-
-class NotAGitRepo(PetrovaError):
-    code = "NOT_A_GIT_REPO"
-
-
-class OriginMissing(PetrovaError):
-    code = "ORIGIN_MISSING"
-
-
-class CheckpointInvalid(PetrovaError):
-    code = "CHECKPOINT_INVALID"
-
-
-class ApplicabilityConflict(PetrovaError):
-    code = "APPLICABILITY_CONFLICT"
-
-
-class ReviewDateMissing(PetrovaError):
-    code = "REVIEW_BY_MISSING"
 
 
 @dataclass(frozen=True)

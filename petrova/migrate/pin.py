@@ -20,10 +20,16 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import LoadedContract
 from petrova.documents.registry import LoadedRegistry, load_registry
-from petrova.errors import ContractInvalid, Location, PetrovaError, Problem
+from petrova.errors import (
+    ApplicabilityConflict,
+    ContractInvalid,
+    Location,
+    PetrovaError,
+    PinEditFailed,
+    Problem,
+)
 from petrova.files.disk import decode_text
 from petrova.files.yaml_strict import node_span, parse_yaml
-from petrova.migrate.bootstrap import ApplicabilityConflict
 from petrova.models import (
     Applicability,
     ApplicabilityDetail,
@@ -34,12 +40,6 @@ from petrova.models import (
 _BOM = "\ufeff"
 #: Where new keys go: the registry's own field order (the order SPEC §3 shows).
 KEY_ORDER: tuple[str, ...] = tuple(RepoEntry.model_fields)
-
-
-class PinEditFailed(PetrovaError):
-    """The splice did not produce the registry we meant: a bug; nothing was written."""
-
-    code = "PIN_EDIT_FAILED"
 
 
 @dataclass(frozen=True)
