@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install snapshot test browser lint format artefacts check-artefacts bench clean
+.PHONY: install snapshot test test-slow test-future browser faketime lint format artefacts check-artefacts bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,25 @@ snapshot: $(STAMP)
 	@echo "wrote $(CURDIR)/fleet.json"
 	@echo "wrote $(CURDIR)/fleet.html (open it from disk: xdg-open fleet.html)"
 
-## Lint, types, generated artefacts up to date, then the whole test suite.
+## Lint, types, generated artefacts up to date, then the test suite (browser tests
+## included; the slow fault-injection loops are `make test-slow`).
 test: lint check-artefacts browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m 'not slow'
+
+## The kill loops and the benchmark harness: long, so CI runs them as their own step.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+## The suite with the clock a year and more ahead (libfaketime moves it for every
+## subprocess too): nothing in it may depend on today's date. Browser tests left out.
+test-future: $(STAMP) faketime
+	faketime -f '+400d' $(BIN)/python -m pytest -q -m 'not slow and not browser'
+
+## Debian's faketime for `make test-future`, installed only when it is missing.
+faketime:
+	@command -v faketime >/dev/null 2>&1 || { \
+	  echo "faketime not found: installing Debian's faketime"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y faketime; }
 
 ## Debian's chromium for tests/test_browser.py, installed only when it is missing (needs
 ## root and apt, as CI has). PETROVA_SKIP_BROWSER=1 skips the browser tests instead.

@@ -110,10 +110,14 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
 
 
-@pytest.fixture(params=["inprocess", "subprocess"])
-def petrova(request: pytest.FixtureRequest) -> Petrova:
-    """Run petrova both in-process (CliRunner) and as the installed console script."""
-    return run_inprocess if request.param == "inprocess" else run_subprocess
+@pytest.fixture
+def petrova() -> Petrova:
+    """Run petrova in-process (CliRunner, stdout and stderr apart): fast, and the same code.
+
+    That the installed console script behaves the same is proven once, by the smoke set
+    in tests/test_smoke.py, not by running every test twice.
+    """
+    return run_inprocess
 
 
 @pytest.fixture

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 
+@pytest.mark.slow
 def test_harness_runs_at_200_repos(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     proc = subprocess.run(

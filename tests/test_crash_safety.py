@@ -107,6 +107,7 @@ def kill_loop(
     return seen
 
 
+@pytest.mark.slow
 def test_sigkill_during_snapshot_output(fleet: Fleet) -> None:
     output = fleet.root / "fleet.json"
     args = ["snapshot", *fleet.args(), "-o", str(output)]
@@ -118,6 +119,7 @@ def test_sigkill_during_snapshot_output(fleet: Fleet) -> None:
     kill_loop(args, output, old=old, new=new, parse=json.loads, env=EPOCH, seed=1)
 
 
+@pytest.mark.slow
 def test_sigkill_during_state_record(fleet: Fleet) -> None:
     migrate_tier2(fleet)
     ledger = fleet.state_dir / "kahn-hq.yaml"
@@ -135,6 +137,7 @@ def test_sigkill_during_state_record(fleet: Fleet) -> None:
     kill_loop(args, ledger, old=old, new=new, parse=json.loads, seed=2)
 
 
+@pytest.mark.slow
 def test_sigkill_during_registry_pin(fleet: Fleet) -> None:
     contract = fleet.root / ".petrova" / "contract.yaml"
     contract.write_bytes(contract.read_bytes() + b"# reviewed again\n")
@@ -187,6 +190,7 @@ def test_concurrent_records_on_one_ledger_lose_nothing(fleet: Fleet) -> None:
     assert _history(fleet.state_dir / "kahn-hq.yaml") == [f"probe-{i:02d}" for i in range(12)]
 
 
+@pytest.mark.slow
 def test_concurrent_records_with_kills_keep_every_finished_outcome(fleet: Fleet) -> None:
     """Some runs are killed, the others finish: every finished one is in the ledger, and a
     killed one is either wholly there or not at all; the ledger always loads."""
