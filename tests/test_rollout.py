@@ -1,4 +1,4 @@
-"""`petrova rollout`: scripted weeks of probe outcomes, driven through the console script."""
+"""`petrova rollout`: scripted weeks of probe outcomes, driven through the CLI."""
 
 from __future__ import annotations
 
@@ -41,10 +41,8 @@ def tier2(fleet: Fleet) -> Fleet:
     return fleet
 
 
-def test_scripted_week_gate_closed_on_day_6_open_on_day_7(
-    tier2: Fleet, petrova_subprocess: Petrova
-) -> None:
-    run = petrova_subprocess
+def test_scripted_week_gate_closed_on_day_6_open_on_day_7(tier2: Fleet, petrova: Petrova) -> None:
+    run = petrova
     for n in range(7):
         _record_day(run, tier2, n)
     code, out, err = _gate(run, tier2, day(6, 0.1))
@@ -72,10 +70,8 @@ def test_scripted_week_gate_closed_on_day_6_open_on_day_7(
     assert _gate(run, tier2, day(7, 0.1), "--days", "8")[0] == 1
 
 
-def test_one_failing_outcome_on_day_5_resets_the_streak(
-    tier2: Fleet, petrova_subprocess: Petrova
-) -> None:
-    run = petrova_subprocess
+def test_one_failing_outcome_on_day_5_resets_the_streak(tier2: Fleet, petrova: Petrova) -> None:
+    run = petrova
     for n in range(8):
         if n == 5:
             _record_day(run, tier2, n, kahn_hq__traceo="failing")
@@ -103,10 +99,8 @@ def test_one_failing_outcome_on_day_5_resets_the_streak(
     assert _gate(run, tier2, day(13, 0.1))[0] == 0
 
 
-def test_unreachable_neither_demotes_nor_counts_as_green(
-    tier2: Fleet, petrova_subprocess: Petrova
-) -> None:
-    run = petrova_subprocess
+def test_unreachable_neither_demotes_nor_counts_as_green(tier2: Fleet, petrova: Petrova) -> None:
+    run = petrova
     for n in range(8):
         if n == 3:
             _record_day(run, tier2, n, stratt_hq__ares="unreachable")
@@ -138,10 +132,8 @@ def test_unreachable_neither_demotes_nor_counts_as_green(
     assert _gate(run, tier2, day(11, 0.1))[0] == 0
 
 
-def test_recovery_after_failing_waits_for_promote(
-    tier2: Fleet, petrova_subprocess: Petrova
-) -> None:
-    run = petrova_subprocess
+def test_recovery_after_failing_waits_for_promote(tier2: Fleet, petrova: Petrova) -> None:
+    run = petrova
     _record_day(run, tier2, 0)
     for n in range(1, 6):
         _record_day(run, tier2, n, kahn_hq__ares="failing")

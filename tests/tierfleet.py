@@ -60,6 +60,22 @@ def epoch(n: float, hours: float = 0) -> str:
     return str(int((DAY0 + timedelta(days=n, hours=hours)).timestamp()))
 
 
+def contract_text(slug: str) -> str:
+    """The tier-2 repo's contract: every applicable integration wired."""
+    cells: dict[str, Any] = {}
+    for integration in _APPLICABILITY[slug]:
+        if integration in APPLICABLE[slug]:
+            cells[integration] = {"status": "wired", "evidence": _EVIDENCE[integration]}
+        else:
+            cells[integration] = {"status": "not_applicable", **_NA}
+    contract = {"schema_version": 1, "slug": slug, "integrations": cells}
+    return yaml.safe_dump(contract, sort_keys=False)
+
+
+#: The sha each tier-2 contract is pinned at: what probes put in ``evidence_sha``.
+PINNED = {slug: sha12(contract_text(slug).encode()) for slug in _APPLICABILITY}
+
+
 def migrate_tier2(fleet: Fleet) -> None:
     """Write both contracts into the workspace and pin them in the registry."""
     registry = yaml.safe_load(fleet.registry.read_text())
@@ -67,17 +83,8 @@ def migrate_tier2(fleet: Fleet) -> None:
         slug = repo["slug"]
         if slug not in _APPLICABILITY:
             continue
-        cells: dict[str, Any] = {}
-        for integration in _APPLICABILITY[slug]:
-            if integration in APPLICABLE[slug]:
-                cells[integration] = {"status": "wired", "evidence": _EVIDENCE[integration]}
-            else:
-                cells[integration] = {"status": "not_applicable", **_NA}
-        contract = {"schema_version": 1, "slug": slug, "integrations": cells}
-        path = fleet.write(
-            f"workspace/{slug}/.petrova/contract.yaml", yaml.safe_dump(contract, sort_keys=False)
-        )
-        repo["contract_sha"] = sha12(path.read_bytes())
+        fleet.write(f"workspace/{slug}/.petrova/contract.yaml", contract_text(slug))
+        repo["contract_sha"] = PINNED[slug]
         repo["integrations_applicability"] = _APPLICABILITY[slug]
     fleet.registry.write_text(yaml.safe_dump(registry, sort_keys=False))
 
@@ -87,10 +94,17 @@ def batch(lines: Iterable[dict[str, str]]) -> str:
 
 
 def all_ok(at: str, *, overrides: dict[tuple[str, str], str] | None = None) -> str:
-    """One day's batch: every applicable cell ok, except the ones overridden."""
+    """One day's batch: every applicable cell ok, except the ones overridden; each checked
+    against the pinned contract, as a probe reports it."""
     overrides = overrides or {}
     return batch(
-        {"slug": slug, "integration": i, "outcome": overrides.get((slug, i), "ok"), "at": at}
+        {
+            "slug": slug,
+            "integration": i,
+            "outcome": overrides.get((slug, i), "ok"),
+            "at": at,
+            "evidence_sha": PINNED[slug],
+        }
         for slug, ids in APPLICABLE.items()
         for i in ids
     )

@@ -21,7 +21,7 @@ from petrova.commands._common import (
     workspace_option,
 )
 from petrova.documents.registry import load_registry
-from petrova.errors import GateClosed
+from petrova.errors import GateClosed, Location, UsageError
 from petrova.fleet.gather import gather
 from petrova.fleet.rollout import (
     RolloutReport,
@@ -131,8 +131,18 @@ def gate(
 ) -> None:
     """Exit 0 when TIER has been green for the whole window, 1 otherwise.
 
-    When held back, says which repo and integration holds it and since when.
+    Fails closed: a repo is green only when its contract was read from the workspace
+    (`petrova sync` keeps it) and matches the pin, its ledger was read, its last sync
+    did not fail, and every applicable integration is declared wired and has been
+    observed ok, against the pinned contract, for the whole window. Anything unknown
+    holds the tier. Needs --workspace (or PETROVA_WORKSPACE) for every tier with a
+    migrated consumer repo; without one it refuses rather than guess.
+
+    When held back, says which repo and integration holds it, since when, and when
+    the tier can be green at the earliest.
     """
+    if workspace is None:
+        _refuse_without_workspace(tier, registry_path, catalogue_path)
     report = _report(
         days=days,
         now=now,
@@ -148,3 +158,24 @@ def gate(
         first = view.holds[0]
         more = f" (and {len(view.holds) - 1} more)" if len(view.holds) > 1 else ""
         raise GateClosed(f"tier {tier} is not green for {days} days: {first.message}{more}")
+
+
+def _refuse_without_workspace(
+    tier: int, registry_path: Path | None, catalogue_path: Path | None
+) -> None:
+    """The gate never guesses: a tier with migrated consumers needs their contracts."""
+    registry = resolve_registry_path(registry_path)
+    loaded = load_registry(registry, open_catalogue(catalogue_path, registry))
+    consumers = [
+        e.slug
+        for e in loaded.registry.repos
+        if e.tier == tier and e.migrated and e.role != "control-plane"
+    ]
+    if consumers:
+        raise UsageError(
+            f"tier {tier} has migrated repos ({', '.join(consumers[:3])}"
+            f"{', ...' if len(consumers) > 3 else ''}) whose contracts are read from the "
+            "workspace; run `petrova sync --workspace DIR` and pass --workspace DIR (or set "
+            "PETROVA_WORKSPACE): the gate does not guess",
+            location=Location(field="--workspace"),
+        )

@@ -1,29 +1,38 @@
 """The rollout gate: "do not proceed to tier N+1 until tier N has been green for 7 days".
 
-Pure functions over what :func:`petrova.fleet.snapshot.gather` read and a clock. The dots are
-the snapshot's own (same derivation, same staleness), so the gate can never disagree
-with the dashboard about what a cell shows. On top of the dot, the gate asks how long
-it has been ok: the ledger's ``ok_since``, the start of the unbroken run of ``ok``
-outcomes (or the promotion that began it), which any other outcome, ``unreachable``
-included, resets.
+Pure functions over what :func:`petrova.fleet.gather.gather` read and a clock. The dots
+are the snapshot's own (same derivation, same staleness), so the gate can never disagree
+with the dashboard about what a cell shows.
 
-A repo is green when it is migrated and every applicable integration (the registry
-does not say ``not_applicable``, nor the contract when it could be read) shows ``ok``
-with ``ok_since`` at least the window old. A tier is green when all its repos are.
+The gate fails closed (SPEC §11). A repo is green only when everything the dashboard
+would show for it is known and green: it is migrated, its contract was read and matches
+the pin, its ledger was readable, its last sync did not fail, and every applicable
+integration is declared ``wired`` and shows ``ok``. Anything unknown holds the tier,
+with the reason.
+
+Green time counts from the dot, not from probe history alone: only the newest unbroken
+run of ``ok`` outcomes whose ``evidence_sha`` is the pinned contract's (the contract
+that declares the cell wired) counts, starting at its first such outcome, or at the
+human promotion that began it. An ``ok`` seen while the contract still declared the
+cell ``pending``, or under an earlier contract, does not count. The run is read from
+the history the ledger keeps (its last 20 entries), so a cell probed more than 20 times
+in a window is counted from its oldest kept entry: later, never earlier.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from petrova.errors import TierUnknown
-from petrova.fleet.gather import FleetInputs
+from petrova.fleet.gather import FleetInputs, RepoInputs
 from petrova.fleet.snapshot import build_snapshot
-from petrova.ledger.rules import Observation
+from petrova.ledger.rules import PROMOTED, Observation
 from petrova.models import (
     CellStatus,
+    RepoEntry,
     SnapshotCell,
     SnapshotWarning,
     format_timestamp,
@@ -31,7 +40,18 @@ from petrova.models import (
 )
 from petrova.render.formats import STATUS_LABELS, text_table, to_json_bytes
 
-HoldReason = Literal["not_migrated", "pending", "not_ok", "stale", "run_broken", "too_young"]
+HoldReason = Literal[
+    "not_migrated",
+    "contract_unknown",
+    "contract_drift",
+    "ledger_unreadable",
+    "sync_failed",
+    "pending",
+    "not_ok",
+    "stale",
+    "run_broken",
+    "too_young",
+]
 
 
 @dataclass(frozen=True)
@@ -120,11 +140,20 @@ class TierView:
         times = [r.green_since for r in self.repos if r.green_since is not None]
         return max(times, key=parse_timestamp) if times else None
 
+    @property
+    def green_at(self) -> str | None:
+        """The earliest the tier can be green: when every hold is only a young ``ok``."""
+        holds = self.holds
+        if not holds or any(h.green_at is None for h in holds):
+            return None
+        return max((h.green_at for h in holds if h.green_at), key=parse_timestamp)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "tier": self.tier,
             "green": self.green,
             "green_since": self.green_since,
+            "green_at": self.green_at,
             "repos": [r.as_dict() for r in self.repos],
             "holds": [h.as_dict() for h in self.holds],
         }
@@ -158,9 +187,19 @@ class RolloutReport:
 
 
 def rollout_report(
-    inputs: FleetInputs, *, now: datetime, days: int, stale_after: timedelta
+    inputs: FleetInputs,
+    *,
+    now: datetime,
+    days: int,
+    stale_after: timedelta,
+    sync_failures: Mapping[str, str] | None = None,
 ) -> RolloutReport:
-    """Every tier, in ascending order, its repos in registry order."""
+    """Every tier, in ascending order, its repos in registry order.
+
+    ``sync_failures``: slug -> why its last ``petrova sync`` failed; such a repo is held,
+    since what was read of it may be out of date.
+    """
+    failures = sync_failures or {}
     snapshot = build_snapshot(inputs, now=now, stale_after=stale_after)
     window = timedelta(days=days)
     by_tier: dict[int, list[RepoView]] = {}
@@ -182,11 +221,11 @@ def rollout_report(
             )
             continue
         cells: list[CellView] = []
-        holds: list[Hold] = []
+        holds = _unknowns(entry, repo_inputs, failures.get(entry.slug))
         since: list[str] = []
         for integration, shown in row.integrations.items():
             stored = observed.get(integration) if observed is not None else None
-            view = _cell_view(integration, shown, stored)
+            view = _cell_view(integration, shown, stored, pin=entry.contract_sha)
             cells.append(view)
             if not view.applicable:
                 continue
@@ -205,15 +244,53 @@ def rollout_report(
     )
 
 
-def _cell_view(integration: str, shown: SnapshotCell, stored: Observation | None) -> CellView:
+def _unknowns(entry: RepoEntry, read: RepoInputs | None, sync_failure: str | None) -> list[Hold]:
+    """What the gate cannot know about a migrated repo: each one holds its tier."""
+    slug = entry.slug
+    holds: list[Hold] = []
+
+    def hold(reason: HoldReason, message: str) -> None:
+        holds.append(Hold(slug, None, reason, None, None, None, f"{slug}: {message}"))
+
+    said = {w.code: w.message for w in (read.warnings if read is not None else ())}
+    if sync_failure is not None:
+        hold("sync_failed", f"its last sync failed ({sync_failure}); what was read may be old")
+    if read is None or read.declared is None:
+        why = said.get("CONTRACT_UNREADABLE", "the contract was not read")
+        hold("contract_unknown", f"contract not read: {why}")
+    elif read.contract_sha != entry.contract_sha:
+        hold(
+            "contract_drift",
+            f"the contract's sha is {read.contract_sha}, the registry pins "
+            f"{entry.contract_sha}: the dots are of a contract nobody pinned",
+        )
+    if read is not None and "STATE_UNREADABLE" in said:
+        hold("ledger_unreadable", f"ledger not readable: {said['STATE_UNREADABLE']}")
+    return holds
+
+
+def counted_since(seen: Observation, pin: str | None) -> str | None:
+    """When the dot's counted green run began: see the module's docstring."""
+    start: str | None = None
+    for at, sha in reversed(seen.ok_trail):
+        if sha == PROMOTED:
+            return at
+        if pin is None or sha is None or not (sha.startswith(pin) or pin.startswith(sha)):
+            break
+        start = at
+    return start
+
+
+def _cell_view(
+    integration: str, shown: SnapshotCell, stored: Observation | None, *, pin: str | None
+) -> CellView:
     applicable = not (shown.applicability == "not_applicable" or shown.declared == "not_applicable")
-    return CellView(
-        integration,
-        shown.status,
-        applicable,
-        bool(shown.needs_human),
-        stored.ok_since if stored is not None and shown.status == "ok" else None,
+    counted = (
+        counted_since(stored, pin)
+        if stored is not None and shown.status == "ok" and shown.declared == "wired"
+        else None
     )
+    return CellView(integration, shown.status, applicable, bool(shown.needs_human), counted)
 
 
 def _hold(
@@ -273,7 +350,24 @@ def _hold(
             f"(newest: {what} at {newest_at}); the {window.days}-day clock restarts at "
             "the next ok outcome",
         )
-    ok_since = parse_timestamp(stored.ok_since)
+    if view.ok_since is None:
+        if shown.declared is None:
+            return None  # the repo's contract_unknown hold says it once for every cell
+        why = (
+            "no ok outcome checked against the pinned contract yet (probes with "
+            "evidence_sha of the pinned contract)"
+        )
+        return Hold(
+            slug,
+            view.integration,
+            "run_broken",
+            status,
+            stored.ok_since,
+            None,
+            f"{name}: ok, but the dot's green time has not started: {why}; the "
+            f"{window.days}-day clock starts at the next such ok outcome",
+        )
+    ok_since = parse_timestamp(view.ok_since)
     if now - ok_since < window:
         # Capped at the last second datetime can hold, so a clock near year 9999
         # gives a far-off green_at rather than an OverflowError.
@@ -284,9 +378,9 @@ def _hold(
             view.integration,
             "too_young",
             status,
-            stored.ok_since,
+            view.ok_since,
             green_at,
-            f"{name}: ok since {stored.ok_since}, {_span(now - ok_since)} of "
+            f"{name}: ok since {view.ok_since}, {_span(now - ok_since)} of "
             f"{window.days}d; green at {green_at} if every outcome until then is ok",
         )
     return None
@@ -345,7 +439,10 @@ def _tier_heading(tier: TierView, report: RolloutReport) -> str:
         since = f"ok since {tier.green_since}" if tier.green_since else "nothing applicable"
         return f"tier {tier.tier}: green for the {report.days}-day window at {at} ({since})"
     count = len(tier.holds)
-    return f"tier {tier.tier}: held back at {at} ({count} hold(s), {report.days}-day window)"
+    earliest = f"; green at {tier.green_at} at the earliest" if tier.green_at else ""
+    return (
+        f"tier {tier.tier}: held back at {at} ({count} hold(s), {report.days}-day window){earliest}"
+    )
 
 
 def _dot(cell: CellView) -> str:

@@ -331,6 +331,30 @@ def run_broken_at(history: Sequence[Mapping[str, Any]]) -> str | None:
     return since
 
 
+#: Stands for a human promotion in :func:`ok_trail` (a promotion checks no contract).
+PROMOTED = "promoted"
+
+
+def ok_trail(history: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, str | None], ...]:
+    """The newest unbroken run of ``ok`` outcomes, oldest first, as ``(at, evidence_sha)``.
+
+    Walking back from the newest entry it takes ``ok`` outcomes and stops at anything
+    else; a promotion is taken as ``(at, PROMOTED)`` and ends the walk, since before it
+    the cell was demoted whatever the outcomes said. The rollout gate reads this to count
+    green time only for outcomes checked against the pinned contract (SPEC §11).
+    """
+    trail: list[tuple[str, str | None]] = []
+    for entry in reversed(history):
+        if "outcome" not in entry:
+            trail.append((entry["at"], PROMOTED))
+            break
+        if entry["outcome"] != "ok":
+            break
+        trail.append((entry["at"], entry.get("evidence_sha")))
+    trail.reverse()
+    return tuple(trail)
+
+
 class Observation(NamedTuple):
     """What the snapshot and the gate read of a cell: its fields and a few facts of its
     history, small enough to hold (and cache) for a whole fleet."""
@@ -347,6 +371,10 @@ class Observation(NamedTuple):
     newest_what: str | None
     #: See :func:`run_broken_at`.
     run_broken_at: str | None
+    #: See :func:`ok_trail`.
+    ok_trail: tuple[tuple[str, str | None], ...] = ()
+    #: Whether that run reaches back to the oldest entry the ledger still keeps.
+    trail_is_whole_history: bool = False
 
 
 def observe(cell: LedgerCell | Mapping[str, Any]) -> Observation:
@@ -371,6 +399,8 @@ def observe(cell: LedgerCell | Mapping[str, Any]) -> Observation:
         None if newest is None else newest["at"],
         None if newest is None else newest.get("outcome", "promotion"),
         run_broken_at(history),
+        (trail := ok_trail(history)),
+        bool(history) and len(trail) == len(history),
     )
 
 
