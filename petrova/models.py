@@ -402,6 +402,26 @@ class SnapshotTotals(Model):
     migrated: Annotated[int, Field(ge=0)]
 
 
+class GateHold(Model):
+    """One thing that holds a tier's rollout gate: a repo, maybe one of its cells."""
+
+    slug: str
+    integration: str | None
+    reason: str
+    message: str
+
+
+class TierGate(Model):
+    """A tier's rollout gate as ``petrova rollout gate`` sees it (SPEC §11)."""
+
+    tier: int
+    days: Annotated[int, Field(ge=1)]
+    green: bool
+    green_since: str | None
+    green_at: str | None
+    holds: list[GateHold]
+
+
 class Snapshot(Model):
     schema_version: Literal["1.0"] = "1.0"
     generated_at: str
@@ -410,6 +430,8 @@ class Snapshot(Model):
     totals: SnapshotTotals
     warnings: list[SnapshotWarning]
     rows: list[SnapshotRow]
+    #: Added in 1.0 (additive): each tier's gate; absent from snapshots made before.
+    gates: list[TierGate] | SkipJsonSchema[None] = OMITTED_IF_NONE
 
 
 REGISTRY_KEYS = key_types(Registry, RepoEntry, ApplicabilityDetail)

@@ -13,6 +13,7 @@ from tests.tierfleet import (
     all_ok,
     batch,
     day,
+    epoch,
     fleet_args,
     migrate_tier2,
     state_args,
@@ -131,3 +132,20 @@ def test_the_hold_says_when_the_tier_can_be_green(tier2: Fleet, petrova: Petrova
     run = petrova("rollout", "gate", "2", "--now", day(2, 0.1), *fleet_args(tier2))
     assert run.exit_code == 1
     assert f"; green at {day(7)} at the earliest\n" in run.stdout.splitlines(keepends=True)[0]
+
+
+def test_the_snapshot_the_table_and_the_page_show_each_gate(tier2: Fleet, petrova: Petrova) -> None:
+    _week(petrova, tier2, days=3)
+    env = {"SOURCE_DATE_EPOCH": epoch(2, 0.1)}
+    run = petrova("snapshot", *fleet_args(tier2), env=env)
+    assert run.exit_code == 0, run.stderr
+    gates = {g["tier"]: g for g in json.loads(run.stdout)["gates"]}
+    assert gates[1]["green"] is True
+    assert (gates[2]["green"], gates[2]["green_at"]) == (False, day(7))
+    table = petrova("snapshot", "--format", "table", *fleet_args(tier2), env=env).stdout
+    assert "tier 1 gate: green" in table
+    assert f"tier 2 gate: held by kahn-hq ares: ok since {day(0)}" in table
+    assert f"; green at {day(7)} at the earliest" in table
+    page = petrova("snapshot", "--format", "html", *fleet_args(tier2), env=env).stdout
+    assert '<section id="gates"><h2>Rollout gates</h2>' in page
+    assert '<li class="gate gate-held" data-tier="2">' in page

@@ -31,6 +31,7 @@ from petrova.fleet.rollout import (
     status_json,
     status_text,
 )
+from petrova.fleet.snapshot import snapshot_document
 from petrova.ledger.record import clock
 from petrova.ledger.rules import DEFAULT_STALE_AFTER
 
@@ -74,7 +75,8 @@ def _report(
     registry = resolve_registry_path(registry_path)
     loaded = load_registry(registry, open_catalogue(catalogue_path, registry), today=moment.date())
     inputs = gather(loaded, state_dir=resolve_state_dir(state_dir, registry), workspace=workspace)
-    report = rollout_report(inputs, now=moment, days=days, stale_after=stale_after)
+    document = snapshot_document(inputs, now=moment, stale_after=stale_after)
+    report = rollout_report(inputs, document, now=moment, days=days)
     for warning in report.warnings:
         say(f"warning: {warning.code} [{warning.slug or '-'}]: {warning.message}")
     return report

@@ -14,12 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from petrova.documents.catalogue import CATALOGUE_RELPATH, Catalogue, load_catalogue
-from petrova.documents.registry import load_registry
-from petrova.documents.schemas import check_snapshot, registry_schema, snapshot_schema, state_schema
+from petrova.documents.schemas import registry_schema, snapshot_schema, state_schema
 from petrova.files.disk import write_atomic
-from petrova.fleet.gather import gather
-from petrova.fleet.snapshot import build_snapshot
-from petrova.render.formats import snapshot_json
+from petrova.fleet.snapshot import make_snapshot
 
 #: The fixtures' clock, so that they are byte-for-byte reproducible.
 FIXTURE_TIME = datetime(2026, 11, 26, 7, 0, 0, tzinfo=UTC)
@@ -44,11 +41,16 @@ def _schema_bytes(schema: dict[str, Any]) -> bytes:
 def _fixture(
     registry_path: Path, catalogue: Catalogue, *, state_dir: Path, workspace: Path | None
 ) -> bytes:
-    loaded = load_registry(registry_path, catalogue, today=FIXTURE_TIME.date())
-    inputs = gather(loaded, state_dir=state_dir, workspace=workspace)
-    snap = build_snapshot(inputs, now=FIXTURE_TIME, stale_after=timedelta(hours=72))
-    check_snapshot(snap.model_dump(mode="json"), catalogue)
-    return snapshot_json(snap)
+    """A snapshot made by the very pipeline ``petrova snapshot`` runs, at the fixtures' time."""
+    made = make_snapshot(
+        registry_path,
+        catalogue,
+        state_dir=state_dir,
+        workspace=workspace,
+        now=FIXTURE_TIME,
+        stale_after=timedelta(hours=72),
+    )
+    return made.data
 
 
 def artefacts(root: Path) -> list[Artefact]:

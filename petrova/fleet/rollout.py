@@ -28,12 +28,10 @@ from typing import Any, Literal
 
 from petrova.errors import TierUnknown
 from petrova.fleet.gather import FleetInputs, RepoInputs
-from petrova.fleet.snapshot import build_snapshot
 from petrova.ledger.rules import PROMOTED, Observation
 from petrova.models import (
     CellStatus,
     RepoEntry,
-    SnapshotCell,
     SnapshotWarning,
     format_timestamp,
     parse_timestamp,
@@ -188,25 +186,26 @@ class RolloutReport:
 
 def rollout_report(
     inputs: FleetInputs,
+    document: Mapping[str, Any],
     *,
     now: datetime,
     days: int,
-    stale_after: timedelta,
     sync_failures: Mapping[str, str] | None = None,
 ) -> RolloutReport:
     """Every tier, in ascending order, its repos in registry order.
 
-    ``sync_failures``: slug -> why its last ``petrova sync`` failed; such a repo is held,
-    since what was read of it may be out of date.
+    ``document``: the snapshot made from the same ``inputs`` at ``now``
+    (:func:`petrova.fleet.snapshot.snapshot_document`), so that the gate reads the very
+    dots the dashboard shows. ``sync_failures``: slug -> why its last ``petrova sync``
+    failed; such a repo is held, since what was read of it may be out of date.
     """
     failures = sync_failures or {}
-    snapshot = build_snapshot(inputs, now=now, stale_after=stale_after)
     window = timedelta(days=days)
     by_tier: dict[int, list[RepoView]] = {}
-    for entry, row in zip(inputs.loaded.registry.repos, snapshot.rows, strict=True):
+    for entry, row in zip(inputs.loaded.registry.repos, document["rows"], strict=True):
         repo_inputs = inputs.repos.get(entry.slug)
         observed = repo_inputs.observed if repo_inputs is not None else None
-        if row.integrations is None:
+        if "integrations" not in row:
             unmigrated = Hold(
                 entry.slug,
                 None,
@@ -223,7 +222,7 @@ def rollout_report(
         cells: list[CellView] = []
         holds = _unknowns(entry, repo_inputs, failures.get(entry.slug))
         since: list[str] = []
-        for integration, shown in row.integrations.items():
+        for integration, shown in row["integrations"].items():
             stored = observed.get(integration) if observed is not None else None
             view = _cell_view(integration, shown, stored, pin=entry.contract_sha)
             cells.append(view)
@@ -239,9 +238,31 @@ def rollout_report(
             RepoView(entry.slug, True, tuple(cells), tuple(holds), green_since)
         )
     tiers = tuple(TierView(t, tuple(by_tier[t])) for t in sorted(by_tier))
-    return RolloutReport(
-        now, days, tuple(snapshot.integration_ids), tiers, tuple(snapshot.warnings)
-    )
+    warnings = tuple(SnapshotWarning(**w) for w in document["warnings"])
+    return RolloutReport(now, days, tuple(document["integration_ids"]), tiers, warnings)
+
+
+def gates_document(report: RolloutReport) -> list[dict[str, Any]]:
+    """Each tier's gate as the snapshot carries it (``gates``): what the page shows."""
+    return [
+        {
+            "tier": tier.tier,
+            "days": report.days,
+            "green": tier.green,
+            "green_since": tier.green_since,
+            "green_at": tier.green_at,
+            "holds": [
+                {
+                    "slug": h.slug,
+                    "integration": h.integration,
+                    "reason": h.reason,
+                    "message": h.message,
+                }
+                for h in tier.holds
+            ],
+        }
+        for tier in report.tiers
+    ]
 
 
 def _unknowns(entry: RepoEntry, read: RepoInputs | None, sync_failure: str | None) -> list[Hold]:
@@ -282,21 +303,23 @@ def counted_since(seen: Observation, pin: str | None) -> str | None:
 
 
 def _cell_view(
-    integration: str, shown: SnapshotCell, stored: Observation | None, *, pin: str | None
+    integration: str, shown: Mapping[str, Any], stored: Observation | None, *, pin: str | None
 ) -> CellView:
-    applicable = not (shown.applicability == "not_applicable" or shown.declared == "not_applicable")
+    declared = shown["declared"]
+    applicable = not (shown["applicability"] == "not_applicable" or declared == "not_applicable")
     counted = (
         counted_since(stored, pin)
-        if stored is not None and shown.status == "ok" and shown.declared == "wired"
+        if stored is not None and shown["status"] == "ok" and declared == "wired"
         else None
     )
-    return CellView(integration, shown.status, applicable, bool(shown.needs_human), counted)
+    needs_human = bool(shown.get("needs_human", False))
+    return CellView(integration, shown["status"], applicable, needs_human, counted)
 
 
 def _hold(
     slug: str,
     view: CellView,
-    shown: SnapshotCell,
+    shown: Mapping[str, Any],
     stored: Observation | None,
     *,
     now: datetime,
@@ -308,7 +331,7 @@ def _hold(
     if status == "pending":
         why = (
             "declared pending in the contract"
-            if shown.declared == "pending"
+            if shown["declared"] == "pending"
             else "nothing observed yet"
         )
         return Hold(
@@ -351,7 +374,7 @@ def _hold(
             "the next ok outcome",
         )
     if view.ok_since is None:
-        if shown.declared is None:
+        if shown["declared"] is None:
             return None  # the repo's contract_unknown hold says it once for every cell
         why = (
             "no ok outcome checked against the pinned contract yet (probes with "

@@ -6,8 +6,9 @@ The pipeline, top to bottom (:func:`make_snapshot`):
 2. **read**: every migrated repo's contract and ledger (``fleet.gather``); per-repo
    trouble becomes a warning, never a stop;
 3. **derive**: rows and cells by the rules below (pure functions, no file touched);
-4. **check**: the document against ``contracts/snapshot.schema.json``;
-5. **encode**: deterministic JSON bytes.
+4. **gate**: each tier's rollout gate over those very dots (``fleet.rollout``);
+5. **check**: the document against ``contracts/snapshot.schema.json``;
+6. **encode**: deterministic JSON bytes.
 
 The command then renders (``render``) and writes (``files.disk.write_atomic``) or
 publishes (``delivery``). Nothing here reaches back up.
@@ -25,6 +26,7 @@ from petrova.documents.catalogue import Catalogue
 from petrova.documents.registry import load_registry
 from petrova.documents.schemas import check_snapshot
 from petrova.fleet.gather import FleetInputs, RepoInputs, gather
+from petrova.fleet.rollout import gates_document, rollout_report
 from petrova.ledger.rules import DEFAULT_STALE_AFTER, observed_status
 from petrova.models import (
     ApplicabilityDetail,
@@ -35,6 +37,9 @@ from petrova.models import (
     format_timestamp,
 )
 from petrova.render.formats import to_json_bytes
+
+#: The window the snapshot's ``gates`` use: the runbook's "green for 7 days".
+GATE_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,12 @@ def make_snapshot(
     now: datetime,
     stale_after: timedelta = DEFAULT_STALE_AFTER,
 ) -> Made:
-    """The fleet snapshot at ``now``: load, read, derive, check, encode."""
+    """The fleet snapshot at ``now``: load, read, derive, gate, check, encode."""
     loaded = load_registry(registry, catalogue, today=now.date())
     inputs = gather(loaded, state_dir=state_dir, workspace=workspace)
     document = snapshot_document(inputs, now=now, stale_after=stale_after)
+    report = rollout_report(inputs, document, now=now, days=GATE_DAYS)
+    document["gates"] = gates_document(report)
     check_snapshot(document, catalogue)
     return Made(
         to_json_bytes(document),

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from petrova.models import Snapshot
+from petrova.models import Snapshot, TierGate
 
 #: The short text of each dot status, for tables (n/a, FAILING stands out).
 STATUS_LABELS = {
@@ -63,11 +63,23 @@ def _snapshot_grid(snapshot: Snapshot) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+def gate_line(gate: TierGate) -> str:
+    """One tier's rollout gate in words: green since when, days to go, or what holds it."""
+    if gate.green:
+        since = f"since {gate.green_since}" if gate.green_since else "(nothing applicable)"
+        return f"tier {gate.tier} gate: green {since}, {gate.days}-day window met"
+    earliest = f"; green at {gate.green_at} at the earliest" if gate.green_at else ""
+    first = gate.holds[0].message if gate.holds else ""
+    more = f" (+{len(gate.holds) - 1} more)" if len(gate.holds) > 1 else ""
+    return f"tier {gate.tier} gate: held by {first}{more}{earliest}"
+
+
 def _footer(snapshot: Snapshot) -> list[str]:
     lines = [
         f"{snapshot.totals.repos} repos, {snapshot.totals.migrated} migrated; "
         f"generated {snapshot.generated_at} by {snapshot.generator}",
     ]
+    lines += [gate_line(gate) for gate in snapshot.gates or ()]
     if any(c.needs_human for r in snapshot.rows for c in (r.integrations or {}).values()):
         lines.append("! = a recovery waits for a human: petrova state promote")
     lines += [f"warning {w.code} [{w.slug or '-'}]: {w.message}" for w in snapshot.warnings]

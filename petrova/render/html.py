@@ -19,11 +19,13 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from html import escape
+from importlib import resources
 from urllib.parse import urlsplit
 
 import orjson
 
 from petrova.models import ROLES, Snapshot, SnapshotCell, SnapshotRow
+from petrova.render.formats import gate_line
 
 #: The dot's class suffix for a row that has no ``integrations`` yet.
 UNMIGRATED = "unmigrated"
@@ -73,6 +75,12 @@ STATUS_RANK: tuple[str, ...] = (
 
 NEEDS_HUMAN_HINT = "a probe saw a recovery that waits for a human: petrova state promote"
 
+
+def _asset(name: str) -> str:
+    """The page's stylesheet or script, shipped as package data beside this module."""
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
 _JSON_ESCAPES = {
     "<": "\\u003c",
     ">": "\\u003e",
@@ -81,101 +89,14 @@ _JSON_ESCAPES = {
     "\u2029": "\\u2029",
 }
 
-_STYLE = """
-:root{color-scheme:light;--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--bg:#fff;--band:#f6f8fa}
-*{box-sizing:border-box}
-body{margin:0;padding:1.5rem 2rem 3rem;font:14px/1.45 system-ui,-apple-system,"Segoe UI",
-Roboto,"DejaVu Sans",sans-serif;color:var(--fg);background:var(--bg)}
-h1{font-size:1.5rem;margin:0 0 .25rem}
-h2{font-size:1.1rem;margin:1.75rem 0 .5rem}
-.meta{color:var(--muted);margin:0 0 1rem}
-.totals{display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;margin:0 0 1rem;padding:0;list-style:none}
-.totals b{font-size:1.15rem}
-.legend{display:flex;flex-wrap:wrap;gap:.4rem 1.25rem;margin:0 0 1rem;padding:0;list-style:none}
-.legend li{display:flex;align-items:center;gap:.35rem}
-.legend .meaning,.legend .count{color:var(--muted)}
-#controls{display:flex;flex-wrap:wrap;align-items:center;gap:.5rem 1rem;margin:0 0 .75rem}
-#controls label{display:flex;align-items:center;gap:.35rem}
-#controls select{font:inherit;padding:.15rem .3rem}
-#shown{color:var(--muted)}
-table{border-collapse:collapse;width:100%}
-th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid var(--line);
-vertical-align:middle}
-thead th{position:sticky;top:0;background:var(--bg);border-bottom:2px solid var(--line);
-white-space:nowrap}
-thead th.integration{text-align:center}
-tr.group th{background:var(--band);font-size:.95rem;padding-top:.6rem}
-tr.group .sub{color:var(--muted);font-weight:normal}
-td.tier{color:var(--muted);text-align:right;width:1%}
-th.slug{font-weight:600;white-space:nowrap}
-th.slug .branch{color:var(--muted);font-weight:normal;font-size:.85em;margin-left:.35rem}
-a{color:#0969da}
-code{font:12px ui-monospace,"DejaVu Sans Mono",monospace}
-td.none{color:var(--muted)}
-td.cell{text-align:center;white-space:nowrap}
-.ind{display:inline-flex;align-items:center;gap:.3rem;cursor:help}
-.dot{display:inline-block;width:.85rem;height:.85rem;border-radius:50%;
-background-color:var(--c);border:1px solid rgba(0,0,0,.2);flex:none}
-.s-not_applicable .dot{background-image:linear-gradient(135deg,transparent 43%,#fff 43%,
-#fff 57%,transparent 57%)}
-.s-unmigrated .dot{border:1px dashed #8c959f}
-.s-unmigrated .label{color:#8c959f}
-.label{font-size:.85em}
-.flag{margin-left:.3rem;padding:0 .3rem;border-radius:.3rem;background:#fff8c5;
-border:1px solid #d4a72c;font-size:.8em;font-weight:600}
-#warnings ul{padding-left:1.2rem}
-#warnings li{margin:.25rem 0;white-space:pre-wrap;overflow-wrap:anywhere}
-footer{margin-top:2rem;color:var(--muted);font-size:.85em}
-"""
+_STYLE = _asset("page.css")
 
 _STYLE += "".join(f".s-{status}{{--c:{colour}}}\n" for status, colour in STATUS_COLOURS.items())
 
 # Reads the DOM the server rendered; the page is complete without it (the controls stay
 # hidden when scripts are off). Filtering hides rows; sorting moves them, and the default
 # order (tier, then role) restores the server's order exactly.
-_SCRIPT = """
-(function () {
-  "use strict";
-  var body = document.getElementById("fleet").tBodies[0];
-  var all = Array.prototype.slice.call(body.rows);
-  var repos = all.filter(function (r) { return r.classList.contains("repo"); });
-  var groups = all.filter(function (r) { return r.classList.contains("group"); });
-  var status = document.getElementById("filter-status");
-  var tier = document.getElementById("filter-tier");
-  var sort = document.getElementById("sort");
-  var shown = document.getElementById("shown");
-  var order = {
-    status: function (a, b) {
-      return (a.dataset.rank - b.dataset.rank) || (a.dataset.order - b.dataset.order);
-    },
-    slug: function (a, b) {
-      return a.dataset.slug < b.dataset.slug ? -1 : (a.dataset.slug > b.dataset.slug ? 1 : 0);
-    }
-  };
-  function apply() {
-    var count = 0;
-    repos.forEach(function (r) {
-      var keep = (!tier.value || r.dataset.tier === tier.value) &&
-        (!status.value || r.dataset.statuses.split(" ").indexOf(status.value) >= 0);
-      r.hidden = !keep;
-      if (keep) { count += 1; }
-    });
-    var grouped = sort.value === "tier";
-    (grouped ? all : repos.slice().sort(order[sort.value])).forEach(function (r) {
-      body.appendChild(r);
-    });
-    groups.forEach(function (g) {
-      g.hidden = !grouped || !repos.some(function (r) {
-        return !r.hidden && r.dataset.tier === g.dataset.tier;
-      });
-    });
-    shown.textContent = count + " of " + repos.length + " repos shown";
-  }
-  [status, tier, sort].forEach(function (el) { el.addEventListener("change", apply); });
-  document.getElementById("controls").hidden = false;
-  apply();
-})();
-"""
+_SCRIPT = _asset("page.js")
 
 
 def default_titles() -> dict[str, str]:
@@ -420,6 +341,23 @@ def _controls(snapshot: Snapshot) -> str:
     )
 
 
+def _gates(snapshot: Snapshot) -> str:
+    """Each tier's rollout gate: green since when, when it can be green, what holds it."""
+    if snapshot.gates is None:  # a snapshot from before gates were added
+        return ""
+    items = []
+    for gate in snapshot.gates:
+        state = "green" if gate.green else "held"
+        holds = "".join(
+            f'<li data-reason="{_attr(h.reason)}">{_text(h.message)}</li>' for h in gate.holds
+        )
+        items.append(
+            f'<li class="gate gate-{state}" data-tier="{gate.tier}">'
+            f"<b>{_text(gate_line(gate))}</b>" + (f"<ul>{holds}</ul>" if holds else "") + "</li>"
+        )
+    return f'<section id="gates"><h2>Rollout gates</h2><ul>{"".join(items)}</ul></section>'
+
+
 def _warnings(snapshot: Snapshot) -> str:
     if not snapshot.warnings:
         return '<section id="warnings"><h2>Warnings</h2><p>No warnings.</p></section>'
@@ -462,7 +400,7 @@ def render_html(snapshot: Snapshot, *, titles: Mapping[str, str] | None = None) 
         f'<p class="meta">Snapshot generated <time id="generated" '
         f'datetime="{_attr(snapshot.generated_at)}">{generated}</time> by '
         f"{_text(snapshot.generator)} · schema {_text(snapshot.schema_version)}</p></header>\n"
-        f"<main>{_legend_and_totals(snapshot)}\n"
+        f"<main>{_legend_and_totals(snapshot)}\n{_gates(snapshot)}\n"
         f"<h2>Repos</h2>{_controls(snapshot)}\n{_table(snapshot, headers)}\n"
         f"{_warnings(snapshot)}</main>\n"
         "<footer>Intent is not observation: <i>declared</i> comes from each repo's "
