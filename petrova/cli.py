@@ -35,6 +35,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "petrova.commands.contracts:contracts",
         "Generated schemas and fixtures for consumers.",
     ),
+    "daily": (
+        "petrova.commands.daily:daily",
+        "The daily job: refresh, sync, probe, snapshot, publish.",
+    ),
     "registry": (
         "petrova.commands.registry:registry",
         "Check, list, show and pin registry entries.",

@@ -351,3 +351,18 @@ class RegistryChanged(PetrovaError):
     """The registry changed on disk while a command was editing it; nothing was written."""
 
     code = "REGISTRY_CHANGED"
+
+
+# --- the daily job -----------------------------------------------------------------------------
+
+
+class DailyFailed(CheckFailed):
+    """A step whose failure fails the run (snapshot, publish, keeping the ledgers)."""
+
+    code = "DAILY_FAILED"
+
+
+class StateNotCommitted(CheckFailed):
+    """``--commit-state`` could not commit or push the ledgers; they stay on disk."""
+
+    code = "STATE_NOT_COMMITTED"

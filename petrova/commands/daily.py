@@ -1,0 +1,156 @@
+"""``petrova daily``: the unattended daily run every shipped schedule uses."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from petrova.commands._common import (
+    catalogue_option,
+    is_tty,
+    registry_option,
+    resolve_registry_path,
+    resolve_state_dir,
+    say,
+    state_dir_option,
+)
+from petrova.delivery.publish import check_env_name, check_url
+from petrova.errors import CheckFailed, Location, UsageError
+from petrova.fleet.daily import STEPS, DailyPlan, StepResult, raise_for, run_daily
+
+
+@click.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Where the snapshot is written (atomically replaced).",
+)
+@click.option("--publish", metavar="URL", default=None, help="POST the snapshot here.")
+@click.option(
+    "--token-env",
+    metavar="NAME",
+    default="PETROVA_INGEST_TOKEN",
+    show_default=True,
+    help="The environment variable holding the ingest token.",
+)
+@click.option("--jobs", type=click.IntRange(min=1, max=256), default=None, help="For sync, probe.")
+@click.option(
+    "--self-update/--no-self-update",
+    default=True,
+    show_default=True,
+    help="First bring the control-plane checkout up to date (git pull --ff-only).",
+)
+@click.option(
+    "--commit-state",
+    is_flag=True,
+    help="Commit state/ (the ledgers) to the control-plane repo as petrova-bot.",
+)
+@click.option("--push", is_flag=True, help="With --commit-state: push it, rebasing if needed.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0, max=86400),
+    default=600.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long the snapshot waits for another run's lock.",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 when a step warned, not only when one failed.")
+@registry_option
+@catalogue_option
+@state_dir_option
+@click.option(
+    "--workspace",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="PETROVA_WORKSPACE",
+    show_envvar=True,
+    default=None,
+    help="Folder of consumer clones, each at <workspace>/<slug> (required).",
+)
+def daily(
+    output: Path,
+    publish: str | None,
+    token_env: str,
+    jobs: int | None,
+    self_update: bool,
+    commit_state: bool,
+    push: bool,
+    wait: float,
+    strict: bool,
+    registry_path: Path | None,
+    catalogue_path: Path | None,
+    state_dir: Path | None,
+    workspace: Path | None,
+) -> None:
+    """Refresh, sync, probe, snapshot and publish, and keep the ledgers: the daily job.
+
+    Steps, each petrova itself in a child process: `sync --self` (refresh the
+    control-plane checkout), `sync`, `probe --record`, `snapshot -o FILE
+    [--publish URL]`, then with --commit-state a commit of state/ (and with --push a
+    push, rebased and retried when a human's PR landed meanwhile). A failed refresh,
+    sync or probe warns and the snapshot still runs; a failed snapshot, publish or
+    state commit fails the run (exit 1) and a written file stays.
+
+    Prints nothing when all is well and no terminal is attached; what it prints is
+    worth a person's attention.
+    """
+    if workspace is None:
+        raise UsageError(
+            "the daily job needs a workspace for the consumers' clones: pass --workspace "
+            "DIR or set PETROVA_WORKSPACE",
+            location=Location(field="--workspace"),
+        )
+    if push and not commit_state:
+        raise UsageError("--push goes with --commit-state", location=Location(field="--push"))
+    if publish is not None:
+        check_url(publish, option="--publish", sends_token=True)
+        check_env_name(token_env)
+    registry = resolve_registry_path(registry_path)
+    plan = DailyPlan(
+        registry=registry,
+        catalogue=catalogue_path,
+        state_dir=resolve_state_dir(state_dir, registry),
+        workspace=workspace,
+        output=output,
+        publish=publish,
+        token_env=token_env if publish is not None else None,
+        jobs=jobs,
+        self_update=self_update,
+        commit_state=commit_state,
+        push=push,
+        wait=wait,
+    )
+    report = run_daily(plan, on_step=_reporter())
+    raise_for(report)
+    if strict and report.warned:
+        names = ", ".join(r.name for r in report.warned)
+        raise CheckFailed(f"steps warned under --strict: {names}")
+
+
+def _reporter() -> Callable[[StepResult], None]:
+    """Pass on what needs a person; on a terminal, also a line per step."""
+    terminal = is_tty(sys.stderr)
+    actions = os.environ.get("GITHUB_ACTIONS") == "true"
+
+    def report(result: StepResult) -> None:
+        said = result.said.rstrip()
+        if result.ok and not said:
+            if terminal:
+                say(f"petrova daily: {result.name}: ok")
+            return
+        verdict = "ok" if result.ok else f"exit {result.code}"
+        if not result.ok and STEPS[result.name] == "warn":
+            verdict += ", the run goes on"
+        say(f"petrova daily: {result.name}: {verdict}")
+        for line in said.splitlines():
+            say(f"  {line}")
+        if actions and not result.ok:
+            level = "error" if STEPS[result.name] == "fail" else "warning"
+            say(f"::{level} title=petrova daily: {result.name}::exit {result.code}")
+
+    return report
