@@ -8,9 +8,12 @@ ingest server on 127.0.0.1, in a throwaway copy of the fleet.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import shutil
 import subprocess
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from petrova.files.yaml_strict import load_yaml_file
-from tests.conftest import PETROVA_BIN, ROOT, Fleet, _clean_env
+from tests.conftest import PETROVA_BIN, ROOT, Fleet, _clean_env, make_git_repo
 from tests.ingest_server import Servers as Ingest
 from tests.ingest_server import store_and_echo
 
@@ -86,24 +89,33 @@ def test_schedule_and_queueing() -> None:
     assert wf["concurrency"]["cancel-in-progress"] is False
     assert wf["concurrency"]["group"]
     assert wf["permissions"] == {"contents": "read"}
+    # write access for this job only: it commits the ledgers back
+    assert wf["jobs"]["snapshot"]["permissions"] == {"contents": "write"}
 
 
-def test_a_failed_probe_refresh_only_warns() -> None:
-    probes = step("Refresh probe observations")
-    assert probes["continue-on-error"] is True
-    warn = step("Warn that observations were not refreshed")
-    assert warn["if"] == f"steps.{probes['id']}.outcome == 'failure'"
-    assert "::warning" in warn["run"]
-    names = [s.get("name") for s in steps()]
-    assert names.index("Refresh probe observations") < names.index(
-        "Write the snapshot and publish it"
-    )
+def test_every_schedule_runs_the_same_daily_job() -> None:
+    """The workflow, the crontab and the systemd unit all run `petrova daily`, keep the
+    ledgers (--commit-state --push), and none of them has its own glue left."""
+    daily = step("The daily run")["run"]
+    (cron,) = [cmd for _, cmd in _cron_jobs()]
+    (service,) = _unit("petrova-snapshot.service")["ExecStart"]
+    for command in (daily, cron, service):
+        assert "petrova daily" in command
+        assert "--commit-state --push" in command
+        assert "--publish" in command
+    everything = WORKFLOW.read_text() + (DEPLOY / "crontab").read_text() + service
+    for glue in ("probes/run", "jq ", "git clone", "state record --from"):
+        assert glue not in everything.split("# Beyond one runner")[0], glue
+    checkout = steps()[0]
+    assert checkout["uses"].startswith("actions/checkout@")
+    assert checkout["with"]["fetch-depth"] == 0  # the state commit may need a rebase
 
 
-def test_the_token_comes_from_a_secret_through_the_environment() -> None:
-    publish = step("Write the snapshot and publish it")
-    assert publish["env"]["PETROVA_INGEST_TOKEN"] == "${{ secrets.PETROVA_INGEST_TOKEN }}"
-    assert "--publish" in publish["run"]
+def test_the_tokens_come_from_secrets_through_the_environment() -> None:
+    daily = step("The daily run")
+    assert daily["env"]["PETROVA_INGEST_TOKEN"] == "${{ secrets.PETROVA_INGEST_TOKEN }}"
+    assert daily["env"]["GITHUB_TOKEN"] == "${{ secrets.PETROVA_GITHUB_TOKEN }}"
+    assert daily["env"]["PETROVA_PEBBLE_TOKEN"] == "${{ secrets.PETROVA_PEBBLE_TOKEN }}"
     for s in steps():  # never interpolated into a command line
         assert "secrets." not in s.get("run", "")
         assert "TOKEN" not in s.get("run", "")
@@ -116,19 +128,82 @@ def test_the_snapshot_is_kept_14_days_even_when_publishing_fails() -> None:
     assert upload["with"]["path"] == "fleet.json"
     assert "!cancelled()" in upload["if"]  # runs after a failed publish too
     names = [s.get("name") for s in steps()]
-    assert names.index(upload["name"]) > names.index("Write the snapshot and publish it")
+    assert names.index(upload["name"]) > names.index("The daily run")
+
+
+def test_the_systemd_unit_is_bounded_and_verifies() -> None:
+    service = _unit("petrova-snapshot.service")
+    assert service["TimeoutStartSec"] == ["1h"]
+    assert service["EnvironmentFile"] == ["/etc/petrova/petrova.env"]
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed here")
+    proc = subprocess.run(
+        [analyze, "verify", str(DEPLOY / "petrova-snapshot.timer")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Unknown key" not in proc.stderr and "Invalid" not in proc.stderr, proc.stderr
+
+
+def test_the_deploy_files_agree_on_the_env_file() -> None:
+    """One owner and mode for the env file, said the same way everywhere."""
+    said = "owner root, group petrova, mode 0640"
+    for name in ("crontab", "petrova-snapshot.service", "petrova.env.example"):
+        assert said in (DEPLOY / name).read_text().replace("\n# ", " "), name
 
 
 # --- running the shipped commands for real ---------------------------------------------
 
 
 @pytest.fixture
-def host(fleet: Fleet) -> Fleet:
-    """The fleet copy as a deployed checkout: `.venv/bin/petrova` is the real console script."""
+def host(fleet: Fleet, tmp_path: Path) -> Iterator[tuple[Fleet, dict[str, str]]]:
+    """The fleet as a deployed checkout: `.venv/bin/petrova` is the real console script,
+    the checkout is a clone of a bare origin (the ledgers are pushed there), and every
+    registry url is mapped by git's insteadOf onto a local bare repo."""
     venv_bin = fleet.root / ".venv" / "bin"
     venv_bin.mkdir(parents=True)
     (venv_bin / "petrova").symlink_to(PETROVA_BIN)
-    return fleet
+    remotes = tmp_path / "remotes"
+    for repo in load_yaml_file(fleet.registry).data["repos"]:
+        owner_name = repo["url"].removeprefix("https://github.com/")
+        consumer = make_git_repo(tmp_path / "src" / owner_name, {"README.md": "x\n"})
+        _git(tmp_path, "clone", "-q", "--bare", str(consumer), str(remotes / f"{owner_name}.git"))
+    origin = tmp_path / "control-plane.git"
+    (fleet.root / ".gitignore").write_text(".venv/\nfleet.json\n")
+    _git(fleet.root, "init", "-q", "-b", "main")
+    _git(fleet.root, "add", "-A")
+    _git(fleet.root, "commit", "-q", "-m", "control plane")
+    _git(tmp_path, "clone", "-q", "--bare", str(fleet.root), str(origin))
+    _git(fleet.root, "remote", "add", "origin", str(origin))
+    _git(fleet.root, "fetch", "-q", "origin")
+    _git(fleet.root, "branch", "-q", "--set-upstream-to=origin/main")
+    env = {
+        **GIT_ISOLATION,
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"url.{remotes.as_uri()}/.insteadOf",
+        "GIT_CONFIG_VALUE_0": "https://github.com/",
+        "PETROVA_WORKSPACE": str(tmp_path / "workspace"),
+        "PETROVA_INGEST_TOKEN": TOKEN,
+        "PETROVA_PEBBLE_TOKEN": "pebble-" + TOKEN,
+    }
+    yield fleet, env
+
+
+GIT_ISOLATION = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def _git(cwd: Path, *args: str) -> None:
+    env = {
+        **os.environ,
+        **GIT_ISOLATION,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@e",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@e",
+    }
+    subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
 
 
 def run_shell(script: str, *, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -138,12 +213,12 @@ def run_shell(script: str, *, cwd: Path, env: dict[str, str]) -> subprocess.Comp
         env=_clean_env(env),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
 
 
-def assert_published(
+def assert_daily_ran(
     proc: subprocess.CompletedProcess[str], host: Fleet, ingest_requests: list[Any]
 ) -> None:
     assert proc.returncode == 0, proc.stderr
@@ -156,36 +231,21 @@ def assert_published(
     assert TOKEN not in proc.stdout + proc.stderr
 
 
-def test_the_workflow_publish_step_runs(host: Fleet, ingest: Ingest) -> None:
+def test_the_workflow_daily_step_runs(host: tuple[Fleet, dict[str, str]], ingest: Ingest) -> None:
+    fleet, env = host
     server = ingest(store_and_echo)
-    publish = step("Write the snapshot and publish it")
-    env = {"PETROVA_INGEST_TOKEN": TOKEN, "PETROVA_INGEST_URL": server.url}
-    proc = run_shell(publish["run"], cwd=host.root, env=env)
-    assert_published(proc, host, server.requests)
+    daily = step("The daily run")
+    proc = run_shell(daily["run"], cwd=fleet.root, env={**env, "PETROVA_INGEST_URL": server.url})
+    assert_daily_ran(proc, fleet, server.requests)
+    synced = sorted(p.name for p in Path(env["PETROVA_WORKSPACE"]).iterdir() if p.is_dir())
+    assert "kahn-hq" in synced and "petrova-codes" not in synced
 
 
-def test_the_workflow_publish_step_wants_the_url(host: Fleet) -> None:
-    publish = step("Write the snapshot and publish it")
-    proc = run_shell(publish["run"], cwd=host.root, env={"PETROVA_INGEST_TOKEN": TOKEN})
+def test_the_workflow_daily_step_wants_the_url(host: tuple[Fleet, dict[str, str]]) -> None:
+    fleet, env = host
+    proc = run_shell(step("The daily run")["run"], cwd=fleet.root, env=env)
     assert proc.returncode != 0
     assert "set the repository variable PETROVA_INGEST_URL" in proc.stderr
-
-
-def test_the_workflow_probe_step_fails_without_probes_and_feeds_the_ledger_with_them(
-    host: Fleet,
-) -> None:
-    probes = step("Refresh probe observations")
-    missing = run_shell(probes["run"], cwd=host.root, env={})
-    assert missing.returncode == 1
-    assert "probes/run is missing" in missing.stderr
-    line = json.dumps(
-        {"slug": "kahn-hq", "integration": "ares", "outcome": "ok", "at": "2026-11-26T06:50:00Z"}
-    )
-    script = host.write("probes/run", f"#!/bin/sh\necho '{line}'\n")
-    script.chmod(0o755)
-    fed = run_shell(probes["run"], cwd=host.root, env={})
-    assert fed.returncode == 0, fed.stderr
-    assert "ok" in (host.state_dir / "kahn-hq.yaml").read_text()
 
 
 def _cron_jobs() -> list[tuple[str, str]]:
@@ -198,30 +258,34 @@ def _cron_jobs() -> list[tuple[str, str]]:
     return jobs
 
 
-def _env_file(path: Path, url: str) -> Path:
-    path.write_text(f"PETROVA_INGEST_URL={url}\nPETROVA_INGEST_TOKEN={TOKEN}\n")
+def _env_file(path: Path, env: dict[str, str], url: str) -> Path:
+    keep = ("PETROVA_INGEST_TOKEN", "PETROVA_PEBBLE_TOKEN", "PETROVA_WORKSPACE")
+    lines = [f"PETROVA_INGEST_URL={url}", *(f"{k}={env[k]}" for k in keep)]
+    path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
     return path
 
 
-def test_the_crontab_runs_at_0700_utc(host: Fleet, ingest: Ingest, tmp_path: Path) -> None:
+def test_the_crontab_runs_at_0700_utc(
+    host: tuple[Fleet, dict[str, str]], ingest: Ingest, tmp_path: Path
+) -> None:
+    fleet, env = host
     text = (DEPLOY / "crontab").read_text()
     assert "CRON_TZ=UTC" in text.splitlines()
     assert "SHELL=/bin/bash" in text.splitlines()
     assert "%" not in "".join(cmd for _, cmd in _cron_jobs())  # cron would cut the line there
-    (snapshot_job,) = [(when, cmd) for when, cmd in _cron_jobs() if "snapshot" in cmd]
-    assert snapshot_job[0] == "0 7 * * *"
-    assert "flock" not in text.replace("No flock needed", "")
+    ((when, command),) = _cron_jobs()
+    assert when == "0 7 * * *"
+    assert "flock" not in text.replace("No\n# flock needed", "").replace("No flock needed", "")
     server = ingest(store_and_echo)
-    env_file = _env_file(tmp_path / "ingest.env", server.url)
-    command = (
-        snapshot_job[1]
-        .replace("/etc/petrova/ingest.env", str(env_file))
-        .replace("/srv/petrova", str(host.root))
+    env_file = _env_file(tmp_path / "petrova.env", env, server.url)
+    command = command.replace("/etc/petrova/petrova.env", str(env_file)).replace(
+        "/srv/petrova", str(fleet.root)
     )
-    proc = run_shell(command, cwd=tmp_path, env={})
-    assert_published(proc, host, server.requests)
-    assert TOKEN not in snapshot_job[1]
+    git_only = {k: v for k, v in env.items() if k.startswith("GIT_")}
+    proc = run_shell(command, cwd=tmp_path, env=git_only)
+    assert_daily_ran(proc, fleet, server.requests)
+    assert TOKEN not in command
 
 
 def _unit(name: str) -> dict[str, list[str]]:
@@ -242,29 +306,34 @@ def test_the_systemd_timer_fires_daily_at_0700_utc() -> None:
     assert timer["WantedBy"] == ["timers.target"]
 
 
-def test_the_systemd_service_runs(host: Fleet, ingest: Ingest, tmp_path: Path) -> None:
+def test_the_systemd_service_runs(
+    host: tuple[Fleet, dict[str, str]], ingest: Ingest, tmp_path: Path
+) -> None:
+    fleet, env = host
     service = _unit("petrova-snapshot.service")
     assert service["Type"] == ["oneshot"]
-    assert service["EnvironmentFile"] == ["/etc/petrova/ingest.env"]
-    (pre,) = service["ExecStartPre"]
-    assert pre.startswith("-")  # a failed probe refresh does not stop the snapshot
-    assert "state record --from -" in pre
     server = ingest(store_and_echo)
-    env_file = _env_file(tmp_path / "ingest.env", server.url)
-    env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
-    root = str(host.root)
+    env_file = _env_file(tmp_path / "petrova.env", env, server.url)
+    unit_env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    root = str(fleet.root)
     (exec_start,) = service["ExecStart"]
     argv = [
-        arg.replace("${PETROVA_INGEST_URL}", env["PETROVA_INGEST_URL"]).replace(
+        arg.replace("${PETROVA_INGEST_URL}", unit_env["PETROVA_INGEST_URL"]).replace(
             "/srv/petrova", root
         )
         for arg in shlex.split(exec_start)
     ]
     cwd = service["WorkingDirectory"][0].replace("/srv/petrova", root)
+    git_only = {k: v for k, v in env.items() if k.startswith("GIT_")}
     proc = subprocess.run(
-        argv, cwd=cwd, env=_clean_env(env), capture_output=True, text=True, check=False
+        argv,
+        cwd=cwd,
+        env=_clean_env({**unit_env, **git_only}),
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    assert_published(proc, host, server.requests)
+    assert_daily_ran(proc, fleet, server.requests)
     assert TOKEN not in exec_start
 
 
