@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -80,6 +80,24 @@ class Catalogue:
     def resolve(self, name: str) -> str | None:
         """The current id for ``name`` (itself, or the id that lists it as legacy)."""
         return self._aliases.get(name)
+
+    def canonical_keys(
+        self, mapping: Mapping[Any, Any]
+    ) -> tuple[dict[Any, Any], tuple[tuple[str, str], ...]]:
+        """``mapping`` with legacy integration ids (``x-legacy-ids``) renamed to current ones,
+        and the ``(legacy, current)`` pairs renamed. A legacy key whose current id is also
+        present stays as it is, so that the duplicate is reported, not silently merged.
+        The one place registry, contract and ledger keys are renamed."""
+        renamed: list[tuple[str, str]] = []
+        out: dict[Any, Any] = {}
+        for key, value in mapping.items():
+            current = self.resolve(key) if isinstance(key, str) else None
+            if current is not None and current != key and current not in mapping:
+                renamed.append((key, current))
+                out[current] = value
+            else:
+                out[key] = value
+        return out, tuple(renamed)
 
     @cached_property
     def contract_validator(self) -> Draft202012Validator:

@@ -136,18 +136,10 @@ def _renamed_doc(doc: YamlDocument, data: Any) -> YamlDocument:
 def _canonical_ids(data: Any, catalogue: Catalogue) -> tuple[Any, tuple[tuple[str, str], ...]]:
     if not isinstance(data, dict) or not isinstance(data.get("integrations"), dict):
         return data, ()
-    renamed: list[tuple[str, str]] = []
-    cells: dict[str, Any] = {}
-    for key, value in data["integrations"].items():
-        current = catalogue.resolve(key)
-        if current is not None and current != key and current not in data["integrations"]:
-            renamed.append((key, current))
-            cells[current] = value
-        else:
-            cells[key] = value
+    cells, renamed = catalogue.canonical_keys(data["integrations"])
     if not renamed:
         return data, ()
-    return {**data, "integrations": cells}, tuple(renamed)
+    return {**data, "integrations": cells}, renamed
 
 
 def cell_as_dict(cell: ContractCell, catalogue: Catalogue, integration_id: str) -> dict[str, Any]:

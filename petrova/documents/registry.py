@@ -186,14 +186,8 @@ def _canonical_ids(data: Any, catalogue: Catalogue) -> Any:
     for repo in repos:
         app = repo.get("integrations_applicability") if isinstance(repo, dict) else None
         if isinstance(app, dict):
-            renamed = {}
-            for key, value in app.items():
-                current = catalogue.resolve(key) if isinstance(key, str) else None
-                if current is not None and current != key and current not in app:
-                    renamed[current] = value
-                    changed = True
-                else:
-                    renamed[key] = value
+            renamed, pairs = catalogue.canonical_keys(app)
+            changed = changed or bool(pairs)
             repo = {**repo, "integrations_applicability": renamed}
         out_repos.append(repo)
     return {**data, "repos": out_repos} if changed else data

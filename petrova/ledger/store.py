@@ -216,14 +216,9 @@ def _canonical_ids(data: Any, catalogue: Catalogue) -> tuple[Any, dict[str, str]
     """Map legacy integration ids (``x-legacy-ids``) to current ones; remember the raw key."""
     if not isinstance(data, dict) or not isinstance(data.get("integrations"), dict):
         return data, {}
-    cells = data["integrations"]
-    renamed: dict[Any, Any] = {}
-    raw_keys: dict[str, str] = {}
-    for key, value in cells.items():
-        current = catalogue.resolve(key) if isinstance(key, str) else None
-        use = current if current is not None and current not in cells else key
-        renamed[use] = value
-        raw_keys[str(use)] = key
+    renamed, pairs = catalogue.canonical_keys(data["integrations"])
+    raw_keys = {str(key): key for key in renamed}
+    raw_keys.update({current: legacy for legacy, current in pairs})
     return {**data, "integrations": renamed}, raw_keys
 
 
