@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from petrova.errors import TierUnknown
 from petrova.fleet.gather import FleetInputs, RepoInputs
-from petrova.ledger.rules import PROMOTED, Observation
+from petrova.ledger.rules import PROMOTED, Observation, ok_trail
 from petrova.models import (
     CellStatus,
     RepoEntry,
@@ -293,7 +293,7 @@ def _unknowns(entry: RepoEntry, read: RepoInputs | None, sync_failure: str | Non
 def counted_since(seen: Observation, pin: str | None) -> str | None:
     """When the dot's counted green run began: see the module's docstring."""
     start: str | None = None
-    for at, sha in reversed(seen.ok_trail):
+    for at, sha in reversed(ok_trail(seen.history)):
         if sha == PROMOTED:
             return at
         if pin is None or sha is None or not (sha.startswith(pin) or pin.startswith(sha)):

@@ -371,10 +371,9 @@ class Observation(NamedTuple):
     newest_what: str | None
     #: See :func:`run_broken_at`.
     run_broken_at: str | None
-    #: See :func:`ok_trail`.
-    ok_trail: tuple[tuple[str, str | None], ...] = ()
-    #: Whether that run reaches back to the oldest entry the ledger still keeps.
-    trail_is_whole_history: bool = False
+    #: The cell's history in its JSON form, as read (shared, not copied): the gate reads
+    #: :func:`ok_trail` from it for the few cells that show ok.
+    history: Sequence[Mapping[str, Any]] = ()
 
 
 def observe(cell: LedgerCell | Mapping[str, Any]) -> Observation:
@@ -399,8 +398,7 @@ def observe(cell: LedgerCell | Mapping[str, Any]) -> Observation:
         None if newest is None else newest["at"],
         None if newest is None else newest.get("outcome", "promotion"),
         run_broken_at(history),
-        (trail := ok_trail(history)),
-        bool(history) and len(trail) == len(history),
+        history,
     )
 
 
