@@ -145,3 +145,8 @@ def test_steps_never_carry_a_token_and_follow_the_policy(control_plane: Fleet) -
     report = run_daily(plan, runner=runner)  # type: ignore[arg-type]
     assert [r.name for r in report.warned] == ["sync"] and report.failed == []
     assert said == ["sync", "sync", "probe", "snapshot"]  # the snapshot still ran
+
+
+def test_no_ledger_yet_is_nothing_to_commit(control_plane: Fleet, tmp_path: Path) -> None:
+    assert keep_state(_plan(control_plane, commit_state=True, push=True)) == ""
+    assert git(tmp_path / "origin.git", "rev-list", "--count", "main").strip() == "1"

@@ -205,6 +205,9 @@ def keep_state(plan: DailyPlan) -> str:
         ) from None
     # The ledgers only: never a lock file, a temporary file, or anything else there.
     ledgers = [f":(glob){relative.as_posix()}/*.yaml", f":(exclude,glob){relative.as_posix()}/.*"]
+    _, tracked = _git(Path(top), "ls-files", "--", *ledgers)
+    if not tracked and not any(plan.state_dir.glob("*.yaml")):
+        return ""  # no ledger yet, none removed: nothing to keep
     code, said = _git(Path(top), "add", "-A", "--", *ledgers)
     if code != 0:
         raise StateNotCommitted(f"git add {relative} failed: {said}")
