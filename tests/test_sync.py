@@ -382,3 +382,23 @@ def test_old_workflow_clones_are_taken_over(
     assert run.exit_code == 0, run.stderr
     assert files_in(synced.workspace / "kahn-hq") == {".petrova/contract.yaml", VTM}
     shutil.rmtree(synced.workspace)
+
+
+def test_a_malformed_manifest_stops_the_sync(
+    petrova_inprocess: Petrova, synced: Fleet, remotes: Remotes
+) -> None:
+    synced.workspace.mkdir()
+    (synced.workspace / ".petrova-sync.json").write_text('{"format": 1, "repos": []}')
+    run = sync(petrova_inprocess, synced, remotes)
+    assert run.exit_code == 2
+    assert "SYNC_MANIFEST_INVALID" in run.stderr
+    assert not (synced.workspace / "kahn-hq").exists()
+
+
+def test_a_relative_workspace(petrova_inprocess: Petrova, synced: Fleet, remotes: Remotes) -> None:
+    run = petrova_inprocess(
+        "sync", "--registry", "registry.yaml", "--workspace", "ws", cwd=synced.root,
+        env=remotes.env(),
+    )  # fmt: skip
+    assert (run.exit_code, run.stderr) == (0, "")
+    assert (synced.root / "ws" / "kahn-hq" / ".petrova" / "contract.yaml").is_file()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +35,7 @@ from petrova.sync.git import Git, Result
 from petrova.sync.paths import probe_paths, sparse_patterns
 from petrova.sync.workspace import SCRATCH_NAME, SyncRecord, read_manifest, update_manifest
 
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 Action = Literal["cloned", "updated", "unchanged", "failed", "read"]
 Progress = Callable[[int, int], None]
 
@@ -168,7 +170,24 @@ def _apply_paths(ctx: _Context, repo: Path, url: str) -> _RepoProblem | None:
     return problem
 
 
+def _loose_head(repo: Path) -> str | None:
+    """HEAD's commit when it is what ``git clone`` and ``git reset`` leave in a clone of
+    ours (a symbolic ref to a loose branch ref): a read, not a process per repo."""
+    head = _read_text(repo / ".git" / "HEAD")
+    if head is None or not head.startswith("ref: refs/heads/"):
+        return None
+    ref = head[5:].strip()
+    if ".." in ref:
+        return None
+    commit = (_read_text(repo / ".git" / ref) or "").strip()
+    return commit if _COMMIT.fullmatch(commit) else None
+
+
 def _head(ctx: _Context, repo: Path) -> str | None:
+    """The commit checked out in ``repo``; git answers whenever the fast read cannot."""
+    loose = _loose_head(repo)
+    if loose is not None:
+        return loose
     result = ctx.git.run(["rev-parse", "--verify", "-q", "HEAD"], cwd=repo)
     commit = result.stdout.strip()
     return commit if result.ok and len(commit) == 40 else None
@@ -399,6 +418,7 @@ def sync_fleet(
 ) -> SyncReport:
     """Sync every selected repo, ``jobs`` at a time; record each in the manifest."""
     entries = select_entries(loaded, slugs, shard)
+    workspace = workspace.absolute()  # git runs in other folders; paths must not move
     workspace.mkdir(parents=True, exist_ok=True)
     scratch = workspace / SCRATCH_NAME
     scratch.mkdir(exist_ok=True)
