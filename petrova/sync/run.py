@@ -73,9 +73,10 @@ class SyncReport:
 class _RepoProblem(Exception):
     """One repo's failure on its way out of :func:`_sync_repo` (never leaves this module)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, timed_out: bool = False) -> None:
         self.code = code
         self.message = message
+        self.timed_out = timed_out
         super().__init__(message)
 
 
@@ -86,7 +87,9 @@ def default_jobs() -> int:
 
 def _classify(result: Result, url: str, *, timeout: float) -> _RepoProblem:
     if result.timed_out:
-        return _RepoProblem("SYNC_FAILED", f"{url}: git timed out after {timeout:g}s")
+        return _RepoProblem(
+            "SYNC_FAILED", f"{url}: git timed out after {timeout:g}s", timed_out=True
+        )
     text = result.stderr
     lowered = text.lower()
     reason = result.reason()
@@ -313,6 +316,45 @@ def _update(ctx: _Context, entry: RepoEntry, dest: Path) -> tuple[Action, str, _
     return action, head, problem
 
 
+def _sync_locked(ctx: _Context, entry: RepoEntry, dest: Path) -> tuple[Action, str | None]:
+    """Clone or update ``dest``, holding the repo's lock; trouble is a _RepoProblem."""
+    for stale in ctx.scratch.glob(f"{entry.slug}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise _RepoProblem(
+            "SYNC_NOT_A_CLONE",
+            f"{dest} is not a folder petrova cloned (a file or a link); left as it is",
+        )
+    empty = dest.is_dir() and not any(dest.iterdir())
+    problem: _RepoProblem | None
+    if dest.is_dir() and not empty:
+        if not (dest / ".git").is_dir() or (dest / ".git").is_symlink():
+            raise _RepoProblem(
+                "SYNC_NOT_A_CLONE",
+                f"{dest} is not a git clone; left as it is (move it away and sync again)",
+            )
+        try:
+            action, commit, problem = _update(ctx, entry, dest)
+        except _RepoProblem as exc:
+            if exc.timed_out:
+                # the killed git and its helpers are gone (their process group was
+                # killed) and this run holds the repo's lock: any git lock left is stale
+                _clear_stale_locks(dest / ".git", older_than=0)
+            raise
+    else:
+        commit, problem = _clone(ctx, entry, dest)
+        action = "cloned"
+    if problem is None and entry.migrated and not _has_contract(dest):
+        problem = _RepoProblem(
+            "SYNC_NO_CONTRACT",
+            f"{entry.url}: no {CONTRACT_RELPATH} on {entry.default_branch} at "
+            f"{commit}, though the registry pins one; has its PR merged?",
+        )
+    if problem is not None:
+        raise problem
+    return action, commit
+
+
 def _sync_repo(ctx: _Context, entry: RepoEntry) -> RepoResult:
     dest = ctx.workspace / entry.slug
     commit: str | None = None
@@ -320,41 +362,15 @@ def _sync_repo(ctx: _Context, entry: RepoEntry) -> RepoResult:
     problem: _RepoProblem | None = None
     try:
         with file_lock(ctx.scratch / entry.slug, wait=ctx.git.timeout):
-            for stale in ctx.scratch.glob(f"{entry.slug}.*.tmp"):
-                shutil.rmtree(stale, ignore_errors=True)
-            if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
-                raise _RepoProblem(
-                    "SYNC_NOT_A_CLONE",
-                    f"{dest} is not a folder petrova cloned (a file or a link); left as it is",
-                )
-            empty = dest.is_dir() and not any(dest.iterdir())
-            if dest.is_dir() and not empty:
-                if not (dest / ".git").is_dir() or (dest / ".git").is_symlink():
-                    raise _RepoProblem(
-                        "SYNC_NOT_A_CLONE",
-                        f"{dest} is not a git clone; left as it is (move it away and sync again)",
-                    )
-                action, commit, problem = _update(ctx, entry, dest)
-            else:
-                commit, problem = _clone(ctx, entry, dest)
-                action = "cloned"
-            if problem is None and entry.migrated and not _has_contract(dest):
-                problem = _RepoProblem(
-                    "SYNC_NO_CONTRACT",
-                    f"{entry.url}: no {CONTRACT_RELPATH} on {entry.default_branch} at "
-                    f"{commit}, though the registry pins one; has its PR merged?",
-                )
+            action, commit = _sync_locked(ctx, entry, dest)
     except _RepoProblem as exc:
         problem = exc
-        action = "failed"
     except LockTimeout:
         problem = _RepoProblem("SYNC_BUSY", f"{dest}: another petrova sync is still working on it")
-        action = "failed"
     except OSError as exc:
         problem = _RepoProblem("SYNC_FAILED", f"{dest}: {exc.strerror or exc}")
-        action = "failed"
-    if action == "failed" and (dest / ".git").is_dir() and not dest.is_symlink():
-        commit = _head(ctx, dest)
+    if problem is not None and (dest / ".git").is_dir() and not dest.is_symlink():
+        commit = _head(ctx, dest)  # what is on disk, for the record
     record = SyncRecord(
         url=entry.url,
         branch=entry.default_branch,
@@ -364,7 +380,7 @@ def _sync_repo(ctx: _Context, entry: RepoEntry) -> RepoResult:
         code=None if problem is None else problem.code,
         message=None if problem is None else problem.message,
     )
-    return RepoResult(entry.slug, action, record)
+    return RepoResult(entry.slug, "failed" if problem is not None else action, record)
 
 
 def _control_plane(ctx: _Context, entry: RepoEntry, folder: Path) -> RepoResult:
@@ -472,7 +488,7 @@ def sync_self(folder: Path, git: Git) -> tuple[str | None, str | None]:
         )
     url = git.run(["ls-remote", "--get-url"], cwd=root).stdout.strip() or None
     before = git.run(["rev-parse", "--verify", "-q", "HEAD"], cwd=root).stdout.strip() or None
-    pull = git.run(["pull", "--quiet", "--ff-only"], cwd=root, url=url)
+    pull = git.run(["pull", "--quiet", "--no-rebase", "--ff-only"], cwd=root, url=url)
     if not pull.ok:
         reason = pull.reason()
         if "fast-forward" in pull.stderr.lower() or "diverg" in pull.stderr.lower():
