@@ -345,3 +345,36 @@ def test_self_outside_a_checkout(petrova_inprocess: Petrova, fleet: Fleet) -> No
     )  # fmt: skip
     assert run.exit_code == 1
     assert "is not in a git checkout" in run.stderr
+
+
+def test_jobs_bound_the_git_commands_running_at_once(fleet: Fleet, tmp_path: Path) -> None:
+    """A ``git`` early on PATH notes how many of its kind run when it starts."""
+    remotes = Remotes(tmp_path / "git")
+    many_repos(fleet, remotes, 8)
+    tally = tmp_path / "tally"
+    (tally / "running").mkdir(parents=True)
+    real = subprocess.run(["sh", "-c", "command -v git"], capture_output=True, text=True)
+    wrapper = tmp_path / "bin" / "git"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'mark=$(mktemp -p "{tally}/running")\n'
+        f'ls "{tally}/running" | wc -l >> "{tally}/counts"\n'
+        "sleep 0.2\n"
+        f'{real.stdout.strip()} "$@"; status=$?\n'
+        'rm -f "$mark"\n'
+        "exit $status\n"
+    )
+    wrapper.chmod(0o755)
+    env = _clean_env({**remotes.env(), "PATH": f"{wrapper.parent}:{os.environ['PATH']}"})
+    run = subprocess.run(
+        [str(PETROVA_BIN), "sync", *fleet.args("--workspace", str(fleet.workspace), "--jobs", "2")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (run.returncode, run.stderr) == (0, "")
+    counts = [int(n) for n in (tally / "counts").read_text().split()]
+    assert len(counts) >= 8 * 2  # a clone and a checkout each, at least
+    assert max(counts) == 2
