@@ -402,3 +402,13 @@ def test_a_relative_workspace(petrova_inprocess: Petrova, synced: Fleet, remotes
     )  # fmt: skip
     assert (run.exit_code, run.stderr) == (0, "")
     assert (synced.root / "ws" / "kahn-hq" / ".petrova" / "contract.yaml").is_file()
+
+
+def test_no_git_on_path(petrova_inprocess: Petrova, synced: Fleet, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    run = petrova_inprocess(
+        "sync", *synced.args("--workspace", str(synced.workspace)), env={"PATH": str(empty)}
+    )
+    assert run.exit_code == 2
+    assert "no git on PATH" in run.stderr

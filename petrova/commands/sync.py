@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import click
@@ -84,6 +85,8 @@ def sync(
     Quiet when all is well and there is no terminal (cron); a progress line on a terminal.
     """
     git_env = check_token_env(token_env)
+    if shutil.which("git") is None:
+        raise UsageError("petrova sync runs git, and there is no git on PATH; install git")
     registry = resolve_registry_path(registry_path)
     if self_:
         if slugs or shard != ALL:
