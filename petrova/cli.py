@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Write the fleet snapshot (dashboard JSON).",
     ),
     "state": ("petrova.commands.state:state", "Record probe outcomes; promote after review."),
+    "sync": ("petrova.commands.sync:sync", "Clone or update the fleet's repos in the workspace."),
 }
 
 

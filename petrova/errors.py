@@ -366,3 +366,38 @@ class StateNotCommitted(CheckFailed):
     """``--commit-state`` could not commit or push the ledgers; they stay on disk."""
 
     code = "STATE_NOT_COMMITTED"
+
+
+# --- sync (petrova sync: the fleet's clones in the workspace) ----------------------------
+
+
+class SyncFailed(CheckFailed):
+    """Some repos could not be synced (each was a warning); the rest were (exit 1)."""
+
+    code = "SYNC_FAILED"
+
+
+class SyncManifestInvalid(PetrovaError):
+    """``<workspace>/.petrova-sync.json`` is not a manifest petrova wrote."""
+
+    code = "SYNC_MANIFEST_INVALID"
+
+
+class SyncSelfRefused(CheckFailed):
+    """``sync --self``: the control-plane checkout has local changes, diverged, or the
+    pull failed; nothing was merged (exit 1)."""
+
+    code = "SYNC_SELF_REFUSED"
+
+
+class ProbePathUnsafe(PetrovaError):
+    """An evidence path a probe reads is absolute, leaves the repo or is not a plain path.
+
+    ``safe`` holds the other paths, which are still checked out.
+    """
+
+    code = "SYNC_PROBE_PATH_UNSAFE"
+
+    def __init__(self, message: str, *, safe: Sequence[str] = (), **kwargs: object) -> None:
+        self.safe = list(safe)
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]

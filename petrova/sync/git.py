@@ -1,0 +1,184 @@
+"""Running the real ``git``: a clean environment, no prompts, a timeout, a token kept secret.
+
+Every git command petrova runs for ``sync`` goes through :class:`Git`. It keeps what the
+operator's own git configuration provides (credential helpers, ``url.<base>.insteadOf``,
+SSH settings, ``GIT_CONFIG_COUNT`` entries) and removes what would point git at another
+repository (``GIT_DIR`` and friends, inherited from a hook or a shell). A command runs in
+its own session, so it has no terminal to prompt on and a timeout kills it with all its
+helpers. An optional token reaches git through an inline credential helper given in the
+environment, whose text names the variable and never holds the token: nothing puts the
+token on a command line, in a file or in output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from petrova.errors import UsageError
+
+#: Variables that would make git work on a repository other than the one petrova names.
+_REPO_VARIABLES = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+    "GIT_SHALLOW_FILE",
+    "GIT_GRAFT_FILE",
+    "GIT_IMPLICIT_WORK_TREE",
+    "GIT_NO_REPLACE_OBJECTS",
+    "GIT_REPLACE_REF_BASE",
+    "GIT_INTERNAL_SUPER_PREFIX",
+    "GIT_QUARANTINE_PATH",
+    "GIT_TRACE_REDACT",
+)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DEFAULT_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+    def reason(self) -> str:
+        """The last meaningful line git said, for a one-line warning."""
+        if self.timed_out:
+            return "timed out"
+        lines = [
+            line.strip()
+            for line in self.stderr.splitlines()
+            if line.strip() and not line.lower().startswith(("warning:", "hint:"))
+        ]
+        for line in lines:  # git's first fatal line says what happened; the rest advises
+            if line.startswith(("fatal: ", "error: ")):
+                return line.partition(": ")[2]
+        return lines[-1] if lines else f"git exited with status {self.returncode}"
+
+
+def check_token_env(name: str) -> str:
+    """The variable's name, refused unless it is a plain shell variable name (it is
+    written into the credential helper's shell text, so nothing else may pass)."""
+    if not _ENV_NAME.fullmatch(name):
+        raise UsageError(f"--token-env {name!r} is not an environment variable name")
+    return name
+
+
+def helper_text(token_env: str) -> str:
+    """The inline credential helper: it names the variable, the shell reads the value."""
+    return (
+        '!f() { test "$1" = get || exit 0; echo username=x-access-token; '
+        f'echo "password=${{{token_env}}}"; }}; f'
+    )
+
+
+class Git:
+    """How petrova runs git for one sync: environment, timeout, and the optional token."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        token_env: str | None = None,
+        ceiling: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        source = dict(os.environ if environ is None else environ)
+        self.timeout = timeout
+        self.token = source.get(token_env, "") if token_env else ""
+        self.token_env = token_env if self.token else None
+        env = {k: v for k, v in source.items() if k not in _REPO_VARIABLES}
+        env.update(
+            {
+                "GIT_TERMINAL_PROMPT": "0",
+                # set and empty: git then asks no askpass program either
+                "GIT_ASKPASS": "",
+                "SSH_ASKPASS_REQUIRE": "never",
+                "LC_ALL": "C",
+                "LANGUAGE": "C",
+            }
+        )
+        env.pop("SSH_ASKPASS", None)
+        if ceiling is not None:
+            env["GIT_CEILING_DIRECTORIES"] = str(ceiling)
+        self.base_env = env
+
+    def env_for(self, url: str | None) -> dict[str, str]:
+        """The environment for a command that talks to ``url``: the token only for HTTPS,
+        and only for that URL's host, as the one credential helper there (so no helper
+        of the operator's is handed the token to store)."""
+        env = dict(self.base_env)
+        if self.token_env is None or url is None:
+            return env
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            return env
+        scope = f"https://{parts.netloc.rpartition('@')[2]}"
+        try:
+            count = int(env.get("GIT_CONFIG_COUNT", "0"))
+        except ValueError:
+            count = 0
+        key = f"credential.{scope}.helper"
+        # an empty value first clears the helpers configured for this host
+        entries = [(key, ""), (key, helper_text(self.token_env))]
+        for offset, (key, value) in enumerate(entries):
+            env[f"GIT_CONFIG_KEY_{count + offset}"] = key
+            env[f"GIT_CONFIG_VALUE_{count + offset}"] = value
+        env["GIT_CONFIG_COUNT"] = str(count + len(entries))
+        return env
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the token hidden, should git ever echo it."""
+        return text.replace(self.token, "***") if self.token else text
+
+    def run(
+        self,
+        args: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        url: str | None = None,
+        stdin: str | None = None,
+    ) -> Result:
+        """Run ``git ARGS``; a timeout kills the command and every helper it started."""
+        proc = subprocess.Popen(
+            ["git", *args],
+            cwd=cwd,
+            env=self.env_for(url),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # no controlling terminal: nothing can prompt
+        )
+        try:
+            out, err = proc.communicate(
+                None if stdin is None else stdin.encode(), timeout=self.timeout
+            )
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            timed_out = True
+        return Result(
+            proc.returncode,
+            self.scrub(out.decode("utf-8", "replace")),
+            self.scrub(err.decode("utf-8", "replace")),
+            timed_out,
+        )
