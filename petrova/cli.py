@@ -46,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Write the fleet snapshot (dashboard JSON).",
     ),
     "state": ("petrova.commands.state:state", "Record probe outcomes; promote after review."),
+    "probe": (
+        "petrova.commands.probe:probe",
+        "Probe every wired integration; print or --record the outcomes.",
+    ),
 }
 
 

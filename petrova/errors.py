@@ -227,3 +227,13 @@ class UnsafePath(PetrovaError):
     """A path that would make petrova read or write outside the directory it is meant for."""
 
     code = "UNSAFE_PATH"
+
+
+# --- probes (petrova probe) --------------------------------------------------------------
+
+
+class ProbesIncomplete(CheckFailed):
+    """``probe``: some cells could not be looked at (unreachable, or left for the next run
+    by the rate limit); what was seen is still reported (exit 1)."""
+
+    code = "PROBES_INCOMPLETE"
