@@ -524,3 +524,20 @@ def test_record_is_silent_unattended_and_demotes_by_the_rules(world: World) -> N
     cell = ledger["integrations"]["traceo"]
     assert cell["current_status"] == "degraded"
     assert [h["outcome"] for h in cell["history"]] == ["ok", "degraded", "degraded"]
+
+
+def test_many_jobs_never_ask_past_the_budget(world: World) -> None:
+    slugs = [f"r{i}" for i in range(8)]
+    for slug in slugs:
+        world.add_repo(slug, {"ares": world.evidence(slug, "ares")})
+    world.github.remaining = 7
+    run = world.probe("--jobs", "16", "--json")
+    assert run.exit_code == 1
+    document = json.loads(run.stdout)
+    probed = {o["slug"] for o in document["outcomes"]}
+    left = {c["slug"] for c in document["left_for_next_run"]}
+    assert probed | left == set(slugs) and not probed & left
+    assert 1 <= len(probed) <= 3
+    assert all(o["outcome"] == "ok" for o in document["outcomes"])
+    assert not any(r.status == 403 for r in world.github.requests)
+    assert world.github.remaining >= 0

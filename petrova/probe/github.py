@@ -43,8 +43,11 @@ class Budget:
     """What is left of the rate limit, as GitHub last said, less requests in flight."""
 
     def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._monotonic = monotonic
+        #: Has any answer come back yet? Until then one request at a time, so that a
+        #: run with many jobs learns the budget before spending it.
+        self._learned = False
         self.remaining: int | None = None
         self.reset: int | None = None
         self.blocked_until: float | None = None
@@ -54,6 +57,8 @@ class Budget:
     @contextlib.contextmanager
     def ask(self) -> Iterator[None]:
         with self._lock:
+            while not self._learned and self.in_flight > 0:
+                self._lock.wait()
             reason = self._refusal()
             if reason is not None:
                 self.spent_reason = self.spent_reason or reason
@@ -64,6 +69,8 @@ class Budget:
         finally:
             with self._lock:
                 self.in_flight -= 1
+                self._learned = True  # an answer, or none: either way, stop queueing
+                self._lock.notify_all()
 
     def _refusal(self) -> str | None:
         if self.blocked_until is not None and self._monotonic() < self.blocked_until:
@@ -187,7 +194,7 @@ class GitHub:
             headers["If-None-Match"] = cached[0]
         with self.budget.ask():
             answer = request(url, transport=self.transport, headers=headers, token=token)
-        self.budget.update(answer)
+            self.budget.update(answer)
         with self._lock:
             self.stats.requests += 1
             if answer.status == 304:
