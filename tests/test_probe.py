@@ -541,3 +541,30 @@ def test_many_jobs_never_ask_past_the_budget(world: World) -> None:
     assert all(o["outcome"] == "ok" for o in document["outcomes"])
     assert not any(r.status == 403 for r in world.github.requests)
     assert world.github.remaining >= 0
+
+
+def test_unattended_record_of_a_blind_probe_says_one_line_and_exits_1(world: World) -> None:
+    world.add_repo("alpha-hq", {"lore_cairnet": world.evidence("alpha-hq", "lore_cairnet")})
+    run = world.probe("--record", env={"PETROVA_PEBBLE_TOKEN": None})
+    assert run.exit_code == 1
+    assert run.stdout == ""
+    assert run.stderr.splitlines() == [
+        "petrova: PROBES_INCOMPLETE: 1 cell(s) unreachable: alpha-hq lore_cairnet"
+    ]
+    ledger = yaml.safe_load((world.fleet.state_dir / "alpha-hq.yaml").read_text())
+    [entry] = ledger["integrations"]["lore_cairnet"]["history"]
+    assert entry["outcome"] == "unreachable"
+    assert entry["detail"].startswith("stones: PETROVA_PEBBLE_TOKEN not set")
+    assert ledger["integrations"]["lore_cairnet"]["current_status"] == "pending"
+
+
+def test_a_token_echoed_by_a_server_never_reaches_a_detail(world: World) -> None:
+    # the stones endpoint is on the service's host, but answers at a path that includes
+    # whatever it was given; the detail names host and status only, and is scrubbed
+    evidence = world.evidence("alpha-hq", "lore_cairnet")
+    evidence["cairnet_agent_id"] = PEBBLE
+    world.add_repo("alpha-hq", {"lore_cairnet": evidence})
+    got = world.outcomes()
+    line = json.dumps(got["alpha-hq lore_cairnet"])
+    assert PEBBLE not in line
+    assert got["alpha-hq lore_cairnet"]["outcome"] == "failing"

@@ -154,12 +154,15 @@ def check_http(check: Check, cell: Cell) -> Result:
         secret = token(params["token_env"], cell.environ)
         if secret is None:
             return Result(check.id, "unreachable", f"{params['token_env']} not set")
-        if base and _origin(url) != _origin(base):
+        # The token goes only where the catalogue says the service is: evidence is
+        # written by consumer repos and must not be able to collect the fleet's token.
+        trusted = base or ("" if params["url"].startswith("{") else params["url"])
+        if not trusted or _origin(url) != _origin(trusted):
             return Result(
                 check.id,
                 "unreachable",
                 f"will not send {params['token_env']} to {_host(url)}, "
-                f"which is not the service's host {_host(base)}",
+                f"which is not the service's host {_host(trusted) if trusted else '(none)'}",
             )
     try:
         answer = request(url, transport=cell.transport, token=secret)
