@@ -568,3 +568,34 @@ def test_a_token_echoed_by_a_server_never_reaches_a_detail(world: World) -> None
     line = json.dumps(got["alpha-hq lore_cairnet"])
     assert PEBBLE not in line
     assert got["alpha-hq lore_cairnet"]["outcome"] == "failing"
+
+
+def test_shards_split_the_fleet_without_overlap(world: World) -> None:
+    slugs = [f"s{i}" for i in range(6)]
+    for slug in slugs:
+        world.add_repo(slug, {"crumb": world.evidence(slug, "crumb")})
+    first = world.outcomes("--shard", "1/2")
+    second = world.outcomes("--shard", "2/2")
+    assert not set(first) & set(second)
+    assert {k.split()[0] for k in (*first, *second)} == set(slugs)
+
+
+def test_the_catalogue_exposes_each_probe_and_the_paths_a_clone_needs() -> None:
+    from petrova.documents.catalogue import load_catalogue
+    from tests.conftest import CATALOGUE
+
+    catalogue = load_catalogue(CATALOGUE)
+    kinds = {i.id: [c.kind for c in i.probe.checks] for i in catalogue.integrations if i.probe}
+    assert kinds == {
+        "ares": ["github_webhook"],
+        "traceo": ["file", "http"],
+        "crumb": ["file", "age"],
+        "lore_cairnet": ["http", "http"],
+    }
+    crumb = catalogue.get("crumb").probe
+    assert crumb is not None
+    assert crumb.file_paths({"content_path": "content/cards", "card_count": 3}) == (
+        "content/cards",
+    )
+    raw = catalogue.get("traceo").evidence_schema["x-probe"]["checks"][0]
+    assert (raw["kind"], raw["path_field"]) == ("file", "vtm_path")
