@@ -51,6 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "state": ("petrova.commands.state:state", "Record probe outcomes; promote after review."),
     "sync": ("petrova.commands.sync:sync", "Clone or update the fleet's repos in the workspace."),
+    "probe": (
+        "petrova.commands.probe:probe",
+        "Probe every wired integration; print or --record the outcomes.",
+    ),
 }
 
 

@@ -401,3 +401,13 @@ class ProbePathUnsafe(PetrovaError):
     def __init__(self, message: str, *, safe: Sequence[str] = (), **kwargs: object) -> None:
         self.safe = list(safe)
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+# --- probes (petrova probe) --------------------------------------------------------------
+
+
+class ProbesIncomplete(CheckFailed):
+    """``probe``: some cells could not be looked at (unreachable, or left for the next run
+    by the rate limit); what was seen is still reported (exit 1)."""
+
+    code = "PROBES_INCOMPLETE"

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from petrova.errors import CatalogueInvalid, CatalogueNotFound, Location
 from petrova.files.yaml_fast import KeyTypes
 from petrova.models import CONTRACT_KEYS
+from petrova.probe.spec import ProbeSpec, parse_probe
 
 if TYPE_CHECKING:  # jsonschema is imported where errors are to be described
     from jsonschema import Draft202012Validator
@@ -45,6 +46,8 @@ class Integration:
     legacy_ids: tuple[str, ...]
     evidence_schema: dict[str, Any]
     fields: tuple[EvidenceField, ...]
+    #: How petrova probes it (``x-probe``); ``None`` when the catalogue declares no probe.
+    probe: ProbeSpec | None = None
 
     @property
     def required_fields(self) -> tuple[str, ...]:
@@ -286,6 +289,14 @@ def parse_catalogue(schema: Any, shown: str) -> Catalogue:
             )
             for name, sub in evidence.get("properties", {}).items()
         )
+        probe = None
+        if "x-probe" in evidence:
+            probe = parse_probe(
+                evidence["x-probe"],
+                evidence_fields=frozenset(f.name for f in fields),
+                fail=fail,
+                where=f"{field}.x-probe",
+            )
         integrations.append(
             Integration(
                 id=integration_id,
@@ -294,6 +305,7 @@ def parse_catalogue(schema: Any, shown: str) -> Catalogue:
                 legacy_ids=tuple(legacy),
                 evidence_schema=evidence,
                 fields=fields,
+                probe=probe,
             )
         )
     return Catalogue(path=shown, schema=schema, integrations=tuple(integrations))

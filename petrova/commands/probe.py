@@ -1,0 +1,210 @@
+"""``petrova probe``: observe every wired integration and feed the ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from petrova.commands._common import (
+    catalogue_option,
+    emit,
+    is_tty,
+    json_option,
+    open_registry,
+    registry_option,
+    resolve_state_dir,
+    say,
+    shard_option,
+    state_dir_option,
+    workspace_option,
+)
+from petrova.errors import ProbesIncomplete
+from petrova.fleet.shard import Shard
+from petrova.render.formats import to_json_bytes
+
+#: Names shown in the one-line summary before "and N more".
+_SHOWN = 10
+
+
+@click.command()
+@click.argument("slugs", nargs=-1, metavar="[SLUG...]")
+@click.option("--integration", default=None, help="Probe only this integration id.")
+@click.option("--record", is_flag=True, help="Append the outcomes to the ledgers (state/).")
+@click.option("--dry-run", is_flag=True, help="List what would be probed and why the rest is not.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1, max=256),
+    default=16,
+    show_default=True,
+    help="Probes at a time.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1, max=600),
+    default=10.0,
+    show_default=True,
+    help="Seconds one request may take in all (connect, headers and body).",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where GitHub's ETags are kept. [default: $XDG_CACHE_HOME/petrova, else ~/.cache/petrova]",
+)
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    help="With --record: seconds to wait for another run holding a ledger's lock.",
+)
+@json_option
+@shard_option
+@workspace_option
+@registry_option
+@catalogue_option
+@state_dir_option
+def probe(
+    slugs: tuple[str, ...],
+    integration: str | None,
+    record: bool,
+    dry_run: bool,
+    jobs: int,
+    timeout: float,
+    cache_dir: Path | None,
+    wait: float,
+    as_json: bool,
+    shard: Shard,
+    workspace: Path | None,
+    registry_path: Path | None,
+    catalogue_path: Path | None,
+    state_dir: Path | None,
+) -> None:
+    """Probe every wired integration of every migrated repo (or of SLUG...).
+
+    Without --record, prints one JSON line per outcome: exactly what
+    `petrova state record --from -` takes. With --record, appends them to the ledgers
+    (all lines checked first, under the ledgers' locks). Not applicable, pending and
+    undeclared cells are not probed. Exit 0 when every probe looked, 1 when some could
+    not (their outcomes are `unreachable`, or the GitHub rate limit left them for the
+    next run), 2 on bad usage. See docs/PROBES.md.
+    """
+    from petrova import clock
+    from petrova.ledger import record as core
+    from petrova.probe.plan import make_plan
+    from petrova.probe.run import run_plan
+
+    now = clock.now()
+    loaded = open_registry(registry_path, catalogue_path, today=now.date())
+    states = resolve_state_dir(state_dir, loaded.path)
+    plan = make_plan(
+        loaded,
+        workspace=workspace,
+        state_dir=states,
+        slugs=slugs,
+        integration=integration,
+        shard=shard,
+    )
+    if dry_run:
+        _dry_run(plan, as_json=as_json)
+        return
+    result = run_plan(
+        plan,
+        catalogue_probe=lambda iid: loaded.catalogue.get(iid).probe,
+        jobs=jobs,
+        timeout=timeout,
+        cache_dir=cache_dir if cache_dir is not None else _default_cache_dir(),
+        environ=os.environ,
+    )
+    lines = b"".join(json.dumps(o).encode() + b"\n" for o in result.outcomes)
+    changes: list[dict[str, Any]] = []
+    if record:
+        requests = core.read_batch(lines, "<probe>", loaded, now=clock.now())
+        recorded = core.record(loaded, states, requests, wait=wait)
+        changes = [core.change_as_dict(c) for c in recorded.changes]
+        if not as_json and is_tty(sys.stdout):
+            for change in recorded.changes:
+                click.echo(core.describe(change))
+    blind = [s for s in plan.skipped if s.blind]
+    if as_json:
+        document = {
+            "outcomes": result.outcomes,
+            "recorded": changes if record else None,
+            "left_for_next_run": [cell.as_dict() for cell in result.left],
+            "not_probed": [
+                {"slug": s.slug, "integration": s.integration, "reason": s.reason}
+                for s in plan.skipped
+            ],
+            "github": {
+                "requests": result.github_requests,
+                "not_modified": result.github_not_modified,
+                "rate_limit_remaining": result.rate_remaining,
+            },
+        }
+        emit(to_json_bytes(document), None)
+    elif not record:
+        emit(lines, None)
+    interactive = is_tty(sys.stderr)
+    if interactive or result.left:
+        for cell in result.left:
+            say(f"left for the next run: {cell.slug} {cell.integration} ({cell.reason})")
+    if interactive:
+        for outcome in result.unreachable:
+            say(f"unreachable: {outcome['slug']} {outcome['integration']}: {outcome['detail']}")
+        for skipped in blind:
+            say(f"not probed: {skipped.slug}: {skipped.reason}")
+    if result.unreachable or result.left or blind:
+        raise ProbesIncomplete(_summary(result.unreachable, result.left, blind))
+
+
+def _summary(unreachable: list[dict[str, str]], left: list[Any], blind: list[Any]) -> str:
+    parts = []
+    names = [f"{o['slug']} {o['integration']}" for o in unreachable]
+    names += [f"{c.slug} {c.integration}" for c in left]
+    names += [f"{s.slug}" for s in blind]
+    if unreachable:
+        parts.append(f"{len(unreachable)} cell(s) unreachable")
+    if left:
+        parts.append(f"{len(left)} left for the next run by the GitHub rate limit")
+    if blind:
+        parts.append(f"{len(blind)} repo(s) whose contract could not be read")
+    shown = ", ".join(names[:_SHOWN]) + (
+        f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
+    )
+    return f"{'; '.join(parts)}: {shown}"
+
+
+def _dry_run(plan: Any, *, as_json: bool) -> None:
+    if as_json:
+        document = {
+            "probe": [
+                {
+                    "slug": c.slug,
+                    "integration": c.integration,
+                    "evidence_sha": c.evidence_sha,
+                    "last_verified_at": c.last_verified_at,
+                }
+                for c in plan.cells
+            ],
+            "not_probed": [
+                {"slug": s.slug, "integration": s.integration, "reason": s.reason}
+                for s in plan.skipped
+            ],
+        }
+        emit(to_json_bytes(document), None)
+        return
+    for c in plan.cells:
+        seen = c.last_verified_at or "never"
+        click.echo(f"probe {c.slug} {c.integration} (last verified {seen})")
+    for s in plan.skipped:
+        click.echo(f"skip  {s.slug}{' ' + s.integration if s.integration else ''}: {s.reason}")
+
+
+def _default_cache_dir() -> Path | None:
+    from petrova.probe.github import default_cache_dir
+
+    return default_cache_dir()

@@ -1,0 +1,240 @@
+"""GitHub's REST API, asked politely: ETags, and a rate-limit budget shared by a run.
+
+Every answer's ``ETag`` is kept (with the little of the body the probes need) in the
+:class:`EtagCache`; the next request for the same URL sends ``If-None-Match``, and a
+``304 Not Modified`` answer, which GitHub does not count against the rate limit, is
+served from the cache. The :class:`Budget` reads ``x-ratelimit-remaining``,
+``x-ratelimit-reset`` and ``retry-after``; once asking again could run the budget out,
+it refuses (:class:`BudgetSpent`), so the cells not yet probed wait for the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from petrova.delivery.publish import Secret
+from petrova.files.disk import write_atomic
+from petrova.probe.http import Answer, CouldNotLook, Transport, request
+
+DEFAULT_API = "https://api.github.com"
+CACHE_FILE = "probe-etags.json"
+_CACHE_VERSION = 1
+#: Requests kept in hand: a run stops asking while this many or fewer remain.
+RESERVE = 0
+
+
+class BudgetSpent(Exception):
+    """The rate limit would run out: this cell is left for the next run."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Budget:
+    """What is left of the rate limit, as GitHub last said, less requests in flight."""
+
+    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.Condition()
+        self._monotonic = monotonic
+        #: Has any answer come back yet? Until then one request at a time, so that a
+        #: run with many jobs learns the budget before spending it.
+        self._learned = False
+        self.remaining: int | None = None
+        self.reset: int | None = None
+        self.blocked_until: float | None = None
+        self.in_flight = 0
+        self.spent_reason: str | None = None
+
+    @contextlib.contextmanager
+    def ask(self) -> Iterator[None]:
+        with self._lock:
+            while not self._learned and self.in_flight > 0:
+                self._lock.wait()
+            reason = self._refusal()
+            if reason is not None:
+                self.spent_reason = self.spent_reason or reason
+                raise BudgetSpent(reason)
+            self.in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+                self._learned = True  # an answer, or none: either way, stop queueing
+                self._lock.notify_all()
+
+    def _refusal(self) -> str | None:
+        if self.blocked_until is not None and self._monotonic() < self.blocked_until:
+            return "GitHub asked to wait (retry-after)"
+        if self.remaining is not None and self.remaining - self.in_flight <= RESERVE:
+            if self.reset is not None and time.time() >= self.reset:
+                self.remaining = None  # a new window has begun
+                return None
+            return "the GitHub rate limit is spent" + self._until()
+        return None
+
+    def _until(self) -> str:
+        if self.reset is None:
+            return ""
+        return f" until {time.strftime('%H:%M:%SZ', time.gmtime(self.reset))}"
+
+    def update(self, answer: Answer) -> None:
+        """Learn from one answer's headers (the lowest ``remaining`` of a window wins)."""
+        headers = answer.headers
+        with self._lock:
+            remaining = _int(headers.get("x-ratelimit-remaining"))
+            reset = _int(headers.get("x-ratelimit-reset"))
+            if remaining is not None:
+                if reset is not None and reset != self.reset:
+                    self.remaining, self.reset = remaining, reset
+                elif self.remaining is None or remaining < self.remaining:
+                    self.remaining = remaining
+            after = _int(headers.get("retry-after"))
+            if after is not None and answer.status in (403, 429):
+                self.blocked_until = self._monotonic() + after
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def default_cache_dir() -> Path | None:
+    """Where the ETags live: ``PETROVA_CACHE_DIR``, else ``$XDG_CACHE_HOME/petrova``
+    (``~/.cache/petrova``); ``None`` when ``PETROVA_CACHE=off``. The only cache petrova
+    keeps: it saves GitHub requests, never changes an outcome, and any trouble with it
+    only means asking again."""
+    if os.environ.get("PETROVA_CACHE", "").lower() in ("off", "0", "no", "false"):
+        return None
+    explicit = os.environ.get("PETROVA_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "petrova"
+
+
+class EtagCache:
+    """``{url: [etag, kept body]}`` in one JSON file; any trouble with it is ignored.
+
+    Only what a ``304`` needs to recompute the same outcome is kept (hook ids, their
+    ``active`` flag and the *host* of their URL; a delivery's status code), never a
+    token and never a full webhook URL, which may carry a secret in its query.
+    """
+
+    def __init__(self, directory: Path | None) -> None:
+        self.path = None if directory is None else directory / CACHE_FILE
+        self._lock = threading.Lock()
+        self._entries: dict[str, list[Any]] = {}
+        self._dirty = False
+        if self.path is not None:
+            try:
+                data = json.loads(self.path.read_bytes())
+                if isinstance(data, dict) and data.get("version") == _CACHE_VERSION:
+                    entries = data.get("entries")
+                    if isinstance(entries, dict):
+                        self._entries = {
+                            k: v
+                            for k, v in entries.items()
+                            if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
+                        }
+            except (OSError, ValueError, RecursionError):
+                self._dirty = True  # absent or corrupt: start afresh, replace it on save
+
+    def get(self, url: str) -> tuple[str, Any] | None:
+        with self._lock:
+            entry = self._entries.get(url)
+        return None if entry is None else (entry[0], entry[1])
+
+    def put(self, url: str, etag: str, kept: Any) -> None:
+        with self._lock:
+            if self._entries.get(url) != [etag, kept]:
+                self._entries[url] = [etag, kept]
+                self._dirty = True
+
+    def save(self) -> None:
+        if self.path is None or not self._dirty:
+            return
+        document = {"version": _CACHE_VERSION, "entries": dict(sorted(self._entries.items()))}
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, json.dumps(document, indent=0).encode(), durable=False)
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    not_modified: int = 0
+
+
+class GitHub:
+    """A small client: ``get(path, keep)`` → what ``keep`` extracts from the JSON answer."""
+
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        cache: EtagCache,
+        budget: Budget,
+        api: str | None = None,
+    ) -> None:
+        self.api = (api or os.environ.get("GITHUB_API_URL") or DEFAULT_API).rstrip("/")
+        self.transport = transport
+        self.cache = cache
+        self.budget = budget
+        self.stats = Stats()
+        self._lock = threading.Lock()
+
+    def get(self, path: str, token: Secret, keep: Callable[[Any], Any]) -> tuple[int, Any]:
+        """``(status, kept)``: kept is ``keep(json)`` for 2xx (or its cached form on 304).
+
+        Raises :class:`CouldNotLook` (no answer, 401/403/5xx and other statuses a probe
+        cannot read meaning into) and :class:`BudgetSpent`. A 404 is returned, not raised.
+        """
+        url = self.api + path
+        cached = self.cache.get(url)
+        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+        if cached is not None:
+            headers["If-None-Match"] = cached[0]
+        with self.budget.ask():
+            answer = request(url, transport=self.transport, headers=headers, token=token)
+            self.budget.update(answer)
+        with self._lock:
+            self.stats.requests += 1
+            if answer.status == 304:
+                self.stats.not_modified += 1
+        if answer.status == 304 and cached is not None:
+            return 200, cached[1]
+        if 200 <= answer.status < 300:
+            try:
+                kept = keep(json.loads(answer.body))
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+                raise CouldNotLook(
+                    f"GitHub answered {answer.status} with an unreadable body"
+                ) from None
+            etag = answer.headers.get("etag")
+            if etag:
+                self.cache.put(url, etag, kept)
+            return answer.status, kept
+        if answer.status == 404:
+            return 404, None
+        if answer.status in (403, 429) and (
+            answer.headers.get("x-ratelimit-remaining") == "0" or "retry-after" in answer.headers
+        ):
+            self.budget.spent_reason = self.budget.spent_reason or "GitHub's rate limit answer"
+            raise BudgetSpent(f"GitHub answered {answer.status}: rate limit exceeded")
+        if answer.status == 401:
+            raise CouldNotLook("GitHub answered 401: the token was refused")
+        if answer.status == 403:
+            raise CouldNotLook("GitHub answered 403: the token may not read webhooks")
+        raise CouldNotLook(f"GitHub answered {answer.status}")
