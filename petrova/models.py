@@ -387,6 +387,11 @@ class SnapshotRow(Model):
     tier: int
     default_branch: str
     contract_sha: str | None
+    #: Added in 1.0 (additive): the commit of the consumer's default branch the contract was
+    #: read at, as ``petrova sync`` fetched it; absent when not known.
+    contract_commit: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")] | SkipJsonSchema[None] = (
+        OMITTED_IF_NONE
+    )
     #: Present exactly on migrated rows; absent (not null) otherwise, for strict consumers.
     integrations: dict[str, SnapshotCell] | SkipJsonSchema[None] = OMITTED_IF_NONE
 

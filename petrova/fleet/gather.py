@@ -22,6 +22,7 @@ from petrova.files.disk import confined
 from petrova.ledger.rules import Observation
 from petrova.ledger.store import ledger_path, read_observations
 from petrova.models import DeclaredStatus, RepoEntry, SnapshotWarning, applicability_value
+from petrova.sync.workspace import SyncRecord, read_manifest
 
 
 class Declared(NamedTuple):
@@ -61,12 +62,18 @@ class RepoInputs:
     warnings: tuple[SnapshotWarning, ...] = ()
     #: The contract's sha as read (``None`` when unreadable): the gate compares it to the pin.
     contract_sha: str | None = None
+    #: The commit ``petrova sync`` last brought the clone to (``None``: not synced by it).
+    commit: str | None = None
+    #: Why the repo's last sync failed (``None``: it did not, or it was never synced).
+    sync_failure: str | None = None
 
 
 @dataclass(frozen=True)
 class FleetInputs:
     loaded: LoadedRegistry
     repos: dict[str, RepoInputs] = field(default_factory=dict)
+    #: Trouble that belongs to no one repo (a sync manifest that cannot be read).
+    warnings: tuple[SnapshotWarning, ...] = ()
 
 
 def clone_root(entry: RepoEntry, *, registry_path: Path, workspace: Path | None) -> Path | None:
@@ -113,8 +120,20 @@ def read_ledger(state_dir: Path, slug: str, catalogue: Catalogue) -> LedgerRead:
 
 
 def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -> FleetInputs:
-    """Read every migrated repo's contract and ledger; per-repo trouble becomes warnings."""
+    """Read every migrated repo's contract and ledger; per-repo trouble becomes warnings.
+
+    With a workspace, ``petrova sync``'s manifest says which commit each clone is at and
+    which repos failed to sync (a repo never synced by petrova, say a clone made by hand,
+    has neither). A manifest that cannot be read is one warning, and every consumer is
+    then taken as failed to sync: the gate must not trust clones it cannot vouch for.
+    """
     catalogue = loaded.catalogue
+    synced, manifest_problem = _manifest(workspace)
+    fleet_warnings: list[SnapshotWarning] = []
+    if manifest_problem is not None:
+        fleet_warnings.append(
+            SnapshotWarning(slug=None, code="SYNC_MANIFEST_INVALID", message=manifest_problem)
+        )
     repos: dict[str, RepoInputs] = {}
     for entry in loaded.registry.repos:
         if not entry.migrated:
@@ -125,8 +144,32 @@ def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -
         declared = _declared_for(entry, contract, catalogue, warnings)
         observed = _observed_for(entry, read_ledger(state_dir, entry.slug, catalogue), warnings)
         sha = contract.sha if contract is not None and declared is not None else None
-        repos[entry.slug] = RepoInputs(declared, observed, tuple(warnings), sha)
-    return FleetInputs(loaded, repos)
+        record = synced.get(entry.slug)
+        failure = None
+        if record is not None and record.status != "ok":
+            failure = f"{record.code or 'SYNC_FAILED'}: {record.message or 'no reason given'}"
+            warnings.append(
+                SnapshotWarning(
+                    slug=entry.slug,
+                    code="SYNC_FAILED",
+                    message=f"its last sync ({record.synced_at}) failed, so the contract "
+                    f"read may be out of date: {failure}",
+                )
+            )
+        elif manifest_problem is not None and entry.role != "control-plane":
+            failure = "the sync manifest could not be read"
+        commit = record.commit if record is not None and declared is not None else None
+        repos[entry.slug] = RepoInputs(declared, observed, tuple(warnings), sha, commit, failure)
+    return FleetInputs(loaded, repos, tuple(fleet_warnings))
+
+
+def _manifest(workspace: Path | None) -> tuple[dict[str, SyncRecord], str | None]:
+    if workspace is None:
+        return {}, None
+    try:
+        return read_manifest(workspace), None
+    except PetrovaError as exc:
+        return {}, exc.render()
 
 
 def _declared_for(

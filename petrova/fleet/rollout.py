@@ -190,16 +190,13 @@ def rollout_report(
     *,
     now: datetime,
     days: int,
-    sync_failures: Mapping[str, str] | None = None,
 ) -> RolloutReport:
     """Every tier, in ascending order, its repos in registry order.
 
     ``document``: the snapshot made from the same ``inputs`` at ``now``
     (:func:`petrova.fleet.snapshot.snapshot_document`), so that the gate reads the very
-    dots the dashboard shows. ``sync_failures``: slug -> why its last ``petrova sync``
-    failed; such a repo is held, since what was read of it may be out of date.
+    dots the dashboard shows.
     """
-    failures = sync_failures or {}
     window = timedelta(days=days)
     by_tier: dict[int, list[RepoView]] = {}
     for entry, row in zip(inputs.loaded.registry.repos, document["rows"], strict=True):
@@ -220,7 +217,7 @@ def rollout_report(
             )
             continue
         cells: list[CellView] = []
-        holds = _unknowns(entry, repo_inputs, failures.get(entry.slug))
+        holds = _unknowns(entry, repo_inputs)
         since: list[str] = []
         for integration, shown in row["integrations"].items():
             stored = observed.get(integration) if observed is not None else None
@@ -265,7 +262,7 @@ def gates_document(report: RolloutReport) -> list[dict[str, Any]]:
     ]
 
 
-def _unknowns(entry: RepoEntry, read: RepoInputs | None, sync_failure: str | None) -> list[Hold]:
+def _unknowns(entry: RepoEntry, read: RepoInputs | None) -> list[Hold]:
     """What the gate cannot know about a migrated repo: each one holds its tier."""
     slug = entry.slug
     holds: list[Hold] = []
@@ -274,8 +271,8 @@ def _unknowns(entry: RepoEntry, read: RepoInputs | None, sync_failure: str | Non
         holds.append(Hold(slug, None, reason, None, None, None, f"{slug}: {message}"))
 
     said = {w.code: w.message for w in (read.warnings if read is not None else ())}
-    if sync_failure is not None:
-        hold("sync_failed", f"its last sync failed ({sync_failure}); what was read may be old")
+    if read is not None and read.sync_failure is not None:
+        hold("sync_failed", f"its last sync failed ({read.sync_failure}); what was read may be old")
     if read is None or read.declared is None:
         why = said.get("CONTRACT_UNREADABLE", "the contract was not read")
         hold("contract_unknown", f"contract not read: {why}")

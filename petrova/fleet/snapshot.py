@@ -121,6 +121,7 @@ def snapshot_document(
     warnings: list[dict[str, Any]] = [
         _warning(f.slug, f.code, f"{f.location}: {f.message}") for f in loaded.findings
     ]
+    warnings.extend(_warning(w.slug, w.code, w.message) for w in inputs.warnings)
     rows: list[dict[str, Any]] = []
     migrated = 0
     for entry in loaded.registry.repos:
@@ -136,6 +137,8 @@ def snapshot_document(
         if entry.migrated:
             migrated += 1
             repo_inputs = inputs.repos.get(entry.slug, RepoInputs(None, None))
+            if repo_inputs.commit is not None:
+                row["contract_commit"] = repo_inputs.commit
             warnings.extend(_warning(w.slug, w.code, w.message) for w in repo_inputs.warnings)
             row["integrations"] = {
                 integration_id: _cell(
