@@ -37,7 +37,7 @@ _TS_RE = re.compile(
 
 
 def _slug(value: str) -> str:
-    if not _SLUG_RE.match(value) or len(value) > 100:
+    if not _SLUG_RE.fullmatch(value) or len(value) > 100:
         raise ValueError(
             f"{value!r} is not a kebab-case slug "
             "(lowercase letters and digits separated by single hyphens, e.g. kahn-hq)"
@@ -46,7 +46,7 @@ def _slug(value: str) -> str:
 
 
 def _sha(value: str) -> str:
-    if not _SHA_RE.match(value):
+    if not _SHA_RE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not 12 lowercase hex digits "
             "(what `sha256sum .petrova/contract.yaml | cut -c1-12` prints)"
@@ -56,7 +56,7 @@ def _sha(value: str) -> str:
 
 def _date(value: str) -> str:
     try:
-        if not _DATE_RE.match(value):
+        if not _DATE_RE.fullmatch(value):
             raise ValueError
         date.fromisoformat(value)
     except ValueError:
@@ -65,7 +65,7 @@ def _date(value: str) -> str:
 
 
 def _https(value: str) -> str:
-    if not _HTTPS_RE.match(value):
+    if not _HTTPS_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not an https:// URL (e.g. https://github.com/org/repo)")
     return value
 
@@ -77,7 +77,7 @@ def parse_timestamp(value: str) -> datetime:
     Cached: probes run on schedules, so a fleet's ledgers repeat the same few thousand
     instants, and a snapshot asks for each of them once per cell.
     """
-    if not _TS_RE.match(value):
+    if not _TS_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not an RFC 3339 timestamp (e.g. 2026-11-26T07:00:00Z)")
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
@@ -415,3 +415,8 @@ class Snapshot(Model):
 REGISTRY_KEYS = key_types(Registry, RepoEntry, ApplicabilityDetail)
 CONTRACT_KEYS = key_types(Contract, ContractCell)
 LEDGER_KEYS = key_types(Ledger, LedgerCell, ProbeEntry, PromotionEntry)
+
+
+def is_slug(value: str) -> bool:
+    """``value`` is a slug as a whole (no trailing newline): safe to make a file name of."""
+    return bool(_SLUG_RE.fullmatch(value)) and len(value) <= 100

@@ -17,7 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from petrova.errors import CatalogueInvalid, CatalogueNotFound, Location
+from petrova.errors import CatalogueInvalid, CatalogueNotFound, DuplicateJsonKey, Location
+from petrova.files import json_strict
+from petrova.files.disk import read_input
 from petrova.files.yaml_fast import KeyTypes
 from petrova.models import CONTRACT_KEYS
 
@@ -184,7 +186,7 @@ def load_catalogue(path: Path) -> Catalogue:
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
         if key in _CACHE:
             return _CACHE[key]
-        raw = path.read_bytes()
+        raw = read_input(path, display=shown)
     except FileNotFoundError:
         raise CatalogueNotFound(
             "integration catalogue not found; pass --catalogue PATH or set PETROVA_CATALOGUE",
@@ -195,8 +197,8 @@ def load_catalogue(path: Path) -> Catalogue:
             f"cannot read the catalogue: {exc.strerror}", location=Location(shown)
         ) from None
     try:
-        schema = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        schema = json_strict.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, DuplicateJsonKey) as exc:
         line = getattr(exc, "lineno", None)
         col = getattr(exc, "colno", None)
         raise CatalogueInvalid(

@@ -35,7 +35,9 @@ def pydantic_problems(
         # keep only the parts that exist in the document.
         loc = _strip_union_tags(doc, loc)
         kind = err["type"]
-        if kind == "missing":
+        if not loc and kind not in ("missing", "extra_forbidden", "value_error"):
+            message = _not_a_document(err.get("input"))
+        elif kind == "missing":
             message = "required field is missing"
         elif kind == "extra_forbidden":
             message = "unknown field (remove it, or check its spelling)"
@@ -122,8 +124,23 @@ def jsonschema_problems(
     for error in ordered[:MAX_PROBLEMS]:
         best = best_match([error]) or error
         path = tuple(prefix) + tuple(best.absolute_path)
-        problems.append(Problem(_describe(best), doc.locate(path)))
+        if not path and not isinstance(best.instance, dict):
+            message = _not_a_document(best.instance)
+        else:
+            message = _describe(best)
+        problems.append(Problem(message, doc.locate(path)))
     return _dedupe(problems) + _more(len(ordered), doc)
+
+
+def _not_a_document(value: Any) -> str:
+    """A file whose top level is not a mapping is not the kind of file expected: say so
+    without quoting it (it may be any file, an env file with a secret included)."""
+    kind = {str: "text", list: "list", int: "number", float: "number", bool: "boolean"}
+    what = kind.get(type(value), "empty" if value is None else type(value).__name__)
+    return (
+        f"the file's top level is {'a ' if what not in ('text', 'empty') else ''}{what}, "
+        "not a mapping of fields: is this the right file?"
+    )
 
 
 def _describe(error: jsonschema.ValidationError) -> str:

@@ -32,6 +32,8 @@ from petrova import __version__
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.registry import read_registry_text
 from petrova.documents.schemas import check_snapshot
+from petrova.errors import PetrovaError
+from petrova.files.disk import read_input
 from petrova.files.yaml_strict import limits_in_force
 from petrova.fleet import reads
 from petrova.fleet.gather import FleetInputs, gather_fleet
@@ -95,12 +97,12 @@ class SnapshotMemo:
         if self.path is None or self.registry_sha is None:
             return None
         try:
-            raw = self.path.read_bytes()
+            raw = read_input(self.path)
             header_end = raw.index(b"\n")
             header = orjson.loads(raw[:header_end])
             data = raw[header_end + 1 :]
             return self._hit(header, data, now)
-        except (OSError, ValueError, TypeError, KeyError, IndexError):
+        except (OSError, PetrovaError, ValueError, TypeError, KeyError, IndexError):
             return None
 
     def _hit(self, header: dict[str, Any], data: bytes, now: datetime) -> Made | None:

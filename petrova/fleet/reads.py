@@ -25,7 +25,7 @@ from petrova import __version__
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import CONTRACT_RELPATH, load_contract
 from petrova.errors import PetrovaError
-from petrova.files.disk import confined, write_atomic
+from petrova.files.disk import confined, read_input, write_atomic
 from petrova.files.yaml_strict import limits_in_force
 from petrova.ledger.rules import Observation
 from petrova.ledger.store import read_observations
@@ -179,8 +179,8 @@ class ReadCache:
             catalogue.raw + b"\0" + scope.encode() + b"\0" + __version__.encode()
         )
         self.path = directory / f"reads-{digest.hexdigest()[:24]}.json"
-        with contextlib.suppress(OSError, orjson.JSONDecodeError, TypeError):
-            data = orjson.loads(self.path.read_bytes())
+        with contextlib.suppress(OSError, PetrovaError, orjson.JSONDecodeError, TypeError):
+            data = orjson.loads(read_input(self.path))
             if isinstance(data, dict):
                 self.entries = data
 
