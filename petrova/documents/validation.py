@@ -45,8 +45,24 @@ def pydantic_problems(
             message = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
         else:
             message = f"{_short(err.get('input'))}: {err['msg'][0].lower()}{err['msg'][1:]}"
+            message += _boolean_hint(kind, err.get("input"))
         problems.append(Problem(message, doc.locate(loc)))
     return _dedupe(problems) + _more(len(errors), doc)
+
+
+#: Words YAML 1.1 reads as booleans and petrova (YAML 1.2) reads as text.
+_YAML11_BOOLEANS = frozenset(
+    w for word in ("yes", "no", "on", "off", "y", "n") for w in (word, word.title(), word.upper())
+)
+
+
+def _boolean_hint(kind: str, value: Any) -> str:
+    """Where a number was expected, a boolean (or a YAML 1.1 boolean word) gets a hint."""
+    if not kind.startswith(("int_", "float_", "literal_")):
+        return ""
+    if isinstance(value, bool) or (isinstance(value, str) and value in _YAML11_BOOLEANS):
+        return " (a boolean or yes/no word is not a number here: write the number itself)"
+    return ""
 
 
 def capped(problems: list[Problem], total: int, doc: YamlDocument) -> list[Problem]:
