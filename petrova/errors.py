@@ -260,11 +260,5 @@ class OutputIsInput(PetrovaError):
     code = "OUTPUT_IS_INPUT"
 
 
-class AmbiguousYamlValue(PetrovaError):
-    """A plain YAML value that YAML 1.1 and YAML 1.2 read differently (``010``, ``1:30``)."""
-
-    code = "YAML_AMBIGUOUS"
-
-
 class DuplicateJsonKey(ValueError):
     """A JSON object with the same key twice: refused, as YAML inputs are."""

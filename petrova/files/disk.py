@@ -191,7 +191,7 @@ def check_output(path: Path) -> None:
         return
     raise PetrovaError(
         f"is a {file_kind(mode)}, not a regular file; petrova writes only regular files "
-        "(name a new path or an existing regular file)",
+        "(move it aside, or name another path)",
         location=Location(str(path)),
         code="OUTPUT_UNWRITABLE",
     )
@@ -308,7 +308,7 @@ def _old_bytes(path: Path, size: int) -> bytes | None:
         if not stat.S_ISREG(info.st_mode):
             raise PetrovaError(
                 f"is a {file_kind(info.st_mode)}, not a regular file; petrova writes only "
-                "regular files (name a new path or an existing regular file)",
+                "regular files (move it aside, or name another path)",
                 location=Location(str(path)),
                 code="OUTPUT_UNWRITABLE",
             )
