@@ -302,6 +302,20 @@ def test_contract_commands_refuse_links_in_the_clone(
     refused(run("contract", command, str(contract)), "UNSAFE_PATH")
 
 
+def test_a_contract_named_through_dot_dot_from_a_clone_is_read(tmp_path: Path) -> None:
+    """Links are looked for lexically: ``../other/contract.yaml`` from inside a clone is a
+    real file in a folder with no links, and it is read."""
+    clone = make_git_repo(tmp_path / "clone", {"README.md": "x\n"})
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "contract.yaml").write_text(KAHN_CONTRACT)
+    with no_hang():
+        result = run_inprocess(
+            "contract", "validate", "../other/contract.yaml", "--catalogue", str(CATALOGUE),
+            cwd=clone,
+        )  # fmt: skip
+    assert assert_clean(result) is None, result.stderr
+
+
 @PROPERTY
 @given(
     secret=st.text(

@@ -146,8 +146,8 @@ _LINK_REFUSED = (
 def _refuse_links_below(root: Path, path: Path) -> None:
     """No component of ``path`` below ``root`` may be a symbolic link (``path`` is
     ``root`` joined with a relative path, as given, not resolved)."""
-    try:
-        relative = path.relative_to(root)
+    try:  # lexically absolute (links are what is checked, so none may be resolved)
+        relative = Path(os.path.abspath(path)).relative_to(os.path.abspath(root))  # noqa: PTH100
     except ValueError:
         raise UnsafePath(f"is not inside {root}", location=Location(str(path))) from None
     confined(root, relative)
@@ -157,7 +157,7 @@ def clone_root(path: Path) -> Path:
     """The work tree ``path`` sits in (the nearest folder above it holding ``.git``), as
     given, or its own folder: the root below which links are refused for a file named
     explicitly on the command line (``contract validate PATH``, ``--contract PATH``)."""
-    folder = path.parent
+    folder = Path(os.path.abspath(path)).parent  # noqa: PTH100 (resolve would follow links)
     for candidate in (folder, *folder.parents):
         if os.path.lexists(candidate / ".git"):
             return candidate
