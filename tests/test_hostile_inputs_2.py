@@ -607,6 +607,24 @@ def test_identifiers_match_the_whole_string(fleet: Fleet, suffix: str, field: st
     refused(result, "REGISTRY_INVALID")
 
 
+@pytest.mark.parametrize(
+    "evidence",
+    [
+        '{baseline_id: b, vtm_path: v, traceo_endpoint: "https://x.example/a\\n"}',
+        '{baseline_id: b, vtm_path: v, mermaid_validated_at: "2026-01-01T00:00:00Z\\n"}',
+    ],
+)
+def test_catalogue_patterns_match_the_whole_string(tmp_path: Path, evidence: str) -> None:
+    """Evidence fields are checked by the catalogue's JSON Schema only: its patterns, too,
+    end at the end of the string, as in every other JSON Schema validator."""
+    path = tmp_path / "contract.yaml"
+    wired = f"traceo: {{status: wired, evidence: {evidence}}}"
+    path.write_text(KAHN_CONTRACT.replace("traceo: {status: pending}", wired))
+    result = run("contract", "validate", str(path), "--catalogue", str(CATALOGUE))
+    assert assert_clean(result) in ("EVIDENCE_INVALID", "CONTRACT_INVALID"), result.stderr
+    assert "has the wrong form" in result.stderr
+
+
 @pytest.mark.parametrize("slug", ["kahn-hq\n", "kahn-hq\r", "../kahn-hq", "kahn-hq\x00"])
 def test_no_ledger_file_is_named_by_an_unchecked_slug(fleet: Fleet, slug: str) -> None:
     result = run(

@@ -85,9 +85,9 @@ class Catalogue:
 
     @cached_property
     def contract_validator(self) -> Draft202012Validator:
-        from jsonschema import Draft202012Validator
+        from petrova.documents.validation import whole_string_validator
 
-        return Draft202012Validator(self.schema)
+        return whole_string_validator(self.schema)
 
     @cached_property
     def fast_contract_check(self) -> Callable[[Any], bool]:
@@ -119,9 +119,9 @@ class Catalogue:
         schema.pop("properties", None)
         schema.pop("additionalProperties", None)
         schema.pop("type", None)
-        from jsonschema import Draft202012Validator
+        from petrova.documents.validation import whole_string_validator
 
-        return Draft202012Validator(schema)
+        return whole_string_validator(schema)
 
 
 def _json_kind(schema: dict[str, Any], root: dict[str, Any]) -> str | None:
