@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from petrova.errors import CatalogueInvalid, CatalogueNotFound, DuplicateJsonKey, Location
 from petrova.files import json_strict
-from petrova.files.disk import read_input
+from petrova.files.disk import DEFAULT_MAX_INPUT_BYTES, max_input_bytes, read_input
 from petrova.files.yaml_fast import KeyTypes
 from petrova.models import CONTRACT_KEYS
 
@@ -186,7 +186,10 @@ def load_catalogue(path: Path) -> Catalogue:
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
         if key in _CACHE:
             return _CACHE[key]
-        raw = read_input(path, display=shown)
+        # Never blocks (a FIFO), and bounded; the operator's own file, so a limit lowered
+        # for untrusted inputs does not apply to it.
+        limit = max(max_input_bytes(), DEFAULT_MAX_INPUT_BYTES)
+        raw = read_input(path, display=shown, limit=limit)
     except FileNotFoundError:
         raise CatalogueNotFound(
             "integration catalogue not found; pass --catalogue PATH or set PETROVA_CATALOGUE",
