@@ -12,8 +12,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import orjson
-
 from petrova.documents import catalogue, schemas
 from petrova.files import yaml_strict
 from petrova.fleet import snapshot
@@ -21,13 +19,10 @@ from petrova.ledger import store
 from petrova.models import Snapshot
 
 
-class _NoJson:
-    """Stands in for orjson inside petrova.ledger.store: every ledger takes the YAML path."""
-
-    JSONDecodeError = orjson.JSONDecodeError
-
-    def loads(self, data: bytes) -> Any:
-        raise orjson.JSONDecodeError("straightforward: read it as YAML", "", 0)
+def _no_json(data: bytes) -> Any:
+    """Stands in for the JSON reader inside petrova.ledger.store: every ledger takes the
+    YAML path."""
+    raise ValueError("straightforward: read it as YAML")
 
 
 def _straightforward() -> None:
@@ -35,7 +30,7 @@ def _straightforward() -> None:
     catalogue.Catalogue.fast_contract_check = property(  # type: ignore[assignment]
         lambda self: lambda data: False
     )
-    setattr(store, "orjson", _NoJson())  # noqa: B010  # ledgers through libyaml too
+    setattr(store, "orjson_unique", _no_json)  # noqa: B010  # ledgers through libyaml too
 
     document_of = snapshot.snapshot_document
 

@@ -9,6 +9,7 @@ traceback unless ``--debug`` is given.
 
 from __future__ import annotations
 
+import errno
 import gc
 import importlib
 import importlib.util
@@ -18,7 +19,7 @@ from typing import Any
 import click
 
 from petrova import __version__
-from petrova.errors import EXIT_CODES, Exit, PetrovaError
+from petrova.errors import EXIT_CODES, Exit, Location, PetrovaError
 
 #: name -> (module:attribute, one-line help). The help is here so that listing
 #: commands does not import them.
@@ -91,14 +92,22 @@ class LazyGroup(click.Group):
             ctx.exit(exc.exit_code)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except OSError as exc:  # the file system said no: the environment's doing, not a bug
+            from petrova.errors import FileSystemError
+
+            error = FileSystemError(_os_advice(exc), location=_os_location(exc))
+            report_error(error)
+            ctx.exit(error.exit_code)
         except KeyboardInterrupt:
             click.echo("petrova: interrupted", err=True)
             ctx.exit(Exit.INTERRUPTED)
         except Exception as exc:
             if ctx.find_root().params.get("debug"):
                 raise
+            from petrova.terminal import visible
+
             click.echo(
-                f"petrova: INTERNAL_ERROR: {type(exc).__name__}: {exc}\n"
+                f"petrova: INTERNAL_ERROR: {type(exc).__name__}: {visible(str(exc))}\n"
                 "This is a bug in petrova. Re-run with --debug for the traceback and "
                 "report it with the command line you used.",
                 err=True,
@@ -106,9 +115,36 @@ class LazyGroup(click.Group):
             ctx.exit(Exit.INTERNAL)
 
 
+_OS_ADVICE = {
+    errno.EROFS: "the file system is read-only; run where petrova may write, or make it writable",
+    errno.EACCES: "permission denied; check the owner and mode of this path and its folders",
+    errno.EPERM: "the operation is not permitted here; check the owner and mode of this path",
+    errno.ENOSPC: "no space left on the device; free some space and run again",
+    errno.EDQUOT: "the disk quota is exhausted; free some space and run again",
+    errno.ENOTDIR: "a file stands where a folder is expected; move the file aside",
+    errno.EEXIST: "something already exists here; move it aside",
+    errno.EISDIR: "a folder stands where a file is expected; move the folder aside",
+    errno.ENAMETOOLONG: "the path is too long; choose a shorter one",
+    errno.ELOOP: "too many symbolic links on the way; replace them with real folders",
+}
+
+
+def _os_advice(exc: OSError) -> str:
+    advice = _OS_ADVICE.get(exc.errno or 0)
+    said = exc.strerror or type(exc).__name__
+    return f"{said}: {advice}" if advice else f"{said}; check this path and run again"
+
+
+def _os_location(exc: OSError) -> Location:
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return Location(" -> ".join(names) or None)
+
+
 def report_error(exc: PetrovaError) -> None:
     """The only place an error is shown to a person."""
-    click.echo(f"petrova: {exc.render()}", err=True)
+    from petrova.terminal import error_text
+
+    click.echo(f"petrova: {error_text(exc)}", err=True)
 
 
 def _exit_codes_epilog() -> str:

@@ -411,3 +411,38 @@ class ProbesIncomplete(CheckFailed):
     by the rate limit); what was seen is still reported (exit 1)."""
 
     code = "PROBES_INCOMPLETE"
+
+
+# --- hostile input, round two (issue 17) ------------------------------------------------
+
+
+class NotRegularFile(OSError):
+    """A FIFO, device or socket where a file is read: refused before it can block.
+
+    An ``OSError`` on purpose: every reader already turns an unreadable file into its own
+    code (a per-repo warning, ``STATE_INVALID``, ``CONTRACT_NOT_FOUND``) with ``strerror``.
+    """
+
+    def __init__(self, path: str, kind: str) -> None:
+        super().__init__(
+            22,
+            f"is a {kind}, not a regular file; petrova reads only regular files",
+            path,
+        )
+
+
+class FileSystemError(PetrovaError):
+    """The file system refused an operation (read-only, full, a file where a folder goes):
+    the environment's doing, not a bug; the message names the path and what to do."""
+
+    code = "FILE_SYSTEM_ERROR"
+
+
+class OutputIsInput(PetrovaError):
+    """``-o`` names a file the same command reads: writing it would destroy the input."""
+
+    code = "OUTPUT_IS_INPUT"
+
+
+class DuplicateJsonKey(ValueError):
+    """A JSON object with the same key twice: refused, as YAML inputs are."""

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -37,7 +38,7 @@ _TS_RE = re.compile(
 
 
 def _slug(value: str) -> str:
-    if not _SLUG_RE.match(value) or len(value) > 100:
+    if not _SLUG_RE.fullmatch(value) or len(value) > 100:
         raise ValueError(
             f"{value!r} is not a kebab-case slug "
             "(lowercase letters and digits separated by single hyphens, e.g. kahn-hq)"
@@ -46,7 +47,7 @@ def _slug(value: str) -> str:
 
 
 def _sha(value: str) -> str:
-    if not _SHA_RE.match(value):
+    if not _SHA_RE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not 12 lowercase hex digits "
             "(what `sha256sum .petrova/contract.yaml | cut -c1-12` prints)"
@@ -56,7 +57,7 @@ def _sha(value: str) -> str:
 
 def _date(value: str) -> str:
     try:
-        if not _DATE_RE.match(value):
+        if not _DATE_RE.fullmatch(value):
             raise ValueError
         date.fromisoformat(value)
     except ValueError:
@@ -65,7 +66,7 @@ def _date(value: str) -> str:
 
 
 def _https(value: str) -> str:
-    if not _HTTPS_RE.match(value):
+    if not _HTTPS_RE.fullmatch(value) or not value.isprintable():
         raise ValueError(f"{value!r} is not an https:// URL (e.g. https://github.com/org/repo)")
     return value
 
@@ -77,7 +78,7 @@ def parse_timestamp(value: str) -> datetime:
     Cached: probes run on schedules, so a fleet's ledgers repeat the same few thousand
     instants, and a snapshot asks for each of them once per cell.
     """
-    if not _TS_RE.match(value):
+    if not _TS_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not an RFC 3339 timestamp (e.g. 2026-11-26T07:00:00Z)")
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
@@ -137,6 +138,18 @@ Timestamp = Annotated[
     _string_schema(_TS_RE, "RFC 3339, e.g. 2026-11-26T07:00:00Z", "date-time"),
 ]
 NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+def _not_a_boolean(value: object) -> object:
+    # pydantic reads true as 1 for Literal[1]: a YAML ``schema_version: yes``-style slip
+    # would pass unnoticed.
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is a boolean; write the number 1")
+    return value
+
+
+#: The one schema version; a boolean is not a number here.
+SchemaVersion = Annotated[Literal[1], BeforeValidator(_not_a_boolean)]
 
 Role = Literal["control-plane", "production", "experimental", "scaffold", "canary", "archived"]
 Profile = Literal["strict", "standard", "permissive"]
@@ -244,7 +257,7 @@ class RepoEntry(Model):
 
 
 class Registry(Model):
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     repos: list[RepoEntry]
 
     def find(self, slug: str) -> RepoEntry | None:
@@ -265,7 +278,7 @@ class ContractCell(Model):
 
 
 class Contract(Model):
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     slug: Slug
     contract_committers: list[NonEmpty] = Field(default_factory=lambda: ["humans"])
     integrations: dict[str, ContractCell]
@@ -327,9 +340,9 @@ class LedgerCell(Model):
     #: clears it.
     ok_since: Timestamp | None = None
     #: A probe saw a recovery that only a human may act on (``petrova state promote``).
-    needs_human: bool = False
+    needs_human: Annotated[bool, Field(strict=True)] = False
     #: Consecutive non-ok outcomes counting toward the next demotion step.
-    streak: Annotated[int, Field(ge=0)] = 0
+    streak: Annotated[int, Field(ge=0, strict=True)] = 0
     history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
 
 
@@ -338,7 +351,7 @@ SEAL_PATTERN = r"^sha256:[0-9a-f]{64}$"
 
 
 class Ledger(Model):
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     slug: Slug
     integrations: dict[str, LedgerCell] = Field(default_factory=dict)
     #: Last, so that it is written last: what petrova's rules vouch for comes before it.
@@ -442,3 +455,8 @@ class Snapshot(Model):
 REGISTRY_KEYS = key_types(Registry, RepoEntry, ApplicabilityDetail)
 CONTRACT_KEYS = key_types(Contract, ContractCell)
 LEDGER_KEYS = key_types(Ledger, LedgerCell, ProbeEntry, PromotionEntry)
+
+
+def is_slug(value: str) -> bool:
+    """``value`` is a slug as a whole (no trailing newline): safe to make a file name of."""
+    return bool(_SLUG_RE.fullmatch(value)) and len(value) <= 100

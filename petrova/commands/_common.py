@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -12,8 +16,9 @@ import click
 
 from petrova.documents.catalogue import Catalogue, find_catalogue, load_catalogue
 from petrova.documents.registry import LoadedRegistry, default_registry_path, load_registry
-from petrova.errors import Location, OutputError
-from petrova.files.disk import write_atomic
+from petrova.errors import Location, OutputError, OutputIsInput
+from petrova.files.disk import check_output, write_atomic
+from petrova.terminal import visible
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,9 +104,45 @@ def emit(data: bytes, output: Path | None) -> str | None:
     return write_atomic(output, data)
 
 
+def guard_output(
+    output: Path | None, *, inputs: Iterable[Path] = (), folders: Iterable[Path] = ()
+) -> None:
+    """Refuse ``-o`` before any work when it is not a regular file (or a link or a new
+    name), or when it is one of the command's inputs: one of ``inputs``, or a file in
+    one of ``folders`` (compared by identity, so another spelling or a hard link is
+    caught too). A link is replaced by the rename, never written through, so a link to
+    an input is harmless and allowed."""
+    if output is None:
+        return
+    check_output(output)
+    try:
+        info = os.lstat(output)
+    except OSError:
+        return  # a new path cannot be an input
+    if not stat.S_ISREG(info.st_mode):
+        return
+    target = (info.st_dev, info.st_ino)
+    candidates = list(inputs)
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            candidates += [Path(entry.path) for entry in os.scandir(folder)]
+    for candidate in candidates:
+        try:
+            seen = candidate.stat()
+        except OSError:
+            continue
+        if (seen.st_dev, seen.st_ino) == target:
+            raise OutputIsInput(
+                f"is also an input of this command ({candidate}); writing it would destroy "
+                "that input: write the output somewhere else",
+                location=Location(str(output)),
+            )
+
+
 def say(message: str) -> None:
-    """A note for people: always on stderr, so stdout stays data."""
-    click.echo(message, err=True)
+    """A note for people: always on stderr, so stdout stays data; control characters
+    from inputs are shown, not obeyed."""
+    click.echo(visible(message, keep_lines=True), err=True)
 
 
 def is_tty(stream: Any) -> bool:
@@ -137,6 +178,38 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]
 
 
 DURATION = DurationType()
+
+
+class SecondsType(click.ParamType):  # type: ignore[type-arg]
+    """A finite number of seconds, at least ``minimum`` (above it when ``open_min``):
+    ``nan``, ``inf`` and negatives are usage errors, not an endless wait or a crash."""
+
+    name = "seconds"
+
+    def __init__(self, minimum: float = 0.0, *, open_min: bool = False) -> None:
+        self.minimum = minimum
+        self.open_min = open_min
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        low_ok = number > self.minimum if self.open_min else number >= self.minimum
+        if not (math.isfinite(number) and low_ok):
+            bound = "above" if self.open_min else "at least"
+            self.fail(
+                f"{value!r} is not a number of seconds {bound} {self.minimum:g} (e.g. 30)",
+                param,
+                ctx,
+            )
+        return number
+
+
+#: ``--wait``: zero (do not wait) or more seconds.
+WAIT_SECONDS = SecondsType(0.0)
+#: ``--timeout``: more than zero seconds.
+TIMEOUT_SECONDS = SecondsType(0.0, open_min=True)
 
 
 def progress_reporter(label: str) -> Callable[[int, int], None] | None:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from petrova.commands._common import is_tty, say
+from petrova.commands._common import TIMEOUT_SECONDS, is_tty, say
 from petrova.delivery.publish import DEFAULT_TOKEN_ENV, RetryNote, RetryPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,11 +28,11 @@ def http_options(func: F) -> F:
     )(func)
     func = click.option(
         "--timeout",
-        type=click.FloatRange(0, min_open=True),
+        type=TIMEOUT_SECONDS,
         metavar="SECONDS",
         default=RetryPolicy.timeout,
         show_default=True,
-        help="Seconds to wait for each answer.",
+        help="Seconds each attempt may take in all (connect, headers and body).",
     )(func)
     func = click.option(
         "--token-env",

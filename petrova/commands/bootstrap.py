@@ -28,6 +28,7 @@ from petrova.documents.contract import CONTRACT_RELPATH
 from petrova.documents.registry import LoadedRegistry
 from petrova.migrate.answers import Question, coerce_field, field_schema
 from petrova.migrate.bootstrap import LAST_PHASE, PHASES, Outcome, Request, run
+from petrova.terminal import visible
 
 
 class PromptAsker:
@@ -205,7 +206,7 @@ def bootstrap(
                 f"a/{shown}",
                 f"b/{shown}",
             )
-            click.echo("".join(diff), err=True, nl=False)
+            click.echo(visible("".join(diff), keep_lines=True), err=True, nl=False)
         say(f"contract_sha: {composition.sha}")
         return
     if outcome.verb == "identical":

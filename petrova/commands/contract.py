@@ -14,6 +14,7 @@ from petrova.errors import ContractInvalid, EvidenceInvalid, PetrovaError
 from petrova.files.yaml_strict import load_yaml_file
 from petrova.migrate.answers import explain_wired
 from petrova.render.formats import to_json_bytes
+from petrova.terminal import error_text, visible
 
 
 def _load(path: Path, catalogue: Catalogue) -> LoadedContract:
@@ -57,7 +58,7 @@ def validate(paths: tuple[Path, ...], catalogue_path: Path | None, as_json: bool
             worst = max(worst, exc.exit_code)
             results.append({"path": str(path), "valid": False, "error": exc.as_dict()})
             if not as_json:
-                say(f"petrova: {exc.render()}")
+                say(f"petrova: {error_text(exc)}")
             continue
         renamed = [{"old": old, "new": new} for old, new in loaded.renamed]
         results.append(
@@ -67,7 +68,7 @@ def validate(paths: tuple[Path, ...], catalogue_path: Path | None, as_json: bool
             for old, new in loaded.renamed:
                 say(f"warning: LEGACY_INTEGRATION_ID: {path}: {old!r} was renamed to {new!r}")
             count = len(loaded.contract.integrations)
-            click.echo(f"{path}: valid ({count} integrations, contract_sha {loaded.sha})")
+            click.echo(visible(f"{path}: valid ({count} integrations, contract_sha {loaded.sha})"))
     if as_json:
         emit(to_json_bytes(results), None)
     if worst:

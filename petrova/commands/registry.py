@@ -35,6 +35,7 @@ from petrova.fleet.gather import contract_location
 from petrova.migrate.pin import plan_pin, verify
 from petrova.models import RepoEntry, applicability_value
 from petrova.render.formats import text_table, to_json_bytes
+from petrova.terminal import visible
 
 
 @click.group()
@@ -152,7 +153,7 @@ def show(slug: str, registry_path: Path | None, catalogue_path: Path | None, as_
         lines.append(f"  {integration.id:<14} {text}   [{integration.title}]")
     if entry.notes:
         lines.append(f"notes:           {entry.notes}")
-    click.echo("\n".join(lines))
+    click.echo(visible("\n".join(lines), keep_lines=True))
 
 
 def _count(n: int, noun: str) -> str:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from petrova.commands._common import catalogue_option, emit, open_catalogue, say
+from petrova.commands._common import catalogue_option, emit, guard_output, say
+from petrova.documents.catalogue import find_catalogue, load_catalogue
 from petrova.documents.registry import default_registry_path
 from petrova.documents.snapshot_file import read_snapshot
 
@@ -31,7 +32,9 @@ def render(snapshot_file: Path, output: Path | None, catalogue_path: Path | None
     """
     from petrova.render.html import render_html
 
-    catalogue = open_catalogue(catalogue_path, default_registry_path())
+    catalogue_file = find_catalogue(catalogue_path, default_registry_path())
+    guard_output(output, inputs=[snapshot_file, catalogue_file])
+    catalogue = load_catalogue(catalogue_file)
     loaded = read_snapshot(snapshot_file, catalogue)
     verb = emit(render_html(loaded.snapshot, titles=loaded.titles), output)
     if output is not None:

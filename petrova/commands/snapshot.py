@@ -11,9 +11,10 @@ import click
 
 from petrova.commands._common import (
     DURATION,
+    WAIT_SECONDS,
     catalogue_option,
     emit,
-    open_catalogue,
+    guard_output,
     registry_option,
     resolve_registry_path,
     resolve_state_dir,
@@ -23,11 +24,13 @@ from petrova.commands._common import (
 )
 from petrova.commands._publishing import http_options, interactive, retry_reporter
 from petrova.delivery.publish import RetryPolicy, check_url, request, scrub, token_from_env
+from petrova.documents.catalogue import find_catalogue, load_catalogue
 from petrova.errors import CheckFailed, IngestFailed, Location, OutputError
 from petrova.files.lock import file_lock, lock_path_for
 from petrova.fleet.snapshot import make_snapshot, snapshot_time
 from petrova.ledger.rules import DEFAULT_STALE_AFTER
 from petrova.render.formats import SNAPSHOT_FORMATS
+from petrova.terminal import visible
 
 
 @click.command()
@@ -63,7 +66,7 @@ from petrova.render.formats import SNAPSHOT_FORMATS
 @http_options
 @click.option(
     "--wait",
-    type=click.FloatRange(min=0),
+    type=WAIT_SECONDS,
     metavar="SECONDS",
     default=60.0,
     show_default=True,
@@ -112,13 +115,20 @@ def snapshot(
     if publish is not None:
         check_url(publish, option="--publish", sends_token=True)
         token = token_from_env(token_env)
+    registry_file = resolve_registry_path(registry_path)
+    catalogue_file = find_catalogue(catalogue_path, registry_file)
+    states = resolve_state_dir(state_dir, registry_file)
+    guard_output(
+        output,
+        inputs=[registry_file, catalogue_file, *_contracts(output, registry_file, workspace)],
+        folders=[states],
+    )
     with _locked(output, wait):
         now = snapshot_time()
-        registry_file = resolve_registry_path(registry_path)
         made = make_snapshot(
             registry_file,
-            open_catalogue(catalogue_path, registry_file),
-            state_dir=resolve_state_dir(state_dir, registry_file),
+            load_catalogue(catalogue_file),
+            state_dir=states,
             workspace=workspace,
             now=now,
             stale_after=stale_after,
@@ -126,7 +136,7 @@ def snapshot(
         data = made.data if fmt == "json" else SNAPSHOT_FORMATS[fmt](made.model())
         verb = emit(data, output)
         for code, slug, message in made.warnings:
-            say(f"warning: {code} [{slug or '-'}]: {message}")
+            say(f"warning: {code} [{slug or '-'}]: {visible(message)}")
         if output is not None and interactive():
             say(
                 f"{verb} {output}: {made.repos} repos, {made.migrated} migrated, "
@@ -151,6 +161,23 @@ def snapshot(
                 say(f"published to {shown}: HTTP {sent.status} ({sent.attempts} attempt(s))")
     if strict and made.warnings:
         raise CheckFailed(f"{len(made.warnings)} warning(s) under --strict")
+
+
+def _contracts(output: Path | None, registry: Path, workspace: Path | None) -> list[Path]:
+    """The contracts ``output`` could be: only worth listing when it is a contract's
+    name or has several names (a hard link); a fleet of clones is many stats."""
+    try:
+        info = output.lstat() if output is not None else None
+    except OSError:
+        return []
+    if output is None or info is None:
+        return []
+    if info.st_nlink < 2 and output.resolve().parent.name != ".petrova":
+        return []
+    found = [registry.parent / ".petrova" / "contract.yaml"]
+    if workspace is not None:
+        found += workspace.glob("*/.petrova/contract.yaml")
+    return found
 
 
 @contextlib.contextmanager

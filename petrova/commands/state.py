@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from petrova.commands._common import (
+    WAIT_SECONDS,
     catalogue_option,
     emit,
     json_option,
@@ -21,6 +22,7 @@ from petrova.errors import InputTooLarge, Location, ProbeInputInvalid, UsageErro
 from petrova.files.disk import max_input_bytes, read_input
 from petrova.ledger import record as core
 from petrova.render.formats import to_json_bytes
+from petrova.terminal import visible
 
 _NOW_HELP = "The clock, RFC 3339 (for tests and replays). [default: the system clock]"
 _WAIT_HELP = "Seconds to wait for another run holding the ledger's lock. [default: 60]"
@@ -51,7 +53,7 @@ def state() -> None:
     help="Record many outcomes from a JSON-lines file ('-' for stdin), all or nothing.",
 )
 @click.option("--now", default=None, help=_NOW_HELP)
-@click.option("--wait", type=click.FloatRange(min=0), default=60.0, help=_WAIT_HELP)
+@click.option("--wait", type=WAIT_SECONDS, default=60.0, help=_WAIT_HELP)
 @json_option
 @registry_option
 @catalogue_option
@@ -119,7 +121,7 @@ def record(
 @click.option("--by", required=True, help="Who decided: human:NAME.")
 @click.option("--reason", required=True, help="Why the integration is ok again.")
 @click.option("--now", default=None, help=_NOW_HELP)
-@click.option("--wait", type=click.FloatRange(min=0), default=60.0, help=_WAIT_HELP)
+@click.option("--wait", type=WAIT_SECONDS, default=60.0, help=_WAIT_HELP)
 @json_option
 @registry_option
 @catalogue_option
@@ -180,6 +182,6 @@ def _report(result: core.Recorded, *, as_json: bool) -> None:
         emit(to_json_bytes([core.change_as_dict(c) for c in result.changes]), None)
     else:
         for change in result.changes:
-            click.echo(core.describe(change))
+            click.echo(visible(core.describe(change)))
     for written in result.written:
         say(f"{written.verb} {written.path}")

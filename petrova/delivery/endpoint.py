@@ -19,12 +19,14 @@ from typing import Any, Literal
 
 from petrova.delivery.publish import Clock, RetryNote, RetryPolicy, Secret, excerpt, request, scrub
 from petrova.errors import (
+    DuplicateJsonKey,
     FixtureInvalid,
     Location,
     Problem,
     ReadbackFailed,
     RoundTripLossy,
 )
+from petrova.files import json_strict
 from petrova.files.disk import max_input_bytes, read_input
 
 FIXTURE_RELPATH = Path("contracts") / "fixtures" / "snapshot-with-integrations.json"
@@ -113,7 +115,9 @@ def load_fixture(path: Path) -> tuple[bytes, Any]:
     except IsADirectoryError:
         raise FixtureInvalid("is a directory, not a file", location=Location(shown)) from None
     try:
-        data = json.loads(raw)
+        data = json_strict.loads(raw)
+    except DuplicateJsonKey as exc:
+        raise FixtureInvalid(f"not valid JSON: {exc}", location=Location(shown)) from None
     except json.JSONDecodeError as exc:
         raise FixtureInvalid(
             f"not valid JSON: {exc.msg}", location=Location(shown, exc.lineno, exc.colno)
@@ -262,7 +266,12 @@ def verify_endpoint(
             location=Location(shown),
         )
     try:
-        echoed = json.loads(returned.body)
+        echoed = json_strict.loads(returned.body)
+    except DuplicateJsonKey as exc:
+        raise RoundTripLossy(
+            f"HTTP {returned.status} came back with JSON that repeats a key: {exc}",
+            location=Location(shown),
+        ) from None
     except (ValueError, RecursionError):
         hint = "" if readback else "; pass --readback URL if the POST does not echo the document"
         raise RoundTripLossy(

@@ -18,12 +18,15 @@ variables work). Three promises shape this module:
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import json
 import os
 import re
+import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from petrova import clock
 from petrova.errors import (
@@ -233,7 +237,99 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+class _Deadline:
+    """One attempt's total time: when it is up, the attempt's connections are shut down.
+
+    A socket timeout bounds each read, not the request: a server that sends one byte every
+    half second would hold a run for ever. The watchdog shuts the connection down (on a
+    duplicate of its descriptor, so it never touches a descriptor reused by then), which
+    ends any read at once; the attempt then counts as a timeout, whatever was read.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+    def watch(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            duplicate = sock.dup()
+            self._sockets.append(duplicate)
+            if self.expired:
+                _shut(duplicate)
+        return sock
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched(base: type[http.client.HTTPConnection], deadline: _Deadline) -> Any:
+    """``base`` whose every new socket is handed to ``deadline``."""
+
+    class Watched(base):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            create = self._create_connection  # type: ignore[has-type]
+            self._create_connection = lambda *a, **k: deadline.watch(create(*a, **k))
+
+    return Watched
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_watched(http.client.HTTPConnection, self._deadline), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(
+            _watched(http.client.HTTPSConnection, self._deadline),
+            req,
+            context=self._context,  # type: ignore[attr-defined]
+        )
+
+
+def _opener(url: str, deadline: _Deadline) -> urllib.request.OpenerDirector:
+    """No redirects, the attempt's deadline, and proxies only for hosts off the loopback:
+    a loopback URL is this machine, and sending it to a proxy would hand the token (in
+    clear, over ``http://``) to another hop and take the proxy's answer for the endpoint's.
+    An ``https://`` URL through a proxy is tunnelled (``CONNECT``): the token stays inside
+    TLS."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    proxies = urllib.request.ProxyHandler({} if _is_loopback(host) else None)
+    return urllib.request.build_opener(
+        _NoRedirect, proxies, _HTTPHandler(deadline), _HTTPSHandler(deadline)
+    )
 
 
 def request(
@@ -260,6 +356,12 @@ def request(
     if body is not None:
         headers["Content-Type"] = "application/json"
     if token is not None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "https" and not _is_loopback(parts.hostname or ""):
+            raise EndpointUrlInvalid(  # check_url said so already; the last line of defence
+                "the bearer token travels in clear text only to the loopback interface",
+                location=Location(field="url"),
+            )
         headers["Authorization"] = "Bearer " + token.reveal()
     attempt = 0
     while True:
@@ -285,9 +387,26 @@ def _attempt(
     timeout: float,
     max_body: int,
 ) -> _Outcome:
+    """One request within ``timeout`` seconds in all (connect, headers and body)."""
+    with _Deadline(timeout) as deadline:
+        outcome = _attempt_within(method, url, body, headers, deadline, max_body)
+        if deadline.expired:
+            return _Outcome(None, f"no answer within {timeout:g}s", transient=True)
+    return outcome
+
+
+def _attempt_within(
+    method: str,
+    url: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    deadline: _Deadline,
+    max_body: int,
+) -> _Outcome:
+    timeout = deadline.seconds
     req = urllib.request.Request(url, data=body, headers=headers, method=method)
     try:
-        with _OPENER.open(req, timeout=timeout) as resp:
+        with _opener(url, deadline).open(req, timeout=timeout) as resp:
             data = resp.read(max_body + 1)
             return _Outcome(resp.status, resp.reason, data, resp.headers)
     except urllib.error.HTTPError as exc:

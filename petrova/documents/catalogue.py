@@ -17,7 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from petrova.errors import CatalogueInvalid, CatalogueNotFound, Location
+from petrova.errors import CatalogueInvalid, CatalogueNotFound, DuplicateJsonKey, Location
+from petrova.files import json_strict
+from petrova.files.disk import DEFAULT_MAX_INPUT_BYTES, max_input_bytes, read_input
 from petrova.files.yaml_fast import KeyTypes
 from petrova.models import CONTRACT_KEYS
 from petrova.probe.spec import ProbeSpec, parse_probe
@@ -104,9 +106,9 @@ class Catalogue:
 
     @cached_property
     def contract_validator(self) -> Draft202012Validator:
-        from jsonschema import Draft202012Validator
+        from petrova.documents.validation import whole_string_validator
 
-        return Draft202012Validator(self.schema)
+        return whole_string_validator(self.schema)
 
     @cached_property
     def fast_contract_check(self) -> Callable[[Any], bool]:
@@ -138,9 +140,9 @@ class Catalogue:
         schema.pop("properties", None)
         schema.pop("additionalProperties", None)
         schema.pop("type", None)
-        from jsonschema import Draft202012Validator
+        from petrova.documents.validation import whole_string_validator
 
-        return Draft202012Validator(schema)
+        return whole_string_validator(schema)
 
 
 def _json_kind(schema: dict[str, Any], root: dict[str, Any]) -> str | None:
@@ -205,7 +207,10 @@ def load_catalogue(path: Path) -> Catalogue:
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
         if key in _CACHE:
             return _CACHE[key]
-        raw = path.read_bytes()
+        # Never blocks (a FIFO), and bounded; the operator's own file, so a limit lowered
+        # for untrusted inputs does not apply to it.
+        limit = max(max_input_bytes(), DEFAULT_MAX_INPUT_BYTES)
+        raw = read_input(path, display=shown, limit=limit)
     except FileNotFoundError:
         raise CatalogueNotFound(
             "integration catalogue not found; pass --catalogue PATH or set PETROVA_CATALOGUE",
@@ -216,8 +221,8 @@ def load_catalogue(path: Path) -> Catalogue:
             f"cannot read the catalogue: {exc.strerror}", location=Location(shown)
         ) from None
     try:
-        schema = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        schema = json_strict.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, DuplicateJsonKey) as exc:
         line = getattr(exc, "lineno", None)
         col = getattr(exc, "colno", None)
         raise CatalogueInvalid(

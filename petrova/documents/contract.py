@@ -25,7 +25,7 @@ from petrova.errors import (
     PetrovaError,
     YamlInvalid,
 )
-from petrova.files.disk import decode_text, read_input, sha12
+from petrova.files.disk import clone_root, decode_text, read_input, sha12
 from petrova.files.yaml_fast import fast_parse
 from petrova.files.yaml_strict import YamlDocument, parse_yaml
 from petrova.models import Contract, ContractCell
@@ -58,10 +58,15 @@ class LoadedContract:
 def load_contract(
     path: Path, catalogue: Catalogue, *, display: str | None = None
 ) -> LoadedContract:
-    """Read and validate a contract; every failure is a :class:`PetrovaError`."""
+    """Read and validate a contract; every failure is a :class:`PetrovaError`.
+
+    A contract sits in a consumer clone, which petrova does not control: no link below
+    the clone's root (the nearest folder with ``.git``) is followed, on any path that
+    leads here, so a clone cannot make petrova pin or quote a file outside it.
+    """
     shown = display or str(path)
     try:
-        raw = read_input(path, display=shown)
+        raw = read_input(path, display=shown, root=clone_root(path))
         text = decode_text(raw, shown)
     except FileNotFoundError:
         raise ContractNotFound("contract file not found", location=Location(shown)) from None

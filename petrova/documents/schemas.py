@@ -112,10 +112,11 @@ def _snapshot_validators(
     catalogue: Catalogue,
 ) -> tuple[Callable[[Any], bool], Draft202012Validator]:
     import jsonschema_rs  # only the commands that write a snapshot pay for it
-    from jsonschema import Draft202012Validator
+
+    from petrova.documents.validation import whole_string_validator
 
     schema = snapshot_schema(catalogue)
-    return jsonschema_rs.validator_for(schema).is_valid, Draft202012Validator(schema)
+    return jsonschema_rs.validator_for(schema).is_valid, whole_string_validator(schema)
 
 
 def check_snapshot(document: Any, catalogue: Catalogue) -> None:

@@ -113,7 +113,7 @@ def _snapshot_ids(document: dict[str, Any], catalogue: Catalogue) -> tuple[str, 
     if (
         isinstance(ids, list)
         and ids
-        and all(isinstance(i, str) and _ID_RE.match(i) for i in ids)
+        and all(isinstance(i, str) and _ID_RE.fullmatch(i) for i in ids)
         and len(set(ids)) == len(ids)
     ):
         return tuple(ids)

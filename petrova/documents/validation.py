@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +37,9 @@ def pydantic_problems(
         # keep only the parts that exist in the document.
         loc = _strip_union_tags(doc, loc)
         kind = err["type"]
-        if kind == "missing":
+        if not loc and kind not in ("missing", "extra_forbidden", "value_error"):
+            message = _not_a_document(err.get("input"))
+        elif kind == "missing":
             message = "required field is missing"
         elif kind == "extra_forbidden":
             message = "unknown field (remove it, or check its spelling)"
@@ -43,8 +47,24 @@ def pydantic_problems(
             message = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
         else:
             message = f"{_short(err.get('input'))}: {err['msg'][0].lower()}{err['msg'][1:]}"
+            message += _boolean_hint(kind, err.get("input"))
         problems.append(Problem(message, doc.locate(loc)))
     return _dedupe(problems) + _more(len(errors), doc)
+
+
+#: Words YAML 1.1 reads as booleans and petrova (YAML 1.2) reads as text.
+_YAML11_BOOLEANS = frozenset(
+    w for word in ("yes", "no", "on", "off", "y", "n") for w in (word, word.title(), word.upper())
+)
+
+
+def _boolean_hint(kind: str, value: Any) -> str:
+    """Where a number was expected, a boolean (or a YAML 1.1 boolean word) gets a hint."""
+    if not kind.startswith(("int_", "float_", "literal_")):
+        return ""
+    if isinstance(value, bool) or (isinstance(value, str) and value in _YAML11_BOOLEANS):
+        return " (a boolean or yes/no word is not a number here: write the number itself)"
+    return ""
 
 
 def capped(problems: list[Problem], total: int, doc: YamlDocument) -> list[Problem]:
@@ -122,8 +142,51 @@ def jsonschema_problems(
     for error in ordered[:MAX_PROBLEMS]:
         best = best_match([error]) or error
         path = tuple(prefix) + tuple(best.absolute_path)
-        problems.append(Problem(_describe(best), doc.locate(path)))
+        if not path and not isinstance(best.instance, dict):
+            message = _not_a_document(best.instance)
+        else:
+            message = _describe(best)
+        problems.append(Problem(message, doc.locate(path)))
     return _dedupe(problems) + _more(len(ordered), doc)
+
+
+def whole_string_validator(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
+    """A 2020-12 validator whose ``pattern`` reads a final ``$`` as JSON Schema (ECMA 262)
+    does: the end of the string. Python's ``$`` also matches before a final newline, so
+    ``"kahn-hq\n"`` would pass ``^[a-z0-9-]+$`` here and fail in every other validator
+    (the fast one included)."""
+    return _whole_string_class()(schema)
+
+
+@functools.cache
+def _whole_string_class() -> type[jsonschema.Draft202012Validator]:
+    from jsonschema import Draft202012Validator, ValidationError, validators
+
+    def pattern(validator: Any, expected: str, instance: Any, schema: Any) -> Any:
+        if validator.is_type(instance, "string") and not _whole(expected).search(instance):
+            yield ValidationError(f"{instance!r} does not match {expected!r}")
+
+    extend: Any = validators.extend  # untyped in jsonschema
+    cls: type[Draft202012Validator] = extend(Draft202012Validator, {"pattern": pattern})
+    return cls
+
+
+@functools.lru_cache(maxsize=256)
+def _whole(expected: str) -> re.Pattern[str]:
+    if expected.endswith("$") and not expected.endswith("\\$"):
+        expected = expected[:-1] + r"\Z"
+    return re.compile(expected)
+
+
+def _not_a_document(value: Any) -> str:
+    """A file whose top level is not a mapping is not the kind of file expected: say so
+    without quoting it (it may be any file, an env file with a secret included)."""
+    kind = {str: "text", list: "list", int: "number", float: "number", bool: "boolean"}
+    what = kind.get(type(value), "empty" if value is None else type(value).__name__)
+    return (
+        f"the file's top level is {'a ' if what not in ('text', 'empty') else ''}{what}, "
+        "not a mapping of fields: is this the right file?"
+    )
 
 
 def _describe(error: jsonschema.ValidationError) -> str:

@@ -8,8 +8,10 @@ in the same folder renamed over the target, so a crash never leaves half a file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Literal
@@ -17,6 +19,7 @@ from typing import Literal
 from petrova.errors import (
     InputTooLarge,
     Location,
+    NotRegularFile,
     OutputError,
     UnsafePath,
     UsageError,
@@ -40,11 +43,28 @@ def max_input_bytes() -> int:
     return value
 
 
-def read_input(path: Path, *, display: str | None = None, limit: int | None = None) -> bytes:
-    """Read a whole input file, refusing ones over the size limit before reading them."""
+def read_input(
+    path: Path,
+    *,
+    display: str | None = None,
+    limit: int | None = None,
+    root: Path | None = None,
+    follow: bool = True,
+) -> bytes:
+    """Read a whole input file, refusing ones over the size limit before reading them.
+
+    The file is opened without blocking and must be a regular file (a FIFO or a device
+    raises :class:`~petrova.errors.NotRegularFile`, an ``OSError``, instead of hanging or
+    streaming for ever). With ``root``, no component below ``root`` may be a symbolic
+    link (``UNSAFE_PATH``): for files in consumer clones. ``follow=False`` refuses a link
+    as the last component only.
+    """
     shown = display or str(path)
     limit = max_input_bytes() if limit is None else limit
-    with path.open("rb") as handle:
+    if root is not None:
+        _refuse_links_below(root, path)
+    fd = open_regular(path, shown, follow=follow and root is None)
+    with os.fdopen(fd, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size > limit:
             raise InputTooLarge(
@@ -64,6 +84,112 @@ def read_input(path: Path, *, display: str | None = None, limit: int | None = No
             location=Location(shown),
         )
     return data
+
+
+def open_regular(path: Path, display: str, *, follow: bool = True) -> int:
+    """A read-only descriptor on a regular file, opened so that nothing can block.
+
+    ``O_NONBLOCK`` makes opening a FIFO with no writer return at once; the type is then
+    checked on the descriptor itself (no race with a swap of the path). A directory
+    raises ``IsADirectoryError`` as ``open`` would; a FIFO, device or socket raises
+    :class:`NotRegularFile`; with ``follow=False`` a link raises ``UNSAFE_PATH``.
+    """
+    flags = _NO_WAIT
+    if not follow:
+        flags |= os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if not follow and exc.errno == errno.ELOOP and os.path.islink(path):  # noqa: PTH114
+            raise UnsafePath(_LINK_REFUSED, location=Location(display)) from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(str(path), file_kind(mode))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+#: Read-only, and never waiting for a writer (a FIFO) or a device to answer.
+_NO_WAIT = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words a person knows."""
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISLNK(mode):
+        return "symbolic link"
+    return "special file"
+
+
+_LINK_REFUSED = (
+    "is a symbolic link; petrova follows no links here, it reads only real "
+    "files inside the directory (replace the link with the file itself)"
+)
+
+
+def _refuse_links_below(root: Path, path: Path) -> None:
+    """No component of ``path`` below ``root`` may be a symbolic link (``path`` is
+    ``root`` joined with a relative path, as given, not resolved)."""
+    try:  # lexically absolute (links are what is checked, so none may be resolved)
+        relative = Path(os.path.abspath(path)).relative_to(os.path.abspath(root))  # noqa: PTH100
+    except ValueError:
+        raise UnsafePath(f"is not inside {root}", location=Location(str(path))) from None
+    confined(root, relative)
+
+
+def clone_root(path: Path) -> Path:
+    """The work tree ``path`` sits in (the nearest folder above it holding ``.git``), as
+    given, or its own folder: the root below which links are refused for a file named
+    explicitly on the command line (``contract validate PATH``, ``--contract PATH``)."""
+    folder = Path(os.path.abspath(path)).parent  # noqa: PTH100 (resolve would follow links)
+    for candidate in (folder, *folder.parents):
+        if os.path.lexists(candidate / ".git"):
+            return candidate
+    return folder
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` are one file (by device and inode); missing files are no file."""
+    try:
+        first, second = a.stat(), b.stat()
+    except OSError:
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
+def check_output(path: Path) -> None:
+    """Refuse an output path that is not a regular file, a link or a new name: before
+    any work, before a lock file is made beside it. Writing would replace a device or a
+    FIFO with a regular file, and reading the old one to compare would block."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise OutputError(
+            f"cannot use this output: {exc.strerror}", location=Location(str(path))
+        ) from None
+    if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+        return
+    raise OutputError(
+        f"is a {file_kind(mode)}, not a regular file; petrova writes only regular files "
+        "(move it aside, or name another path)",
+        location=Location(str(path)),
+    )
 
 
 def decode_text(raw: bytes, display: str) -> str:
@@ -97,11 +223,7 @@ def confined(root: Path, relpath: Path) -> Path:
             raise UnsafePath(f"{relpath} leaves {root}", location=Location(str(root / relpath)))
         current = os.path.join(current, part)  # noqa: PTH118
         if os.path.islink(current):  # noqa: PTH114
-            raise UnsafePath(
-                "is a symbolic link; petrova follows no links here, it reads only real "
-                "files inside the directory (replace the link with the file itself)",
-                location=Location(current),
-            )
+            raise UnsafePath(_LINK_REFUSED, location=Location(current))
     return Path(current)
 
 
@@ -117,13 +239,14 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> WriteVerb:
     ``durable=False`` is for caches, which check what they read back: no fsync, and no
     reading of the old file to compare.
     """
-    old = _old_bytes(path) if durable else None
-    if old == data:
+    check_output(path)
+    old = _old_bytes(path, len(data)) if durable else None
+    if old == data and old is not _DIFFERENT:
         return "identical"
-    existed = old is not None or (not durable and path.exists())
+    existed = old is not None or (not durable and os.path.lexists(path))
     directory = path.parent
     try:
-        mode = path.stat().st_mode & 0o7777 if existed else None
+        mode = _mode_of(path) if existed else None
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise OutputError(
@@ -156,17 +279,45 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> WriteVerb:
     return "update" if existed else "create"
 
 
-def _old_bytes(path: Path) -> bytes | None:
+def _old_bytes(path: Path, size: int) -> bytes | None:
+    """The old file's bytes when it may equal ``size`` bytes of new data, :data:`_DIFFERENT`
+    when it cannot (another size, or a link, which is replaced rather than read), ``None``
+    when there is none. Reads at most ``size + 1`` bytes and never blocks."""
     try:
-        return path.read_bytes()
+        fd = os.open(path, _NO_WAIT | os.O_NOFOLLOW)
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise OutputError("is a directory, not a file", location=Location(str(path))) from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return _DIFFERENT
         raise OutputError(
-            f"cannot read the file it would replace: {exc.strerror}", location=Location(str(path))
+            f"cannot read the file it would replace: {exc.strerror}",
+            location=Location(str(path)),
         ) from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OutputError(
+                f"is a {file_kind(info.st_mode)}, not a regular file; petrova writes only "
+                "regular files (move it aside, or name another path)",
+                location=Location(str(path)),
+            )
+        if info.st_size != size:
+            return _DIFFERENT
+        return handle.read(size + 1)
+
+
+#: Stands for an old file that cannot equal the new data (another size, or a link).
+_DIFFERENT = b"\0petrova: not the same\0"
+
+
+def _mode_of(path: Path) -> int | None:
+    """The permission bits the new file takes over; ``None`` (the umask's) for a link
+    that leads nowhere."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return None
 
 
 def _fsync_dir(directory: Path) -> None:

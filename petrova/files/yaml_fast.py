@@ -45,6 +45,11 @@ _DOC_MARKERS = re.compile(r"(?m)^(?:---|\.\.\.)(?:\s|$)")
 _ANCHOR_OR_ALIAS = re.compile(r"(?:^|[\s\[{,])[&*][^\s\[\]{},]")
 
 
+# Tags (``!foo``, ``!!binary``, the bare ``!``): the fast parser ignores or misreads them
+# (``k: !foo bar`` becomes a mapping), the strict loader refuses all but the core ones.
+_TAG = re.compile(r"(?:^|[\s\[{,])!")
+
+
 # The two checks below look for a plain substring first: a regex starting with ``^`` or an
 # alternation is tried at every position, 0.1 s on a 4 MB registry that has neither.
 def _several_documents(text: str) -> bool:
@@ -53,6 +58,10 @@ def _several_documents(text: str) -> bool:
 
 def _anchor_or_alias(text: str) -> bool:
     return ("&" in text or "*" in text) and _ANCHOR_OR_ALIAS.search(text) is not None
+
+
+def _tagged(text: str) -> bool:
+    return "!" in text and _TAG.search(text) is not None
 
 
 def fast_parse(text: str, keys: KeyTypes) -> Any:
@@ -65,7 +74,7 @@ def fast_parse(text: str, keys: KeyTypes) -> Any:
     that the fast parser read as a number under a string key (a sha such as
     ``37649451e057``) is given back its text, as the strict loader does.
     """
-    if _fast is None or _several_documents(text) or _anchor_or_alias(text):
+    if _fast is None or _several_documents(text) or _anchor_or_alias(text) or _tagged(text):
         return NOT_FAST
     if _flow_too_deep(text):
         return NOT_FAST
@@ -76,7 +85,7 @@ def fast_parse(text: str, keys: KeyTypes) -> Any:
     except Exception:  # any complaint: let the strict loader explain it with a line
         return NOT_FAST
     try:
-        _agree(data, text, keys.strings)
+        _agree(data, text, keys)
     except _Disagree:
         return NOT_FAST
     return data
@@ -122,7 +131,9 @@ def _scalar_values_pattern(keys: frozenset[str]) -> re.Pattern[str]:
     starts with literals is searched for by its first characters, about twice as fast,
     and :func:`_scalars_safe` checks what comes before a match instead."""
     names = "|".join(re.escape(k) for k in sorted(keys, key=lambda k: (-len(k), k)))
-    return re.compile(rf"(?:{names})[ \t]*:[ \t]*([^\s,}}\]#]*)")
+    # A value on the next line (``tier:`` then ``  010``) is captured too: left empty, it
+    # would pass as a null while the fast parser read a number the strict one refuses.
+    return re.compile(rf"(?:{names})[ \t]*:[ \t]*(?:#[^\n]*)?(?:\n[ \t]*)?([^\s,}}\]#]*)")
 
 
 _WORD_CHAR = re.compile(r"[\w-]")
@@ -176,8 +187,32 @@ def _key_tokens(key: str, text: str) -> list[str]:
             return tokens
 
 
-def _agree(data: Any, text: str, string_keys: frozenset[str]) -> None:
-    """Check (and where needed repair) ``data`` in place, or raise :class:`_Disagree`."""
+#: First characters of the plain scalars the strict loader may read as something other
+#: than text (numbers, true/false, null, merge keys); other strings need no look.
+_MAYBE_TYPED = frozenset("-+.0123456789tTfFnN~<=")
+
+
+@functools.lru_cache(maxsize=1 << 12)  # keys and enum-like values repeat all over a file
+def _typed_to_strict(value: str) -> bool:
+    """The strict loader would read ``value``, written plain, as a number, a boolean or
+    null: the two parsers may disagree about it (``0o10``: 8 or text)."""
+    if value and value[0] not in _MAYBE_TYPED:
+        return False
+    from petrova.files.yaml_strict import plain_is_text  # PyYAML only when needed
+
+    return not plain_is_text(value)
+
+
+def _agree(data: Any, text: str, keys: KeyTypes) -> None:
+    """Check (and where needed repair) ``data`` in place, or raise :class:`_Disagree`.
+
+    Under string keys a non-text value is given back its text (as the strict loader
+    does). Under numeric keys the text was checked by :func:`_scalars_safe`. Anywhere
+    else a number, whose text is not known, and a string that the strict loader would
+    have typed (it may have been written plain) are left to the strict loader.
+    """
+    string_keys = keys.strings
+    scalar_keys = keys.scalars
     seen: dict[str, int] = {}
     repairs: dict[str, list[tuple[dict[str, Any], int]]] = {}
 
@@ -186,7 +221,7 @@ def _agree(data: Any, text: str, string_keys: frozenset[str]) -> None:
     def walk(node: Any) -> None:
         if type(node) is dict:
             for key, value in node.items():
-                if type(key) is not str or key == "<<":
+                if type(key) is not str or key == "<<" or _typed_to_strict(key):
                     raise _Disagree
                 kind = type(value)
                 if key in string_keys:
@@ -199,6 +234,8 @@ def _agree(data: Any, text: str, string_keys: frozenset[str]) -> None:
                         and kind is not list
                     ):
                         repairs.setdefault(key, []).append((node, index))
+                elif key not in scalar_keys and kind is not dict and kind is not list:
+                    loose(value, kind)
                 if kind is dict or kind is list:
                     walk(value)
         elif type(node) is list:
@@ -206,6 +243,13 @@ def _agree(data: Any, text: str, string_keys: frozenset[str]) -> None:
                 kind = type(value)
                 if kind is dict or kind is list:
                     walk(value)
+                else:
+                    loose(value, kind)
+
+    def loose(value: Any, kind: type) -> None:
+        """A scalar where the models expect no particular type from the text."""
+        if kind is int or kind is float or (kind is str and _typed_to_strict(value)):
+            raise _Disagree
 
     walk(data)
     for key, places in repairs.items():

@@ -54,6 +54,8 @@ class _StrictLoader(_BaseLoader):
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, MappingNode):
             self.flatten_mapping(node)
+            if self.string_keys:
+                _keep_text(node, self.string_keys)
             seen: dict[str, Node] = {}
             for key_node, _ in node.value:
                 if not isinstance(key_node, ScalarNode) or key_node.tag != _STR_TAG:
@@ -74,17 +76,20 @@ class _StrictLoader(_BaseLoader):
                     )
                 seen[key_node.value] = key_node
         mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        if self.string_keys and isinstance(node, MappingNode):
-            for key_node, value_node in node.value:
-                if (
-                    key_node.value in self.string_keys
-                    and isinstance(value_node, ScalarNode)
-                    and not value_node.style  # plain: None (Python) or "" (libyaml)
-                    and value_node.tag not in (_STR_TAG, _NULL_TAG)
-                ):
-                    # e.g. contract_sha: 000000000001 is a sha, not the integer 1
-                    mapping[key_node.value] = value_node.value
         return mapping
+
+
+def _keep_text(node: MappingNode, string_keys: frozenset[str]) -> None:
+    """Plain scalars under ``string_keys`` are the text people wrote, before any number
+    or boolean is made of them (``contract_sha: 000000000001`` is a sha, not 1)."""
+    for key_node, value_node in node.value:
+        if (
+            isinstance(value_node, ScalarNode)
+            and not value_node.style  # plain: None (Python) or "" (libyaml)
+            and value_node.tag not in (_STR_TAG, _NULL_TAG)
+            and key_node.value in string_keys
+        ):
+            value_node.tag = _STR_TAG
 
 
 _StrictLoader.yaml_implicit_resolvers = {
@@ -105,6 +110,51 @@ def _construct_bool(loader: _StrictLoader, node: ScalarNode) -> bool:
 _StrictLoader.add_constructor(_BOOL_TAG, _construct_bool)
 
 
+#: Plain numbers that YAML 1.1 (PyYAML) and YAML 1.2 (most other tools) read differently:
+#: a leading zero (octal in 1.1), base 60 (``1:30`` is 90), ``_`` separators, ``0b``.
+_AMBIGUOUS_NUMBER = re.compile(r"[-+]?(?:0[0-9_]+(?:\.[0-9_]*)?|.*[:_].*|0b[01_]+)")
+
+
+def _refuse_ambiguous(node: ScalarNode) -> None:
+    """A plain number only one YAML version reads as people meant: refuse it, and say
+    how to write it. The value is not quoted (the line and column point at it): the file
+    may not be the kind expected, and an error never repeats what such a file holds."""
+    text = str(node.value)
+    if node.style or not _AMBIGUOUS_NUMBER.fullmatch(text):
+        return
+    if ":" in text:
+        what = (
+            "a number with ':' is ambiguous: YAML 1.1 reads it in base 60 (1:30 is 90), "
+            "YAML 1.2 as text; write the number itself, or put text in quotes"
+        )
+    elif "_" in text:
+        what = (
+            "a number with '_' is ambiguous: YAML 1.1 drops the '_', YAML 1.2 reads text; "
+            "write the digits alone, or put text in quotes"
+        )
+    elif text.lstrip("+-").startswith("0b"):
+        what = (
+            "a 0b number is ambiguous: YAML 1.1 reads it as binary, YAML 1.2 as text; "
+            "write it in decimal, or put text in quotes"
+        )
+    else:
+        what = (
+            "a number with a leading zero is ambiguous: YAML 1.1 reads it as octal (010 is "
+            "8), YAML 1.2 as decimal; write it without the leading zeros, or put text in "
+            "quotes"
+        )
+    raise yaml.constructor.ConstructorError(None, None, what, node.start_mark)
+
+
+def _construct_float(loader: _StrictLoader, node: ScalarNode) -> float:
+    value: float = _BaseLoader.construct_yaml_float(loader, node)
+    _refuse_ambiguous(node)
+    return value
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+
+
 def _construct_int(loader: _StrictLoader, node: ScalarNode) -> int:
     # Python refuses to convert integers of more than 4300 digits (a ValueError that
     # is not a YAML error): make it one, with the node's line, instead of a crash.
@@ -117,6 +167,7 @@ def _construct_int(loader: _StrictLoader, node: ScalarNode) -> int:
             "this number has too many digits to read (quote it if it is text)",
             node.start_mark,
         ) from None
+    _refuse_ambiguous(node)
     return value
 
 
@@ -150,6 +201,8 @@ def parse_yaml(
         node = loader.get_single_node()
         if node is not None and ("*" in text):
             _check_alias_expansion(node, display)
+        if node is not None and "!" in text:
+            _check_tags(node, display)
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -233,6 +286,43 @@ def _check_alias_expansion(root: Node, display: str) -> None:
         in_progress.add(key)
         stack.append((node, True))
         stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+
+
+#: The tags a document may carry: JSON's types. ``!!binary``, ``!!timestamp``, ``!!set``,
+#: ``!!omap`` and local tags (``!foo``) would each give a value no model expects, read
+#: differently by every YAML library.
+_CORE_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "map", "seq", "merge")
+)
+
+
+def _check_tags(root: Node, display: str) -> None:
+    """Refuse any tag beyond YAML's core types, at its line (only called when the text
+    has a ``!``: implicit tags are always core ones)."""
+    stack = [root]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.tag not in _CORE_TAGS:
+            mark = node.start_mark
+            raise YamlInvalid(
+                f"the tag {node.tag!r} is not allowed: petrova reads only text, numbers, "
+                "true/false, null, lists and mappings (remove the tag, or quote the value)",
+                location=Location(display, mark.line + 1, mark.column + 1),
+            )
+        stack.extend(_children(node))
+
+
+def plain_is_text(value: str) -> bool:
+    """The strict loader reads ``value``, written plain, as text (not a number, a
+    boolean, null or a merge key): what :mod:`petrova.files.yaml_fast` checks a string
+    against before it trusts the fast parser's reading of it."""
+    resolvers = _StrictLoader.yaml_implicit_resolvers.get(value[0] if value else "", [])
+    return all(not regexp.match(value) for _tag, regexp in resolvers)
 
 
 def _children(node: Node) -> list[Node]:

@@ -37,6 +37,7 @@ from petrova.models import (
     parse_timestamp,
 )
 from petrova.render.formats import STATUS_LABELS, text_table, to_json_bytes
+from petrova.terminal import visible
 
 HoldReason = Literal[
     "not_migrated",
@@ -436,7 +437,7 @@ def status_text(report: RolloutReport) -> bytes:
                 ]
             )
         parts.append(text_table(headers, rows))
-        parts += [f"  held: {h.message}\n" for h in tier.holds]
+        parts += [visible(f"  held: {h.message}") + "\n" for h in tier.holds]
         parts.append("\n")
     if any(c.needs_human for t in report.tiers for r in t.repos for c in r.cells):
         parts.append("! = the newest outcome waits for a human: petrova state promote\n")
@@ -445,7 +446,7 @@ def status_text(report: RolloutReport) -> bytes:
 
 def gate_text(tier: TierView, report: RolloutReport) -> bytes:
     lines = [_tier_heading(tier, report)]
-    lines += [f"  held: {h.message}" for h in tier.holds]
+    lines += [visible(f"  held: {h.message}") for h in tier.holds]
     return ("\n".join(lines) + "\n").encode()
 
 

@@ -24,6 +24,7 @@ from petrova.clock import now as clock_now
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.registry import LoadedRegistry
 from petrova.errors import (
+    DuplicateJsonKey,
     IntegrationUnknown,
     Location,
     NothingToPromote,
@@ -38,6 +39,7 @@ from petrova.errors import (
     TimestampInvalid,
     YamlInvalid,
 )
+from petrova.files import json_strict
 from petrova.files.disk import WriteVerb, confined, decode_text
 from petrova.files.lock import file_lock
 from petrova.ledger.rules import (
@@ -217,7 +219,9 @@ def read_batch(
 
 def _line_fields(line: str, where: Location) -> dict[str, str | None]:
     try:
-        data: Any = json.loads(line)
+        data: Any = json_strict.loads(line)
+    except DuplicateJsonKey as exc:
+        raise ProbeInputInvalid(str(exc), location=where) from None
     except json.JSONDecodeError as exc:
         raise ProbeInputInvalid(
             f"not JSON: {exc.msg}", location=Location(where.file, where.line, exc.colno)

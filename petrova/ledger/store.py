@@ -22,15 +22,18 @@ from petrova.errors import (
     Location,
     Problem,
     StateInvalid,
+    UnsafePath,
     YamlInvalid,
 )
 from petrova.files.disk import WriteVerb, decode_text, read_input, write_atomic
+from petrova.files.json_strict import orjson_unique
 from petrova.files.yaml_strict import YamlDocument, parse_yaml
 from petrova.ledger.rules import Observation, check_cell, observe
 from petrova.models import (
     LEDGER_KEYS,
     Ledger,
     LedgerCell,
+    is_slug,
 )
 
 #: The fields the rules derive, in the order a mismatch is reported.
@@ -40,6 +43,13 @@ SEAL_DOMAIN = b"petrova-ledger-rules-1\0"
 
 
 def ledger_path(state_dir: Path, slug: str) -> Path:
+    """``state_dir/<slug>.yaml``; a file name is never made from an unchecked slug."""
+    if not is_slug(slug):
+        raise UnsafePath(
+            f"{slug!r} is not a kebab-case slug (lowercase letters and digits separated by "
+            "single hyphens, e.g. kahn-hq), so it names no ledger",
+            location=Location(str(state_dir)),
+        )
     return state_dir / f"{slug}.yaml"
 
 
@@ -88,8 +98,8 @@ def _sealed_cells(raw: bytes, catalogue: Catalogue, *, slug: str) -> dict[str, A
     if raw[:1] != b"{":
         return None
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        data = orjson_unique(raw)
+    except ValueError:  # not JSON, or a key twice: the full check says where
         return None
     seal = data.pop("seal", None)
     cells = data.get("integrations")
@@ -109,7 +119,7 @@ def _sealed_cells(raw: bytes, catalogue: Catalogue, *, slug: str) -> dict[str, A
 
 def _read_raw(path: Path, shown: str) -> bytes:
     try:
-        return read_input(path, display=shown)
+        return read_input(path, display=shown, follow=False)
     except IsADirectoryError:
         raise StateInvalid("is a directory, not a ledger file", location=Location(shown)) from None
     except FileNotFoundError:
@@ -126,9 +136,9 @@ def _parse_raw(raw: bytes, shown: str, catalogue: Catalogue, *, slug: str) -> Le
     that problems point at their lines."""
     if raw[:1] == b"{":
         try:
-            data = orjson.loads(raw)
+            data = orjson_unique(raw)
             return parse_ledger(YamlDocument(shown, data, None), catalogue, slug=slug)
-        except (orjson.JSONDecodeError, StateInvalid):
+        except (ValueError, StateInvalid):
             pass  # the strict loader says what is wrong, and where
     try:
         doc = parse_yaml(decode_text(raw, shown), shown, string_keys=LEDGER_KEYS.strings)

@@ -300,7 +300,7 @@ def ask_answers(
 def load_answers_file(path: Path, catalogue: Catalogue) -> dict[str, Answer]:
     shown = str(path)
     try:
-        doc = load_yaml_file(path, display=shown)
+        doc = load_yaml_file(path, display=shown, string_keys=catalogue.contract_keys.strings)
     except FileNotFoundError:
         raise AnswersInvalid("answers file not found", location=Location(shown)) from None
     except IsADirectoryError:

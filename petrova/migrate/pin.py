@@ -31,6 +31,7 @@ from petrova.errors import (
 from petrova.files.disk import decode_text
 from petrova.files.yaml_strict import node_span, parse_yaml
 from petrova.models import (
+    REGISTRY_KEYS,
     Applicability,
     ApplicabilityDetail,
     RepoEntry,
@@ -255,7 +256,7 @@ def splice(raw: bytes, index: int, *, sha: str, added: dict[str, Applicability])
     shown = "registry.yaml"
     text = decode_text(raw, shown)
     bom = _BOM if raw.startswith(_BOM.encode()) else ""
-    doc = parse_yaml(text, shown)
+    doc = parse_yaml(text, shown, string_keys=REGISTRY_KEYS.strings)  # a sha of digits
     assert isinstance(doc.node, MappingNode)
     repos = _find(doc.node, "repos")
     assert repos is not None and isinstance(repos[1], SequenceNode)

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from petrova.models import Snapshot, TierGate
+from petrova.terminal import visible
 
 #: The short text of each dot status, for tables (n/a, FAILING stands out).
 STATUS_LABELS = {
@@ -26,6 +27,7 @@ def to_json_bytes(data: Any) -> bytes:
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    rows = [[visible(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
@@ -39,7 +41,7 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     def esc(cell: str) -> str:
-        return cell.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+        return visible(cell.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " "))
 
     lines = ["| " + " | ".join(esc(h) for h in headers) + " |"]
     lines.append("|" + "|".join("---" for _ in headers) + "|")
@@ -82,7 +84,9 @@ def _footer(snapshot: Snapshot) -> list[str]:
     lines += [gate_line(gate) for gate in snapshot.gates or ()]
     if any(c.needs_human for r in snapshot.rows for c in (r.integrations or {}).values()):
         lines.append("! = a recovery waits for a human: petrova state promote")
-    lines += [f"warning {w.code} [{w.slug or '-'}]: {w.message}" for w in snapshot.warnings]
+    lines += [
+        visible(f"warning {w.code} [{w.slug or '-'}]: {w.message}") for w in snapshot.warnings
+    ]
     return lines
 
 

@@ -1,0 +1,61 @@
+"""JSON read as strictly as YAML: an object with the same key twice is refused.
+
+Python's ``json`` and ``orjson`` both keep the last of two equal keys without a word, so
+a probe line with two ``slug`` keys would be recorded against the second and a ledger with
+two ``current_status`` keys read silently. Every JSON input petrova reads goes through
+:func:`loads` (or, on the fast path, :func:`orjson_unique`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from petrova.errors import DuplicateJsonKey
+
+__all__ = ["DuplicateJsonKey", "loads", "orjson_unique"]
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in mapping:
+            raise DuplicateJsonKey(f"duplicate key {key!r} in one object (each key once)")
+        mapping[key] = value
+    return mapping
+
+
+def loads(raw: str | bytes) -> Any:
+    """``json.loads`` that raises :class:`DuplicateJsonKey` (a ``ValueError``) on a key
+    given twice in one object; otherwise the same errors as ``json.loads``."""
+    import json
+
+    return json.loads(raw, object_pairs_hook=_unique)
+
+
+def orjson_unique(raw: bytes) -> Any:
+    """``orjson.loads(raw)`` when no object in ``raw`` repeats a key; else ``ValueError``.
+
+    orjson cannot be asked, so count: every key in the text ends with ``":``, and that
+    pair occurs nowhere else but escaped inside a string (``\\":``). When the parsed
+    objects hold as many keys as the text has such pairs, no key was dropped; when the
+    text has more, the strict :func:`loads` decides (rare: a value quoting ``":``).
+    """
+    data = orjson.loads(raw)
+    if raw.count(b'":') != _key_count(data):
+        return loads(raw)
+    return data
+
+
+def _key_count(value: Any) -> int:
+    count = 0
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if type(node) is dict:
+            count += len(node)
+            stack.extend(v for v in node.values() if type(v) is dict or type(v) is list)
+        elif type(node) is list:
+            stack.extend(v for v in node if type(v) is dict or type(v) is list)
+    return count
