@@ -103,7 +103,7 @@ def build(root: Path, count: int) -> tuple[Path, list[str]]:
         (Path(__file__).resolve().parent.parent / "contracts" / "contract.schema.json").read_text()
     )
     catalogue["$defs"]["integration_traceo"]["x-probe"] = {
-        "checks": [{"kind": "file", "path_field": "vtm_path"}]
+        "checks": [{"id": "vtm", "kind": "file", "path_field": "vtm_path", "fail": "failing"}]
     }
     (fleet / "contracts" / "contract.schema.json").write_text(json.dumps(catalogue, indent=2))
     lines = ["schema_version: 1", "repos:"]

@@ -245,23 +245,6 @@ def test_fifos_never_hang_the_other_commands(fleet: Fleet) -> None:
     assert stat.S_ISFIFO((fleet.state_dir / "kahn-hq.yaml").lstat().st_mode)
 
 
-def test_a_fifo_in_the_cache_is_ignored(fleet: Fleet, trusting_cache: Path) -> None:
-    migrate_kahn(fleet)
-    kahn_clone(fleet)
-    fleet.write("workspace/kahn-hq/.petrova/contract.yaml", KAHN_CONTRACT)
-    env = {"PETROVA_CACHE_DIR": str(trusting_cache)}
-    first = snapshot(fleet, env=env)
-    assert assert_clean(first) is None
-    cached = list(trusting_cache.iterdir())
-    assert cached
-    for path in cached:
-        path.unlink()
-        os.mkfifo(path)
-    again = snapshot(fleet, env=env)
-    assert assert_clean(again) is None
-    assert again.stdout == first.stdout
-
-
 # --- 4. links through explicit paths -------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ over clones of local bare repos, with the outcomes fed to the real ledger."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -599,3 +600,13 @@ def test_the_catalogue_exposes_each_probe_and_the_paths_a_clone_needs() -> None:
     )
     raw = catalogue.get("traceo").evidence_schema["x-probe"]["checks"][0]
     assert (raw["kind"], raw["path_field"]) == ("file", "vtm_path")
+
+
+def test_a_fifo_in_place_of_the_etag_cache_is_ignored_not_waited_on(world: World) -> None:
+    """Cache files are inputs too: a FIFO there must not hang the run (hostile input 3)."""
+    world.add_repo("fifo-hq")
+    world.cache.mkdir()
+    os.mkfifo(world.cache / "probe-etags.json")
+    run = world.probe()
+    assert run.exit_code == 0, run.stderr
+    assert json.loads(run.stdout.splitlines()[0])["outcome"] == "ok"

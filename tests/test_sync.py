@@ -29,7 +29,7 @@ def probe_catalogue(fleet: Fleet) -> None:
     issue adds it), so a clone must also hold the VTM."""
     schema = json.loads(fleet.catalogue.read_text())
     schema["$defs"]["integration_traceo"]["x-probe"] = {
-        "checks": [{"kind": "file", "path_field": "vtm_path"}]
+        "checks": [{"id": "vtm", "kind": "file", "path_field": "vtm_path", "fail": "failing"}]
     }
     fleet.catalogue.write_text(json.dumps(schema, indent=2))
 

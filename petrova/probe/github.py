@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from petrova.delivery.publish import Secret
-from petrova.files.disk import write_atomic
+from petrova.errors import PetrovaError
+from petrova.files.disk import read_input, write_atomic
 from petrova.probe.http import Answer, CouldNotLook, Transport, request
 
 DEFAULT_API = "https://api.github.com"
@@ -139,7 +140,7 @@ class EtagCache:
         self._dirty = False
         if self.path is not None:
             try:
-                data = json.loads(self.path.read_bytes())
+                data = json.loads(read_input(self.path))
                 if isinstance(data, dict) and data.get("version") == _CACHE_VERSION:
                     entries = data.get("entries")
                     if isinstance(entries, dict):
@@ -166,7 +167,9 @@ class EtagCache:
         if self.path is None or not self._dirty:
             return
         document = {"version": _CACHE_VERSION, "entries": dict(sorted(self._entries.items()))}
-        with contextlib.suppress(OSError):
+        # A cache that cannot be written (a full disk, a FIFO in its place) only means the
+        # next run asks again: never a failed run.
+        with contextlib.suppress(OSError, PetrovaError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(self.path, json.dumps(document, indent=0).encode(), durable=False)
 
