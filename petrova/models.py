@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -25,8 +26,6 @@ from pydantic import (
     WithJsonSchema,
 )
 from pydantic.json_schema import SkipJsonSchema
-
-from petrova.files.yaml_fast import KeyTypes
 
 _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{12}$")
@@ -163,6 +162,18 @@ CellStatus = Literal["ok", "degraded", "failing", "stale", "pending", "not_appli
 
 ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
 CELL_STATUSES: tuple[str, ...] = CellStatus.__args__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class KeyTypes:
+    """Which mapping keys hold strings and which hold numbers or booleans.
+
+    Derived from the models (and the catalogue's evidence shapes); the strict loader
+    uses ``strings`` and the fast path uses both to know when it may be trusted.
+    """
+
+    strings: frozenset[str] = frozenset()
+    scalars: frozenset[str] = frozenset()
 
 
 def key_types(*models: type[BaseModel]) -> KeyTypes:

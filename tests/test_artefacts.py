@@ -7,11 +7,11 @@ import re
 import shutil
 from pathlib import Path
 
-from petrova.documents.artefacts import ALL_STATUSES_DIR as ALL_STATUSES
-from petrova.documents.artefacts import SPINE_DIR as SPINE
 from petrova.documents.catalogue import load_catalogue
 from petrova.documents.registry import load_registry
 from petrova.files.disk import sha12
+from petrova.fleet.artefacts import ALL_STATUSES_DIR as ALL_STATUSES
+from petrova.fleet.artefacts import SPINE_DIR as SPINE
 from tests.conftest import CATALOGUE, ROOT, Petrova
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from petrova.errors import InputTooLarge, PetrovaError, YamlInvalid
 from petrova.files import disk, yaml_fast, yaml_strict
+from petrova.models import KeyTypes
 
 
 def test_duplicate_key_names_both_lines() -> None:
@@ -194,7 +195,7 @@ TOKENS = [
     "&x 1",
     "*x",
 ]
-KEYS = yaml_fast.KeyTypes(
+KEYS = KeyTypes(
     strings=frozenset({"slug", "url", "contract_sha", "notes", "added", "reason"}),
     scalars=frozenset({"tier", "schema_version"}),
 )

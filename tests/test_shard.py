@@ -6,8 +6,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from petrova.documents.shard import Shard, parse_shard, select
 from petrova.errors import UsageError
-from petrova.fleet.shard import Shard, parse_shard, select
 
 SLUGS = st.lists(st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True), unique=True)
 

@@ -384,9 +384,9 @@ def test_the_document_keeps_the_models_key_order() -> None:
     down to the order of keys in the written file."""
     import orjson
 
-    from petrova.documents.artefacts import ALL_STATUSES_DIR, FIXTURE_TIME
     from petrova.documents.catalogue import load_catalogue
     from petrova.documents.registry import load_registry
+    from petrova.fleet.artefacts import ALL_STATUSES_DIR, FIXTURE_TIME
     from petrova.fleet.gather import gather
     from petrova.fleet.snapshot import snapshot_document
     from petrova.models import Snapshot

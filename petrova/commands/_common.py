@@ -232,10 +232,10 @@ def progress_reporter(label: str) -> Callable[[int, int], None] | None:
 
 
 def shard_option(func: F) -> F:
-    """``--shard K/N``: this run takes only its share of the fleet (see petrova.fleet.shard)."""
+    """``--shard K/N``: this run takes only its share of the fleet (see petrova.documents.shard)."""
 
     def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-        from petrova.fleet.shard import ALL, parse_shard
+        from petrova.documents.shard import ALL, parse_shard
 
         return ALL if value is None else parse_shard(value)
 

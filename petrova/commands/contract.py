@@ -11,9 +11,9 @@ from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import LoadedContract, load_contract
 from petrova.documents.registry import default_registry_path
 from petrova.errors import ContractInvalid, EvidenceInvalid, PetrovaError
+from petrova.files.json_strict import to_json_bytes
 from petrova.files.yaml_strict import load_yaml_file
 from petrova.migrate.answers import explain_wired
-from petrova.render.formats import to_json_bytes
 from petrova.terminal import error_text, visible
 
 

@@ -15,9 +15,9 @@ from petrova.delivery.endpoint import (
     verify_endpoint,
 )
 from petrova.delivery.publish import RetryPolicy, check_url, token_from_env
-from petrova.documents.artefacts import write_artefacts
 from petrova.errors import CheckFailed
-from petrova.render.formats import to_json_bytes
+from petrova.files.json_strict import to_json_bytes
+from petrova.fleet.artefacts import write_artefacts
 
 
 @click.group()

@@ -23,9 +23,9 @@ from petrova.commands._common import (
     state_dir_option,
     workspace_option,
 )
+from petrova.documents.shard import Shard
 from petrova.errors import ProbesIncomplete
-from petrova.fleet.shard import Shard
-from petrova.render.formats import to_json_bytes
+from petrova.files.json_strict import to_json_bytes
 
 #: Names shown in the one-line summary before "and N more".
 _SHOWN = 10

@@ -30,11 +30,12 @@ from petrova.errors import (
     UsageError,
 )
 from petrova.files.disk import read_input, write_atomic
+from petrova.files.json_strict import to_json_bytes
 from petrova.files.lock import file_lock
 from petrova.fleet.gather import contract_location
 from petrova.migrate.pin import plan_pin, verify
 from petrova.models import RepoEntry, applicability_value
-from petrova.render.formats import text_table, to_json_bytes
+from petrova.render.formats import text_table
 from petrova.terminal import visible
 
 

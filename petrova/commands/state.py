@@ -20,8 +20,8 @@ from petrova.commands._common import (
 )
 from petrova.errors import InputTooLarge, Location, ProbeInputInvalid, UsageError
 from petrova.files.disk import max_input_bytes, read_input
+from petrova.files.json_strict import to_json_bytes
 from petrova.ledger import record as core
-from petrova.render.formats import to_json_bytes
 from petrova.terminal import visible
 
 _NOW_HELP = "The clock, RFC 3339 (for tests and replays). [default: the system clock]"

@@ -19,8 +19,8 @@ from petrova.commands._common import (
     shard_option,
     workspace_option,
 )
+from petrova.documents.shard import ALL, Shard
 from petrova.errors import SyncFailed, UsageError
-from petrova.fleet.shard import ALL, Shard
 from petrova.sync.git import DEFAULT_TIMEOUT, Git, check_token_env
 from petrova.sync.run import default_jobs, results_json, sync_fleet, sync_self
 

@@ -17,12 +17,11 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from petrova.documents.probe_spec import ProbeSpec, parse_probe
 from petrova.errors import CatalogueInvalid, CatalogueNotFound, DuplicateJsonKey, Location
 from petrova.files import json_strict
 from petrova.files.disk import DEFAULT_MAX_INPUT_BYTES, max_input_bytes, read_input
-from petrova.files.yaml_fast import KeyTypes
-from petrova.models import CONTRACT_KEYS
-from petrova.probe.spec import ProbeSpec, parse_probe
+from petrova.models import CONTRACT_KEYS, KeyTypes
 
 if TYPE_CHECKING:  # jsonschema is imported where errors are to be described
     from jsonschema import Draft202012Validator

@@ -1,4 +1,4 @@
-"""JSON read as strictly as YAML: an object with the same key twice is refused.
+"""JSON in and out: read as strictly as YAML (no key twice), written the same way every time.
 
 Python's ``json`` and ``orjson`` both keep the last of two equal keys without a word, so
 a probe line with two ``slug`` keys would be recorded against the second and a ledger with
@@ -14,7 +14,7 @@ import orjson
 
 from petrova.errors import DuplicateJsonKey
 
-__all__ = ["DuplicateJsonKey", "loads", "orjson_unique"]
+__all__ = ["DuplicateJsonKey", "loads", "orjson_unique", "to_json_bytes"]
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -59,3 +59,8 @@ def _key_count(value: Any) -> int:
         elif type(node) is list:
             stack.extend(v for v in node if type(v) is dict or type(v) is list)
     return count
+
+
+def to_json_bytes(data: Any) -> bytes:
+    """Stable JSON: two-space indent, keys in model order, a trailing newline."""
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)

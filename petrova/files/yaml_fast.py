@@ -10,26 +10,15 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 from typing import Any
+
+from petrova.models import KeyTypes
 
 _fast: Any
 try:  # a Rust YAML parser, about 15x faster than libyaml; optional (see fast_parse)
     import ryaml as _fast
 except ImportError:  # pragma: no cover - exercised by the parity tests' fallback case
     _fast = None
-
-
-@dataclass(frozen=True)
-class KeyTypes:
-    """Which mapping keys hold strings and which hold numbers or booleans.
-
-    Derived from the models (and the catalogue's evidence shapes); the strict loader
-    uses ``strings`` and the fast path uses both to know when it may be trusted.
-    """
-
-    strings: frozenset[str] = frozenset()
-    scalars: frozenset[str] = frozenset()
 
 
 # A value the fast parser and PyYAML's resolvers read identically.

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from petrova.errors import TierUnknown
+from petrova.files.json_strict import to_json_bytes
 from petrova.fleet.gather import FleetInputs, RepoInputs
 from petrova.ledger.rules import PROMOTED, Observation, ok_trail
 from petrova.models import (
@@ -36,7 +37,7 @@ from petrova.models import (
     format_timestamp,
     parse_timestamp,
 )
-from petrova.render.formats import STATUS_LABELS, text_table, to_json_bytes
+from petrova.render.formats import STATUS_LABELS, text_table
 from petrova.terminal import visible
 
 HoldReason = Literal[

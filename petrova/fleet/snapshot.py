@@ -25,6 +25,7 @@ from petrova import __version__, clock
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.registry import load_registry
 from petrova.documents.schemas import check_snapshot
+from petrova.files.json_strict import to_json_bytes
 from petrova.fleet.gather import FleetInputs, RepoInputs, gather
 from petrova.fleet.rollout import gates_document, rollout_report
 from petrova.ledger.rules import DEFAULT_STALE_AFTER, observed_status
@@ -36,7 +37,6 @@ from petrova.models import (
     applicability_value,
     format_timestamp,
 )
-from petrova.render.formats import to_json_bytes
 
 #: The window the snapshot's ``gates`` use: the runbook's "green for 7 days".
 GATE_DAYS = 7

@@ -26,7 +26,7 @@ from petrova.errors import (
     YamlInvalid,
 )
 from petrova.files.disk import WriteVerb, decode_text, read_input, write_atomic
-from petrova.files.json_strict import orjson_unique
+from petrova.files.json_strict import orjson_unique, to_json_bytes
 from petrova.files.yaml_strict import YamlDocument, parse_yaml
 from petrova.ledger.rules import Observation, check_cell, observe
 from petrova.models import (
@@ -236,8 +236,6 @@ def render_ledger(ledger: Ledger) -> bytes:
     """A ledger's bytes: JSON, which is also YAML, so any YAML tool still reads it and a
     JSON parser reads it much faster. Keys in model order; absent optionals left out;
     a fresh ``seal`` last (see :func:`seal_of`), whatever seal the model held."""
-    from petrova.render.formats import to_json_bytes
-
     document = ledger.model_dump(mode="json", exclude_none=True, exclude={"seal"})
     document["seal"] = seal_of(document)
     return to_json_bytes(document)

@@ -2,7 +2,7 @@
 
 Each integration's probe is data in the catalogue (``x-probe``): checks of a few built-in
 kinds (:mod:`~petrova.probe.kinds`) and which outcome each failure means
-(:mod:`~petrova.probe.spec`). :mod:`~petrova.probe.plan` decides which cells to probe
+(:mod:`~petrova.documents.probe_spec`). :mod:`~petrova.probe.plan` decides which cells to probe
 and in what order, :mod:`~petrova.probe.run` runs them with bounded concurrency,
 :mod:`~petrova.probe.http` makes each request with a total deadline, and
 :mod:`~petrova.probe.github` speaks to GitHub's REST API with ETags and a rate budget.

@@ -19,12 +19,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from petrova.delivery.publish import Secret
+from petrova.documents.probe_spec import Check, ProbeSpec
 from petrova.errors import PetrovaError
 from petrova.files.disk import confined
 from petrova.models import parse_timestamp
 from petrova.probe.github import GitHub
 from petrova.probe.http import CouldNotLook, Transport, request
-from petrova.probe.spec import Check, ProbeSpec
 
 Verdict = Literal["pass", "skip", "fail", "unreachable"]
 #: Files counted under a path at most: a count past this is reported as a mismatch.

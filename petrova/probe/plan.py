@@ -17,9 +17,9 @@ from typing import Any
 
 from petrova.documents.contract import load_contract
 from petrova.documents.registry import LoadedRegistry
+from petrova.documents.shard import ALL, Shard
 from petrova.errors import IntegrationUnknown, PetrovaError, RepoNotInRegistry, UsageError
 from petrova.fleet.gather import contract_location
-from petrova.fleet.shard import ALL, Shard
 from petrova.ledger.store import ledger_path, read_observations
 from petrova.models import applicability_value
 

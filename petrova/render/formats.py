@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
-import orjson
-
+from petrova.files.json_strict import to_json_bytes
 from petrova.models import Snapshot, TierGate
 from petrova.terminal import visible
 
@@ -19,11 +17,6 @@ STATUS_LABELS = {
     "pending": "pending",
     "not_applicable": "n/a",
 }
-
-
-def to_json_bytes(data: Any) -> bytes:
-    """Stable JSON: two-space indent, keys in model order, a trailing newline."""
-    return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -26,10 +26,10 @@ from petrova import clock
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import CONTRACT_RELPATH, load_contract
 from petrova.documents.registry import LoadedRegistry
+from petrova.documents.shard import ALL, Shard
 from petrova.errors import LockTimeout, PetrovaError, ProbePathUnsafe, SyncSelfRefused
 from petrova.files.disk import confined
 from petrova.files.lock import file_lock
-from petrova.fleet.shard import ALL, Shard
 from petrova.models import RepoEntry
 from petrova.sync.git import Git, Result
 from petrova.sync.paths import probe_paths, sparse_patterns

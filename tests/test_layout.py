@@ -1,0 +1,65 @@
+"""The layout is the architecture: data flows one way, and no package imports from above.
+
+The layers, lowest first. A module may import from its own package and from the layers
+below it, never from one above: a newcomer can read the code bottom up, and a change to
+a lower layer never needs a higher one.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import petrova
+
+LAYERS: list[set[str]] = [
+    {"errors", "__init__"},
+    {"clock", "models", "terminal"},
+    {"files"},  # the disk's sharp edges
+    {"documents"},  # each file petrova reads, loaded and checked
+    {"ledger"},  # observation: rules, store, record
+    {"sync", "render", "delivery"},  # fetching, showing, sending
+    {"fleet"},  # the fleet as a whole: the snapshot pipeline, the gate, the daily job
+    {"probe", "migrate"},  # observing integrations; bringing repos in
+    {"commands"},  # the click layer
+    {"cli", "__main__"},
+]
+LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
+ROOT = Path(petrova.__file__).parent
+
+
+def _imports(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("petrova."):
+            found.append(node.module)
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.startswith("petrova.")]
+    return found
+
+
+def test_every_package_has_a_layer() -> None:
+    tops = {p.name.removesuffix(".py") for p in ROOT.iterdir() if p.suffix == ".py" or p.is_dir()}
+    tops -= {"__pycache__", "_contracts"}
+    assert tops <= set(LEVEL), tops - set(LEVEL)
+
+
+def test_no_module_imports_from_a_layer_above() -> None:
+    upward = []
+    for path in ROOT.rglob("*.py"):
+        own = path.relative_to(ROOT).parts[0].removesuffix(".py")
+        for module in _imports(path):
+            other = module.split(".")[1]
+            if other != own and LEVEL[other] > LEVEL[own]:
+                upward.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert upward == []
+
+
+def test_the_core_never_imports_click() -> None:
+    core = [p for p in ROOT.rglob("*.py") if p.relative_to(ROOT).parts[0] not in ("commands",)]
+    clicky = [
+        str(p.relative_to(ROOT))
+        for p in core
+        if p.name not in ("cli.py", "__main__.py") and "import click" in p.read_text()
+    ]
+    assert clicky == []
