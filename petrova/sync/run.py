@@ -27,7 +27,7 @@ from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import CONTRACT_RELPATH, load_contract
 from petrova.documents.registry import LoadedRegistry
 from petrova.documents.shard import ALL, Shard
-from petrova.errors import LockTimeout, PetrovaError, ProbePathUnsafe, SyncSelfRefused
+from petrova.errors import LockTimeout, PetrovaError, ProbePathUnsafe
 from petrova.files.disk import confined
 from petrova.files.lock import file_lock
 from petrova.models import RepoEntry
@@ -461,44 +461,6 @@ def sync_fleet(
     if not slugs and shard.index == 1:
         notices = _strays(workspace, {e.slug for e in loaded.registry.repos})
     return SyncReport(ordered, tuple(notices))
-
-
-def sync_self(folder: Path, git: Git) -> tuple[str | None, str | None]:
-    """``git pull --ff-only`` of the checkout holding ``folder`` (the registry's).
-
-    Refuses, touching nothing, when the checkout has local changes or has diverged from
-    its upstream; never merges. Returns the commits before and after.
-    """
-
-    def refuse(message: str) -> SyncSelfRefused:
-        return SyncSelfRefused(message)
-
-    top = git.run(["rev-parse", "--show-toplevel"], cwd=folder)
-    if not top.ok:
-        raise refuse(f"{folder} is not in a git checkout: {top.reason()}")
-    root = Path(top.stdout.strip())
-    status = git.run(["status", "--porcelain", "--untracked-files=no"], cwd=root)
-    if not status.ok:
-        raise refuse(f"{root}: git status failed: {status.reason()}")
-    if status.stdout.strip():
-        changed = ", ".join(line[3:] for line in status.stdout.splitlines()[:5])
-        raise refuse(
-            f"{root} has local changes ({changed}); commit or discard them, then run "
-            "`petrova sync --self` again"
-        )
-    url = git.run(["ls-remote", "--get-url"], cwd=root).stdout.strip() or None
-    before = git.run(["rev-parse", "--verify", "-q", "HEAD"], cwd=root).stdout.strip() or None
-    pull = git.run(["pull", "--quiet", "--no-rebase", "--ff-only"], cwd=root, url=url)
-    if not pull.ok:
-        reason = pull.reason()
-        if "fast-forward" in pull.stderr.lower() or "diverg" in pull.stderr.lower():
-            reason = (
-                "the checkout has diverged from its upstream and cannot fast-forward; "
-                "nothing was merged (reconcile it by hand)"
-            )
-        raise refuse(f"{root}: git pull --ff-only failed: {reason}")
-    after = git.run(["rev-parse", "--verify", "-q", "HEAD"], cwd=root).stdout.strip() or None
-    return before, after
 
 
 def results_json(report: SyncReport) -> dict[str, Any]:
