@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import stat
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -62,6 +64,63 @@ def workspace_option(func: F) -> F:
         show_envvar=True,
         help="Folder of consumer clones, each at <workspace>/<slug>.",
     )(func)
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    """Where the fleet's files are, as the common options gave them (SPEC §8 defaults).
+
+    One object instead of four parameters passed along by hand: a command takes
+    ``fleet: FleetOptions`` (see :func:`fleet_options`) and asks it for what it needs.
+    """
+
+    registry_path: Path | None = None
+    catalogue_path: Path | None = None
+    state_dir: Path | None = None
+    workspace: Path | None = None
+
+    @property
+    def registry(self) -> Path:
+        """``--registry``, else ``$PETROVA_REGISTRY``, else ``./registry.yaml``."""
+        return resolve_registry_path(self.registry_path)
+
+    @property
+    def states(self) -> Path:
+        """``--state-dir``, else ``state/`` beside the registry."""
+        return resolve_state_dir(self.state_dir, self.registry)
+
+    def catalogue(self) -> Catalogue:
+        return open_catalogue(self.catalogue_path, self.registry)
+
+    def load(self, *, today: date | None = None) -> LoadedRegistry:
+        """The registry, loaded and checked against the catalogue."""
+        return open_registry(self.registry_path, self.catalogue_path, today=today)
+
+
+def fleet_options(*, state: bool = True, workspace: bool = True) -> Callable[[F], F]:
+    """Add ``--registry``, ``--catalogue`` and, as asked, ``--state-dir`` and
+    ``--workspace``; the command receives them as one ``fleet: FleetOptions``."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            fleet = FleetOptions(
+                kwargs.pop("registry_path"),
+                kwargs.pop("catalogue_path"),
+                kwargs.pop("state_dir", None),
+                kwargs.pop("workspace", None),
+            )
+            return func(*args, fleet=fleet, **kwargs)
+
+        wrapped: Any = command
+        chosen = [registry_option, catalogue_option]
+        chosen += [state_dir_option] if state else []
+        chosen += [workspace_option] if workspace else []
+        for option in reversed(chosen):
+            wrapped = option(wrapped)
+        return wrapped  # type: ignore[no-any-return]
+
+    return decorate
 
 
 def json_option(func: F) -> F:

@@ -10,13 +10,10 @@ from pathlib import Path
 import click
 
 from petrova.commands._common import (
-    catalogue_option,
+    FleetOptions,
+    fleet_options,
     is_tty,
-    registry_option,
-    resolve_registry_path,
-    resolve_state_dir,
     say,
-    state_dir_option,
 )
 from petrova.delivery.publish import check_env_name, check_url
 from petrova.errors import CheckFailed, Location, UsageError
@@ -61,17 +58,7 @@ from petrova.fleet.daily import STEPS, DailyPlan, StepResult, raise_for, run_dai
     help="How long the snapshot waits for another run's lock.",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 when a step warned, not only when one failed.")
-@registry_option
-@catalogue_option
-@state_dir_option
-@click.option(
-    "--workspace",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="PETROVA_WORKSPACE",
-    show_envvar=True,
-    default=None,
-    help="Folder of consumer clones, each at <workspace>/<slug> (required).",
-)
+@fleet_options()
 def daily(
     output: Path,
     publish: str | None,
@@ -82,10 +69,7 @@ def daily(
     push: bool,
     wait: float,
     strict: bool,
-    registry_path: Path | None,
-    catalogue_path: Path | None,
-    state_dir: Path | None,
-    workspace: Path | None,
+    fleet: FleetOptions,
 ) -> None:
     """Refresh, sync, probe, snapshot and publish, and keep the ledgers: the daily job.
 
@@ -99,6 +83,7 @@ def daily(
     Prints nothing when all is well and no terminal is attached; what it prints is
     worth a person's attention.
     """
+    workspace = fleet.workspace
     if workspace is None:
         raise UsageError(
             "the daily job needs a workspace for the consumers' clones: pass --workspace "
@@ -110,11 +95,10 @@ def daily(
     if publish is not None:
         check_url(publish, option="--publish", sends_token=True)
         check_env_name(token_env)
-    registry = resolve_registry_path(registry_path)
     plan = DailyPlan(
-        registry=registry,
-        catalogue=catalogue_path,
-        state_dir=resolve_state_dir(state_dir, registry),
+        registry=fleet.registry,
+        catalogue=fleet.catalogue_path,
+        state_dir=fleet.states,
         workspace=workspace,
         output=output,
         publish=publish,

@@ -11,17 +11,13 @@ from typing import Any
 import click
 
 from petrova.commands._common import (
-    catalogue_option,
+    FleetOptions,
     emit,
+    fleet_options,
     is_tty,
     json_option,
-    open_registry,
-    registry_option,
-    resolve_state_dir,
     say,
     shard_option,
-    state_dir_option,
-    workspace_option,
 )
 from petrova.documents.shard import Shard
 from petrova.errors import ProbesIncomplete
@@ -64,10 +60,7 @@ _SHOWN = 10
 )
 @json_option
 @shard_option
-@workspace_option
-@registry_option
-@catalogue_option
-@state_dir_option
+@fleet_options()
 def probe(
     slugs: tuple[str, ...],
     integration: str | None,
@@ -79,10 +72,7 @@ def probe(
     wait: float,
     as_json: bool,
     shard: Shard,
-    workspace: Path | None,
-    registry_path: Path | None,
-    catalogue_path: Path | None,
-    state_dir: Path | None,
+    fleet: FleetOptions,
 ) -> None:
     """Probe every wired integration of every migrated repo (or of SLUG...).
 
@@ -99,8 +89,9 @@ def probe(
     from petrova.probe.run import run_plan
 
     now = clock.now()
-    loaded = open_registry(registry_path, catalogue_path, today=now.date())
-    states = resolve_state_dir(state_dir, loaded.path)
+    loaded = fleet.load(today=now.date())
+    states = fleet.states
+    workspace = fleet.workspace
     plan = make_plan(
         loaded,
         workspace=workspace,

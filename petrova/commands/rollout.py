@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import click
 
 from petrova.commands._common import (
     DURATION,
-    catalogue_option,
+    FleetOptions,
     emit,
+    fleet_options,
     json_option,
-    open_catalogue,
-    registry_option,
-    resolve_registry_path,
-    resolve_state_dir,
     say,
-    state_dir_option,
-    workspace_option,
 )
-from petrova.documents.registry import load_registry
 from petrova.errors import GateClosed, Location, UsageError
 from petrova.fleet.gather import gather
 from petrova.fleet.rollout import (
@@ -56,9 +49,8 @@ def _window_options(func: click.decorators.FC) -> click.decorators.FC:
         help="A cell with no conclusive probe outcome for this long reads 'stale', as in "
         "the snapshot. [default: 72h]",
     )(func)
-    for option in (json_option, registry_option, catalogue_option, state_dir_option):
-        func = option(func)
-    return workspace_option(func)
+    func = json_option(func)
+    return fleet_options()(func)
 
 
 def _report(
@@ -66,15 +58,11 @@ def _report(
     days: int,
     now: str | None,
     stale_after: timedelta,
-    registry_path: Path | None,
-    catalogue_path: Path | None,
-    state_dir: Path | None,
-    workspace: Path | None,
+    fleet: FleetOptions,
 ) -> RolloutReport:
     moment = clock(now)
-    registry = resolve_registry_path(registry_path)
-    loaded = load_registry(registry, open_catalogue(catalogue_path, registry), today=moment.date())
-    inputs = gather(loaded, state_dir=resolve_state_dir(state_dir, registry), workspace=workspace)
+    loaded = fleet.load(today=moment.date())
+    inputs = gather(loaded, state_dir=fleet.states, workspace=fleet.workspace)
     document = snapshot_document(inputs, now=moment, stale_after=stale_after)
     report = rollout_report(inputs, document, now=moment, days=days)
     for warning in report.warnings:
@@ -99,20 +87,14 @@ def status(
     now: str | None,
     stale_after: timedelta,
     as_json: bool,
-    registry_path: Path | None,
-    catalogue_path: Path | None,
-    state_dir: Path | None,
-    workspace: Path | None,
+    fleet: FleetOptions,
 ) -> None:
     """Each tier: its repos, migrated or not, every dot, and whether the tier is green."""
     report = _report(
         days=days,
         now=now,
         stale_after=stale_after,
-        registry_path=registry_path,
-        catalogue_path=catalogue_path,
-        state_dir=state_dir,
-        workspace=workspace,
+        fleet=fleet,
     )
     emit(status_json(report) if as_json else status_text(report), None)
 
@@ -126,10 +108,7 @@ def gate(
     now: str | None,
     stale_after: timedelta,
     as_json: bool,
-    registry_path: Path | None,
-    catalogue_path: Path | None,
-    state_dir: Path | None,
-    workspace: Path | None,
+    fleet: FleetOptions,
 ) -> None:
     """Exit 0 when TIER has been green for the whole window, 1 otherwise.
 
@@ -143,16 +122,13 @@ def gate(
     When held back, says which repo and integration holds it, since when, and when
     the tier can be green at the earliest.
     """
-    if workspace is None:
-        _refuse_without_workspace(tier, registry_path, catalogue_path)
+    if fleet.workspace is None:
+        _refuse_without_workspace(tier, fleet)
     report = _report(
         days=days,
         now=now,
         stale_after=stale_after,
-        registry_path=registry_path,
-        catalogue_path=catalogue_path,
-        state_dir=state_dir,
-        workspace=workspace,
+        fleet=fleet,
     )
     view = report.tier(tier)
     emit(gate_json(view, report) if as_json else gate_text(view, report), None)
@@ -162,12 +138,9 @@ def gate(
         raise GateClosed(f"tier {tier} is not green for {days} days: {first.message}{more}")
 
 
-def _refuse_without_workspace(
-    tier: int, registry_path: Path | None, catalogue_path: Path | None
-) -> None:
+def _refuse_without_workspace(tier: int, fleet: FleetOptions) -> None:
     """The gate never guesses: a tier with migrated consumers needs their contracts."""
-    registry = resolve_registry_path(registry_path)
-    loaded = load_registry(registry, open_catalogue(catalogue_path, registry))
+    loaded = fleet.load()
     consumers = [
         e.slug
         for e in loaded.registry.repos

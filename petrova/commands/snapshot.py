@@ -12,15 +12,11 @@ import click
 from petrova.commands._common import (
     DURATION,
     WAIT_SECONDS,
-    catalogue_option,
+    FleetOptions,
     emit,
+    fleet_options,
     guard_output,
-    registry_option,
-    resolve_registry_path,
-    resolve_state_dir,
     say,
-    state_dir_option,
-    workspace_option,
 )
 from petrova.commands._publishing import http_options, interactive, retry_reporter
 from petrova.delivery.publish import RetryPolicy, check_url, request, scrub, token_from_env
@@ -73,10 +69,7 @@ from petrova.terminal import visible
     help="Seconds to wait for another run holding the lock on -o FILE; then exit 75 "
     "(LOCK_TIMEOUT).",
 )
-@registry_option
-@catalogue_option
-@state_dir_option
-@workspace_option
+@fleet_options()
 def snapshot(
     output: Path | None,
     fmt: str,
@@ -87,10 +80,7 @@ def snapshot(
     timeout: float,
     retries: int,
     wait: float,
-    registry_path: Path | None,
-    catalogue_path: Path | None,
-    state_dir: Path | None,
-    workspace: Path | None,
+    fleet: FleetOptions,
 ) -> None:
     """Write the fleet snapshot: one row per registry entry, in registry order.
 
@@ -115,9 +105,10 @@ def snapshot(
     if publish is not None:
         check_url(publish, option="--publish", sends_token=True)
         token = token_from_env(token_env)
-    registry_file = resolve_registry_path(registry_path)
-    catalogue_file = find_catalogue(catalogue_path, registry_file)
-    states = resolve_state_dir(state_dir, registry_file)
+    registry_file = fleet.registry
+    catalogue_file = find_catalogue(fleet.catalogue_path, registry_file)
+    states = fleet.states
+    workspace = fleet.workspace
     guard_output(
         output,
         inputs=[registry_file, catalogue_file, *_contracts(output, registry_file, workspace)],

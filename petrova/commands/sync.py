@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import click
 import orjson
 
 from petrova.commands._common import (
-    catalogue_option,
+    FleetOptions,
+    fleet_options,
     json_option,
-    open_registry,
     progress_reporter,
-    registry_option,
-    resolve_registry_path,
     say,
     shard_option,
-    workspace_option,
 )
 from petrova.documents.shard import ALL, Shard
 from petrova.errors import SyncFailed, UsageError
@@ -28,9 +24,7 @@ from petrova.sync.run import default_jobs, results_json, sync_fleet
 
 @click.command()
 @click.argument("slugs", nargs=-1, metavar="[SLUG]...")
-@registry_option
-@catalogue_option
-@workspace_option
+@fleet_options(state=False)
 @click.option(
     "--jobs",
     type=click.IntRange(1, 256),
@@ -63,9 +57,7 @@ from petrova.sync.run import default_jobs, results_json, sync_fleet
 @json_option
 def sync(
     slugs: tuple[str, ...],
-    registry_path: Path | None,
-    catalogue_path: Path | None,
-    workspace: Path | None,
+    fleet: FleetOptions,
     jobs: int | None,
     shard: Shard,
     self_: bool,
@@ -88,7 +80,8 @@ def sync(
     git_env = check_token_env(token_env)
     if shutil.which("git") is None:
         raise UsageError("petrova sync runs git, and there is no git on PATH; install git")
-    registry = resolve_registry_path(registry_path)
+    registry = fleet.registry
+    workspace = fleet.workspace
     if self_:
         if slugs or shard != ALL:
             raise UsageError("--self takes no SLUG and no --shard: it pulls only the checkout")
@@ -102,7 +95,7 @@ def sync(
         raise UsageError(
             "where should the clones go? pass --workspace DIR or set PETROVA_WORKSPACE"
         )
-    loaded = open_registry(registry_path, catalogue_path)
+    loaded = fleet.load()
     git = Git(timeout=timeout, token_env=git_env, ceiling=workspace.resolve())
     report = sync_fleet(
         loaded,
