@@ -227,3 +227,12 @@ class UnsafePath(PetrovaError):
     """A path that would make petrova read or write outside the directory it is meant for."""
 
     code = "UNSAFE_PATH"
+
+
+# --- the migration as an operator runs it (bootstrap, pin, fill-applicability) --------
+
+
+class AnswersRequired(PetrovaError):
+    """Phase 5 has nothing to go by (no terminal, no --answers, no checkpoint): exit 2."""
+
+    code = "ANSWERS_REQUIRED"

@@ -55,13 +55,17 @@ def snapshot_rows(fleet: Fleet, *extra: str) -> dict[str, dict[str, Any]]:
 
 def test_bootstrap_pin_snapshot(fleet: Fleet, kahn: Path) -> None:
     # Phase 6 straight away, from inside the consumer clone, no checkpoint at all.
-    run = petrova(fleet, "bootstrap", "--resume", "--phase", "6", *fleet.args(), cwd=kahn)
+    run = petrova(
+        fleet, "bootstrap", "--defaults", "--resume", "--phase", "6", *fleet.args(), cwd=kahn
+    )
     assert run.exit_code == 0, run.stderr
     assert git_status(kahn) == "?? .petrova/contract.yaml\n"
     sha = run.stdout.splitlines()[0].removeprefix("contract_sha: ")
     assert len(sha) == 12
 
-    again = petrova(fleet, "bootstrap", "--resume", "--phase", "6", *fleet.args(), cwd=kahn)
+    again = petrova(
+        fleet, "bootstrap", "--defaults", "--resume", "--phase", "6", *fleet.args(), cwd=kahn
+    )
     assert again.exit_code == 0, again.stderr
     assert "unchanged" in again.stderr
     assert again.stdout.splitlines()[0] == f"contract_sha: {sha}"
@@ -86,7 +90,7 @@ def test_bootstrap_pin_snapshot(fleet: Fleet, kahn: Path) -> None:
 
 
 def test_the_printed_pin_command_runs_as_printed(fleet: Fleet, kahn: Path) -> None:
-    run = petrova(fleet, "bootstrap", "--repo", str(kahn))
+    run = petrova(fleet, "bootstrap", "--defaults", "--repo", str(kahn))
     assert run.exit_code == 0, run.stderr
     command = run.stdout.splitlines()[1].removeprefix("next: ")
     assert command == (

