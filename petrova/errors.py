@@ -236,3 +236,9 @@ class AnswersRequired(PetrovaError):
     """Phase 5 has nothing to go by (no terminal, no --answers, no checkpoint): exit 2."""
 
     code = "ANSWERS_REQUIRED"
+
+
+class NotAGitClone(PetrovaError):
+    """``registry pin`` was pointed at something that is not a clone with the merged ref."""
+
+    code = "NOT_A_GIT_CLONE"

@@ -79,15 +79,14 @@ def test_help_lists_every_phase_with_its_name(petrova: Petrova) -> None:
 def test_defaults_write_the_contract_and_only_the_contract(
     petrova: Petrova, fleet: Fleet, kahn: Path
 ) -> None:
-    run = boot(petrova, fleet, kahn, "--defaults", "--defaults")
+    run = boot(petrova, fleet, kahn, "--defaults")
     assert run.exit_code == 0, run.stderr
     data = contract_of(kahn)
     assert data.decode() == ALL_PENDING
     sha = hashlib.sha256(data).hexdigest()[:12]
     lines = run.stdout.splitlines()
     assert lines[0] == f"contract_sha: {sha}"
-    assert lines[1].startswith("next: petrova registry pin kahn-hq --contract ")
-    assert str(kahn / ".petrova" / "contract.yaml") in lines[1]
+    assert lines[1].startswith(f"next: petrova registry pin kahn-hq --repo {kahn} ")
     assert "create .petrova/contract.yaml" in run.stderr
     assert git_status(kahn) == "?? .petrova/contract.yaml\n"
     checkpoint = json.loads((kahn / ".git" / "petrova" / "bootstrap.json").read_text())
@@ -96,7 +95,7 @@ def test_defaults_write_the_contract_and_only_the_contract(
 
 
 def test_second_run_says_unchanged(petrova: Petrova, fleet: Fleet, kahn: Path) -> None:
-    assert boot(petrova, fleet, kahn, "--defaults", "--defaults").exit_code == 0
+    assert boot(petrova, fleet, kahn, "--defaults").exit_code == 0
     before = files_of(kahn)
     run = boot(petrova, fleet, kahn, "--defaults", "--resume", "--phase", "6")
     assert run.exit_code == 0, run.stderr
@@ -397,7 +396,7 @@ def test_registry_not_applicable_without_review_date_by_default(
         )
     )
     before = files_of(kahn, fleet.root)
-    run = boot(petrova, fleet, kahn, "--defaults", "--defaults")
+    run = boot(petrova, fleet, kahn, "--defaults")
     refused(run, "REVIEW_BY_MISSING")
     assert files_of(kahn, fleet.root) == before
 

@@ -9,7 +9,9 @@ change.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,16 @@ def kahn(fleet: Fleet, git_repo: Callable[..., Path]) -> Path:
         {"README.md": "kahn\n", "src/app.py": "pass\n"},
         origin=KAHN_ORIGIN,
     )
+
+
+def merge(repo: Path) -> None:
+    """The contract's pull request merges: the clone's default branch has it."""
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    for args in (
+        ["add", ".petrova/contract.yaml"],
+        ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "c"],
+    ):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env=env)
 
 
 def petrova(fleet: Fleet, *args: str, cwd: Path | None = None) -> Run:
@@ -72,6 +84,7 @@ def test_bootstrap_pin_snapshot(fleet: Fleet, kahn: Path) -> None:
     assert git_status(kahn) == "?? .petrova/contract.yaml\n"
 
     # The PR merges; the operator pins from the control-plane repo.
+    merge(kahn)
     before = fleet.registry.read_text()
     assert "integrations" not in snapshot_rows(fleet)["kahn-hq"]
     pin = petrova(fleet, "registry", "pin", "kahn-hq")
@@ -93,9 +106,10 @@ def test_the_printed_pin_command_runs_as_printed(fleet: Fleet, kahn: Path) -> No
     run = petrova(fleet, "bootstrap", "--defaults", "--repo", str(kahn))
     assert run.exit_code == 0, run.stderr
     command = run.stdout.splitlines()[1].removeprefix("next: ")
-    assert command == (
-        f"petrova registry pin kahn-hq --contract {kahn / '.petrova' / 'contract.yaml'}"
-    )
+    assert command == f"petrova registry pin kahn-hq --repo {kahn}"
+    merge(kahn)
+    # The operator's clone fetched the merge: origin/main is the merged commit.
+    subprocess.run(["git", "update-ref", "refs/remotes/origin/main", "HEAD"], cwd=kahn, check=True)
     argv = shlex.split(command)
     assert argv[0] == "petrova"
     pinned = petrova(fleet, *argv[1:])
@@ -148,6 +162,7 @@ def test_a_fifth_integration_is_added_as_pending(fleet: Fleet, kahn: Path, tmp_p
     )
     assert "unchanged" in again.stderr
 
+    merge(kahn)
     pin = petrova(fleet, "registry", "pin", "kahn-hq", "--catalogue", str(catalogue))
     assert pin.exit_code == 0, pin.stderr
     assert "      eva: required\n" in fleet.registry.read_text()
@@ -169,6 +184,7 @@ def test_renaming_lore_cairnet_to_rocky_needs_no_code_change(
     assert (
         petrova(fleet, "bootstrap", "--repo", str(kahn), "--answers", str(answers)).exit_code == 0
     )
+    merge(kahn)
     assert petrova(fleet, "registry", "pin", "kahn-hq").exit_code == 0
     evidence = contract_cells(kahn)["lore_cairnet"]
 
@@ -194,6 +210,7 @@ def test_renaming_lore_cairnet_to_rocky_needs_no_code_change(
     assert cells["rocky"] == evidence
     assert list(cells) == ["ares", "traceo", "crumb", "rocky"]
     # The pin follows the new bytes; the registry's old key counts as the new id.
+    merge(kahn)
     assert petrova(fleet, "registry", "pin", "kahn-hq", "--check", *env_catalogue).exit_code == 1
     pin = petrova(fleet, "registry", "pin", "kahn-hq", *env_catalogue)
     assert pin.exit_code == 0, pin.stderr

@@ -8,11 +8,14 @@ new catalogue integration rolls out instead of stopping the fleet.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from petrova.files.disk import sha12
 from tests.conftest import Fleet, Petrova, git_status
 
 KAHN_ORIGIN = "git@github.com:kahn-hq/kahn.git"
@@ -95,3 +98,88 @@ def test_phase_without_resume_is_a_petrova_usage_error(
     assert run.exit_code == 2
     assert run.stderr.startswith("petrova: USAGE_ERROR: --phase: ")
     assert "Error:" not in run.stderr
+
+
+# --- 2. the pin takes what was merged -----------------------------------------------------
+
+MERGED = (
+    "schema_version: 1\nslug: kahn-hq\nintegrations:\n"
+    "  ares: {status: pending}\n  traceo: {status: pending}\n"
+    "  crumb: {status: pending}\n  lore_cairnet: {status: pending}\n"
+)
+UNMERGED = MERGED.replace("  ares: {status: pending}\n", "  ares: {status: pending}  # wip\n")
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    ident = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
+    return subprocess.run(
+        ["git", *ident, *args], cwd=repo, check=True, capture_output=True, text=True, env=env
+    ).stdout.strip()
+
+
+@pytest.fixture
+def operator_clone(tmp_path: Path, git_repo: Callable[..., Path]) -> Path:
+    """An operator's clone of kahn-hq: the contract merged on origin/main, and an
+    uncommitted edit of it on an unmerged branch in the working tree."""
+    upstream = git_repo(tmp_path / "upstream", {".petrova/contract.yaml": MERGED})
+    bare = tmp_path / "kahn.git"
+    git(tmp_path, "clone", "-q", "--bare", str(upstream), str(bare))
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(bare), str(clone))
+    git(clone, "checkout", "-q", "-b", "wip")
+    (clone / ".petrova" / "contract.yaml").write_text(UNMERGED)
+    return clone
+
+
+def test_pin_repo_reads_origin_default_branch_not_the_working_tree(
+    petrova_inprocess: Petrova, fleet: Fleet, operator_clone: Path
+) -> None:
+    commit = git(operator_clone, "rev-parse", "origin/main")
+    run = petrova_inprocess(
+        "registry", "pin", "kahn-hq", "--repo", str(operator_clone), *fleet.args()
+    )
+    assert run.exit_code == 0, run.stderr
+    assert f"kahn-hq: read origin/main at commit {commit} in {operator_clone}" in run.stderr
+    text = fleet.registry.read_text()
+    assert f"contract_sha: {sha12(MERGED.encode())}" in text
+    assert sha12(UNMERGED.encode()) not in text
+
+
+def test_pin_workspace_clone_reads_the_committed_contract(
+    petrova_inprocess: Petrova, fleet: Fleet, git_repo: Callable[..., Path]
+) -> None:
+    clone = git_repo(fleet.workspace / "kahn-hq", {".petrova/contract.yaml": MERGED})
+    (clone / ".petrova" / "contract.yaml").write_text(UNMERGED)  # an edit nobody merged
+    run = petrova_inprocess(
+        "registry", "pin", "kahn-hq", "--workspace", str(fleet.workspace), *fleet.args()
+    )
+    assert run.exit_code == 0, run.stderr
+    assert f"read HEAD at commit {git(clone, 'rev-parse', 'HEAD')}" in run.stderr
+    assert f"contract_sha: {sha12(MERGED.encode())}" in fleet.registry.read_text()
+
+
+def test_pin_refuses_a_contract_that_has_not_merged(
+    petrova_inprocess: Petrova, fleet: Fleet, tmp_path: Path, git_repo: Callable[..., Path]
+) -> None:
+    upstream = git_repo(tmp_path / "upstream", {"README.md": "kahn\n"})
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(upstream), str(clone))
+    (clone / ".petrova").mkdir()
+    (clone / ".petrova" / "contract.yaml").write_text(MERGED)
+    before = fleet.registry.read_bytes()
+    run = petrova_inprocess("registry", "pin", "kahn-hq", "--repo", str(clone), *fleet.args())
+    assert run.exit_code == 2
+    assert "petrova: CONTRACT_NOT_FOUND:" in run.stderr
+    assert "no contract on origin/main" in run.stderr
+    assert fleet.registry.read_bytes() == before
+
+
+def test_pin_contract_path_says_it_does_not_check_merge_state(
+    petrova_inprocess: Petrova, fleet: Fleet, tmp_path: Path
+) -> None:
+    path = tmp_path / "contract.yaml"
+    path.write_text(MERGED)
+    run = petrova_inprocess("registry", "pin", "kahn-hq", "--contract", str(path), *fleet.args())
+    assert run.exit_code == 0, run.stderr
+    assert "merge state is not checked" in run.stderr

@@ -99,12 +99,21 @@ class PromptAsker:
 
 
 def pin_command(loaded: LoadedRegistry, outcome: Outcome) -> str:
-    """The exact next command, runnable from the directory bootstrap was run in.
+    """The exact next command, runnable from the directory bootstrap was run in once the
+    contract's pull request has merged and the clone has fetched it: it pins what is on
+    the default branch, not this working tree.
 
     ``--registry`` and ``--catalogue`` are spelled out only when a plain
     ``petrova registry pin`` there would not find the same files.
     """
-    args = ["petrova", "registry", "pin", outcome.slug, "--contract", str(outcome.contract_path)]
+    args = [
+        "petrova",
+        "registry",
+        "pin",
+        outcome.slug,
+        "--repo",
+        str(outcome.contract_path.parent.parent),
+    ]
     registry = loaded.path.resolve()
     if registry != (Path.cwd() / "registry.yaml").resolve():
         args += ["--registry", str(registry)]
@@ -136,7 +145,8 @@ on a terminal, else refuses). It is idempotent, and never downgrades a wired
 integration or drops its evidence.
 
 On success stdout has the contract_sha and the exact `petrova registry pin`
-command to run from the control-plane repo once the PR with the contract merges.
+command to run from the control-plane repo once the PR with the contract merges
+(it reads the merged contract from the clone's origin/<default_branch>).
 """
 
 

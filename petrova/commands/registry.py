@@ -20,12 +20,14 @@ from petrova.commands._common import (
     say,
     workspace_option,
 )
-from petrova.documents.contract import load_contract
+from petrova.documents.catalogue import Catalogue
+from petrova.documents.contract import LoadedContract, load_contract, load_contract_bytes
 from petrova.documents.registry import load_registry
 from petrova.errors import CheckFailed, Location, PetrovaError, UsageError
 from petrova.files.disk import read_input, write_atomic
 from petrova.files.lock import file_lock
 from petrova.fleet.reads import contract_location
+from petrova.migrate.merged import read_merged
 from petrova.migrate.pin import plan_pin, verify
 from petrova.models import RepoEntry, applicability_value
 from petrova.render.formats import text_table, to_json_bytes
@@ -160,8 +162,15 @@ def _count(n: int, noun: str) -> str:
     "contract_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="The merged contract. [default: <workspace>/<slug>/.petrova/contract.yaml; the "
-    "control plane's own is .petrova/contract.yaml beside the registry]",
+    help="Pin this file as it is on disk, without checking that it was merged "
+    "(special cases only).",
+)
+@click.option(
+    "--repo",
+    "repo_path",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="A clone of the consumer repo: pin the contract at its origin/<default_branch>.",
 )
 @click.option("--check", is_flag=True, help="Exit 1 when the pin is stale; write nothing (CI).")
 @click.option("--dry-run", is_flag=True, help="Print the change as a diff; write nothing.")
@@ -171,6 +180,7 @@ def _count(n: int, noun: str) -> str:
 def pin(
     slug: str,
     contract_path: Path | None,
+    repo_path: Path | None,
     check: bool,
     dry_run: bool,
     registry_path: Path | None,
@@ -178,6 +188,13 @@ def pin(
     workspace: Path | None,
 ) -> None:
     """Pin a merged contract: set SLUG's contract_sha and fill its applicability.
+
+    The contract is read from git at the consumer's default branch on its remote,
+    never from a working tree: from the synced clone <workspace>/<slug> (its
+    origin/<default_branch>, else its HEAD, which `petrova sync` leaves there), or
+    from --repo CLONE (its origin/<default_branch>; `git fetch` first). The commit
+    read is named on stderr. The control plane's own contract is the one beside the
+    registry. --contract PATH pins a file as it is, without checking merge state.
 
     contract_sha becomes what `sha256sum CONTRACT | cut -c1-12` prints; applicability
     keys the entry lacks come from the contract (not_applicable keeps its reason and
@@ -192,15 +209,14 @@ def pin(
         loaded = load_registry(path, catalogue)
         raw = read_input(path, display=str(path))
         entry = loaded.require(slug)
-        where = contract_path or contract_location(
-            entry, registry_path=loaded.path, workspace=workspace
+        contract = _pin_source(
+            entry,
+            catalogue,
+            contract_path=contract_path,
+            repo_path=repo_path,
+            registry_path=loaded.path,
+            workspace=workspace,
         )
-        if where is None:
-            raise UsageError(
-                f"where is {slug}'s contract? pass --contract PATH, or --workspace "
-                "(or PETROVA_WORKSPACE) with the clone at <workspace>/<slug>"
-            )
-        contract = load_contract(where, catalogue)
         plan = plan_pin(loaded, raw, slug, contract)
         index = loaded.entry_index(slug)
         spot = loaded.document.locate(("repos", index, "contract_sha"))
@@ -240,3 +256,47 @@ def pin(
             )
         verb = write_atomic(path, plan.after)
     say(f"{verb} {path}: {slug}: {change}")
+
+
+def _pin_source(
+    entry: RepoEntry,
+    catalogue: Catalogue,
+    *,
+    contract_path: Path | None,
+    repo_path: Path | None,
+    registry_path: Path,
+    workspace: Path | None,
+) -> LoadedContract:
+    """The contract to pin, read where the options say, and a line saying what was read."""
+    slug = entry.slug
+    if contract_path is not None and repo_path is not None:
+        raise UsageError("--contract and --repo both name the contract: give one")
+    if contract_path is not None:
+        say(
+            f"note: --contract: pinning {contract_path} as it is on disk; merge state is "
+            "not checked (pin the merged contract with --repo CLONE or the workspace clone)"
+        )
+        return load_contract(contract_path, catalogue)
+    if repo_path is not None:
+        merged = read_merged(
+            repo_path, default_branch=entry.default_branch, head_is_default=False, how="--repo"
+        )
+    else:
+        where = contract_location(entry, registry_path=registry_path, workspace=workspace)
+        if where is None:
+            raise UsageError(
+                f"where is {slug}'s merged contract? pass --repo CLONE (a clone of the "
+                "consumer repo, fetched), or --workspace (or PETROVA_WORKSPACE) with the "
+                "synced clone at <workspace>/<slug>"
+            )
+        if entry.role == "control-plane":
+            say(f"{slug}: the control plane's own contract, {where}, beside the registry")
+            return load_contract(where, catalogue)
+        merged = read_merged(
+            where.parent.parent,
+            default_branch=entry.default_branch,
+            head_is_default=True,
+            how="the workspace clone",
+        )
+    say(f"{slug}: read {merged.ref} at commit {merged.commit} in {merged.clone}")
+    return load_contract_bytes(merged.raw, catalogue, display=merged.display)
