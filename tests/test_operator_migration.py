@@ -8,6 +8,7 @@ new catalogue integration rolls out instead of stopping the fleet.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -17,6 +18,8 @@ import pytest
 
 from petrova.files.disk import sha12
 from tests.conftest import Fleet, Petrova, git_status
+from tests.ingest_server import Answer, IngestServer, Seen, store_and_echo
+from tests.ingest_server import Servers as Ingest
 
 KAHN_ORIGIN = "git@github.com:kahn-hq/kahn.git"
 
@@ -183,3 +186,59 @@ def test_pin_contract_path_says_it_does_not_check_merge_state(
     run = petrova_inprocess("registry", "pin", "kahn-hq", "--contract", str(path), *fleet.args())
     assert run.exit_code == 0, run.stderr
     assert "merge state is not checked" in run.stderr
+
+
+# --- 3. the hop check's default fixture exercises every value -----------------------------
+
+
+def _lossy(server: IngestServer, seen: Seen) -> Answer:
+    """A server whose schema drops needs_human, nulls last_verified_at, and has no 'stale'."""
+    doc = json.loads(seen.body)
+    for row in doc["rows"]:
+        for cell in row.get("integrations", {}).values():
+            cell.pop("needs_human", None)
+            cell["last_verified_at"] = None
+            if cell["status"] == "stale":
+                cell["status"] = "pending"
+    return Answer(200, json.dumps(doc).encode(), {"Content-Type": "application/json"})
+
+
+def _adds_integrations(server: IngestServer, seen: Seen) -> Answer:
+    """A server that fills in ``integrations: null`` on rows that had none."""
+    doc = json.loads(seen.body)
+    for row in doc["rows"]:
+        row.setdefault("integrations", None)
+    return Answer(200, json.dumps(doc).encode(), {"Content-Type": "application/json"})
+
+
+def test_the_default_hop_check_fails_a_lossy_endpoint(
+    petrova_inprocess: Petrova, ingest: Ingest, tmp_path: Path
+) -> None:
+    server = ingest(_lossy)
+    run = petrova_inprocess("contracts", "verify-endpoint", server.url, "--json", cwd=tmp_path)
+    assert run.exit_code == 1, run.stderr
+    findings = {(f["pointer"], f["kind"]) for f in json.loads(run.stdout)["findings"]}
+    assert ("/rows/0/integrations/crumb/needs_human", "lost") in findings
+    assert ("/rows/0/integrations/ares/last_verified_at", "changed") in findings
+    assert ("/rows/0/integrations/lore_cairnet/status", "changed") in findings
+
+
+def test_the_default_hop_check_fails_an_endpoint_that_adds_integrations(
+    petrova_inprocess: Petrova, ingest: Ingest, tmp_path: Path
+) -> None:
+    server = ingest(_adds_integrations)
+    run = petrova_inprocess("contracts", "verify-endpoint", server.url, cwd=tmp_path)
+    assert run.exit_code == 1, run.stderr
+    assert "/rows/2/integrations: added null" in run.stderr
+
+
+def test_the_default_hop_check_passes_a_faithful_endpoint(
+    petrova_inprocess: Petrova, ingest: Ingest, tmp_path: Path
+) -> None:
+    server = ingest(store_and_echo)
+    run = petrova_inprocess("contracts", "verify-endpoint", server.url, cwd=tmp_path)
+    assert run.exit_code == 0, run.stderr
+    doc = json.loads(server.requests[0].body)
+    statuses = {c["status"] for r in doc["rows"] for c in r.get("integrations", {}).values()}
+    assert statuses == {"ok", "degraded", "failing", "stale", "pending", "not_applicable"}
+    assert any("integrations" not in row for row in doc["rows"])
