@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from petrova.files.disk import sha12
+from tests.catalogue_edits import add_integration
 from tests.conftest import Fleet, Petrova, git_status
 from tests.ingest_server import Answer, IngestServer, Seen, store_and_echo
 from tests.ingest_server import Servers as Ingest
@@ -242,3 +243,96 @@ def test_the_default_hop_check_passes_a_faithful_endpoint(
     statuses = {c["status"] for r in doc["rows"] for c in r.get("integrations", {}).values()}
     assert statuses == {"ok", "degraded", "failing", "stale", "pending", "not_applicable"}
     assert any("integrations" not in row for row in doc["rows"])
+
+
+# --- 6. a new integration rolls out instead of stopping the fleet -------------------------
+
+KAHN_MIGRATED = (
+    '    added: "2026-04-29"\n'
+    "    contract_sha: 0123456789ab  # pinned\n"
+    "    integrations_applicability: {ares: required, traceo: required, crumb: required, "
+    "lore_cairnet: optional}\n"
+    "    contract_committers: [humans]\n"
+)
+
+
+@pytest.fixture
+def eva(fleet: Fleet, tmp_path: Path) -> Path:
+    """The catalogue with a fifth integration, ``eva``; kahn-hq migrated too."""
+    text = fleet.registry.read_text()
+    kahn_at = text.index("  - slug: kahn-hq")
+    head, tail = text[:kahn_at], text[kahn_at:]
+    tail = tail.replace(
+        '    added: "2026-04-29"\n    contract_committers: [humans]\n', KAHN_MIGRATED, 1
+    )
+    fleet.registry.write_text(head + tail)
+    return add_integration(fleet.catalogue, "eva", "EVA", tmp_path / "catalogue.json")
+
+
+def test_a_new_integration_is_a_warning_and_a_pending_cell(
+    petrova_inprocess: Petrova, fleet: Fleet, eva: Path
+) -> None:
+    check = petrova_inprocess("registry", "validate", *fleet.args("--catalogue", str(eva)))
+    assert check.exit_code == 0, check.stderr
+    assert "warning: APPLICABILITY_MISSING:" in check.stderr
+    assert "no applicability for eva" in check.stderr
+    snap = petrova_inprocess(
+        "snapshot",
+        *fleet.args("--catalogue", str(eva), "--state-dir", str(fleet.state_dir)),
+    )
+    assert snap.exit_code == 0, snap.stderr
+    doc = json.loads(snap.stdout)
+    rows = {row["slug"]: row for row in doc["rows"]}
+    assert rows["petrova-codes"]["integrations"]["eva"]["status"] == "pending"
+    assert rows["petrova-codes"]["integrations"]["eva"]["applicability"] is None
+    assert rows["petrova-codes"]["integrations"]["ares"]["status"] == "not_applicable"
+    assert {w["code"] for w in doc["warnings"]} >= {"APPLICABILITY_MISSING"}
+
+
+def test_fill_applicability_adds_only_the_missing_keys(
+    petrova_inprocess: Petrova, fleet: Fleet, eva: Path
+) -> None:
+    before = fleet.registry.read_text()
+    args = fleet.args("--catalogue", str(eva))
+    dry = petrova_inprocess("registry", "fill-applicability", "--all", "--value", "required",
+                            "--dry-run", *args)  # fmt: skip
+    assert dry.exit_code == 0, dry.stderr
+    assert "+      eva: required\n" in dry.stdout
+    assert fleet.registry.read_text() == before
+
+    run = petrova_inprocess("registry", "fill-applicability", "--all", "--value", "required",
+                            *args)  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    after = fleet.registry.read_text()
+    expected = before.replace(
+        '      lore_cairnet: {value: not_applicable, review_by: "2027-04-30", '
+        'reason: "emits no LORE stones"}\n',
+        '      lore_cairnet: {value: not_applicable, review_by: "2027-04-30", '
+        'reason: "emits no LORE stones"}\n      eva: required\n',
+    ).replace("lore_cairnet: optional}", "lore_cairnet: optional, eva: required}")
+    assert after == expected
+    check = petrova_inprocess("registry", "validate", *args)
+    assert check.exit_code == 0 and "APPLICABILITY_MISSING" not in check.stderr
+    again = petrova_inprocess("registry", "fill-applicability", "--all", "--value", "required",
+                              *args)  # fmt: skip
+    assert "unchanged" in again.stderr and fleet.registry.read_text() == after
+
+
+def test_fill_applicability_named_repo_with_paperwork(
+    petrova_inprocess: Petrova, fleet: Fleet, eva: Path
+) -> None:
+    args = fleet.args("--catalogue", str(eva))
+    bare = petrova_inprocess(
+        "registry", "fill-applicability", "kahn-hq", "--value", "not_applicable", *args
+    )
+    assert bare.exit_code == 2 and "needs --reason" in bare.stderr
+    run = petrova_inprocess("registry", "fill-applicability", "kahn-hq", "--value",
+                            "not_applicable", "--reason", "nothing to watch", "--review-by",
+                            "2027-05-01", *args)  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    text = fleet.registry.read_text()
+    assert (
+        'lore_cairnet: optional, eva: {value: not_applicable, review_by: "2027-05-01", '
+        'reason: "nothing to watch"}}' in text
+    )
+    assert "      eva:" not in text  # petrova-codes was not named

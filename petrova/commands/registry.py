@@ -27,6 +27,7 @@ from petrova.errors import CheckFailed, Location, PetrovaError, UsageError
 from petrova.files.disk import read_input, write_atomic
 from petrova.files.lock import file_lock
 from petrova.fleet.reads import contract_location
+from petrova.migrate.fill import applicability_of, plan_fill, verify_fill
 from petrova.migrate.merged import read_merged
 from petrova.migrate.pin import plan_pin, verify
 from petrova.models import RepoEntry, applicability_value
@@ -300,3 +301,75 @@ def _pin_source(
         )
     say(f"{slug}: read {merged.ref} at commit {merged.commit} in {merged.clone}")
     return load_contract_bytes(merged.raw, catalogue, display=merged.display)
+
+
+@registry.command("fill-applicability")
+@click.argument("slugs", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every migrated repo that lacks a key.")
+@click.option(
+    "--value",
+    required=True,
+    type=click.Choice(["required", "optional", "not_applicable"]),
+    help="The applicability to fill in.",
+)
+@click.option(
+    "--integration",
+    "only",
+    multiple=True,
+    help="Fill only this integration id (repeatable). [default: every missing one]",
+)
+@click.option("--reason", default=None, help="Why (required with --value not_applicable).")
+@click.option(
+    "--review-by", default=None, help="When to look again, YYYY-MM-DD (with not_applicable)."
+)
+@click.option("--dry-run", is_flag=True, help="Print the change as a diff; write nothing.")
+@registry_option
+@catalogue_option
+def fill_applicability(
+    slugs: tuple[str, ...],
+    every: bool,
+    value: str,
+    only: tuple[str, ...],
+    reason: str | None,
+    review_by: str | None,
+    dry_run: bool,
+    registry_path: Path | None,
+    catalogue_path: Path | None,
+) -> None:
+    """Fill in missing applicability keys for SLUG... (or --all migrated repos).
+
+    When the catalogue gains an integration, migrated entries lack applicability for
+    it: a warning (APPLICABILITY_MISSING) and a pending cell, never a stopped fleet.
+    This adds the missing keys with --value, touching nothing else in registry.yaml
+    (the same surgical splice as `registry pin`). Keys already there are never changed.
+    """
+    path = resolve_registry_path(registry_path)
+    catalogue = open_catalogue(catalogue_path, path)
+    item = applicability_of(value, reason=reason, review_by=review_by)
+    with file_lock(path) if not dry_run and path.is_file() else contextlib.nullcontext():
+        loaded = load_registry(path, catalogue)
+        raw = read_input(path, display=str(path))
+        plan = plan_fill(loaded, raw, slugs=slugs, every=every, value=item, only=only)
+        summary = "; ".join(f"{s}: {', '.join(keys)}" for s, keys in plan.added.items())
+        if dry_run:
+            diff = difflib.unified_diff(
+                plan.before.decode("utf-8", "replace").splitlines(keepends=True),
+                plan.after.decode("utf-8", "replace").splitlines(keepends=True),
+                f"a/{path.name}",
+                f"b/{path.name}",
+            )
+            click.echo("".join(diff), nl=False)
+            say(f"dry run: {summary or 'nothing missing'} (nothing written)")
+            return
+        if not plan.changed:
+            say(f"identical {path}: no applicability missing; unchanged")
+            return
+        verify_fill(plan, loaded)
+        if read_input(path, display=str(path)) != raw:
+            raise PetrovaError(
+                "the registry changed while filling; nothing was written, run it again",
+                location=Location(str(path)),
+                code="REGISTRY_CHANGED",
+            )
+        verb = write_atomic(path, plan.after)
+    say(f"{verb} {path}: {value} added for {summary}")

@@ -52,9 +52,7 @@ def default_fixture_path() -> Path:
     """The fixture in the current directory (the control-plane repo), else petrova's copy."""
     if FIXTURE_RELPATH.is_file():
         return FIXTURE_RELPATH
-    packaged = resources.files("petrova").joinpath(
-        "_contracts", "fixtures", FIXTURE_RELPATH.name
-    )
+    packaged = resources.files("petrova").joinpath("_contracts", "fixtures", FIXTURE_RELPATH.name)
     if packaged.is_file():
         return Path(str(packaged))
     source = Path(__file__).resolve().parents[2] / FIXTURE_RELPATH

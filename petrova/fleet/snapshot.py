@@ -141,8 +141,15 @@ def _cell(
                     f"review on {review_by}",
                 )
             )
+    # No applicability yet (the catalogue gained the id since the pin): policy has not
+    # spoken, so the dot is pending whatever the contract or the probes say.
+    status: CellStatus = (
+        "pending"
+        if policy is None
+        else derive_status(applicability=applicability, declared=declared, observed=observed)
+    )
     cell: dict[str, Any] = {
-        "status": derive_status(applicability=applicability, declared=declared, observed=observed),
+        "status": status,
         "applicability": applicability,
         "declared": declared,
         "observed": observed,
