@@ -12,13 +12,15 @@ import json
 import os
 import subprocess
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from petrova.files.disk import sha12
+from petrova.models import format_timestamp
 from tests.catalogue_edits import add_integration
-from tests.conftest import Fleet, Petrova, git_status
+from tests.conftest import FIXED_NOW, Fleet, Petrova, git_status
 from tests.ingest_server import Answer, IngestServer, Seen, store_and_echo
 from tests.ingest_server import Servers as Ingest
 
@@ -336,3 +338,59 @@ def test_fill_applicability_named_repo_with_paperwork(
         'reason: "nothing to watch"}}' in text
     )
     assert "      eva:" not in text  # petrova-codes was not named
+
+
+# --- 4. a replay cannot write the future into the real ledger -----------------------------
+# Two clocks: petrova's (SOURCE_DATE_EPOCH, pinned by the suite to FIXED_NOW, or --now)
+# and the machine's, which the guard reads and nothing overrides. The tests take the
+# machine's clock as it is and place the replay a week after it.
+
+
+def _week_ahead_of_the_machine() -> str:
+    return format_timestamp(datetime.now(UTC).replace(microsecond=0) + timedelta(days=7))
+
+
+def test_a_replay_ahead_of_the_machine_clock_is_refused_in_the_real_ledger(
+    petrova_inprocess: Petrova, fleet: Fleet
+) -> None:
+    ahead = _week_ahead_of_the_machine()
+    run = petrova_inprocess(
+        "state", "record", "petrova-codes", "ares", "ok", "--now", ahead, *fleet.args()
+    )
+    assert run.exit_code == 2, run.stderr
+    assert "petrova: TIMESTAMP_IN_FUTURE:" in run.stderr
+    assert "scratch ledger" in run.stderr and "--force" in run.stderr
+    assert not (fleet.state_dir / "petrova-codes.yaml").exists()
+    # petrova's own (pinned) clock is behind the machine's: recording at it is fine.
+    assert datetime.now(UTC) > FIXED_NOW
+    fine = petrova_inprocess("state", "record", "petrova-codes", "ares", "ok", *fleet.args())
+    assert fine.exit_code == 0, fine.stderr
+
+
+def test_a_replay_ahead_goes_to_a_scratch_state_dir(
+    petrova_inprocess: Petrova, fleet: Fleet, tmp_path: Path
+) -> None:
+    scratch = tmp_path / "replay"
+    run = petrova_inprocess("state", "record", "petrova-codes", "ares", "ok", "--now",
+                            _week_ahead_of_the_machine(), "--state-dir", str(scratch),
+                            *fleet.args())  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    assert (scratch / "petrova-codes.yaml").is_file()
+    assert not fleet.state_dir.exists()
+
+
+def test_a_forced_future_entry_is_a_snapshot_warning(
+    petrova_inprocess: Petrova, fleet: Fleet
+) -> None:
+    ahead = _week_ahead_of_the_machine()
+    run = petrova_inprocess("state", "record", "petrova-codes", "ares", "ok", "--now", ahead,
+                            "--force", *fleet.args())  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    # The snapshot runs at the suite's pinned clock, which is before the forced entry.
+    snap = petrova_inprocess("snapshot", *fleet.args())
+    assert snap.exit_code == 0, snap.stderr
+    warnings = [w for w in json.loads(snap.stdout)["warnings"] if w["slug"] == "petrova-codes"]
+    future = [w for w in warnings if w["code"] == "TIMESTAMP_IN_FUTURE"]
+    assert len(future) == 1 and ahead in future[0]["message"]
+    strict = petrova_inprocess("snapshot", "--strict", *fleet.args())
+    assert strict.exit_code == 1

@@ -13,7 +13,7 @@ from typing import Any
 
 from petrova import __version__, clock
 from petrova.fleet.gather import FleetInputs, RepoInputs
-from petrova.ledger.rules import DEFAULT_STALE_AFTER, observed_status
+from petrova.ledger.rules import DEFAULT_STALE_AFTER, FUTURE_SKEW, Observation, observed_status
 from petrova.models import (
     ApplicabilityDetail,
     CellStatus,
@@ -127,6 +127,8 @@ def _cell(
                 "says not_applicable; the registry wins until one of them is changed",
             )
         )
+    if seen is not None:
+        _future_check(entry.slug, integration_id, seen, now, warnings)
     review_by = None
     if isinstance(policy, ApplicabilityDetail) and policy.review_by is not None:
         review_by = policy.review_by
@@ -161,6 +163,30 @@ def _cell(
     return cell
 
 
+def _future(seen: Observation) -> str | None:
+    """The latest time the cell's ledger entry claims (``last_verified_at`` or its newest)."""
+    times = [t for t in (seen.last_verified_at, seen.newest_at) if t is not None]
+    return max(times, key=parse_timestamp) if times else None
+
+
+def _future_check(
+    slug: str, integration_id: str, seen: Observation, now: datetime, warnings: list[Any]
+) -> None:
+    """A ledger entry later than the snapshot's time: a replay wrote the future into it."""
+    latest = _future(seen)
+    # The same switch as validity() uses: future while now <= latest - skew.
+    if latest is not None and now <= parse_timestamp(latest) - FUTURE_SKEW:
+        warnings.append(
+            _warning(
+                slug,
+                "TIMESTAMP_IN_FUTURE",
+                f"{integration_id}: the ledger has an entry at {latest}, later than this "
+                f"snapshot's time ({format_timestamp(now)}); a replay with --now may have "
+                "written the future into the real ledger",
+            )
+        )
+
+
 def validity(
     inputs: FleetInputs, *, now: datetime, stale_after: timedelta = DEFAULT_STALE_AFTER
 ) -> tuple[datetime | None, datetime | None]:
@@ -174,6 +200,7 @@ def validity(
     """
     reviews: set[str] = set()
     stale_from: set[str] = set()
+    future: set[str] = set()
     for entry in inputs.loaded.registry.repos:
         for item in entry.integrations_applicability.values():
             if isinstance(item, ApplicabilityDetail) and item.review_by is not None:
@@ -185,11 +212,17 @@ def validity(
         for seen in (repo.observed or {}).values():
             if seen.stale_from is not None:
                 stale_from.add(seen.stale_from)
+            latest = _future(seen)
+            if latest is not None:
+                future.add(latest)
     # A fleet repeats the same dates and probe times: each distinct one is worked out once.
     deadlines = [_review_deadline(r) for r in reviews]
     for moment in stale_from:
         with contextlib.suppress(OverflowError):  # past the year 9999: never reached
             deadlines.append(parse_timestamp(moment) + stale_after)
+    for moment in future:  # TIMESTAMP_IN_FUTURE stops once now passes latest - skew
+        with contextlib.suppress(OverflowError):
+            deadlines.append(parse_timestamp(moment) - FUTURE_SKEW)
     after = max((d for d in deadlines if d < now), default=None)
     until = min((d for d in deadlines if d >= now), default=None)
     return after, until
