@@ -394,3 +394,42 @@ def test_a_forced_future_entry_is_a_snapshot_warning(
     assert len(future) == 1 and ahead in future[0]["message"]
     strict = petrova_inprocess("snapshot", "--strict", *fleet.args())
     assert strict.exit_code == 1
+
+
+# --- 5. the pre-commit hook catches what the snapshot would reject -------------------------
+
+
+def _hook(petrova: Petrova, repo: Path, *extra: str):  # type: ignore[no-untyped-def]
+    """What the hook runs: `petrova contract validate .petrova/contract.yaml`, in the repo."""
+    return petrova("contract", "validate", ".petrova/contract.yaml", *extra, cwd=repo)
+
+
+def test_the_hook_fails_a_contract_for_another_repo(
+    petrova_inprocess: Petrova, fleet: Fleet, git_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    stratt = MERGED.replace("slug: kahn-hq", "slug: stratt-hq")
+    repo = git_repo(tmp_path / "kahn", {".petrova/contract.yaml": stratt}, origin=KAHN_ORIGIN)
+    run = _hook(petrova_inprocess, repo, "--registry", str(fleet.registry))
+    assert run.exit_code == 2, run.stderr
+    assert "CONTRACT_SLUG_MISMATCH: .petrova/contract.yaml:2:7: slug:" in run.stderr
+    assert "Set `slug: kahn-hq`" in run.stderr
+    # The right slug passes; without a registry there is nothing to match against.
+    (repo / ".petrova" / "contract.yaml").write_text(MERGED)
+    ok = _hook(petrova_inprocess, repo, "--registry", str(fleet.registry))
+    assert ok.exit_code == 0, ok.stderr
+    (repo / ".petrova" / "contract.yaml").write_text(stratt)
+    assert _hook(petrova_inprocess, repo).exit_code == 0
+
+
+def test_the_hook_warns_about_a_review_date_in_the_past(
+    petrova_inprocess: Petrova, git_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    overdue = MERGED.replace(
+        "  crumb: {status: pending}\n",
+        "  crumb: {status: not_applicable, not_applicable_reason: none, review_by: '2026-01-31'}\n",
+    )
+    repo = git_repo(tmp_path / "kahn", {".petrova/contract.yaml": overdue}, origin=KAHN_ORIGIN)
+    run = _hook(petrova_inprocess, repo)
+    assert run.exit_code == 0, run.stderr
+    assert "warning: REVIEW_OVERDUE: .petrova/contract.yaml:6:" in run.stderr
+    assert "crumb: not_applicable was due for review on 2026-01-31" in run.stderr
