@@ -433,3 +433,31 @@ def test_the_hook_warns_about_a_review_date_in_the_past(
     assert run.exit_code == 0, run.stderr
     assert "warning: REVIEW_OVERDUE: .petrova/contract.yaml:6:" in run.stderr
     assert "crumb: not_applicable was due for review on 2026-01-31" in run.stderr
+
+
+# --- 7. small things an operator trips on --------------------------------------------------
+
+
+def test_problems_in_one_file_are_listed_in_line_order(
+    petrova_inprocess: Petrova, tmp_path: Path
+) -> None:
+    path = tmp_path / "contract.yaml"
+    path.write_text(
+        "slug: kahn-hq\nintegrations:\n  ares:\n    status: bogus\n"
+        "  traceo: {status: pending}\n  crumb: {status: pending}\n"
+        "  lore_cairnet: {status: pending}\nschema_version: 2\n"
+    )
+    run = petrova_inprocess("contract", "validate", str(path))
+    assert run.exit_code == 2
+    lines = [line for line in run.stderr.splitlines() if line.startswith(f"  {path}:")]
+    assert len(lines) == 2, run.stderr
+    numbers = [int(line.split(":")[1]) for line in lines]
+    assert numbers == sorted(numbers) == [4, 8]
+
+
+def test_rollout_gate_help_says_what_it_needs(petrova_inprocess: Petrova) -> None:
+    run = petrova_inprocess("rollout", "gate", "--help")
+    assert run.exit_code == 0
+    text = " ".join(run.stdout.split())
+    for needed in ("--state-dir", "--workspace", "petrova sync", "state record"):
+        assert needed in text, needed

@@ -138,6 +138,16 @@ def gate(
     """Exit 0 when TIER has been green for the whole window, 1 otherwise.
 
     When held back, says which repo and integration holds it and since when.
+
+    \b
+    What it needs to be right (it fails closed: anything unknown holds the tier):
+      - the registry with every repo of the tier pinned (`petrova registry pin`);
+      - the consumers' merged contracts, in fresh clones at <workspace>/<slug>
+        (--workspace or $PETROVA_WORKSPACE, kept up to date by `petrova sync`);
+      - the probe ledgers in --state-dir (default state/ beside the registry),
+        fed daily by the probes (`petrova state record`), with the history of
+        the whole window (--days) in them;
+      - the real clock: --now is for replays of a scratch copy, not for deciding.
     """
     report = _report(
         days=days,

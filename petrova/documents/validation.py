@@ -44,12 +44,12 @@ def pydantic_problems(
         else:
             message = f"{_short(err.get('input'))}: {err['msg'][0].lower()}{err['msg'][1:]}"
         problems.append(Problem(message, doc.locate(loc)))
-    return _dedupe(problems) + _more(len(errors), doc)
+    return in_line_order(_dedupe(problems)) + _more(len(errors), doc)
 
 
 def capped(problems: list[Problem], total: int, doc: YamlDocument) -> list[Problem]:
     """The first :data:`MAX_PROBLEMS` problems and a count of the ``total`` minus those."""
-    return problems[:MAX_PROBLEMS] + _more(total, doc)
+    return in_line_order(problems[:MAX_PROBLEMS]) + _more(total, doc)
 
 
 def _more(total: int, doc: YamlDocument) -> list[Problem]:
@@ -123,7 +123,15 @@ def jsonschema_problems(
         best = best_match([error]) or error
         path = tuple(prefix) + tuple(best.absolute_path)
         problems.append(Problem(_describe(best), doc.locate(path)))
-    return _dedupe(problems) + _more(len(ordered), doc)
+    return in_line_order(_dedupe(problems)) + _more(len(ordered), doc)
+
+
+def in_line_order(problems: list[Problem]) -> list[Problem]:
+    """Problems as a reader meets them in the file: by line and column (stable)."""
+    return sorted(
+        problems,
+        key=lambda p: (p.location.line is None, p.location.line or 0, p.location.column or 0),
+    )
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
