@@ -42,7 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "registry": (
         "petrova.commands.registry:registry",
-        "Check, list, show and pin registry entries.",
+        "Check, list, show, pin and fill registry entries.",
     ),
     "render": ("petrova.commands.render:render", "Render a snapshot file as a page."),
     "rollout": ("petrova.commands.rollout:rollout", "Tier status and the 7-day rollout gate."),

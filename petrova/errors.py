@@ -446,3 +446,18 @@ class OutputIsInput(PetrovaError):
 
 class DuplicateJsonKey(ValueError):
     """A JSON object with the same key twice: refused, as YAML inputs are."""
+
+
+# --- the migration as an operator runs it (bootstrap, pin, fill-applicability) --------
+
+
+class AnswersRequired(PetrovaError):
+    """Phase 5 has nothing to go by (no terminal, no --answers, no checkpoint): exit 2."""
+
+    code = "ANSWERS_REQUIRED"
+
+
+class NotAGitClone(PetrovaError):
+    """``registry pin`` was pointed at something that is not a clone with the merged ref."""
+
+    code = "NOT_A_GIT_CLONE"

@@ -79,15 +79,14 @@ def test_help_lists_every_phase_with_its_name(petrova: Petrova) -> None:
 def test_defaults_write_the_contract_and_only_the_contract(
     petrova: Petrova, fleet: Fleet, kahn: Path
 ) -> None:
-    run = boot(petrova, fleet, kahn)
+    run = boot(petrova, fleet, kahn, "--defaults")
     assert run.exit_code == 0, run.stderr
     data = contract_of(kahn)
     assert data.decode() == ALL_PENDING
     sha = hashlib.sha256(data).hexdigest()[:12]
     lines = run.stdout.splitlines()
     assert lines[0] == f"contract_sha: {sha}"
-    assert lines[1].startswith("next: petrova registry pin kahn-hq --contract ")
-    assert str(kahn / ".petrova" / "contract.yaml") in lines[1]
+    assert lines[1].startswith(f"next: petrova registry pin kahn-hq --repo {kahn} ")
     assert "create .petrova/contract.yaml" in run.stderr
     assert git_status(kahn) == "?? .petrova/contract.yaml\n"
     checkpoint = json.loads((kahn / ".git" / "petrova" / "bootstrap.json").read_text())
@@ -96,9 +95,9 @@ def test_defaults_write_the_contract_and_only_the_contract(
 
 
 def test_second_run_says_unchanged(petrova: Petrova, fleet: Fleet, kahn: Path) -> None:
-    assert boot(petrova, fleet, kahn).exit_code == 0
+    assert boot(petrova, fleet, kahn, "--defaults").exit_code == 0
     before = files_of(kahn)
-    run = boot(petrova, fleet, kahn, "--resume", "--phase", "6")
+    run = boot(petrova, fleet, kahn, "--defaults", "--resume", "--phase", "6")
     assert run.exit_code == 0, run.stderr
     assert "unchanged" in run.stderr
     assert files_of(kahn) == before
@@ -122,7 +121,7 @@ def test_slug_selects_the_entry_without_origin(
     petrova: Petrova, fleet: Fleet, tmp_path: Path, git_repo: Callable[..., Path]
 ) -> None:
     repo = git_repo(tmp_path / "stratt", {"a": "b\n"})
-    run = boot(petrova, fleet, repo, "--slug", "stratt-hq")
+    run = boot(petrova, fleet, repo, "--defaults", "--slug", "stratt-hq")
     assert run.exit_code == 0, run.stderr
     assert b"slug: stratt-hq\n" in contract_of(repo)
 
@@ -206,7 +205,7 @@ def test_resume_phase_6_without_checkpoint_keeps_a_hand_written_contract(
     (kahn / ".petrova").mkdir()
     (kahn / ".petrova" / "contract.yaml").write_text(hand)
     assert not (kahn / ".git" / "petrova").exists()
-    run = boot(petrova, fleet, kahn, "--resume", "--phase", "6")
+    run = boot(petrova, fleet, kahn, "--defaults", "--resume", "--phase", "6")
     assert run.exit_code == 0, run.stderr
     text = contract_of(kahn).decode()
     assert "  traceo:\n    status: wired\n    evidence:\n      baseline_id: bl-1\n" in text
@@ -248,7 +247,7 @@ def test_dry_run_shows_the_file_and_sha_and_writes_nothing(
     petrova: Petrova, fleet: Fleet, kahn: Path
 ) -> None:
     before = files_of(kahn, fleet.root)
-    run = boot(petrova, fleet, kahn, "--dry-run")
+    run = boot(petrova, fleet, kahn, "--defaults", "--dry-run")
     assert run.exit_code == 0, run.stderr
     assert run.stdout == ALL_PENDING
     sha = hashlib.sha256(ALL_PENDING.encode()).hexdigest()[:12]
@@ -261,7 +260,7 @@ def test_dry_run_of_an_update_shows_a_diff(petrova: Petrova, fleet: Fleet, kahn:
     (kahn / ".petrova").mkdir()
     old = ALL_PENDING.replace("  lore_cairnet:\n    status: pending\n", "")
     (kahn / ".petrova" / "contract.yaml").write_text(old)
-    run = boot(petrova, fleet, kahn, "--dry-run", "--resume", "--phase", "6")
+    run = boot(petrova, fleet, kahn, "--defaults", "--dry-run", "--resume", "--phase", "6")
     assert run.exit_code == 0, run.stderr
     assert "+  lore_cairnet:\n" in run.stderr
     assert contract_of(kahn).decode() == old
@@ -397,7 +396,7 @@ def test_registry_not_applicable_without_review_date_by_default(
         )
     )
     before = files_of(kahn, fleet.root)
-    run = boot(petrova, fleet, kahn)
+    run = boot(petrova, fleet, kahn, "--defaults")
     refused(run, "REVIEW_BY_MISSING")
     assert files_of(kahn, fleet.root) == before
 

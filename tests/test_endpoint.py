@@ -201,7 +201,8 @@ def test_the_default_fixture(petrova: Petrova, ingest: Ingest, tmp_path: Path, c
     where = ROOT if cwd == "repo" else tmp_path
     run = petrova("contracts", "verify-endpoint", server.url, env=ENV, cwd=where)
     assert run.exit_code == 0, run.stderr
-    assert server.requests[0].body == FIXTURE.read_bytes()
+    default = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"
+    assert server.requests[0].body == default.read_bytes()
 
 
 # --- bad input: exit 2, nothing sent ----------------------------------------------------
@@ -269,6 +270,7 @@ def test_a_missing_row_loses_all_its_values() -> None:
     checked, findings = compare(_doc({"slug": "z"}, a), _doc())
     assert checked == 2
     assert [(f.pointer, f.kind) for f in findings] == [
+        ("/rows/0", "lost"),
         ("/rows/1/integrations/x/status", "lost"),
         ("/rows/1/integrations/x/observed", "lost"),
     ]

@@ -9,7 +9,9 @@ change.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,16 @@ def kahn(fleet: Fleet, git_repo: Callable[..., Path]) -> Path:
     )
 
 
+def merge(repo: Path) -> None:
+    """The contract's pull request merges: the clone's default branch has it."""
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    for args in (
+        ["add", ".petrova/contract.yaml"],
+        ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "c"],
+    ):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env=env)
+
+
 def petrova(fleet: Fleet, *args: str, cwd: Path | None = None) -> Run:
     """The installed console script, run from the control-plane repo like an operator."""
     return run_subprocess(
@@ -55,19 +67,24 @@ def snapshot_rows(fleet: Fleet, *extra: str) -> dict[str, dict[str, Any]]:
 
 def test_bootstrap_pin_snapshot(fleet: Fleet, kahn: Path) -> None:
     # Phase 6 straight away, from inside the consumer clone, no checkpoint at all.
-    run = petrova(fleet, "bootstrap", "--resume", "--phase", "6", *fleet.args(), cwd=kahn)
+    run = petrova(
+        fleet, "bootstrap", "--defaults", "--resume", "--phase", "6", *fleet.args(), cwd=kahn
+    )
     assert run.exit_code == 0, run.stderr
     assert git_status(kahn) == "?? .petrova/contract.yaml\n"
     sha = run.stdout.splitlines()[0].removeprefix("contract_sha: ")
     assert len(sha) == 12
 
-    again = petrova(fleet, "bootstrap", "--resume", "--phase", "6", *fleet.args(), cwd=kahn)
+    again = petrova(
+        fleet, "bootstrap", "--defaults", "--resume", "--phase", "6", *fleet.args(), cwd=kahn
+    )
     assert again.exit_code == 0, again.stderr
     assert "unchanged" in again.stderr
     assert again.stdout.splitlines()[0] == f"contract_sha: {sha}"
     assert git_status(kahn) == "?? .petrova/contract.yaml\n"
 
     # The PR merges; the operator pins from the control-plane repo.
+    merge(kahn)
     before = fleet.registry.read_text()
     assert "integrations" not in snapshot_rows(fleet)["kahn-hq"]
     pin = petrova(fleet, "registry", "pin", "kahn-hq")
@@ -86,12 +103,13 @@ def test_bootstrap_pin_snapshot(fleet: Fleet, kahn: Path) -> None:
 
 
 def test_the_printed_pin_command_runs_as_printed(fleet: Fleet, kahn: Path) -> None:
-    run = petrova(fleet, "bootstrap", "--repo", str(kahn))
+    run = petrova(fleet, "bootstrap", "--defaults", "--repo", str(kahn))
     assert run.exit_code == 0, run.stderr
     command = run.stdout.splitlines()[1].removeprefix("next: ")
-    assert command == (
-        f"petrova registry pin kahn-hq --contract {kahn / '.petrova' / 'contract.yaml'}"
-    )
+    assert command == f"petrova registry pin kahn-hq --repo {kahn}"
+    merge(kahn)
+    # The operator's clone fetched the merge: origin/main is the merged commit.
+    subprocess.run(["git", "update-ref", "refs/remotes/origin/main", "HEAD"], cwd=kahn, check=True)
     argv = shlex.split(command)
     assert argv[0] == "petrova"
     pinned = petrova(fleet, *argv[1:])
@@ -144,6 +162,7 @@ def test_a_fifth_integration_is_added_as_pending(fleet: Fleet, kahn: Path, tmp_p
     )
     assert "unchanged" in again.stderr
 
+    merge(kahn)
     pin = petrova(fleet, "registry", "pin", "kahn-hq", "--catalogue", str(catalogue))
     assert pin.exit_code == 0, pin.stderr
     assert "      eva: required\n" in fleet.registry.read_text()
@@ -165,6 +184,7 @@ def test_renaming_lore_cairnet_to_rocky_needs_no_code_change(
     assert (
         petrova(fleet, "bootstrap", "--repo", str(kahn), "--answers", str(answers)).exit_code == 0
     )
+    merge(kahn)
     assert petrova(fleet, "registry", "pin", "kahn-hq").exit_code == 0
     evidence = contract_cells(kahn)["lore_cairnet"]
 
@@ -190,6 +210,7 @@ def test_renaming_lore_cairnet_to_rocky_needs_no_code_change(
     assert cells["rocky"] == evidence
     assert list(cells) == ["ares", "traceo", "crumb", "rocky"]
     # The pin follows the new bytes; the registry's old key counts as the new id.
+    merge(kahn)
     assert petrova(fleet, "registry", "pin", "kahn-hq", "--check", *env_catalogue).exit_code == 1
     pin = petrova(fleet, "registry", "pin", "kahn-hq", *env_catalogue)
     assert pin.exit_code == 0, pin.stderr

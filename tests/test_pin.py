@@ -10,7 +10,7 @@ from petrova.documents.catalogue import load_catalogue
 from petrova.documents.registry import load_registry
 from petrova.migrate.pin import _plain_or_quoted, splice
 from petrova.models import ApplicabilityDetail
-from tests.conftest import CATALOGUE, Fleet, Petrova
+from tests.conftest import CATALOGUE, Fleet, Petrova, make_git_repo
 
 PENDING = (
     "schema_version: 1\nslug: {slug}\nintegrations:\n"
@@ -137,9 +137,11 @@ def test_dry_run_prints_a_diff_and_writes_nothing(
 def test_pin_finds_the_contract_in_the_workspace(
     petrova: Petrova, fleet: Fleet, tmp_path: Path
 ) -> None:
+    # The synced clone: what is committed at its HEAD is what was merged.
+    make_git_repo(
+        fleet.workspace / "kahn-hq", {".petrova/contract.yaml": PENDING.format(slug="kahn-hq")}
+    )
     clone = fleet.workspace / "kahn-hq" / ".petrova"
-    clone.mkdir(parents=True)
-    (clone / "contract.yaml").write_text(PENDING.format(slug="kahn-hq"))
     run = petrova(
         "registry", "pin", "kahn-hq", *fleet.args(), env={"PETROVA_WORKSPACE": str(fleet.workspace)}
     )
@@ -214,7 +216,7 @@ def test_no_contract_and_no_workspace(petrova: Petrova, fleet: Fleet) -> None:
     before = fleet.registry.read_bytes()
     run = petrova("registry", "pin", "kahn-hq", *fleet.args())
     refused(run, "USAGE_ERROR")
-    assert "pass --contract PATH" in run.stderr
+    assert "pass --repo CLONE" in run.stderr
     assert fleet.registry.read_bytes() == before
 
 

@@ -25,7 +25,6 @@ BEYOND_SCHEMA = {
     "duplicate_key",
     "duplicate_slug",
     "duplicate_url",
-    "migrated_missing_applicability",
     "non_string_key",
     "not_utf8",
     "two_control_planes",

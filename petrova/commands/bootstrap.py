@@ -26,6 +26,7 @@ from petrova.documents.catalogue import (
 )
 from petrova.documents.contract import CONTRACT_RELPATH
 from petrova.documents.registry import LoadedRegistry
+from petrova.errors import Location, UsageError
 from petrova.migrate.answers import Question, coerce_field, field_schema
 from petrova.migrate.bootstrap import LAST_PHASE, PHASES, Outcome, Request, run
 from petrova.terminal import visible
@@ -99,12 +100,21 @@ class PromptAsker:
 
 
 def pin_command(loaded: LoadedRegistry, outcome: Outcome) -> str:
-    """The exact next command, runnable from the directory bootstrap was run in.
+    """The exact next command, runnable from the directory bootstrap was run in once the
+    contract's pull request has merged and the clone has fetched it: it pins what is on
+    the default branch, not this working tree.
 
     ``--registry`` and ``--catalogue`` are spelled out only when a plain
     ``petrova registry pin`` there would not find the same files.
     """
-    args = ["petrova", "registry", "pin", outcome.slug, "--contract", str(outcome.contract_path)]
+    args = [
+        "petrova",
+        "registry",
+        "pin",
+        outcome.slug,
+        "--repo",
+        str(outcome.contract_path.parent.parent),
+    ]
     registry = loaded.path.resolve()
     if registry != (Path.cwd() / "registry.yaml").resolve():
         args += ["--registry", str(registry)]
@@ -124,16 +134,20 @@ def _phase_help() -> str:
 Phases:
 {lines}
 
-Phases 1-4 only read; phase 5 asks (prompts when stdin is a terminal, else
---answers FILE, else the defaults: pending, or not_applicable with the
-registry's reason and review date). Progress is checkpointed in the repo's
-git directory (<git-dir>/petrova/bootstrap.json), never in the work tree.
+Phases 1-4 only read; phase 5 asks: prompts when stdin is a terminal, else
+--answers FILE; --defaults takes the defaults (pending, or not_applicable with
+the registry's reason and review date) on purpose. With none of these and no
+terminal it refuses (ANSWERS_REQUIRED, exit 2) rather than write a contract of
+defaults nobody chose. Progress is checkpointed in the repo's git directory
+(<git-dir>/petrova/bootstrap.json), never in the work tree.
 `--resume --phase 6` re-derives phases 1-4, takes phase 5's answers from the
-checkpoint (or --answers, or the defaults) and rewrites the contract:
-idempotent, and it never downgrades a wired integration or drops its evidence.
+checkpoint (plus --answers); with no checkpoint it runs phase 5 as above (asks
+on a terminal, else refuses). It is idempotent, and never downgrades a wired
+integration or drops its evidence.
 
 On success stdout has the contract_sha and the exact `petrova registry pin`
-command to run from the control-plane repo once the PR with the contract merges.
+command to run from the control-plane repo once the PR with the contract merges
+(it reads the merged contract from the clone's origin/<default_branch>).
 """
 
 
@@ -160,6 +174,13 @@ command to run from the control-plane repo once the PR with the contract merges.
     default=None,
     help="YAML answers for phase 5 instead of prompts (format: README).",
 )
+@click.option(
+    "--defaults",
+    "use_defaults",
+    is_flag=True,
+    help="Take the defaults for every question nobody answered (pending; not_applicable "
+    "with the registry's reason and date). Without it, an unattended run refuses.",
+)
 @click.option("--dry-run", is_flag=True, help="Show the contract and its sha; write nothing.")
 @click.option(
     "--interactive/--no-interactive",
@@ -174,16 +195,22 @@ def bootstrap(
     resume: bool,
     phase: int | None,
     answers_path: Path | None,
+    use_defaults: bool,
     dry_run: bool,
     interactive: bool | None,
     registry_path: Path | None,
     catalogue_path: Path | None,
 ) -> None:
     if phase is not None and not resume:
-        raise click.UsageError("--phase N says where a resumed run starts: add --resume")
+        raise UsageError(
+            "--phase N says where a resumed run starts: add --resume "
+            f"(petrova bootstrap --resume --phase {phase})",
+            location=Location(field="--phase"),
+        )
     loaded = open_registry(registry_path, catalogue_path)
     prompting = is_tty(sys.stdin) if interactive is None else interactive
-    asker = PromptAsker(loaded.catalogue) if prompting and answers_path is None else None
+    asking = prompting and answers_path is None and not use_defaults
+    asker = PromptAsker(loaded.catalogue) if asking else None
     request = Request(
         repo=repo,
         slug=slug,
@@ -191,6 +218,7 @@ def bootstrap(
         phase=phase,
         answers_path=answers_path,
         dry_run=dry_run,
+        defaults=use_defaults,
     )
     outcome = run(loaded, request, asker=asker, notify=say)
     composition = outcome.composition

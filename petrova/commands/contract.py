@@ -6,14 +6,23 @@ from pathlib import Path
 
 import click
 
-from petrova.commands._common import catalogue_option, emit, json_option, open_catalogue, say
+from petrova.clock import today
+from petrova.commands._common import (
+    catalogue_option,
+    emit,
+    json_option,
+    open_catalogue,
+    registry_option,
+    say,
+)
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import LoadedContract, load_contract
-from petrova.documents.registry import default_registry_path
+from petrova.documents.registry import LoadedRegistry, default_registry_path, load_registry
 from petrova.errors import ContractInvalid, EvidenceInvalid, PetrovaError
 from petrova.files.json_strict import to_json_bytes
 from petrova.files.yaml_strict import load_yaml_file
 from petrova.migrate.answers import explain_wired
+from petrova.migrate.hook import check_slug, overdue_reviews
 from petrova.terminal import error_text, visible
 
 
@@ -37,23 +46,43 @@ def contract() -> None:
     """Validate a consumer contract (.petrova/contract.yaml) and print its sha."""
 
 
+def _registry_for_hook(registry_path: Path | None, catalogue: Catalogue) -> LoadedRegistry | None:
+    """The registry when one is there (given, $PETROVA_REGISTRY or ./registry.yaml)."""
+    path = registry_path or default_registry_path()
+    if registry_path is None and not path.is_file():
+        return None
+    return load_registry(path, catalogue)
+
+
 @contract.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @catalogue_option
+@registry_option
 @json_option
-def validate(paths: tuple[Path, ...], catalogue_path: Path | None, as_json: bool) -> None:
+def validate(
+    paths: tuple[Path, ...],
+    catalogue_path: Path | None,
+    registry_path: Path | None,
+    as_json: bool,
+) -> None:
     """Check each contract against the catalogue; exit 2 if any is invalid.
 
     Every problem is named with its file, line, integration and field; a wired
-    integration's problems say which evidence it needs. This is what the
-    `petrova-contract` pre-commit hook runs.
+    integration's problems say which evidence it needs. When the registry is
+    found (--registry, $PETROVA_REGISTRY, ./registry.yaml) and tells which repo
+    this is (by its origin url, or because it lives in this repo), a slug that is
+    not that repo's fails (CONTRACT_SLUG_MISMATCH). A review_by in the past is a
+    warning (REVIEW_OVERDUE). This is what the `petrova-contract` pre-commit hook
+    runs.
     """
     catalogue = _catalogue(catalogue_path)
+    fleet = _registry_for_hook(registry_path, catalogue)
     results: list[dict[str, object]] = []
     worst = 0
     for path in paths:
         try:
             loaded = _load(path, catalogue)
+            check_slug(path, loaded, fleet)
         except PetrovaError as exc:
             worst = max(worst, exc.exit_code)
             results.append({"path": str(path), "valid": False, "error": exc.as_dict()})
@@ -61,10 +90,22 @@ def validate(paths: tuple[Path, ...], catalogue_path: Path | None, as_json: bool
                 say(f"petrova: {error_text(exc)}")
             continue
         renamed = [{"old": old, "new": new} for old, new in loaded.renamed]
+        overdue = overdue_reviews(loaded, today())
         results.append(
-            {"path": str(path), "valid": True, "contract_sha": loaded.sha, "renamed": renamed}
+            {
+                "path": str(path),
+                "valid": True,
+                "contract_sha": loaded.sha,
+                "renamed": renamed,
+                "warnings": [
+                    {"code": w.code, "message": w.message, "location": str(w.location)}
+                    for w in overdue
+                ],
+            }
         )
         if not as_json:
+            for warning in overdue:
+                say(f"warning: {warning}")
             for old, new in loaded.renamed:
                 say(f"warning: LEGACY_INTEGRATION_ID: {path}: {old!r} was renamed to {new!r}")
             count = len(loaded.contract.integrations)

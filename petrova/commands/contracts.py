@@ -82,12 +82,15 @@ def verify_endpoint_command(
     retries: int,
     as_json: bool,
 ) -> None:
-    """POST the contract-test fixture to URL and check the round trip.
+    """POST a snapshot fixture to URL and check the round trip (the runbook's hop check).
 
-    Requires a 2xx answer, then compares what comes back (the POST's answer, or
-    a GET of --readback) with the fixture, and reports every lost or changed
-    `integrations` value by its JSON pointer. Exit 0 only when all of them came
-    back unchanged; 1 when the endpoint failed or lost anything; 2 for bad input.
+    The default fixture has every cell status, needs_human, set and null optional
+    fields, and both row shapes (with and without `integrations`). Requires a 2xx
+    answer, then compares what comes back (the POST's answer, or a GET of
+    --readback) with the fixture, and reports every lost or changed `integrations`
+    value, and any row that gained `integrations`, by its JSON pointer. Exit 0
+    only when all of them came back unchanged; 1 when the endpoint failed or lost
+    anything; 2 for bad input.
     The bearer token is sent when the --token-env variable is set.
     """
     token = token_from_env(token_env, required=False)

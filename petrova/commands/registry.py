@@ -20,7 +20,8 @@ from petrova.commands._common import (
     say,
     workspace_option,
 )
-from petrova.documents.contract import load_contract
+from petrova.documents.catalogue import Catalogue
+from petrova.documents.contract import LoadedContract, load_contract, load_contract_bytes
 from petrova.documents.registry import load_registry
 from petrova.errors import (
     Location,
@@ -33,6 +34,8 @@ from petrova.files.disk import read_input, write_atomic
 from petrova.files.json_strict import to_json_bytes
 from petrova.files.lock import file_lock
 from petrova.fleet.gather import contract_location
+from petrova.migrate.fill import applicability_of, plan_fill, verify_fill
+from petrova.migrate.merged import read_merged
 from petrova.migrate.pin import plan_pin, verify
 from petrova.models import RepoEntry, applicability_value
 from petrova.render.formats import text_table
@@ -168,8 +171,15 @@ def _count(n: int, noun: str) -> str:
     "contract_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="The merged contract. [default: <workspace>/<slug>/.petrova/contract.yaml; the "
-    "control plane's own is .petrova/contract.yaml beside the registry]",
+    help="Pin this file as it is on disk, without checking that it was merged "
+    "(special cases only).",
+)
+@click.option(
+    "--repo",
+    "repo_path",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="A clone of the consumer repo: pin the contract at its origin/<default_branch>.",
 )
 @click.option("--check", is_flag=True, help="Exit 1 when the pin is stale; write nothing (CI).")
 @click.option("--dry-run", is_flag=True, help="Print the change as a diff; write nothing.")
@@ -179,6 +189,7 @@ def _count(n: int, noun: str) -> str:
 def pin(
     slug: str,
     contract_path: Path | None,
+    repo_path: Path | None,
     check: bool,
     dry_run: bool,
     registry_path: Path | None,
@@ -186,6 +197,13 @@ def pin(
     workspace: Path | None,
 ) -> None:
     """Pin a merged contract: set SLUG's contract_sha and fill its applicability.
+
+    The contract is read from git at the consumer's default branch on its remote,
+    never from a working tree: from the synced clone <workspace>/<slug> (its
+    origin/<default_branch>, else its HEAD, which `petrova sync` leaves there), or
+    from --repo CLONE (its origin/<default_branch>; `git fetch` first). The commit
+    read is named on stderr. The control plane's own contract is the one beside the
+    registry. --contract PATH pins a file as it is, without checking merge state.
 
     contract_sha becomes what `sha256sum CONTRACT | cut -c1-12` prints; applicability
     keys the entry lacks come from the contract (not_applicable keeps its reason and
@@ -200,15 +218,14 @@ def pin(
         loaded = load_registry(path, catalogue)
         raw = read_input(path, display=str(path))
         entry = loaded.require(slug)
-        where = contract_path or contract_location(
-            entry, registry_path=loaded.path, workspace=workspace
+        contract = _pin_source(
+            entry,
+            catalogue,
+            contract_path=contract_path,
+            repo_path=repo_path,
+            registry_path=loaded.path,
+            workspace=workspace,
         )
-        if where is None:
-            raise UsageError(
-                f"where is {slug}'s contract? pass --contract PATH, or --workspace "
-                "(or PETROVA_WORKSPACE) with the clone at <workspace>/<slug>"
-            )
-        contract = load_contract(where, catalogue)
         plan = plan_pin(loaded, raw, slug, contract)
         index = loaded.entry_index(slug)
         spot = loaded.document.locate(("repos", index, "contract_sha"))
@@ -246,3 +263,118 @@ def pin(
             )
         verb = write_atomic(path, plan.after)
     say(f"{verb} {path}: {slug}: {change}")
+
+
+def _pin_source(
+    entry: RepoEntry,
+    catalogue: Catalogue,
+    *,
+    contract_path: Path | None,
+    repo_path: Path | None,
+    registry_path: Path,
+    workspace: Path | None,
+) -> LoadedContract:
+    """The contract to pin, read where the options say, and a line saying what was read."""
+    slug = entry.slug
+    if contract_path is not None and repo_path is not None:
+        raise UsageError("--contract and --repo both name the contract: give one")
+    if contract_path is not None:
+        say(
+            f"note: --contract: pinning {contract_path} as it is on disk; merge state is "
+            "not checked (pin the merged contract with --repo CLONE or the workspace clone)"
+        )
+        return load_contract(contract_path, catalogue)
+    if repo_path is not None:
+        merged = read_merged(
+            repo_path, default_branch=entry.default_branch, head_is_default=False, how="--repo"
+        )
+    else:
+        where = contract_location(entry, registry_path=registry_path, workspace=workspace)
+        if where is None:
+            raise UsageError(
+                f"where is {slug}'s merged contract? pass --repo CLONE (a clone of the "
+                "consumer repo, fetched), or --workspace (or PETROVA_WORKSPACE) with the "
+                "synced clone at <workspace>/<slug>"
+            )
+        if entry.role == "control-plane":
+            say(f"{slug}: the control plane's own contract, {where}, beside the registry")
+            return load_contract(where, catalogue)
+        merged = read_merged(
+            where.parent.parent,
+            default_branch=entry.default_branch,
+            head_is_default=True,
+            how="the workspace clone",
+        )
+    say(f"{slug}: read {merged.ref} at commit {merged.commit} in {merged.clone}")
+    return load_contract_bytes(merged.raw, catalogue, display=merged.display)
+
+
+@registry.command("fill-applicability")
+@click.argument("slugs", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every migrated repo that lacks a key.")
+@click.option(
+    "--value",
+    required=True,
+    type=click.Choice(["required", "optional", "not_applicable"]),
+    help="The applicability to fill in.",
+)
+@click.option(
+    "--integration",
+    "only",
+    multiple=True,
+    help="Fill only this integration id (repeatable). [default: every missing one]",
+)
+@click.option("--reason", default=None, help="Why (required with --value not_applicable).")
+@click.option(
+    "--review-by", default=None, help="When to look again, YYYY-MM-DD (with not_applicable)."
+)
+@click.option("--dry-run", is_flag=True, help="Print the change as a diff; write nothing.")
+@registry_option
+@catalogue_option
+def fill_applicability(
+    slugs: tuple[str, ...],
+    every: bool,
+    value: str,
+    only: tuple[str, ...],
+    reason: str | None,
+    review_by: str | None,
+    dry_run: bool,
+    registry_path: Path | None,
+    catalogue_path: Path | None,
+) -> None:
+    """Fill in missing applicability keys for SLUG... (or --all migrated repos).
+
+    When the catalogue gains an integration, migrated entries lack applicability for
+    it: a warning (APPLICABILITY_MISSING) and a pending cell, never a stopped fleet.
+    This adds the missing keys with --value, touching nothing else in registry.yaml
+    (the same surgical splice as `registry pin`). Keys already there are never changed.
+    """
+    path = resolve_registry_path(registry_path)
+    catalogue = open_catalogue(catalogue_path, path)
+    item = applicability_of(value, reason=reason, review_by=review_by)
+    with file_lock(path) if not dry_run and path.is_file() else contextlib.nullcontext():
+        loaded = load_registry(path, catalogue)
+        raw = read_input(path, display=str(path))
+        plan = plan_fill(loaded, raw, slugs=slugs, every=every, value=item, only=only)
+        summary = "; ".join(f"{s}: {', '.join(keys)}" for s, keys in plan.added.items())
+        if dry_run:
+            diff = difflib.unified_diff(
+                plan.before.decode("utf-8", "replace").splitlines(keepends=True),
+                plan.after.decode("utf-8", "replace").splitlines(keepends=True),
+                f"a/{path.name}",
+                f"b/{path.name}",
+            )
+            click.echo("".join(diff), nl=False)
+            say(f"dry run: {summary or 'nothing missing'} (nothing written)")
+            return
+        if not plan.changed:
+            say(f"identical {path}: no applicability missing; unchanged")
+            return
+        verify_fill(plan, loaded)
+        if read_input(path, display=str(path)) != raw:
+            raise RegistryChanged(
+                "the registry changed while filling; nothing was written, run it again",
+                location=Location(str(path)),
+            )
+        verb = write_atomic(path, plan.after)
+    say(f"{verb} {path}: {value} added for {summary}")

@@ -121,6 +121,16 @@ def gate(
 
     When held back, says which repo and integration holds it, since when, and when
     the tier can be green at the earliest.
+
+    \b
+    What it needs to be right (it fails closed: anything unknown holds the tier):
+      - the registry with every repo of the tier pinned (`petrova registry pin`);
+      - the consumers' merged contracts, in fresh clones at <workspace>/<slug>
+        (--workspace or $PETROVA_WORKSPACE, kept up to date by `petrova sync`);
+      - the probe ledgers in --state-dir (default state/ beside the registry),
+        fed daily by the probes (`petrova state record`), with the history of
+        the whole window (--days) in them;
+      - the real clock: --now is for replays of a scratch copy, not for deciding.
     """
     if fleet.workspace is None:
         _refuse_without_workspace(tier, fleet)

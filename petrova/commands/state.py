@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from petrova.clock import system_now
 from petrova.commands._common import (
     WAIT_SECONDS,
     catalogue_option,
@@ -22,10 +23,24 @@ from petrova.errors import InputTooLarge, Location, ProbeInputInvalid, UsageErro
 from petrova.files.disk import max_input_bytes, read_input
 from petrova.files.json_strict import to_json_bytes
 from petrova.ledger import record as core
+from petrova.models import format_timestamp
 from petrova.terminal import visible
 
 _NOW_HELP = "The clock, RFC 3339 (for tests and replays). [default: the system clock]"
 _WAIT_HELP = "Seconds to wait for another run holding the ledger's lock. [default: 60]"
+_FORCE_HELP = (
+    "Write outcomes later than the machine's clock into the registry's own state/ "
+    "(a replay belongs in a scratch --state-dir instead)."
+)
+
+
+def _guard(
+    times: list[tuple[str, Location]], *, state_dir: Path | None, registry: Path, force: bool
+) -> None:
+    """The real ledger (state/ beside the registry) takes no outcome from the future."""
+    real = resolve_state_dir(None, registry).resolve()
+    scratch = state_dir is not None and state_dir.resolve() != real
+    core.guard_real_clock(times, real_now=system_now(), allowed=scratch or force)
 
 
 @click.group()
@@ -54,6 +69,7 @@ def state() -> None:
 )
 @click.option("--now", default=None, help=_NOW_HELP)
 @click.option("--wait", type=WAIT_SECONDS, default=60.0, help=_WAIT_HELP)
+@click.option("--force", is_flag=True, help=_FORCE_HELP)
 @json_option
 @registry_option
 @catalogue_option
@@ -68,6 +84,7 @@ def record(
     batch: Path | None,
     now: str | None,
     wait: float,
+    force: bool,
     as_json: bool,
     registry_path: Path | None,
     catalogue_path: Path | None,
@@ -79,7 +96,9 @@ def record(
     has one JSON object per line: {"slug": ..., "integration": ..., "outcome": ...}
     and optionally "at", "detail", "evidence_sha". Every line is checked before
     anything is written; one bad line records nothing. Outcomes older than the newest
-    entry of their cell are refused.
+    entry of their cell are refused, and so are outcomes later than the machine's
+    clock (by more than 5 minutes, whatever --now says) unless --state-dir points
+    away from the registry's state/ (a scratch replay) or --force is given.
     """
     clock = core.clock(now)
     loaded = open_registry(registry_path, catalogue_path, today=clock.date())
@@ -106,6 +125,12 @@ def record(
             "evidence_sha": evidence_sha,
         }
         requests = [core.make_request(loaded, fields, now=clock)]
+    _guard(
+        [(r.entry.at, r.location) for r in requests],
+        state_dir=state_dir,
+        registry=loaded.path,
+        force=force,
+    )
     for request in requests:
         if request.legacy_id is not None:
             say(f"note: {request.legacy_id!r} is the old name of {request.integration!r}")
@@ -122,6 +147,7 @@ def record(
 @click.option("--reason", required=True, help="Why the integration is ok again.")
 @click.option("--now", default=None, help=_NOW_HELP)
 @click.option("--wait", type=WAIT_SECONDS, default=60.0, help=_WAIT_HELP)
+@click.option("--force", is_flag=True, help=_FORCE_HELP)
 @json_option
 @registry_option
 @catalogue_option
@@ -133,6 +159,7 @@ def promote(
     reason: str,
     now: str | None,
     wait: float,
+    force: bool,
     as_json: bool,
     registry_path: Path | None,
     catalogue_path: Path | None,
@@ -145,6 +172,12 @@ def promote(
     """
     clock = core.clock(now)
     loaded = open_registry(registry_path, catalogue_path, today=clock.date())
+    _guard(
+        [(format_timestamp(clock), Location(field="--now"))],
+        state_dir=state_dir,
+        registry=loaded.path,
+        force=force,
+    )
     result = core.promote(
         loaded,
         resolve_state_dir(state_dir, loaded.path),

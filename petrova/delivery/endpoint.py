@@ -29,16 +29,18 @@ from petrova.errors import (
 from petrova.files import json_strict
 from petrova.files.disk import max_input_bytes, read_input
 
-FIXTURE_RELPATH = Path("contracts") / "fixtures" / "snapshot-with-integrations.json"
+#: The default fixture exercises what a lossy endpoint could get wrong: every cell status,
+#: ``needs_human``, set and null ``last_verified_at``/``review_by``/``observed``, and both
+#: row shapes (a migrated row with ``integrations``, one without the key). The spine
+#: fixture (one migrated row, all ``not_applicable``) would let such a server pass.
+FIXTURE_RELPATH = Path("contracts") / "fixtures" / "snapshot-all-statuses.json"
 
 
 def default_fixture_path() -> Path:
     """The fixture in the current directory (the control-plane repo), else petrova's copy."""
     if FIXTURE_RELPATH.is_file():
         return FIXTURE_RELPATH
-    packaged = resources.files("petrova").joinpath(
-        "_contracts", "fixtures", "snapshot-with-integrations.json"
-    )
+    packaged = resources.files("petrova").joinpath("_contracts", "fixtures", FIXTURE_RELPATH.name)
     if packaged.is_file():
         return Path(str(packaged))
     source = Path(__file__).resolve().parents[2] / FIXTURE_RELPATH
@@ -48,19 +50,26 @@ def default_fixture_path() -> Path:
 @dataclass(frozen=True)
 class Finding:
     pointer: str
-    kind: Literal["lost", "changed"]
+    #: ``added``: a key the fixture's row leaves out (``integrations`` on an unmigrated
+    #: row) came back; the dashboards draw greyed dots only when it is absent.
+    kind: Literal["lost", "changed", "added"]
     expected: Any
     actual: Any = None
 
     def message(self, secret: Secret | None) -> str:
         if self.kind == "lost":
             return f"lost (was {_show(self.expected, secret)})"
+        if self.kind == "added":
+            return (
+                f"added {_show(self.actual, secret)} where the fixture has no such key "
+                "(a row without integrations must stay without it)"
+            )
         return f"changed from {_show(self.expected, secret)} to {_show(self.actual, secret)}"
 
     def as_dict(self, secret: Secret | None) -> dict[str, Any]:
         out: dict[str, Any] = {"pointer": self.pointer, "kind": self.kind}
         out["expected"] = _scrubbed(self.expected, secret)
-        if self.kind == "changed":
+        if self.kind in ("changed", "added"):
             out["actual"] = _scrubbed(self.actual, secret)
         return out
 
@@ -198,7 +207,11 @@ def _get(value: Any, path: tuple[str | int, ...]) -> Any:
 
 
 def compare(fixture: Any, returned: Any) -> tuple[int, list[Finding]]:
-    """Every ``integrations`` value of the fixture, checked in ``returned``: (count, findings)."""
+    """Every ``integrations`` value of the fixture, checked in ``returned``: (count, findings).
+
+    Rows without ``integrations`` are checked for their shape: they must come back, and
+    without the key.
+    """
     by_slug: dict[Any, Any] = {}
     for row in _rows(returned):
         if isinstance(row, dict) and isinstance(row.get("slug"), str):
@@ -206,9 +219,16 @@ def compare(fixture: Any, returned: Any) -> tuple[int, list[Finding]]:
     checked = 0
     findings: list[Finding] = []
     for index, row in enumerate(_rows(fixture)):
-        if not isinstance(row, dict) or "integrations" not in row:
+        if not isinstance(row, dict):
             continue
         other = by_slug.get(row.get("slug"), _MISSING)
+        if "integrations" not in row:
+            if other is _MISSING:
+                findings.append(Finding(pointer(("rows", index)), "lost", row))
+            elif isinstance(other, dict) and "integrations" in other:
+                where = pointer(("rows", index, "integrations"))
+                findings.append(Finding(where, "added", None, other["integrations"]))
+            continue
         for path, expected in _leaves(row["integrations"], ("integrations",)):
             checked += 1
             where = pointer(("rows", index, *path))

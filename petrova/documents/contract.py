@@ -80,6 +80,19 @@ def load_contract(
         ) from None
     except YamlInvalid as exc:
         raise ContractInvalid(exc.message, problems=exc.problems) from None
+    return _parse_contract(raw, text, catalogue, shown)
+
+
+def load_contract_bytes(raw: bytes, catalogue: Catalogue, *, display: str) -> LoadedContract:
+    """A contract read from somewhere other than a file (a git object): same checks."""
+    try:
+        text = decode_text(raw, display)
+    except YamlInvalid as exc:
+        raise ContractInvalid(exc.message, problems=exc.problems) from None
+    return _parse_contract(raw, text, catalogue, display)
+
+
+def _parse_contract(raw: bytes, text: str, catalogue: Catalogue, shown: str) -> LoadedContract:
     fast = _fast_contract(text, catalogue)
     if fast is not None:
         contract, renamed = fast

@@ -41,6 +41,8 @@ from petrova.models import (
 )
 
 DEFAULT_REGISTRY = Path("registry.yaml")
+#: A migrated entry without applicability for a catalogue id: a warning, not a failure.
+APPLICABILITY_MISSING = "APPLICABILITY_MISSING"
 #: Unknown integration ids listed per entry; the rest are counted.
 _SHOWN_UNKNOWN = 20
 
@@ -199,8 +201,7 @@ def _check_fleet(
     problems: list[Problem] = []
     seen_slugs: dict[str, int] = {}
     seen_urls: dict[str, int] = {}
-    ids = catalogue.ids
-    allowed = ", ".join(ids)
+    allowed = ", ".join(catalogue.ids)
     raw_repos = raw.get("repos", [])
     control_planes = []
     for index, repo in enumerate(registry.repos):
@@ -242,16 +243,6 @@ def _check_fleet(
                     locate((*base, "integrations_applicability")),
                 )
             )
-        if repo.migrated:
-            missing = [i for i in ids if i not in repo.integrations_applicability]
-            if missing:
-                problems.append(
-                    Problem(
-                        "a migrated repo (contract_sha set) needs applicability for every "
-                        f"integration; missing: {', '.join(missing)}",
-                        locate((*base, "integrations_applicability")),
-                    )
-                )
     if len(control_planes) > 1:
         problems.append(
             Problem(
@@ -276,6 +267,21 @@ def _soft_findings(
     raw_repos = raw.get("repos", [])
     for index, repo in enumerate(registry.repos):
         raw_app = raw_repos[index].get("integrations_applicability") or {}
+        if repo.migrated:
+            # A catalogue that gains an integration rolls out: until an operator fills in
+            # the migrated repos' applicability for it, their cell shows pending.
+            missing = [i for i in catalogue.ids if i not in repo.integrations_applicability]
+            if missing:
+                findings.append(
+                    Finding(
+                        repo.slug,
+                        APPLICABILITY_MISSING,
+                        f"no applicability for {', '.join(missing)} (new in the catalogue?); "
+                        "the cell shows pending until `petrova registry fill-applicability "
+                        f"{repo.slug} --value VALUE` (or a pin) fills it in",
+                        locate(("repos", index, "integrations_applicability")),
+                    )
+                )
         for key in raw_app:
             current = catalogue.resolve(key)
             if current is not None and current != key:

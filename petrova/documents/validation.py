@@ -49,7 +49,7 @@ def pydantic_problems(
             message = f"{_short(err.get('input'))}: {err['msg'][0].lower()}{err['msg'][1:]}"
             message += _boolean_hint(kind, err.get("input"))
         problems.append(Problem(message, doc.locate(loc)))
-    return _dedupe(problems) + _more(len(errors), doc)
+    return in_line_order(_dedupe(problems)) + _more(len(errors), doc)
 
 
 #: Words YAML 1.1 reads as booleans and petrova (YAML 1.2) reads as text.
@@ -69,7 +69,7 @@ def _boolean_hint(kind: str, value: Any) -> str:
 
 def capped(problems: list[Problem], total: int, doc: YamlDocument) -> list[Problem]:
     """The first :data:`MAX_PROBLEMS` problems and a count of the ``total`` minus those."""
-    return problems[:MAX_PROBLEMS] + _more(total, doc)
+    return in_line_order(problems[:MAX_PROBLEMS]) + _more(total, doc)
 
 
 def _more(total: int, doc: YamlDocument) -> list[Problem]:
@@ -147,7 +147,15 @@ def jsonschema_problems(
         else:
             message = _describe(best)
         problems.append(Problem(message, doc.locate(path)))
-    return _dedupe(problems) + _more(len(ordered), doc)
+    return in_line_order(_dedupe(problems)) + _more(len(ordered), doc)
+
+
+def in_line_order(problems: list[Problem]) -> list[Problem]:
+    """Problems as a reader meets them in the file: by line and column (stable)."""
+    return sorted(
+        problems,
+        key=lambda p: (p.location.line is None, p.location.line or 0, p.location.column or 0),
+    )
 
 
 def whole_string_validator(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:

@@ -28,7 +28,7 @@ from petrova.documents.schemas import check_snapshot
 from petrova.files.json_strict import to_json_bytes
 from petrova.fleet.gather import FleetInputs, RepoInputs, gather
 from petrova.fleet.rollout import gates_document, rollout_report
-from petrova.ledger.rules import DEFAULT_STALE_AFTER, observed_status
+from petrova.ledger.rules import DEFAULT_STALE_AFTER, FUTURE_SKEW, Observation, observed_status
 from petrova.models import (
     ApplicabilityDetail,
     CellStatus,
@@ -36,6 +36,7 @@ from petrova.models import (
     Snapshot,
     applicability_value,
     format_timestamp,
+    parse_timestamp,
 )
 
 #: The window the snapshot's ``gates`` use: the runbook's "green for 7 days".
@@ -185,6 +186,8 @@ def _cell(
                 "says not_applicable; the registry wins until one of them is changed",
             )
         )
+    if seen is not None:
+        _future_check(entry.slug, integration_id, seen, now, warnings)
     review_by = None
     if isinstance(policy, ApplicabilityDetail) and policy.review_by is not None:
         review_by = policy.review_by
@@ -199,8 +202,15 @@ def _cell(
                     f"review on {review_by}",
                 )
             )
+    # No applicability yet (the catalogue gained the id since the pin): policy has not
+    # spoken, so the dot is pending whatever the contract or the probes say.
+    status: CellStatus = (
+        "pending"
+        if policy is None
+        else derive_status(applicability=applicability, declared=declared, observed=observed)
+    )
     cell: dict[str, Any] = {
-        "status": derive_status(applicability=applicability, declared=declared, observed=observed),
+        "status": status,
         "applicability": applicability,
         "declared": declared,
         "observed": observed,
@@ -210,6 +220,30 @@ def _cell(
     if seen is not None and seen.needs_human:
         cell["needs_human"] = True
     return cell
+
+
+def _future(seen: Observation) -> str | None:
+    """The latest time the cell's ledger entry claims (``last_verified_at`` or its newest)."""
+    times = [t for t in (seen.last_verified_at, seen.newest_at) if t is not None]
+    return max(times, key=parse_timestamp) if times else None
+
+
+def _future_check(
+    slug: str, integration_id: str, seen: Observation, now: datetime, warnings: list[Any]
+) -> None:
+    """A ledger entry later than the snapshot's time: a replay wrote the future into it."""
+    latest = _future(seen)
+    # Future while now <= latest - skew: a probe runner's clock may drift a little.
+    if latest is not None and now <= parse_timestamp(latest) - FUTURE_SKEW:
+        warnings.append(
+            _warning(
+                slug,
+                "TIMESTAMP_IN_FUTURE",
+                f"{integration_id}: the ledger has an entry at {latest}, later than this "
+                f"snapshot's time ({format_timestamp(now)}); a replay with --now may have "
+                "written the future into the real ledger",
+            )
+        )
 
 
 def _review_deadline(review_by: str) -> datetime:

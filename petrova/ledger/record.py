@@ -44,6 +44,7 @@ from petrova.files.disk import WriteVerb, confined, decode_text
 from petrova.files.lock import file_lock
 from petrova.ledger.rules import (
     DEMOTION,
+    FUTURE_SKEW,
     apply_outcome,
     apply_promotion,
     newest_at,
@@ -184,6 +185,38 @@ def check_time(value: str | None, *, now: datetime, where: Location) -> str:
             location=where,
         )
     return format_timestamp(moment)
+
+
+def guard_real_clock(
+    times: Sequence[tuple[str, Location]], *, real_now: datetime, allowed: bool
+) -> None:
+    """Refuse outcomes later than the machine's clock (beyond :data:`FUTURE_SKEW`).
+
+    ``--now`` and ``SOURCE_DATE_EPOCH`` move petrova's clock, not the world's: a replay a
+    week ahead would leave the real ledger with entries newer than every real probe for
+    a week (``OUTCOME_OUT_OF_ORDER``) and a future ``last_verified_at`` on the dashboard.
+    ``allowed``: a scratch state directory, or ``--force``.
+    """
+    if allowed:
+        return
+    limit = real_now + FUTURE_SKEW
+    problems = [
+        Problem(
+            f"{at} is later than the machine's clock ({format_timestamp(real_now)}) by more "
+            f"than {int(FUTURE_SKEW.total_seconds() // 60)} minutes; a replay ahead of time "
+            "belongs in a scratch ledger (--state-dir DIR, not the registry's state/), or "
+            "pass --force knowingly",
+            where,
+        )
+        for at, where in times
+        if parse_timestamp(at) > limit
+    ]
+    if problems:
+        raise TimestampInFuture(
+            f"{len(problems)} outcome(s) in the future by the machine's clock; nothing was "
+            "recorded",
+            problems=problems,
+        )
 
 
 def read_batch(

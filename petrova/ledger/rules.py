@@ -355,6 +355,11 @@ def ok_trail(history: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, str | Non
     return tuple(trail)
 
 
+#: How far ahead of the clock a ledger entry may be before it counts as the future:
+#: the clocks of probe runners drift a little; a replay's --now is days ahead.
+FUTURE_SKEW = timedelta(minutes=5)
+
+
 class Observation(NamedTuple):
     """What the snapshot and the gate read of a cell: its fields and a few facts of its
     history, small enough to hold (and cache) for a whole fleet."""

@@ -31,6 +31,7 @@ from petrova.documents.contract import (
 from petrova.documents.registry import LoadedRegistry
 from petrova.errors import (
     AnswersInvalid,
+    AnswersRequired,
     ApplicabilityConflict,
     CheckpointInvalid,
     ContractInvalid,
@@ -316,6 +317,28 @@ def load_answers_file(path: Path, catalogue: Catalogue) -> dict[str, Answer]:
     return parse_answers(doc, catalogue)
 
 
+def _unanswered(
+    catalogue: Catalogue, entry: RepoEntry, existing: LoadedContract | None
+) -> list[str]:
+    """Integrations phase 6 could only fill with defaults: absent from the contract there."""
+    old = existing.contract.integrations if existing is not None else {}
+    return [iid for iid in catalogue.ids if iid not in old]
+
+
+def _no_answers_message(request: Request, repo: RepoInfo, unanswered: list[str]) -> str:
+    why = (
+        f"there is no checkpoint to resume from ({repo.checkpoint_path} does not exist)"
+        if request.resume
+        else "phase 5 has nobody to ask"
+    )
+    return (
+        f"{why}, no --answers file was given and stdin is not a terminal, so nothing says "
+        f"what to declare for {', '.join(unanswered)}; petrova will not write a contract of "
+        "defaults nobody chose. Run it on a terminal to be asked, pass --answers FILE "
+        "(format: docs/MIGRATION.md), or pass --defaults to choose the defaults knowingly"
+    )
+
+
 # --- the checkpoint -------------------------------------------------------------------
 
 
@@ -497,6 +520,8 @@ class Request:
     phase: int | None = None
     answers_path: Path | None = None
     dry_run: bool = False
+    #: Take the defaults for what nobody answered: an explicit choice, never implied.
+    defaults: bool = False
 
 
 @dataclass(frozen=True)
@@ -569,21 +594,37 @@ def run(
         if request.answers_path is not None
         else None
     )
-    if start <= 5:
+    if start <= 5 or checkpoint is None:
+        # Phase 5 runs (or a resume finds no checkpoint to take its answers from): the
+        # answers come from --answers, else a person at a terminal; never from defaults
+        # nobody chose.
         if file_answers is not None:
             answers = file_answers
-            say(5, f"{len(answers)} answer(s) from {request.answers_path}")
+            say(5, f"{len(answers)} answer(s) from --answers {request.answers_path}")
+        elif request.defaults:
+            answers = {}
+            say(5, "the defaults, as --defaults asks (pending; not_applicable by the registry)")
         elif asker is not None:
-            say(5, "asking (Enter keeps the default)")
+            resumed = " (no checkpoint to resume from)" if start > 5 else ""
+            say(5, f"asking{resumed} (Enter keeps the default)")
             answers = ask_answers(catalogue, entry, existing, asker)
         else:
+            unanswered = _unanswered(catalogue, entry, existing)
+            if unanswered:
+                raise AnswersRequired(_no_answers_message(request, repo, unanswered))
             answers = {}
-            say(5, "no terminal and no --answers: the defaults of SPEC §5")
+            say(5, "nothing to ask: the contract already answers every integration")
     else:
-        answers = dict(checkpoint.answers) if checkpoint is not None else {}
-        answers.update(file_answers or {})
-        origin_of = "the checkpoint" if checkpoint is not None else "the defaults"
-        say(5, f"resumed: {len(answers)} answer(s) from {origin_of}")
+        answers = dict(checkpoint.answers)
+        if file_answers is not None:
+            answers.update(file_answers)
+            say(
+                5,
+                f"resumed: {len(answers)} answer(s) from the checkpoint "
+                f"{repo.checkpoint_path} and --answers {request.answers_path}",
+            )
+        else:
+            say(5, f"resumed: {len(answers)} answer(s) from the checkpoint {repo.checkpoint_path}")
     # Check the answers against the registry before keeping them (conflicts, missing
     # review dates), so a checkpoint never holds answers phase 6 would refuse.
     composition = compose(catalogue, entry, answers, existing)

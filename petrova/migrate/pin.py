@@ -253,6 +253,14 @@ def _replace_value(text: str, value: Node, new: str) -> _Edit:
 
 def splice(raw: bytes, index: int, *, sha: str, added: dict[str, Applicability]) -> bytes:
     """Set ``repos[index]``'s contract_sha and add applicability keys, touching nothing else."""
+    return splice_entries(raw, {index: (sha, added)})
+
+
+def splice_entries(
+    raw: bytes, changes: dict[int, tuple[str | None, dict[str, Applicability]]]
+) -> bytes:
+    """For each ``repos[index]``: set contract_sha (unless None) and add applicability
+    keys, all on one parse of the file (a fleet-wide fill stays linear), nothing else."""
     shown = "registry.yaml"
     text = decode_text(raw, shown)
     bom = _BOM if raw.startswith(_BOM.encode()) else ""
@@ -260,19 +268,29 @@ def splice(raw: bytes, index: int, *, sha: str, added: dict[str, Applicability])
     assert isinstance(doc.node, MappingNode)
     repos = _find(doc.node, "repos")
     assert repos is not None and isinstance(repos[1], SequenceNode)
-    entry = repos[1].value[index]
-    assert isinstance(entry, MappingNode)
     nl = "\r\n" if "\r\n" in text else "\n"
+    edits: list[_Edit] = []
+    for index, (sha, added) in changes.items():
+        entry = repos[1].value[index]
+        assert isinstance(entry, MappingNode)
+        edits += _entry_edits(text, entry, sha=sha, added=added, nl=nl)
+    return (bom + _apply(text, edits)).encode("utf-8")
+
+
+def _entry_edits(
+    text: str, entry: MappingNode, *, sha: str | None, added: dict[str, Applicability], nl: str
+) -> list[_Edit]:
     edits: list[_Edit] = []
     new_keys: dict[str, str] = {}  # key -> its value text (flow) for keys the entry lacks
     block_values: dict[str, list[str]] = {}  # key -> lines under it, for block entries
 
-    sha_text = _plain_or_quoted(sha)
-    existing_sha = _find(entry, "contract_sha")
-    if existing_sha is not None:
-        edits.append(_replace_value(text, existing_sha[1], sha_text))
-    else:
-        new_keys["contract_sha"] = sha_text
+    if sha is not None:
+        sha_text = _plain_or_quoted(sha)
+        existing_sha = _find(entry, "contract_sha")
+        if existing_sha is not None:
+            edits.append(_replace_value(text, existing_sha[1], sha_text))
+        else:
+            new_keys["contract_sha"] = sha_text
 
     if added:
         existing_app = _find(entry, "integrations_applicability")
@@ -286,7 +304,7 @@ def splice(raw: bytes, index: int, *, sha: str, added: dict[str, Applicability])
 
     if new_keys:
         edits += _insert_keys(text, entry, new_keys, block_values, nl)
-    return (bom + _apply(text, edits)).encode("utf-8")
+    return edits
 
 
 def _extend_applicability(text: str, app: Node, added: dict[str, Applicability], nl: str) -> _Edit:
