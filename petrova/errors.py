@@ -461,3 +461,12 @@ class NotAGitClone(PetrovaError):
     """``registry pin`` was pointed at something that is not a clone with the merged ref."""
 
     code = "NOT_A_GIT_CLONE"
+
+
+# --- migrate: the pre-commit hook --------------------------------------------------------------
+
+
+class ContractSlugMismatch(ContractInvalid):
+    """The contract's slug is not the repo's it is committed in (the ``petrova-contract`` hook)."""
+
+    code = "CONTRACT_SLUG_MISMATCH"

@@ -744,7 +744,7 @@ def test_a_file_where_bootstrap_keeps_its_checkpoint(fleet: Fleet, tmp_path: Pat
         tmp_path / "kahn", {"README.md": "kahn\n"}, origin="https://github.com/kahn-hq/kahn"
     )
     (clone / ".git" / "petrova").write_text("not a folder\n")
-    result = run("bootstrap", "--repo", str(clone), *fleet.args())
+    result = run("bootstrap", "--repo", str(clone), "--defaults", *fleet.args())
     assert result.exit_code == 2, result.stderr
     code = assert_clean(result)
     assert code is not None

@@ -15,12 +15,8 @@ from pathlib import Path
 
 from petrova.documents.contract import CONTRACT_RELPATH, LoadedContract
 from petrova.documents.registry import LoadedRegistry
-from petrova.errors import ContractInvalid, Location, PetrovaError
+from petrova.errors import ContractSlugMismatch, Location, PetrovaError
 from petrova.migrate.bootstrap import find_repo, normalise_remote, read_origin
-
-
-class ContractSlugMismatch(ContractInvalid):
-    code = "CONTRACT_SLUG_MISMATCH"
 
 
 @dataclass(frozen=True)
