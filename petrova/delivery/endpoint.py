@@ -27,7 +27,7 @@ from petrova.errors import (
     RoundTripLossy,
 )
 from petrova.files import json_strict
-from petrova.files.disk import max_input_bytes, read_input
+from petrova.files.disk import max_input_bytes, read_as
 
 #: The default fixture exercises what a lossy endpoint could get wrong: every cell status,
 #: ``needs_human``, set and null ``last_verified_at``/``review_by``/``observed``, and both
@@ -114,15 +114,13 @@ class EndpointReport:
 def load_fixture(path: Path) -> tuple[bytes, Any]:
     """The fixture's exact bytes (what is posted) and its parsed value."""
     shown = str(path)
-    try:
-        raw = read_input(path, display=shown)
-    except FileNotFoundError:
-        raise FixtureInvalid(
-            "fixture not found; pass --fixture PATH or run from the control-plane repo",
-            location=Location(shown),
-        ) from None
-    except IsADirectoryError:
-        raise FixtureInvalid("is a directory, not a file", location=Location(shown)) from None
+    raw = read_as(
+        path,
+        FixtureInvalid,
+        what="the fixture",
+        missing="fixture not found; pass --fixture PATH or run from the control-plane repo",
+        directory="is a directory, not a file",
+    )
     try:
         data = json_strict.loads(raw)
     except DuplicateJsonKey as exc:

@@ -7,6 +7,7 @@ an integration is a schema edit and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from petrova.documents.probe_spec import ProbeSpec, parse_probe
 from petrova.errors import CatalogueInvalid, CatalogueNotFound, DuplicateJsonKey, Location
 from petrova.files import json_strict
-from petrova.files.disk import DEFAULT_MAX_INPUT_BYTES, max_input_bytes, read_input
+from petrova.files.disk import DEFAULT_MAX_INPUT_BYTES, max_input_bytes, read_as
 from petrova.models import CONTRACT_KEYS, KeyTypes
 
 if TYPE_CHECKING:  # jsonschema is imported where errors are to be described
@@ -198,27 +199,27 @@ def find_catalogue(explicit: Path | None, registry_path: Path | None) -> Path:
 _CACHE: dict[tuple[str, int, int], Catalogue] = {}
 
 
+_CATALOGUE_MISSING = (
+    "integration catalogue not found; pass --catalogue PATH or set PETROVA_CATALOGUE"
+)
+
+
 def load_catalogue(path: Path) -> Catalogue:
     """Read and check the catalogue; cached per file identity for the life of the process."""
     shown = str(path)
-    try:
+    key: tuple[str, int, int] | None = None
+    with contextlib.suppress(OSError):  # read_as below says what is wrong with the file
         stat = path.stat()
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
         if key in _CACHE:
             return _CACHE[key]
-        # Never blocks (a FIFO), and bounded; the operator's own file, so a limit lowered
-        # for untrusted inputs does not apply to it.
-        limit = max(max_input_bytes(), DEFAULT_MAX_INPUT_BYTES)
-        raw = read_input(path, display=shown, limit=limit)
-    except FileNotFoundError:
-        raise CatalogueNotFound(
-            "integration catalogue not found; pass --catalogue PATH or set PETROVA_CATALOGUE",
-            location=Location(shown),
-        ) from None
-    except OSError as exc:
-        raise CatalogueNotFound(
-            f"cannot read the catalogue: {exc.strerror}", location=Location(shown)
-        ) from None
+    raw = read_as(
+        path,
+        CatalogueNotFound,
+        what="the catalogue",
+        missing=_CATALOGUE_MISSING,
+        limit=max(max_input_bytes(), DEFAULT_MAX_INPUT_BYTES),
+    )
     try:
         schema = json_strict.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError, DuplicateJsonKey) as exc:
@@ -228,7 +229,8 @@ def load_catalogue(path: Path) -> Catalogue:
             f"not valid JSON: {getattr(exc, 'msg', exc)}", location=Location(shown, line, col)
         ) from None
     catalogue = dataclasses.replace(parse_catalogue(schema, shown), raw=raw)
-    _CACHE[key] = catalogue
+    if key is not None:
+        _CACHE[key] = catalogue
     return catalogue
 
 

@@ -21,11 +21,10 @@ from petrova.errors import (
     ContractInvalid,
     ContractNotFound,
     EvidenceInvalid,
-    Location,
     PetrovaError,
     YamlInvalid,
 )
-from petrova.files.disk import clone_root, decode_text, read_input, sha12
+from petrova.files.disk import clone_root, decode_text, read_as, sha12
 from petrova.files.yaml_fast import fast_parse
 from petrova.files.yaml_strict import YamlDocument, parse_yaml
 from petrova.models import Contract, ContractCell
@@ -65,19 +64,17 @@ def load_contract(
     leads here, so a clone cannot make petrova pin or quote a file outside it.
     """
     shown = display or str(path)
+    raw = read_as(
+        path,
+        ContractNotFound,
+        what="the contract",
+        missing="contract file not found",
+        directory="is a directory, not a contract file",
+        display=shown,
+        root=clone_root(path),
+    )
     try:
-        raw = read_input(path, display=shown, root=clone_root(path))
         text = decode_text(raw, shown)
-    except FileNotFoundError:
-        raise ContractNotFound("contract file not found", location=Location(shown)) from None
-    except IsADirectoryError:
-        raise ContractNotFound(
-            "is a directory, not a contract file", location=Location(shown)
-        ) from None
-    except OSError as exc:
-        raise ContractNotFound(
-            f"cannot read the contract: {exc.strerror}", location=Location(shown)
-        ) from None
     except YamlInvalid as exc:
         raise ContractInvalid(exc.message, problems=exc.problems) from None
     return _parse_contract(raw, text, catalogue, shown)

@@ -29,7 +29,7 @@ from petrova.errors import (
     RepoNotInRegistry,
     YamlInvalid,
 )
-from petrova.files.disk import decode_text, read_input
+from petrova.files.disk import decode_text, read_as
 from petrova.files.yaml_fast import fast_parse
 from petrova.files.yaml_strict import FieldPath, YamlDocument, parse_yaml, render_field_path
 from petrova.models import (
@@ -102,21 +102,15 @@ def default_registry_path() -> Path:
 
 def read_registry_text(path: Path) -> str:
     shown = str(path)
+    raw = read_as(
+        path,
+        RegistryNotFound,
+        what="the registry",
+        missing="registry file not found; pass --registry PATH or set PETROVA_REGISTRY",
+        directory="is a directory; --registry takes the registry.yaml file",
+    )
     try:
-        return decode_text(read_input(path, display=shown), shown)
-    except FileNotFoundError:
-        raise RegistryNotFound(
-            "registry file not found; pass --registry PATH or set PETROVA_REGISTRY",
-            location=Location(shown),
-        ) from None
-    except IsADirectoryError:
-        raise RegistryNotFound(
-            "is a directory; --registry takes the registry.yaml file", location=Location(shown)
-        ) from None
-    except OSError as exc:
-        raise RegistryNotFound(
-            f"cannot read the registry: {exc.strerror}", location=Location(shown)
-        ) from None
+        return decode_text(raw, shown)
     except YamlInvalid as exc:
         raise RegistryInvalid(exc.message, problems=exc.problems) from None
 

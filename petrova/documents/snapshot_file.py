@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from petrova.documents.catalogue import Catalogue, Integration
 from petrova.documents.schemas import snapshot_schema
 from petrova.errors import Location, PetrovaError, Problem, SnapshotInvalid, SnapshotUnreadable
-from petrova.files.disk import read_input
+from petrova.files.disk import read_as
 from petrova.files.yaml_strict import FieldPath, parse_yaml, render_field_path
 from petrova.models import Snapshot
 
@@ -179,21 +179,14 @@ def read_snapshot(
 ) -> LoadedSnapshot:
     """Read, parse and validate a snapshot file; every failure is an exit-2 error."""
     shown = display or str(path)
-    try:
-        raw = read_input(path, display=shown)
-    except FileNotFoundError:
-        raise SnapshotUnreadable(
-            "snapshot file not found; write one with `petrova snapshot -o fleet.json`",
-            location=Location(shown),
-        ) from None
-    except IsADirectoryError:
-        raise SnapshotUnreadable(
-            "is a directory; pass the snapshot's JSON file", location=Location(shown)
-        ) from None
-    except OSError as exc:
-        raise SnapshotUnreadable(
-            f"cannot read the snapshot: {exc.strerror}", location=Location(shown)
-        ) from None
+    raw = read_as(
+        path,
+        SnapshotUnreadable,
+        what="the snapshot",
+        missing="snapshot file not found; write one with `petrova snapshot -o fleet.json`",
+        directory="is a directory; pass the snapshot's JSON file",
+        display=shown,
+    )
     document = parse_snapshot_json(raw, shown)
     snapshot = check_snapshot_document(document, raw=raw, shown=shown, catalogue=catalogue)
     view = view_catalogue(tuple(snapshot.integration_ids), catalogue)

@@ -21,6 +21,7 @@ from petrova.errors import (
     Location,
     NotRegularFile,
     OutputError,
+    PetrovaError,
     UnsafePath,
     UsageError,
     YamlInvalid,
@@ -190,6 +191,39 @@ def check_output(path: Path) -> None:
         "(move it aside, or name another path)",
         location=Location(str(path)),
     )
+
+
+def read_as(
+    path: Path,
+    error: type[PetrovaError],
+    *,
+    what: str,
+    missing: str | None,
+    directory: str | None = None,
+    display: str | None = None,
+    limit: int | None = None,
+    root: Path | None = None,
+    follow: bool = True,
+) -> bytes:
+    """:func:`read_input`, with every way a file can be unreadable said as ``error``.
+
+    The one mapping of "missing / a directory / unreadable" for every input petrova
+    reads: ``what`` names the file in messages ("the registry"), ``missing`` is the
+    sentence for a file that does not exist (``None`` lets ``FileNotFoundError`` through,
+    for inputs whose absence is normal), ``directory`` the one for a folder.
+    """
+    shown = display or str(path)
+    try:
+        return read_input(path, display=shown, limit=limit, root=root, follow=follow)
+    except FileNotFoundError:
+        if missing is None:
+            raise
+        raise error(missing, location=Location(shown)) from None
+    except IsADirectoryError:
+        said = directory or f"is a directory, not {what} file"
+        raise error(said, location=Location(shown)) from None
+    except OSError as exc:
+        raise error(f"cannot read {what}: {exc.strerror}", location=Location(shown)) from None
 
 
 def decode_text(raw: bytes, display: str) -> str:

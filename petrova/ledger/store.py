@@ -25,7 +25,7 @@ from petrova.errors import (
     UnsafePath,
     YamlInvalid,
 )
-from petrova.files.disk import WriteVerb, decode_text, read_input, write_atomic
+from petrova.files.disk import WriteVerb, decode_text, read_as, write_atomic
 from petrova.files.json_strict import orjson_unique, to_json_bytes
 from petrova.files.yaml_strict import YamlDocument, parse_yaml
 from petrova.ledger.rules import Observation, check_cell, observe
@@ -118,16 +118,16 @@ def _sealed_cells(raw: bytes, catalogue: Catalogue, *, slug: str) -> dict[str, A
 
 
 def _read_raw(path: Path, shown: str) -> bytes:
-    try:
-        return read_input(path, display=shown, follow=False)
-    except IsADirectoryError:
-        raise StateInvalid("is a directory, not a ledger file", location=Location(shown)) from None
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise StateInvalid(
-            f"cannot read the ledger: {exc.strerror}", location=Location(shown)
-        ) from None
+    """A ledger's bytes; a missing ledger is normal, so ``FileNotFoundError`` passes."""
+    return read_as(
+        path,
+        StateInvalid,
+        what="the ledger",
+        missing=None,
+        directory="is a directory, not a ledger file",
+        display=shown,
+        follow=False,
+    )
 
 
 def _parse_raw(raw: bytes, shown: str, catalogue: Catalogue, *, slug: str) -> Ledger:

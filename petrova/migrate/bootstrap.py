@@ -45,8 +45,8 @@ from petrova.errors import (
     UnsafePath,
     YamlInvalid,
 )
-from petrova.files.disk import WriteVerb, decode_text, read_input, sha12, write_atomic
-from petrova.files.yaml_strict import YamlDocument, load_yaml_file, parse_yaml
+from petrova.files.disk import WriteVerb, decode_text, read_as, read_input, sha12, write_atomic
+from petrova.files.yaml_strict import YamlDocument, parse_yaml
 from petrova.migrate.answers import (
     Answer,
     Question,
@@ -300,18 +300,16 @@ def ask_answers(
 
 def load_answers_file(path: Path, catalogue: Catalogue) -> dict[str, Answer]:
     shown = str(path)
+    raw = read_as(
+        path,
+        AnswersInvalid,
+        what="the answers",
+        missing="answers file not found",
+        directory="is a directory, not an answers file",
+    )
     try:
-        doc = load_yaml_file(path, display=shown, string_keys=catalogue.contract_keys.strings)
-    except FileNotFoundError:
-        raise AnswersInvalid("answers file not found", location=Location(shown)) from None
-    except IsADirectoryError:
-        raise AnswersInvalid(
-            "is a directory, not an answers file", location=Location(shown)
-        ) from None
-    except OSError as exc:
-        raise AnswersInvalid(
-            f"cannot read the answers file: {exc.strerror}", location=Location(shown)
-        ) from None
+        text = decode_text(raw, shown)
+        doc = parse_yaml(text, shown, string_keys=catalogue.contract_keys.strings)
     except YamlInvalid as exc:
         raise AnswersInvalid(exc.message, problems=exc.problems) from None
     return parse_answers(doc, catalogue)
