@@ -243,25 +243,14 @@ def pin(
             say(f"{slug}: pinned contract_sha {plan.sha} is up to date")
             return
         if dry_run:
-            diff = difflib.unified_diff(
-                plan.before.decode("utf-8", "replace").splitlines(keepends=True),
-                plan.after.decode("utf-8", "replace").splitlines(keepends=True),
-                f"a/{path.name}",
-                f"b/{path.name}",
-            )
-            click.echo("".join(diff), nl=False)
+            _show_diff(path, plan.before, plan.after)
             say(f"dry run: {slug}: {change if plan.stale else 'unchanged'} (nothing written)")
             return
         if not plan.stale:
             say(f"identical {path}: {slug} already pins {plan.sha}; unchanged")
             return
         verify(plan, loaded)
-        if read_input(path, display=str(path)) != raw:
-            raise RegistryChanged(
-                "the registry changed while pinning; nothing was written, run the pin again",
-                location=Location(str(path)),
-            )
-        verb = write_atomic(path, plan.after)
+        verb = _write_if_unchanged(path, raw, plan.after, "pinning")
     say(f"{verb} {path}: {slug}: {change}")
 
 
@@ -358,23 +347,33 @@ def fill_applicability(
         plan = plan_fill(loaded, raw, slugs=slugs, every=every, value=item, only=only)
         summary = "; ".join(f"{s}: {', '.join(keys)}" for s, keys in plan.added.items())
         if dry_run:
-            diff = difflib.unified_diff(
-                plan.before.decode("utf-8", "replace").splitlines(keepends=True),
-                plan.after.decode("utf-8", "replace").splitlines(keepends=True),
-                f"a/{path.name}",
-                f"b/{path.name}",
-            )
-            click.echo("".join(diff), nl=False)
+            _show_diff(path, plan.before, plan.after)
             say(f"dry run: {summary or 'nothing missing'} (nothing written)")
             return
         if not plan.changed:
             say(f"identical {path}: no applicability missing; unchanged")
             return
         verify_fill(plan, loaded)
-        if read_input(path, display=str(path)) != raw:
-            raise RegistryChanged(
-                "the registry changed while filling; nothing was written, run it again",
-                location=Location(str(path)),
-            )
-        verb = write_atomic(path, plan.after)
+        verb = _write_if_unchanged(path, raw, plan.after, "filling")
     say(f"{verb} {path}: {value} added for {summary}")
+
+
+def _show_diff(path: Path, before: bytes, after: bytes) -> None:
+    """``--dry-run``: the edit as a unified diff on stdout."""
+    diff = difflib.unified_diff(
+        before.decode("utf-8", "replace").splitlines(keepends=True),
+        after.decode("utf-8", "replace").splitlines(keepends=True),
+        f"a/{path.name}",
+        f"b/{path.name}",
+    )
+    click.echo("".join(diff), nl=False)
+
+
+def _write_if_unchanged(path: Path, raw: bytes, after: bytes, doing: str) -> str:
+    """Write the edited registry, unless someone changed it since it was read."""
+    if read_input(path, display=str(path)) != raw:
+        raise RegistryChanged(
+            f"the registry changed while {doing}; nothing was written, run it again",
+            location=Location(str(path)),
+        )
+    return write_atomic(path, after)

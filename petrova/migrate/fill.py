@@ -10,14 +10,12 @@ entry, with what was meant before it may replace the file.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from petrova.documents.registry import LoadedRegistry, load_registry
-from petrova.errors import Location, PetrovaError, PinEditFailed, UsageError
-from petrova.migrate.pin import splice_entries
+from petrova.documents.registry import LoadedRegistry
+from petrova.errors import Location, PinEditFailed, UsageError
+from petrova.migrate.pin import load_edited, splice_entries
 from petrova.models import Applicability, ApplicabilityDetail
 
 
@@ -94,17 +92,7 @@ def plan_fill(
 
 def verify_fill(plan: FillPlan, loaded: LoadedRegistry) -> None:
     """Load the edited text as the registry it must be, or refuse to write it."""
-    with tempfile.TemporaryDirectory(prefix="petrova-fill-") as tmp:
-        scratch = Path(tmp) / loaded.path.name
-        scratch.write_bytes(plan.after)
-        try:
-            again = load_registry(scratch, loaded.catalogue)
-        except PetrovaError as exc:
-            raise PinEditFailed(
-                "the edited registry does not load; nothing was written (this is a bug: "
-                f"please report it): {exc.render()}",
-                location=Location(str(loaded.path)),
-            ) from None
+    again = load_edited(plan.after, loaded)
     want = [
         repo.model_copy(
             update={

@@ -122,19 +122,25 @@ def plan_pin(loaded: LoadedRegistry, raw: bytes, slug: str, contract: LoadedCont
     return PinPlan(slug, contract.sha, entry.contract_sha, added, raw, after)
 
 
-def verify(plan: PinPlan, loaded: LoadedRegistry) -> None:
-    """Load the edited text as the registry it must be, or refuse to write it."""
-    with tempfile.TemporaryDirectory(prefix="petrova-pin-") as tmp:
+def load_edited(after: bytes, loaded: LoadedRegistry) -> LoadedRegistry:
+    """The edited registry text, loaded as a registry, or ``PIN_EDIT_FAILED``: the splice
+    of ``pin`` and ``fill-applicability`` is checked before anything is written."""
+    with tempfile.TemporaryDirectory(prefix="petrova-edit-") as tmp:
         scratch = Path(tmp) / loaded.path.name
-        scratch.write_bytes(plan.after)
+        scratch.write_bytes(after)
         try:
-            again = load_registry(scratch, loaded.catalogue)
+            return load_registry(scratch, loaded.catalogue)
         except PetrovaError as exc:
             raise PinEditFailed(
                 "the edited registry does not load; nothing was written (this is a bug: "
-                f"please report it, and pin by hand meanwhile): {exc.render()}",
+                f"please report it, and edit by hand meanwhile): {exc.render()}",
                 location=Location(str(loaded.path)),
             ) from None
+
+
+def verify(plan: PinPlan, loaded: LoadedRegistry) -> None:
+    """Load the edited text as the registry it must be, or refuse to write it."""
+    again = load_edited(plan.after, loaded)
     want = []
     for repo in loaded.registry.repos:
         if repo.slug == plan.slug:
