@@ -55,13 +55,14 @@ class LoadedContract:
 
 
 def load_contract(
-    path: Path, catalogue: Catalogue, *, display: str | None = None
+    path: Path, catalogue: Catalogue, *, display: str | None = None, root: Path | None = None
 ) -> LoadedContract:
     """Read and validate a contract; every failure is a :class:`PetrovaError`.
 
     A contract sits in a consumer clone, which petrova does not control: no link below
     the clone's root (the nearest folder with ``.git``) is followed, on any path that
     leads here, so a clone cannot make petrova pin or quote a file outside it.
+    ``root``: the clone's root when the caller knows it (the snapshot does), else found.
     """
     shown = display or str(path)
     raw = read_as(
@@ -71,7 +72,7 @@ def load_contract(
         missing="contract file not found",
         directory="is a directory, not a contract file",
         display=shown,
-        root=clone_root(path),
+        root=root if root is not None else clone_root(path),
     )
     try:
         text = decode_text(raw, shown)

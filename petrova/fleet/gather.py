@@ -97,7 +97,7 @@ def read_contract(root: Path, catalogue: Catalogue) -> ContractRead:
     """The contract in the clone at ``root``; every failure is an ``error``, never raised."""
     shown = os.path.join(root, *CONTRACT_RELPATH.parts)  # noqa: PTH118
     try:
-        loaded = load_contract(confined(root, CONTRACT_RELPATH), catalogue)
+        loaded = load_contract(root / CONTRACT_RELPATH, catalogue, display=shown, root=root)
     except PetrovaError as exc:
         return ContractRead(shown, error=exc.render())
     cells = loaded.contract.integrations
