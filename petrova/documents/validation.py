@@ -151,10 +151,16 @@ def jsonschema_problems(
 
 
 def in_line_order(problems: list[Problem]) -> list[Problem]:
-    """Problems as a reader meets them in the file: by line and column (stable)."""
+    """Problems as a reader meets them in the file: by line and column (stable); a
+    closing "... and N more" line stays last."""
     return sorted(
         problems,
-        key=lambda p: (p.location.line is None, p.location.line or 0, p.location.column or 0),
+        key=lambda p: (
+            p.message.startswith("... and "),
+            p.location.line is None,
+            p.location.line or 0,
+            p.location.column or 0,
+        ),
     )
 
 
