@@ -234,8 +234,7 @@ def _check_fleet(
             problems.append(
                 Problem(
                     f"... and {len(unknown) - _SHOWN_UNKNOWN} more unknown integration id(s)",
-                    # at the last one shown, so that line order keeps it after them
-                    locate((*base, "integrations_applicability", unknown[_SHOWN_UNKNOWN - 1])),
+                    locate((*base, "integrations_applicability")),
                 )
             )
     if len(control_planes) > 1:
