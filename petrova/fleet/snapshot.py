@@ -99,13 +99,6 @@ def derive_status(
     return observed  # type: ignore[return-value]  # ObservedStatus is a subset of CellStatus
 
 
-def build_snapshot(
-    inputs: FleetInputs, *, now: datetime, stale_after: timedelta = DEFAULT_STALE_AFTER
-) -> Snapshot:
-    """The snapshot as models, for the reporters and the rollout gate."""
-    return Snapshot.model_validate(snapshot_document(inputs, now=now, stale_after=stale_after))
-
-
 def snapshot_document(
     inputs: FleetInputs, *, now: datetime, stale_after: timedelta = DEFAULT_STALE_AFTER
 ) -> dict[str, Any]:
