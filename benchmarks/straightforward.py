@@ -34,9 +34,8 @@ def _straightforward() -> None:
 
     document_of = snapshot.snapshot_document
 
-    def through_models(inputs: Any, **kwargs: Any) -> Any:
-        document = document_of(inputs, **kwargs)
-        return Snapshot.model_validate(document).model_dump(mode="json")
+    def through_models(typed: Any) -> Any:
+        return Snapshot.model_validate(document_of(typed)).model_dump(mode="json")
 
     setattr(snapshot, "snapshot_document", through_models)  # noqa: B010
 

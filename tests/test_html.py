@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from petrova.documents.catalogue import load_catalogue
-from petrova.models import CELL_STATUSES, Snapshot
+from petrova.models import CELL_STATUSES, FleetSnapshot, Snapshot
 from petrova.render.html import (
     STATUS_COLOURS,
     STATUS_LABELS,
@@ -103,11 +103,16 @@ def parse(page: bytes) -> Element:
     return builder.root
 
 
-def load(path: Path) -> Snapshot:
-    return Snapshot.model_validate_json(path.read_bytes())
+def load(path: Path) -> FleetSnapshot:
+    return typed(json.loads(path.read_bytes()))
 
 
-def hostile_snapshot() -> Snapshot:
+def typed(data: Any) -> FleetSnapshot:
+    """A snapshot document as the typed result the page renders (as `render` reads it)."""
+    return FleetSnapshot.from_model(Snapshot.model_validate(data))
+
+
+def hostile_snapshot() -> FleetSnapshot:
     data: dict[str, Any] = json.loads(ALL_STATUSES.read_text())
     data["generator"] = EVIL
     data["generated_at"] = EVIL
@@ -118,7 +123,7 @@ def hostile_snapshot() -> Snapshot:
     data["rows"][2]["url"] = "data:text/html,<script>alert(4)</script>"
     data["rows"][0]["integrations"]["ares"]["last_verified_at"] = EVIL
     data["warnings"] = [{"slug": EVIL, "code": "STATE_UNREADABLE", "message": EVIL + "</script>"}]
-    return Snapshot.model_validate(data)
+    return typed(data)
 
 
 def rows(doc: Element) -> list[Element]:
@@ -262,7 +267,7 @@ def test_legend_totals_warnings_and_generation_time_are_shown() -> None:
         {"slug": "beta-hq", "code": "STATE_MISSING", "message": "state/beta-hq.yaml is missing"},
         {"slug": None, "code": "REVIEW_OVERDUE", "message": "registry.yaml:3: overdue"},
     ]
-    items = parse(render_html(Snapshot.model_validate(data))).one("section", id="warnings")
+    items = parse(render_html(typed(data))).one("section", id="warnings")
     assert [li.text for li in items.find_all("li")] == [
         "STATE_MISSING [beta-hq] state/beta-hq.yaml is missing",
         "REVIEW_OVERDUE [-] registry.yaml:3: overdue",
@@ -275,7 +280,7 @@ def test_the_embedded_snapshot_is_the_snapshot() -> None:
     doc = parse(render_html(snapshot))
     block = doc.one("script", id="snapshot-data")
     assert block.attrs["type"] == "application/json"
-    assert Snapshot.model_validate_json(block.text) == snapshot
+    assert typed(json.loads(block.text)) == snapshot
 
 
 # --- escaping -------------------------------------------------------------------------
@@ -327,7 +332,7 @@ def test_embedded_json_cannot_close_its_script_or_break_lines() -> None:
     assert "\u2028" not in block
     assert "\u2029" not in block
     body = block.split(">", 1)[1]
-    assert Snapshot.model_validate_json(body) == hostile_snapshot()
+    assert typed(json.loads(body)) == hostile_snapshot()
     assert embed_json({"a": "</script><!--\u2028&"}) == (
         '{\n  "a": "\\u003c/script\\u003e\\u003c!--\\u2028\\u0026"\n}'
     )
@@ -372,17 +377,17 @@ def test_the_page_loads_nothing_from_anywhere() -> None:
 def test_same_snapshot_same_bytes() -> None:
     snapshot = load(ALL_STATUSES)
     first = render_html(snapshot, titles=TITLES)
-    again = render_html(Snapshot.model_validate_json(ALL_STATUSES.read_bytes()), titles=TITLES)
+    again = render_html(load(ALL_STATUSES), titles=TITLES)
     assert first == again
     assert first.startswith(b"<!DOCTYPE html>\n")
     assert first.endswith(b"</html>\n")
-    changed = render_html(snapshot.model_copy(update={"generated_at": "2026-11-27T07:00:00Z"}))
+    changed = render_html(replace(snapshot, generated_at="2026-11-27T07:00:00Z"))
     assert changed != first
 
 
 def test_non_ascii_text_survives_as_utf8() -> None:
     data = json.loads(ALL_STATUSES.read_text())
     data["warnings"] = [{"slug": None, "code": "X", "message": "Grüße — 東京 ✓"}]
-    page = render_html(Snapshot.model_validate(data))
+    page = render_html(typed(data))
     assert b'<meta charset="utf-8">' in page
     assert "Grüße — 東京 ✓" in page.decode("utf-8")

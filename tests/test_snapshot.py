@@ -380,24 +380,28 @@ def test_check_snapshot_refuses_what_the_schema_refuses(mutate: object) -> None:
 
 
 def test_the_document_keeps_the_models_key_order() -> None:
-    """The snapshot is built as plain data for speed; the models still define its shape,
-    down to the order of keys in the written file."""
+    """The snapshot is derived into typed values and encoded by hand for speed; the
+    models still define its shape, down to the order of keys in the written file, and an
+    archived file reads back into the very same typed values."""
     import orjson
 
     from petrova.documents.catalogue import load_catalogue
     from petrova.documents.registry import load_registry
     from petrova.fleet.artefacts import ALL_STATUSES_DIR, FIXTURE_TIME
     from petrova.fleet.gather import gather
-    from petrova.fleet.snapshot import snapshot_document
-    from petrova.models import Snapshot
+    from petrova.fleet.snapshot import derive_snapshot
+    from petrova.models import FleetSnapshot, Snapshot
+    from petrova.render.formats import snapshot_document
 
     root = ROOT / ALL_STATUSES_DIR
     catalogue = load_catalogue(ROOT / "contracts" / "contract.schema.json")
     loaded = load_registry(root / "registry.yaml", catalogue, today=FIXTURE_TIME.date())
     inputs = gather(loaded, state_dir=root / "state", workspace=root / "workspace")
-    document = snapshot_document(inputs, now=FIXTURE_TIME)
-    through_models = Snapshot.model_validate(document).model_dump(mode="json")
-    assert orjson.dumps(document) == orjson.dumps(through_models)
+    typed = derive_snapshot(inputs, now=FIXTURE_TIME)
+    document = snapshot_document(typed)
+    model = Snapshot.model_validate(document)
+    assert orjson.dumps(document) == orjson.dumps(model.model_dump(mode="json"))
+    assert FleetSnapshot.from_model(model) == typed
     cells = [c for r in document["rows"] for c in r.get("integrations", {}).values()]
     assert any("needs_human" in c for c in cells)  # the optional keys are exercised too
     assert any("integrations" not in r for r in document["rows"])

@@ -25,7 +25,7 @@ from petrova.errors import CheckFailed, IngestFailed, Location, OutputError
 from petrova.files.lock import file_lock, lock_path_for
 from petrova.fleet.snapshot import make_snapshot, snapshot_time
 from petrova.ledger.rules import DEFAULT_STALE_AFTER
-from petrova.render.formats import SNAPSHOT_FORMATS
+from petrova.render.formats import SNAPSHOT_FORMAT_NAMES, SNAPSHOT_FORMATS
 from petrova.terminal import visible
 
 
@@ -40,7 +40,7 @@ from petrova.terminal import visible
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(sorted(SNAPSHOT_FORMATS)),
+    type=click.Choice(SNAPSHOT_FORMAT_NAMES),
     default="json",
     show_default=True,
     help="Output format.",
@@ -124,14 +124,15 @@ def snapshot(
             now=now,
             stale_after=stale_after,
         )
-        data = made.data if fmt == "json" else SNAPSHOT_FORMATS[fmt](made.model())
+        snap = made.snapshot
+        data = made.data if fmt == "json" else SNAPSHOT_FORMATS[fmt](snap)
         verb = emit(data, output)
-        for code, slug, message in made.warnings:
+        for slug, code, message in snap.warnings:
             say(f"warning: {code} [{slug or '-'}]: {visible(message)}")
         if output is not None and interactive():
             say(
-                f"{verb} {output}: {made.repos} repos, {made.migrated} migrated, "
-                f"{len(made.warnings)} warning(s)"
+                f"{verb} {output}: {snap.totals.repos} repos, {snap.totals.migrated} migrated, "
+                f"{len(snap.warnings)} warning(s)"
             )
         if publish is not None:
             try:
@@ -150,8 +151,8 @@ def snapshot(
             if interactive():
                 shown = scrub(publish, token)  # a URL may repeat the token in its query
                 say(f"published to {shown}: HTTP {sent.status} ({sent.attempts} attempt(s))")
-    if strict and made.warnings:
-        raise CheckFailed(f"{len(made.warnings)} warning(s) under --strict")
+    if strict and made.snapshot.warnings:
+        raise CheckFailed(f"{len(made.snapshot.warnings)} warning(s) under --strict")
 
 
 def _contracts(output: Path | None, registry: Path, workspace: Path | None) -> list[Path]:

@@ -23,7 +23,7 @@ from petrova.documents.schemas import snapshot_schema
 from petrova.errors import Location, PetrovaError, Problem, SnapshotInvalid, SnapshotUnreadable
 from petrova.files.disk import read_as
 from petrova.files.yaml_strict import FieldPath, parse_yaml, render_field_path
-from petrova.models import Snapshot
+from petrova.models import FleetSnapshot, Snapshot
 
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _MAX_PROBLEMS = 20
@@ -32,7 +32,8 @@ _MAX_PROBLEMS = 20
 @dataclass(frozen=True)
 class LoadedSnapshot:
     path: str
-    snapshot: Snapshot
+    #: The same typed result ``petrova snapshot`` derives, read back.
+    snapshot: FleetSnapshot
     #: Column titles: the catalogue's title for the ids it knows, else the id itself.
     titles: dict[str, str]
 
@@ -190,4 +191,5 @@ def read_snapshot(
     document = parse_snapshot_json(raw, shown)
     snapshot = check_snapshot_document(document, raw=raw, shown=shown, catalogue=catalogue)
     view = view_catalogue(tuple(snapshot.integration_ids), catalogue)
-    return LoadedSnapshot(shown, snapshot, {i.id: i.title for i in view.integrations})
+    titles = {i.id: i.title for i in view.integrations}
+    return LoadedSnapshot(shown, FleetSnapshot.from_model(snapshot), titles)

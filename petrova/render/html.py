@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from petrova.models import ROLES, Snapshot, SnapshotCell, SnapshotRow
-from petrova.render.formats import gate_line
+from petrova.models import ROLES, Dot, FleetRow, FleetSnapshot
+from petrova.render.formats import gate_line, snapshot_document
 
 #: The dot's class suffix for a row that has no ``integrations`` yet.
 UNMIGRATED = "unmigrated"
@@ -161,19 +161,19 @@ def _dash(value: str | None) -> str:
     return value if value else "—"
 
 
-def grouped_rows(snapshot: Snapshot) -> list[SnapshotRow]:
+def grouped_rows(snapshot: FleetSnapshot) -> list[FleetRow]:
     """Rows by tier, then role (in the models' role order), then registry order."""
     role_rank = {role: i for i, role in enumerate(ROLES)}
     return sorted(snapshot.rows, key=lambda r: (r.tier, role_rank.get(r.role, len(ROLES))))
 
 
-def _row_statuses(row: SnapshotRow) -> list[str]:
+def _row_statuses(row: FleetRow) -> list[str]:
     if row.integrations is None:
         return [UNMIGRATED]
     return [cell.status for cell in row.integrations.values()]
 
 
-def _row_rank(row: SnapshotRow) -> int:
+def _row_rank(row: FleetRow) -> int:
     return min((STATUS_RANK.index(s) for s in _row_statuses(row)), default=len(STATUS_RANK))
 
 
@@ -196,7 +196,7 @@ def _indicator(status: str, title: str, detail: list[str], *, needs_human: bool)
     )
 
 
-def _cell_html(cell: SnapshotCell, title: str) -> str:
+def _cell_html(cell: Dot, title: str) -> str:
     detail = [
         f"applicability: {_dash(cell.applicability)}",
         f"declared: {_dash(cell.declared)}",
@@ -207,7 +207,7 @@ def _cell_html(cell: SnapshotCell, title: str) -> str:
     return _indicator(cell.status, title, detail, needs_human=bool(cell.needs_human))
 
 
-def _row_html(position: int, row: SnapshotRow, ids: list[str], titles: Mapping[str, str]) -> str:
+def _row_html(position: int, row: FleetRow, ids: list[str], titles: Mapping[str, str]) -> str:
     statuses = _row_statuses(row)
     tokens = sorted(set(statuses), key=STATUS_RANK.index)
     if row.integrations is not None and any(c.needs_human for c in row.integrations.values()):
@@ -251,7 +251,7 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _table(snapshot: Snapshot, titles: Mapping[str, str]) -> str:
+def _table(snapshot: FleetSnapshot, titles: Mapping[str, str]) -> str:
     ids = list(snapshot.integration_ids)
     head = "".join(
         f'<th scope="col" class="integration" title="{_attr("id: " + i)}">'
@@ -281,7 +281,7 @@ def _table(snapshot: Snapshot, titles: Mapping[str, str]) -> str:
     )
 
 
-def _legend_and_totals(snapshot: Snapshot) -> str:
+def _legend_and_totals(snapshot: FleetSnapshot) -> str:
     counts: Counter[str] = Counter()
     needs_human = 0
     for row in snapshot.rows:
@@ -321,7 +321,7 @@ def _legend_and_totals(snapshot: Snapshot) -> str:
     )
 
 
-def _controls(snapshot: Snapshot) -> str:
+def _controls(snapshot: FleetSnapshot) -> str:
     status_options = "".join(
         f'<option value="{s}">{_text(STATUS_LABELS[s])}</option>' for s in STATUS_RANK
     )
@@ -341,7 +341,7 @@ def _controls(snapshot: Snapshot) -> str:
     )
 
 
-def _gates(snapshot: Snapshot) -> str:
+def _gates(snapshot: FleetSnapshot) -> str:
     """Each tier's rollout gate: green since when, when it can be green, what holds it."""
     if snapshot.gates is None:  # a snapshot from before gates were added
         return ""
@@ -351,14 +351,15 @@ def _gates(snapshot: Snapshot) -> str:
         holds = "".join(
             f'<li data-reason="{_attr(h.reason)}">{_text(h.message)}</li>' for h in gate.holds
         )
+        line = gate_line(gate, at=snapshot.generated_at)
         items.append(
             f'<li class="gate gate-{state}" data-tier="{gate.tier}">'
-            f"<b>{_text(gate_line(gate))}</b>" + (f"<ul>{holds}</ul>" if holds else "") + "</li>"
+            f"<b>{_text(line)}</b>" + (f"<ul>{holds}</ul>" if holds else "") + "</li>"
         )
     return f'<section id="gates"><h2>Rollout gates</h2><ul>{"".join(items)}</ul></section>'
 
 
-def _warnings(snapshot: Snapshot) -> str:
+def _warnings(snapshot: FleetSnapshot) -> str:
     if not snapshot.warnings:
         return '<section id="warnings"><h2>Warnings</h2><p>No warnings.</p></section>'
     items = "".join(
@@ -372,7 +373,7 @@ def _warnings(snapshot: Snapshot) -> str:
     )
 
 
-def render_html(snapshot: Snapshot, *, titles: Mapping[str, str] | None = None) -> bytes:
+def render_html(snapshot: FleetSnapshot, *, titles: Mapping[str, str] | None = None) -> bytes:
     """The page for ``snapshot``; ``titles`` maps integration ids to column headers.
 
     Ids without a title (no catalogue, or one that no longer knows an archived id) are
@@ -387,7 +388,7 @@ def render_html(snapshot: Snapshot, *, titles: Mapping[str, str] | None = None) 
         "base-uri 'none'; form-action 'none'"
     )
     generated = _text(snapshot.generated_at)
-    data = embed_json(snapshot.model_dump(mode="json"))
+    data = embed_json(snapshot_document(snapshot))
     page = (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">\n'
