@@ -226,14 +226,21 @@ def read_as(
         raise error(f"cannot read {what}: {exc.strerror}", location=Location(shown)) from None
 
 
-def decode_text(raw: bytes, display: str) -> str:
-    """UTF-8 (a leading BOM is allowed); anything else names the line of the bad byte."""
+def decode_text(
+    raw: bytes,
+    display: str,
+    *,
+    error: type[PetrovaError] = YamlInvalid,
+    hint: str = "save the file as UTF-8",
+) -> str:
+    """UTF-8 (a leading BOM is allowed); anything else is ``error`` naming the line of
+    the bad byte, then ``hint``."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise YamlInvalid(
-            f"byte {exc.start} is not valid UTF-8; save the file as UTF-8",
+        raise error(
+            f"byte {exc.start} is not valid UTF-8; {hint}",
             location=Location(display, line),
         ) from None
     return text
