@@ -20,9 +20,9 @@ from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import CONTRACT_RELPATH, load_contract
 from petrova.documents.registry import LoadedRegistry
 from petrova.errors import PetrovaError
-from petrova.files.disk import confined
+from petrova.files.disk import StrPath, confined
 from petrova.ledger.rules import Observation
-from petrova.ledger.store import ledger_path, read_observations
+from petrova.ledger.store import ledger_name, read_observations
 from petrova.models import DeclaredStatus, Notice, RepoEntry, applicability_value
 from petrova.sync.workspace import SyncRecord, read_manifest
 
@@ -107,11 +107,11 @@ def contract_location(
     return None if root is None else confined(root, CONTRACT_RELPATH)
 
 
-def read_contract(root: Path, catalogue: Catalogue) -> ContractRead:
+def read_contract(root: StrPath, catalogue: Catalogue) -> ContractRead:
     """The contract in the clone at ``root``; every failure is an ``error``, never raised."""
     shown = os.path.join(root, *CONTRACT_RELPATH.parts)  # noqa: PTH118
     try:
-        loaded = load_contract(root / CONTRACT_RELPATH, catalogue, display=shown, root=root)
+        loaded = load_contract(shown, catalogue, display=shown, root=root)
     except PetrovaError as exc:
         return ContractRead(shown, error=exc.render())
     cells = loaded.contract.integrations
@@ -119,14 +119,12 @@ def read_contract(root: Path, catalogue: Catalogue) -> ContractRead:
     return ContractRead(shown, loaded.contract.slug, loaded.sha, declared)
 
 
-def read_ledger(state_dir: Path, slug: str, catalogue: Catalogue) -> LedgerRead:
-    """A ledger's observations; only petrova writes ledgers, so a link is refused."""
-    path = ledger_path(state_dir, slug)
-    shown = str(path)
+def read_ledger(state_dir: StrPath, slug: str, catalogue: Catalogue) -> LedgerRead:
+    """A ledger's observations; only petrova writes ledgers, so a link is refused (the
+    read opens it without following one: ``UNSAFE_PATH``)."""
+    shown = ledger_name(state_dir, slug)
     try:
-        if os.path.islink(shown):  # noqa: PTH114  # one lstat; confined() words the refusal
-            confined(state_dir, Path(path.name))
-        return LedgerRead(shown, read_observations(path, catalogue, slug=slug))
+        return LedgerRead(shown, read_observations(shown, catalogue, slug=slug))
     except FileNotFoundError:
         return LedgerRead(shown, missing=True)
     except PetrovaError as exc:
@@ -147,14 +145,23 @@ def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -
     if manifest_problem is not None:
         fleet_warnings.append(Notice(None, "SYNC_MANIFEST_INVALID", manifest_problem))
     repos: dict[str, RepoInputs] = {}
+    own = str(loaded.path.parent)  # strings, not pathlib: this loop runs once per repo
+    states = os.fspath(state_dir)
+    clones = None if workspace is None else os.fspath(workspace)
     for entry in loaded.registry.repos:
         if not entry.migrated:
             continue
         warnings: list[Notice] = []
-        root = clone_root(entry, registry_path=loaded.path, workspace=workspace)
+        root = (
+            own
+            if entry.role == "control-plane"
+            else None
+            if clones is None
+            else os.path.join(clones, entry.slug)  # noqa: PTH118
+        )
         contract = read_contract(root, catalogue) if root is not None else None
         declared, unread = _declared_for(entry, contract, catalogue, warnings)
-        ledger = read_ledger(state_dir, entry.slug, catalogue)
+        ledger = read_ledger(states, entry.slug, catalogue)
         observed = _observed_for(entry, ledger, warnings)
         sha = contract.sha if contract is not None and declared is not None else None
         record = synced.get(entry.slug)

@@ -137,6 +137,10 @@ def counted_since(seen: Observation, pin: str | None) -> str | None:
 
 # --- the holds ----------------------------------------------------------------------
 
+#: The last second a datetime can hold: ``green_at`` is capped there, so a clock near
+#: year 9999 gives a far-off green_at rather than an OverflowError.
+_LATEST = datetime.max.replace(tzinfo=UTC, microsecond=0)
+
 
 def _cell_view(
     integration: str, dot: Dot, stored: Observation | None, *, pin: str | None
@@ -227,10 +231,7 @@ def _hold(
         )
     ok_since = parse_timestamp(view.ok_since)
     if now - ok_since < window:
-        # Capped at the last second datetime can hold, so a clock near year 9999
-        # gives a far-off green_at rather than an OverflowError.
-        latest = datetime.max.replace(tzinfo=UTC, microsecond=0)
-        green_at = format_timestamp(min(ok_since, latest - window) + window)
+        green_at = format_timestamp(min(ok_since, _LATEST - window) + window)
         return Hold(
             slug,
             view.integration,

@@ -9,6 +9,7 @@ edit is still ``STATE_INVALID`` at its line.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from petrova.errors import (
     UnsafePath,
     YamlInvalid,
 )
-from petrova.files.disk import WriteVerb, decode_text, read_as, write_atomic
+from petrova.files.disk import StrPath, WriteVerb, decode_text, read_as, write_atomic
 from petrova.files.json_strict import orjson_unique, to_json_bytes
 from petrova.files.yaml_strict import YamlDocument, parse_yaml
 from petrova.ledger.rules import Observation, check_cell, observe
@@ -44,13 +45,18 @@ SEAL_DOMAIN = b"petrova-ledger-rules-1\0"
 
 def ledger_path(state_dir: Path, slug: str) -> Path:
     """``state_dir/<slug>.yaml``; a file name is never made from an unchecked slug."""
+    return Path(ledger_name(state_dir, slug))
+
+
+def ledger_name(state_dir: StrPath, slug: str) -> str:
+    """:func:`ledger_path` as a string, for the snapshot's loop over every ledger."""
     if not is_slug(slug):
         raise UnsafePath(
             f"{slug!r} is not a kebab-case slug (lowercase letters and digits separated by "
             "single hyphens, e.g. kahn-hq), so it names no ledger",
             location=Location(str(state_dir)),
         )
-    return state_dir / f"{slug}.yaml"
+    return os.path.join(state_dir, f"{slug}.yaml")  # noqa: PTH118
 
 
 def empty_ledger(slug: str) -> Ledger:
@@ -66,7 +72,7 @@ def load_ledger(path: Path, catalogue: Catalogue, *, slug: str) -> Ledger:
     return _parse_raw(_read_raw(path, shown), shown, catalogue, slug=slug)
 
 
-def read_observations(path: Path, catalogue: Catalogue, *, slug: str) -> dict[str, Observation]:
+def read_observations(path: StrPath, catalogue: Catalogue, *, slug: str) -> dict[str, Observation]:
     """What the snapshot and the gate need of one ledger, by integration in catalogue order.
 
     A ledger whose seal holds is read straight from its JSON, without pydantic and
@@ -117,7 +123,7 @@ def _sealed_cells(raw: bytes, catalogue: Catalogue, *, slug: str) -> dict[str, A
     return cells
 
 
-def _read_raw(path: Path, shown: str) -> bytes:
+def _read_raw(path: StrPath, shown: str) -> bytes:
     """A ledger's bytes; a missing ledger is normal, so ``FileNotFoundError`` passes."""
     return read_as(
         path,
