@@ -132,7 +132,8 @@ def read_ledger(state_dir: StrPath, slug: str, catalogue: Catalogue) -> LedgerRe
 
 
 def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -> FleetInputs:
-    """Read every migrated repo's contract and ledger; per-repo trouble becomes warnings.
+    """Read every migrated repo's contract and ledger; per-repo trouble becomes typed
+    problems (for the gate) and warnings (for people), never a stop.
 
     With a workspace, ``petrova sync``'s manifest says which commit each clone is at and
     which repos failed to sync (a repo never synced by petrova, say a clone made by hand,
