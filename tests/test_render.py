@@ -278,14 +278,3 @@ def test_snapshot_html_without_a_readable_default_catalogue_shows_the_ids(
     )
     assert run.exit_code == 0, run.stderr
     assert 'title="id: lore_cairnet">lore_cairnet</th>' in run.stdout
-
-
-def test_a_snapshot_saved_with_a_bom_renders_as_yaml_inputs_do(
-    petrova: Petrova, tmp_path: Path
-) -> None:
-    """Read as every text input is (files.disk.decode_text): a leading BOM is allowed."""
-    source = tmp_path / "fleet.json"
-    source.write_bytes(b"\xef\xbb\xbf" + ALL_STATUSES.read_bytes())
-    run = petrova("render", str(source))
-    assert run.exit_code == 0, run.stderr
-    assert run.stdout_bytes == expected_page()

@@ -167,7 +167,10 @@ def read_snapshot(
         directory="is a directory; pass the snapshot's JSON file",
         display=shown,
     )
-    text = decode_text(raw, shown, error=SnapshotUnreadable, hint="a snapshot is UTF-8 JSON")
+    # No BOM: JSON has none (RFC 8259), and petrova never writes one.
+    text = decode_text(
+        raw, shown, error=SnapshotUnreadable, hint="a snapshot is UTF-8 JSON", bom=False
+    )
     document = parse_snapshot_json(text, shown)
     snapshot = check_snapshot_document(document, text=text, shown=shown, catalogue=catalogue)
     view = view_catalogue(tuple(snapshot.integration_ids), catalogue)

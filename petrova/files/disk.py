@@ -274,11 +274,13 @@ def decode_text(
     *,
     error: type[PetrovaError] = YamlInvalid,
     hint: str = "save the file as UTF-8",
+    bom: bool = True,
 ) -> str:
-    """UTF-8 (a leading BOM is allowed); anything else is ``error`` naming the line of
-    the bad byte, then ``hint``."""
+    """UTF-8 (a leading BOM is allowed unless ``bom`` is false: then it is left in the
+    text for the parser to refuse); anything else is ``error`` naming the line of the
+    bad byte, then ``hint``."""
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig" if bom else "utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise error(
