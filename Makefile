@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install snapshot test test-slow test-future browser faketime lint format artefacts check-artefacts bench clean
+.PHONY: install snapshot test test-slow test-future browser axe faketime lint format artefacts check-artefacts bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ snapshot: $(STAMP)
 
 ## Lint, types, generated artefacts up to date, then the test suite (browser tests
 ## included; the slow fault-injection loops are `make test-slow`).
-test: lint check-artefacts browser
+test: lint check-artefacts browser axe
 	$(BIN)/python -m pytest -m 'not slow'
 
 ## The kill loops and the benchmark harness: long, so CI runs them as their own step.
@@ -52,6 +52,21 @@ browser:
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	fi
 
+## axe-core for the accessibility audit in tests/test_browser.py: the exact version pinned
+## in tests/browser-node/package-lock.json, from the npm registry, into that folder only
+## (`npm ci`). Debian's npm is installed when missing; PETROVA_SKIP_BROWSER=1 skips it.
+AXE := tests/browser-node/node_modules/axe-core/axe.min.js
+
+axe:
+	@if [ "$${PETROVA_SKIP_BROWSER:-0}" != 0 ]; then :; else $(MAKE) --no-print-directory $(AXE); fi
+
+$(AXE): tests/browser-node/package.json tests/browser-node/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "npm not found: installing Debian's npm for the accessibility audit"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y npm; }
+	cd tests/browser-node && npm ci --no-audit --no-fund --ignore-scripts
+	@touch $@
+
 lint: $(STAMP)
 	$(BIN)/ruff check petrova tests benchmarks
 	$(BIN)/ruff format --check petrova tests benchmarks
@@ -74,4 +89,5 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --sizes 1000 10000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache fleet.json fleet.html artifacts
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache fleet.json fleet.html artifacts \
+	  tests/browser-node/node_modules
