@@ -470,3 +470,12 @@ class ContractSlugMismatch(ContractInvalid):
     """The contract's slug is not the repo's it is committed in (the ``petrova-contract`` hook)."""
 
     code = "CONTRACT_SLUG_MISMATCH"
+
+
+# --- petrova history ---------------------------------------------------------------------------
+
+
+class LedgerHistoryMissing(PetrovaError):
+    """No commit of the control-plane repo has the ledger: nothing to tell."""
+
+    code = "LEDGER_HISTORY_MISSING"

@@ -483,6 +483,29 @@ class Snapshot(Model):
     gates: list[TierGate] | SkipJsonSchema[None] = OMITTED_IF_NONE
 
 
+# --- petrova history ----------------------------------------------------------------------
+
+TransitionKind = Literal[
+    "appeared", "status", "needs_human", "promotion", "contract", "removed", "unreadable"
+]
+
+
+class Transition(Model):
+    """One change in a cell's life, as ``petrova history`` reports it."""
+
+    #: When it happened: the ledger's own time where it says one, else the commit's.
+    at: str
+    #: The control-plane commit whose ledger first shows it.
+    commit: str
+    integration: str | None
+    kind: TransitionKind
+    before: str | None = None
+    after: str | None = None
+    #: Who promoted (``human:NAME``) and why; the probe's detail for other kinds.
+    by: str | None = None
+    detail: str | None = None
+
+
 REGISTRY_KEYS = key_types(Registry, RepoEntry, ApplicabilityDetail)
 CONTRACT_KEYS = key_types(Contract, ContractCell)
 LEDGER_KEYS = key_types(Ledger, LedgerCell, ProbeEntry, PromotionEntry)
