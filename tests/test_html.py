@@ -339,7 +339,7 @@ def test_embedded_json_cannot_close_its_script_or_break_lines() -> None:
     body = block.split(">", 1)[1]
     assert Snapshot.model_validate_json(body) == hostile_snapshot()
     assert embed_json({"a": "</script><!--\u2028&"}) == (
-        '{\n  "a": "\\u003c/script\\u003e\\u003c!--\\u2028\\u0026"\n}'
+        '{"a":"\\u003c/script\\u003e\\u003c!--\\u2028\\u0026"}'
     )
 
 
@@ -412,10 +412,12 @@ def test_each_cell_lists_its_recent_outcomes_newest_first_as_text() -> None:
         "2026-11-25 06:00 UTC failing: baseline bl-7 not found",
         "2026-11-24 06:00 UTC ok",
     ]
-    assert [li.one("time").attrs["datetime"] for li in items] == [
-        "2026-11-26T06:00:00Z",
-        "2026-11-25T06:00:00Z",
-        "2026-11-24T06:00:00Z",
+    crumb = doc.one("tr", data_slug="alpha-hq").find_all("details", class_="ind")[2]
+    assert [li.text for li in crumb.one("ol", class_="hist").find_all("li")] == [
+        "2026-11-26 06:00 UTC ok: cards built again",
+        "2026-11-25 06:00 UTC failing: card build failed",
+        "2026-11-21 06:00 UTC to 2026-11-24 06:00 UTC failing, 4 times",  # one run, one line
+        "2026-11-20 06:00 UTC ok",
     ]
     strip = traceo.one("span", class_="strip")
     assert strip.attrs["aria-hidden"] == "true"  # for the eye; the list says it in words

@@ -155,8 +155,9 @@ def catalogue_titles(ids: Iterable[str], known: Mapping[str, str]) -> dict[str, 
 
 def embed_json(data: object) -> str:
     """JSON safe inside a ``<script>`` element: no ``</script>``, no ``<!--``, no line breaks
-    that old JavaScript parsers choke on."""
-    text = orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
+    that old JavaScript parsers choke on. Compact: it is there for machines, and on a large
+    fleet the indentation alone was a third of it."""
+    text = orjson.dumps(data).decode()
     for char, replacement in _JSON_ESCAPES.items():
         text = text.replace(char, replacement)
     return text
@@ -238,17 +239,36 @@ def _strip(marks: Sequence[CellHistoryEntry]) -> str:
     return f'<span class="strip" aria-hidden="true">{inner}</span>'
 
 
+def _runs(marks: Sequence[CellHistoryEntry]) -> list[list[CellHistoryEntry]]:
+    """Newest first, consecutive equal outcomes without a detail folded into one run
+    (newest mark first): a week of ``ok`` is one line, not seven."""
+    runs: list[list[CellHistoryEntry]] = []
+    for mark in reversed(marks):
+        last = runs[-1][-1] if runs else None
+        plain = last is not None and not mark.detail and not last.detail
+        if plain and last is not None and last.outcome == mark.outcome:
+            runs[-1].append(mark)
+        else:
+            runs.append([mark])
+    return runs
+
+
 def _history_list(marks: Sequence[CellHistoryEntry]) -> str:
     if not marks:
         return "<p>No probe outcome recorded yet.</p>"
-    items = "".join(
-        f'<li class="o-{_attr(m.outcome)}"><i aria-hidden="true"></i>{_time(m.at)} '
-        f"{_text(OUTCOME_LABELS.get(m.outcome, m.outcome))}"
-        + (f": {_text(m.detail)}" if m.detail else "")
-        + "</li>"
-        for m in reversed(marks)
-    )
-    return f'<p>Recent outcomes, newest first:</p><ol class="hist">{items}</ol>'
+    items: list[str] = []
+    for run in _runs(marks):
+        newest, oldest = run[0], run[-1]
+        what = OUTCOME_LABELS.get(newest.outcome, newest.outcome)
+        when = _when(newest.at)
+        if len(run) > 1:
+            when = f"{_when(oldest.at)} to {when}"
+            what += f", {len(run)} times"
+        detail = f": {newest.detail}" if newest.detail else ""
+        items.append(
+            f'<li class="o-{_attr(newest.outcome)}">{_text(when + " " + what + detail)}</li>'
+        )
+    return f'<p>Recent outcomes, newest first:</p><ol class="hist">{"".join(items)}</ol>'
 
 
 def _cell_html(cell: SnapshotCell, title: str) -> str:
