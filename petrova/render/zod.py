@@ -106,6 +106,8 @@ class _Translator:
             return literals[0] if len(literals) == 1 else f"z.union([{', '.join(literals)}])"
         kind = node.get("type")
         used.add("type")
+        if not isinstance(kind, str | None):
+            raise ZodUnsupported(f"{at}: cannot translate a list of types {kind!r} to zod")
         if kind in _PRIMITIVE:
             return _PRIMITIVE[kind] + (self._string(node, at, used) if kind == "string" else "")
         if kind in ("integer", "number"):
