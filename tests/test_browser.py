@@ -752,7 +752,7 @@ def test_the_tripwire_notices_a_page_that_does_load_things(
 
 # --- a page for everyone ----------------------------------------------------------------
 
-AXE = ROOT / "tests" / "browser-node" / "node_modules" / "axe-core" / "axe.min.js"
+AXE = ROOT / "tests" / "node" / "node_modules" / "axe-core" / "axe.min.js"
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 
 
@@ -760,7 +760,7 @@ def axe_source() -> str:
     if not AXE.is_file():
         pytest.fail(
             f"axe-core is needed for the accessibility audit and was not found at {AXE}. "
-            "Run `make axe` (npm ci in tests/browser-node, the version pinned there).",
+            "Run `make node-deps` (npm ci in tests/node, the version pinned there).",
             pytrace=False,
         )
     return AXE.read_text()
