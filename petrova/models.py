@@ -486,7 +486,14 @@ class Snapshot(Model):
 # --- petrova history ----------------------------------------------------------------------
 
 TransitionKind = Literal[
-    "appeared", "status", "needs_human", "promotion", "contract", "removed", "unreadable"
+    "appeared",
+    "status",
+    "needs_human",
+    "promotion",
+    "override",
+    "contract",
+    "removed",
+    "unreadable",
 ]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from petrova.fleet.history import Version, transitions
+from petrova.fleet.history import Version, human_promotions, merged, transitions
 from tests.conftest import Fleet, Petrova
 
 GIT_ENV = {
@@ -220,3 +220,63 @@ def test_legacy_ids_and_removed_cells_keep_one_story() -> None:
         rename=lambda name: "lore" if name == "cairn" else name,
     )
     assert [(t.integration, t.kind) for t in found] == [("lore", "appeared"), ("lore", "removed")]
+
+
+def test_the_humans_promotions_file_is_read_from_the_same_commits(
+    plane: Fleet, petrova: Petrova
+) -> None:
+    """``state/promotions/<slug>.yaml`` (appended by people, merged into the ledger by the
+    daily): a promotion the ledger already shows is told once, an override it does not
+    yet show is told from the humans' file."""
+    fleet = plane
+    day(petrova, fleet, 1, "ok")
+    day(petrova, fleet, 2, "failing")
+    day(petrova, fleet, 3, "failing")
+    humans = fleet.state_dir / "promotions" / "kahn-hq.yaml"
+    humans.parent.mkdir()
+    humans.write_text(
+        "schema_version: 1\nslug: kahn-hq\npromotions:\n"
+        "  - integration: ares\n    at: '2025-10-03T09:00:00Z'\n    by: human:ana\n"
+        "    reason: deploy key rotated\n    override: true\n"
+    )
+    override = commit(fleet, "ana overrides ares")
+    humans.write_text(
+        humans.read_text()
+        + "  - integration: crumb\n    at: '2025-10-04T09:00:00Z'\n    by: human:bo\n"
+        "    reason: checked by hand\n"
+    )
+    second = commit(fleet, "bo promotes crumb")
+    run = petrova("history", "kahn-hq", "--json", *fleet.args())
+    assert run.exit_code == 0, run.stderr
+    found = [
+        (t["integration"], t["kind"], t["at"], t["by"], t["commit"])
+        for t in json.loads(run.stdout)["transitions"]
+        if t["kind"] in ("promotion", "override")
+    ]
+    assert found == [
+        ("ares", "override", "2025-10-03T09:00:00Z", "human:ana", override),
+        ("crumb", "promotion", "2025-10-04T09:00:00Z", "human:bo", second),
+    ]
+    only = petrova("history", "kahn-hq", "ares", *fleet.args())
+    assert "overridden to ok by human:ana without an observed recovery: deploy key rotated" in (
+        only.stdout
+    )
+    assert "crumb" not in only.stdout
+
+
+def test_a_promotion_in_both_the_ledger_and_the_humans_file_is_told_once() -> None:
+    promotion = {"at": "2025-01-02T09:00:00Z", "by": "human:ana", "reason": "ok again"}
+    cell = {
+        "current_status": "ok",
+        "history": [{"at": "2025-01-01T06:00:00Z", "outcome": "ok"}, promotion],
+    }
+    ledger = Version(
+        "1" * 40, "2025-01-02T10:00:00Z", json.dumps({"integrations": {"ares": cell}}).encode()
+    )
+    humans = Version(
+        "2" * 40,
+        "2025-01-02T09:30:00Z",
+        json.dumps({"promotions": [{"integration": "ares", **promotion}]}).encode(),
+    )
+    found = merged(transitions([ledger]), human_promotions([humans]))
+    assert [(t.kind, t.commit[0]) for t in found] == [("appeared", "1"), ("promotion", "1")]

@@ -31,9 +31,10 @@ def history(
     """Print the transitions of SLUG's cells (or of one INTEGRATION) over their whole life.
 
     Read from the git history of state/SLUG.yaml in the control-plane checkout (the
-    commits `petrova daily --commit-state` makes): each status change, the needs-human
-    flag raised or cleared, each promotion (who and why), and each change of the
-    contract the probes checked (evidence_sha). The ledger itself keeps only the last
+    commits `petrova daily --commit-state` makes) and of the humans' promotions file
+    state/promotions/SLUG.yaml when there is one: each status change, the needs-human
+    flag raised or cleared, each promotion or override (who and why), and each change
+    of the contract the probes checked (evidence_sha). The ledger itself keeps only the last
     20 outcomes; git keeps every version. Oldest first.
     """
     day = _day(since)
@@ -85,6 +86,10 @@ def describe(t: Transition) -> str:
         return "no longer needs a human"
     if t.kind == "promotion":
         return f"promoted to {t.after} by {t.by}{': ' + t.detail if t.detail else ''}"
+    if t.kind == "override":
+        return f"overridden to {t.after} by {t.by} without an observed recovery" + (
+            f": {t.detail}" if t.detail else ""
+        )
     if t.kind == "contract":
         return f"probes checked contract {t.after}" + (f" (was {t.before})" if t.before else "")
     if t.kind == "removed":

@@ -41,9 +41,22 @@ class Version:
     data: bytes
 
 
-def ledger_versions(state_dir: Path, slug: str, *, git: Git | None = None) -> list[Version]:
-    """Every committed version of ``state/<slug>.yaml``, oldest first (deleted ones left
-    out). Raises when the state folder is not in a git repo or no commit has the ledger."""
+#: Where the humans' promotions of a repo live, beside the ledgers (SPEC §12).
+PROMOTIONS_DIR = "promotions"
+
+
+@dataclass(frozen=True)
+class Versions:
+    """Every committed version of a repo's ledger and of its promotions file."""
+
+    ledger: list[Version]
+    promotions: list[Version]
+
+
+def ledger_versions(state_dir: Path, slug: str, *, git: Git | None = None) -> Versions:
+    """Every committed version of ``state/<slug>.yaml`` and ``state/promotions/<slug>.yaml``,
+    oldest first (deleted ones left out), from one ``git log`` and one ``git cat-file``.
+    Raises when the state folder is not in a git repo or no commit has the ledger."""
     runner = git or Git()
     path = ledger_path(state_dir, slug)
     # A state folder that is gone now may still be in the commits: ask from its parent.
@@ -63,6 +76,8 @@ def ledger_versions(state_dir: Path, slug: str, *, git: Git | None = None) -> li
             f"the ledger {path} is outside the git checkout {root}",
             location=Location(str(state_dir)),
         ) from None
+    folder, _, name = relative.rpartition("/")
+    humans = f"{folder}/{PROMOTIONS_DIR}/{name}" if folder else f"{PROMOTIONS_DIR}/{name}"
     log = runner.run(
         [
             "log",
@@ -73,24 +88,29 @@ def ledger_versions(state_dir: Path, slug: str, *, git: Git | None = None) -> li
             f"--format={_SEP}%H{_SEP}%cI",
             "--",
             relative,
+            humans,
         ],
         cwd=root,
     )
     if not log.ok:
         raise LedgerHistoryMissing(f"git log failed: {log.reason()}", location=Location(relative))
-    commits = list(_parse_log(log.stdout, relative))
-    if not commits:
+    changes = list(_parse_log(log.stdout, {relative, humans}))
+    if not any(changed == relative for changed, _, _, _ in changes):
         raise LedgerHistoryMissing(
             f"no commit of {root} has this ledger: commit state/ (petrova daily "
             "--commit-state does) to keep its history",
             location=Location(relative),
         )
-    blobs = _cat_blobs(runner, root, [blob for _, _, blob in commits])
-    return [Version(commit, when, blobs[blob]) for commit, when, blob in commits]
+    blobs = _cat_blobs(runner, root, [blob for _, _, _, blob in changes])
+    found = Versions([], [])
+    for changed, commit, when, blob in changes:
+        kept = found.ledger if changed == relative else found.promotions
+        kept.append(Version(commit, when, blobs[blob]))
+    return found
 
 
-def _parse_log(text: str, relative: str) -> Iterator[tuple[str, str, str]]:
-    """(commit, committer time, blob) per commit that left the file in place."""
+def _parse_log(text: str, paths: set[str]) -> Iterator[tuple[str, str, str, str]]:
+    """(path, commit, committer time, blob) per commit that left one of ``paths`` in place."""
     commit = when = ""
     for line in text.splitlines():
         if line.startswith(_SEP):
@@ -99,8 +119,8 @@ def _parse_log(text: str, relative: str) -> Iterator[tuple[str, str, str]]:
             meta, _, name = line.partition("\t")
             fields = meta.split()
             # :old_mode new_mode old_blob new_blob status; D leaves no version to read
-            if name == relative and fields[4] != "D":
-                yield commit, format_timestamp(parse_timestamp(when)), fields[3]
+            if name in paths and fields[4] != "D":
+                yield name, commit, format_timestamp(parse_timestamp(when)), fields[3]
 
 
 def _cat_blobs(runner: Git, root: Path, blobs: Sequence[str]) -> dict[str, bytes]:
@@ -128,8 +148,9 @@ def _cat_blobs(runner: Git, root: Path, blobs: Sequence[str]) -> dict[str, bytes
     return found
 
 
-def _parse(data: bytes) -> Mapping[str, Any] | None:
-    """A ledger version as data: JSON (what petrova writes) or YAML (a hand edit)."""
+def _parse(data: bytes, *, key: str = "integrations") -> Mapping[str, Any] | None:
+    """A version as data: JSON (what petrova writes) or YAML (a hand edit, the humans'
+    file); ``None`` unless it is a mapping whose ``key``, if present, has the right shape."""
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -137,7 +158,8 @@ def _parse(data: bytes) -> Mapping[str, Any] | None:
             parsed = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError:
             return None
-    if not isinstance(parsed, dict) or not isinstance(parsed.get("integrations", {}), dict):
+    shape = dict if key == "integrations" else list
+    if not isinstance(parsed, dict) or not isinstance(parsed.get(key, shape()), shape):
         return None
     return parsed
 
@@ -216,7 +238,7 @@ def _compare(
         if "by" in entry or "promoted_to" in entry:
             out.append(
                 event(
-                    "promotion",
+                    "override" if entry.get("override") is True else "promotion",
                     at,
                     after=str(entry.get("promoted_to", "ok")),
                     by=_str(entry.get("by")),
@@ -271,6 +293,52 @@ def _time(value: str | None) -> str | None:
         return None
 
 
+def human_promotions(
+    versions: Iterable[Version],
+    *,
+    integration: str | None = None,
+    rename: Callable[[str], str] | None = None,
+) -> list[Transition]:
+    """Each promotion or override as it first appears in the humans' promotions file
+    (``state/promotions/<slug>.yaml``, append-only), at the time it records."""
+    seen: set[tuple[str, str, str]] = set()
+    found: list[Transition] = []
+    for version in versions:
+        document = _parse(version.data, key="promotions")
+        entries = document.get("promotions") if document is not None else None
+        for entry in entries if isinstance(entries, list) else ():
+            if not isinstance(entry, dict):
+                continue
+            name = str(entry.get("integration", ""))
+            name = rename(name) if rename is not None else name
+            key = (name, str(entry.get("at")), str(entry.get("by")))
+            if key in seen or (integration is not None and name != integration):
+                continue
+            seen.add(key)
+            found.append(
+                Transition(
+                    at=_time(_str(entry.get("at"))) or version.committed_at,
+                    commit=version.commit,
+                    integration=name,
+                    kind="override" if entry.get("override") is True else "promotion",
+                    after="ok",
+                    by=_str(entry.get("by")),
+                    detail=_str(entry.get("reason")),
+                )
+            )
+    return found
+
+
+def merged(ledger: list[Transition], humans: list[Transition]) -> list[Transition]:
+    """The ledger's transitions and the humans' promotions it does not already show (the
+    daily merges them into the ledger too), in time order; equal times keep their order."""
+    shown = {(t.integration, t.at, t.by) for t in ledger if t.kind in ("promotion", "override")}
+    extra = [t for t in humans if (t.integration, t.at, t.by) not in shown]
+    if not extra:
+        return ledger
+    return sorted([*ledger, *extra], key=lambda t: parse_timestamp(t.at))
+
+
 def cell_history(
     state_dir: Path,
     slug: str,
@@ -280,6 +348,13 @@ def cell_history(
     rename: Callable[[str], str] | None = None,
     git: Git | None = None,
 ) -> list[Transition]:
-    """``petrova history``: the transitions of one repo's cells (or one cell)."""
+    """``petrova history``: the transitions of one repo's cells (or one cell), from the
+    ledger's versions and the humans' promotions file."""
     versions = ledger_versions(state_dir, slug, git=git)
-    return transitions(versions, integration=integration, since=since, rename=rename)
+    found = merged(
+        transitions(versions.ledger, integration=integration, rename=rename),
+        human_promotions(versions.promotions, integration=integration, rename=rename),
+    )
+    if since is not None:
+        found = [t for t in found if parse_timestamp(t.at).date() >= since]
+    return found
