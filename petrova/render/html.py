@@ -276,22 +276,16 @@ def _cell_html(cell: SnapshotCell, title: str) -> str:
     Tab and Enter) shows the inputs and the recent outcomes, as text."""
     status = cell.status
     marks = cell_history(cell)
+    # (name, markup): every value escaped here, where it is made
     facts = [
-        ("applicability", _words(cell.applicability, missing="not set")),
-        ("declared", _words(cell.declared, missing="nothing declared")),
-        ("observed", _words(cell.observed, missing="nothing observed")),
-        (
-            "last verified",
-            _time(cell.last_verified_at) if cell.last_verified_at else "never",
-        ),
+        ("applicability", _text(_words(cell.applicability, missing="not set"))),
+        ("declared", _text(_words(cell.declared, missing="nothing declared"))),
+        ("observed", _text(_words(cell.observed, missing="nothing observed"))),
+        ("last verified", _time(cell.last_verified_at) if cell.last_verified_at else "never"),
     ]
-    if cell.review_by:
+    if cell.review_by:  # said only when there is a date: no "review by: none"
         facts.append(("review by", _text(cell.review_by)))
-    rows = "".join(
-        f"<dt>{name}</dt><dd>{value if name in ('last verified', 'review by') else _text(value)}"
-        "</dd>"
-        for name, value in facts
-    )
+    rows = "".join(f"<dt>{name}</dt><dd>{markup}</dd>" for name, markup in facts)
     flag = ""
     hint = ""
     if cell.needs_human:
