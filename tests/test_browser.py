@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from petrova.models import CELL_STATUSES
-from petrova.render.html import STATUS_COLOURS, STATUS_LABELS, UNMIGRATED
+from petrova.render.html import STATUS_COLOURS, STATUS_LABELS, STATUS_SPOKEN, UNMIGRATED
 from tests.conftest import ROOT, Fleet, run_inprocess
 
 pytestmark = pytest.mark.browser
@@ -478,10 +478,10 @@ def test_control_plane_row_shows_four_na_indicators(
         assert dot["visible"]
         assert dot["titles"] == 0  # said once, in words, not again in a tooltip
     assert [d["said"] for d in dots] == [
-        "ARES (CI/CD): n/a",
-        "Traceo: n/a",
-        "CRUMB: n/a",
-        "LORE+CAIRNET: n/a",
+        "ARES (CI/CD): not applicable",  # shown as "n/a", said in words
+        "Traceo: not applicable",
+        "CRUMB: not applicable",
+        "LORE+CAIRNET: not applicable",
     ]
     facts = details_text(page, 'tr[data-slug="petrova-codes"] td.cell details')
     assert facts[0] == (
@@ -543,7 +543,8 @@ def test_every_status_has_its_colour_and_label(
         assert dot["visible"]
         assert dot["label"] == STATUS_LABELS[dot["status"]]
         assert dot["colour"] == rgb(STATUS_COLOURS[dot["status"]])
-        assert dot["said"].split(": ", 1)[1].startswith(STATUS_LABELS[dot["status"]])
+        spoken = STATUS_SPOKEN.get(dot["status"], STATUS_LABELS[dot["status"]])
+        assert dot["said"].split(": ", 1)[1].startswith(spoken)
         assert dot["titles"] == 0
         assert dot["interactive"] == (dot["status"] != UNMIGRATED)
     colours = {dot["status"]: dot["colour"] for dot in dots}

@@ -179,7 +179,9 @@ def test_a_row_shows_slug_link_role_profile_sha_and_one_dot_per_integration() ->
     dots = row.find_all("details", class_="ind")
     assert [d.attrs["data-status"] for d in dots] == ["not_applicable"] * 4
     assert [d.one("span", class_="label").text for d in dots] == ["n/a"] * 4
-    assert dots[0].one("summary").text == "ARES (CI/CD): n/a"
+    assert dots[0].one("summary").text == "ARES (CI/CD): n/anot applicable"
+    assert dots[0].one("span", class_="label").attrs["aria-hidden"] == "true"  # "n/a" is shown,
+    assert dots[0].find_all("span", class_="vh")[1].text == "not applicable"  # this is said
     facts = dots[0].one("dl").find_all("dt"), dots[0].one("dl").find_all("dd")
     assert [(t.text, d.text) for t, d in zip(*facts, strict=True)] == [
         ("applicability", "not applicable"),

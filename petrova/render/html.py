@@ -81,6 +81,20 @@ OUTCOME_LABELS: dict[str, str] = {
     "promoted": "promoted by a human",
 }
 
+#: What a screen reader says where the visible label is an abbreviation.
+STATUS_SPOKEN: dict[str, str] = {"not_applicable": "not applicable"}
+
+
+def _label(status: str) -> str:
+    """The visible label, and the words a screen reader says instead where they differ
+    (each audience hears it once: "n/a" is shown, "not applicable" is said)."""
+    shown = _text(STATUS_LABELS[status])
+    spoken = STATUS_SPOKEN.get(status)
+    if spoken is None:
+        return f'<span class="label">{shown}</span>'
+    return f'<span class="label" aria-hidden="true">{shown}</span><span class="vh">{spoken}</span>'
+
+
 STATUS_MEANINGS: dict[str, str] = {
     "ok": "declared wired and probes confirm it",
     "degraded": "probes saw repeated trouble",
@@ -294,7 +308,7 @@ def _cell_html(cell: SnapshotCell, title: str) -> str:
     return (
         f'<details class="ind s-{status}" data-status="{status}"><summary>'
         f'<span class="dot" aria-hidden="true"></span><span class="vh">{_text(title)}: </span>'
-        f'<span class="label">{_text(STATUS_LABELS[status])}</span>{flag}{_strip(marks)}'
+        f"{_label(status)}{flag}{_strip(marks)}"
         f'</summary><div class="pop"><dl>{rows}</dl>{hint}{_history_list(marks)}</div></details>'
     )
 
@@ -303,7 +317,7 @@ def _unmigrated_html(title: str) -> str:
     return (
         f'<span class="ind s-{UNMIGRATED}" data-status="{UNMIGRATED}">'
         f'<span class="dot" aria-hidden="true"></span><span class="vh">{_text(title)}: </span>'
-        f'<span class="label">{_text(STATUS_LABELS[UNMIGRATED])}</span></span>'
+        f"{_label(UNMIGRATED)}</span>"
     )
 
 
@@ -406,7 +420,7 @@ def _legend_and_totals(snapshot: Snapshot) -> str:
     legend = "".join(
         f'<li data-status="{status}"><span class="ind s-{status}">'
         f'<span class="dot" aria-hidden="true"></span>'
-        f'<span class="label">{_text(STATUS_LABELS[status])}</span></span>'
+        f"{_label(status)}</span>"
         f'<span class="meaning">{_text(STATUS_MEANINGS[status])}</span>'
         f'<span class="count">({counts[status]})</span></li>'
         for status in STATUS_RANK
