@@ -31,7 +31,7 @@ from petrova.errors import LockTimeout, PetrovaError, ProbePathUnsafe
 from petrova.files.disk import confined
 from petrova.files.lock import file_lock
 from petrova.models import RepoEntry
-from petrova.sync.git import Git, Result
+from petrova.net.git import Git, Result
 from petrova.sync.paths import probe_paths, sparse_patterns
 from petrova.sync.workspace import SCRATCH_NAME, SyncRecord, read_manifest, update_manifest
 

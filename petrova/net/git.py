@@ -1,13 +1,18 @@
 """Running the real ``git``: a clean environment, no prompts, a timeout, a token kept secret.
 
-Every git command petrova runs for ``sync`` goes through :class:`Git`. It keeps what the
+Every git command petrova runs (sync, the daily's state commit and push, pin's merged
+check, bootstrap) goes through :class:`Git`. It keeps what the
 operator's own git configuration provides (credential helpers, ``url.<base>.insteadOf``,
 SSH settings, ``GIT_CONFIG_COUNT`` entries) and removes what would point git at another
 repository (``GIT_DIR`` and friends, inherited from a hook or a shell). A command runs in
 its own session, so it has no terminal to prompt on and a timeout kills it with all its
-helpers. An optional token reaches git through an inline credential helper given in the
-environment, whose text names the variable and never holds the token: nothing puts the
-token on a command line, in a file or in output.
+helpers (a hung git is :class:`~petrova.errors.GitTimeout`, ``GIT_TIMEOUT``, for callers
+that cannot go on without it). An optional token reaches git through an inline credential
+helper given in the environment, whose text names the variable and never holds the token:
+nothing puts the token on a command line, in a file or in output. The helper is scoped to
+the trusted GitHub hosts only (:mod:`petrova.net.trust`), and given only to a command for
+a repository whose own URL is on one of them: a registry entry naming another host never
+receives the token, whatever ``insteadOf`` rewriting the operator's git applies.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from petrova.errors import UsageError
+from petrova.errors import GitFailed, GitMissing, GitTimeout, Location, UsageError
+from petrova.net.trust import is_trusted_github_host, trusted_github_hosts
 
 #: Variables that would make git work on a repository other than the one petrova names.
 _REPO_VARIABLES = (
@@ -53,6 +59,9 @@ class Result:
     stdout: str
     stderr: str
     timed_out: bool = False
+    args: tuple[str, ...] = ()
+    raw: bytes = b""  # stdout as bytes (a blob read with cat-file)
+    timeout: float = DEFAULT_TIMEOUT
 
     @property
     def ok(self) -> bool:
@@ -71,6 +80,28 @@ class Result:
             if line.startswith(("fatal: ", "error: ")):
                 return line.partition(": ")[2]
         return lines[-1] if lines else f"git exited with status {self.returncode}"
+
+    def command(self) -> str:
+        """``git <subcommand>`` for messages (never its arguments: they may be long)."""
+        words = [a for a in self.args if not a.startswith("-")]
+        return "git " + (words[0] if words else "")
+
+    def check_timeout(self, where: str | None = None) -> Result:
+        """``self``, or :class:`GitTimeout` when the command was killed at its timeout."""
+        if self.timed_out:
+            raise GitTimeout(
+                f"{self.command()} did not finish within {self.timeout:g}s and was stopped "
+                "(a hung remote, a lock held by another git, or a very large repository)",
+                location=Location(where),
+            )
+        return self
+
+    def check(self, where: str | None = None) -> Result:
+        """``self`` when git succeeded; else :class:`GitTimeout` or :class:`GitFailed`."""
+        self.check_timeout(where)
+        if self.returncode != 0:
+            raise GitFailed(f"{self.command()} failed: {self.reason()}", location=Location(where))
+        return self
 
 
 def check_token_env(name: str) -> str:
@@ -104,6 +135,8 @@ class Git:
         self.timeout = timeout
         self.token = source.get(token_env, "") if token_env else ""
         self.token_env = token_env if self.token else None
+        self.trusted = trusted_github_hosts(source)
+        self._source = source
         env = {k: v for k, v in source.items() if k not in _REPO_VARIABLES}
         env.update(
             {
@@ -120,24 +153,37 @@ class Git:
             env["GIT_CEILING_DIRECTORIES"] = str(ceiling)
         self.base_env = env
 
-    def env_for(self, url: str | None) -> dict[str, str]:
-        """The environment for a command that talks to ``url``: the token only for HTTPS,
-        and only for that URL's host, as the one credential helper there (so no helper
-        of the operator's is handed the token to store)."""
-        env = dict(self.base_env)
-        if self.token_env is None or url is None:
-            return env
-        parts = urlsplit(url)
+    def may_receive_token(self, url: str | None) -> bool:
+        """Is ``url`` an HTTPS URL on a trusted GitHub host? (The only URLs whose
+        commands are given the token at all.)"""
+        if url is None:
+            return False
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            return False
         if parts.scheme != "https" or not parts.hostname:
+            return False
+        return is_trusted_github_host(parts.hostname, self._source, port=port or 443)
+
+    def env_for(self, url: str | None) -> dict[str, str]:
+        """The environment for a command that talks to ``url``: the token only for an
+        HTTPS URL on a trusted GitHub host, as the one credential helper of each trusted
+        host (so git answers no other host's request with it, even after an
+        ``insteadOf`` rewrite, and no helper of the operator's is handed it to store)."""
+        env = dict(self.base_env)
+        if self.token_env is None or not self.may_receive_token(url):
             return env
-        scope = f"https://{parts.netloc.rpartition('@')[2]}"
         try:
             count = int(env.get("GIT_CONFIG_COUNT", "0"))
         except ValueError:
             count = 0
-        key = f"credential.{scope}.helper"
-        # an empty value first clears the helpers configured for this host
-        entries = [(key, ""), (key, helper_text(self.token_env))]
+        entries: list[tuple[str, str]] = []
+        for host in self.trusted:
+            key = f"credential.https://{host}.helper"
+            # an empty value first clears the helpers configured for this host
+            entries += [(key, ""), (key, helper_text(self.token_env))]
         for offset, (key, value) in enumerate(entries):
             env[f"GIT_CONFIG_KEY_{count + offset}"] = key
             env[f"GIT_CONFIG_VALUE_{count + offset}"] = value
@@ -155,17 +201,32 @@ class Git:
         cwd: Path | None = None,
         url: str | None = None,
         stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> Result:
-        """Run ``git ARGS``; a timeout kills the command and every helper it started."""
-        proc = subprocess.Popen(
-            ["git", *args],
-            cwd=cwd,
-            env=self.env_for(url),
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # no controlling terminal: nothing can prompt
-        )
+        """Run ``git ARGS``; a timeout kills the command and every helper it started.
+
+        ``env`` adds variables (an identity for a commit); it cannot name the token.
+        """
+        full_env = self.env_for(url)
+        if env:
+            full_env.update({k: v for k, v in env.items() if k not in _REPO_VARIABLES})
+        try:
+            proc = subprocess.Popen(
+                ["git", *args],
+                cwd=cwd,
+                env=full_env,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # no controlling terminal: nothing can prompt
+            )
+        except FileNotFoundError as exc:
+            if exc.filename not in ("git", None):
+                raise  # the folder to run in is gone: the caller's business
+            raise GitMissing(
+                "git is not installed (or not on PATH)",
+                location=Location(None if cwd is None else str(cwd)),
+            ) from None
         try:
             out, err = proc.communicate(
                 None if stdin is None else stdin.encode(), timeout=self.timeout
@@ -176,9 +237,14 @@ class Git:
                 os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
             timed_out = True
+        if self.token:
+            out = out.replace(self.token.encode(), b"***")
         return Result(
             proc.returncode,
             self.scrub(out.decode("utf-8", "replace")),
             self.scrub(err.decode("utf-8", "replace")),
             timed_out,
+            tuple(args),
+            out,
+            self.timeout,
         )
