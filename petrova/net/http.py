@@ -417,6 +417,22 @@ def request(
     ``allow_inward`` overrides the transport's address rule for this request (the
     operator's own endpoints are trusted; what a consumer or catalogue names is not).
     """
+    try:
+        return _request(method, url, transport, headers, body, token, max_body, allow_inward)
+    except NoAnswer as exc:
+        raise NoAnswer(exc.kind, scrub(exc.reason, token)) from None
+
+
+def _request(
+    method: str,
+    url: str,
+    transport: Transport,
+    headers: Mapping[str, str] | None,
+    body: bytes | None,
+    token: Secret | None,
+    max_body: int,
+    allow_inward: bool | None,
+) -> Answer:
     target = parse_url(url)
     if token is not None and target.scheme == "http" and not is_loopback(target.host):
         raise NoAnswer(
@@ -431,10 +447,7 @@ def request(
     if token is not None:
         sent["Authorization"] = "Bearer " + token.reveal()
     inward = transport.allow_inward if allow_inward is None else allow_inward
-    try:
-        return _attempt(method, target, sent, body, transport, max_body, inward)
-    except NoAnswer as exc:
-        raise NoAnswer(exc.kind, scrub(exc.reason, token)) from None
+    return _attempt(method, target, sent, body, transport, max_body, inward)
 
 
 def request_json(
