@@ -330,12 +330,20 @@ def keep_state(plan: DailyPlan, *, started: float | None = None) -> str:
     said = clear_stale_index_lock(top, started)
     said += abort_own_rebase(top, started)
     branch = current_branch(top)
-    if not stage_ledgers(top, ledgers):
+    if stage_ledgers(top, ledgers):
+        commit_ledgers(top, ledgers)
+    elif not (plan.push and unpushed(top, branch)):
         return said
-    commit_ledgers(top, ledgers)
     if plan.push:
         push_with_retry(top, branch, ledgers)
     return said
+
+
+def unpushed(top: Path, branch: str) -> bool:
+    """Does ``branch`` hold commits ``origin`` has not seen (a previous run's commit that
+    stayed local)? Unknown (no remote-tracking ref yet) counts as yes."""
+    ahead = _git(top, "rev-list", "--count", f"refs/remotes/origin/{branch}..HEAD")
+    return not ahead.ok or ahead.stdout.strip() != "0"
 
 
 def _unstaged_other_changes(top: Path) -> list[str]:
