@@ -76,7 +76,8 @@ def test_a_run_killed_during_the_state_commit_is_recovered_by_the_next_run(
     )
     (bin_dir / "git").chmod(0o755)
     script = (
-        "import sys\nfrom pathlib import Path\nfrom petrova.fleet.daily import DailyPlan, keep_state\n"
+        "import sys\nfrom pathlib import Path\n"
+        "from petrova.fleet.daily import DailyPlan, keep_state\n"
         "root = Path(sys.argv[1])\n"
         "keep_state(DailyPlan(registry=root / 'registry.yaml', catalogue=None, "
         "state_dir=root / 'state', workspace=root / 'workspace', output=root / 'f.json', "
