@@ -2,9 +2,10 @@
 
 A registry entry's ``url:`` and a catalogue's probe are written by PRs; the token they
 could collect is the fleet's. So the token goes only to the GitHub host(s) the operator
-configured: ``github.com``, the host of ``GITHUB_API_URL`` (a GitHub Enterprise server
-serves git and its API from one host), and whatever ``PETROVA_TRUSTED_GIT_HOSTS`` adds
-(hosts, optionally ``host:port``, separated by commas or spaces).
+configured: ``github.com`` and ``api.github.com``, the host of ``GITHUB_API_URL`` (a
+GitHub Enterprise server serves git and its API from one host), and whatever
+``PETROVA_TRUSTED_GIT_HOSTS`` adds (hosts, optionally ``host:port``, separated by commas
+or spaces). A host without a port is trusted on the default port only, as git matches.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import urllib.parse
 from collections.abc import Mapping
 
 TRUSTED_HOSTS_ENV = "PETROVA_TRUSTED_GIT_HOSTS"
-DEFAULT_HOSTS = ("github.com",)
+DEFAULT_HOSTS = ("github.com", "api.github.com")
 #: The variables that hold a GitHub token by convention.
 GITHUB_TOKEN_VARS = frozenset({"GITHUB_TOKEN", "GH_TOKEN"})
 _ENTRY = re.compile(

@@ -122,9 +122,11 @@ def probe_token(name: str, environ: Mapping[str, str], *, url: str | None = None
         return f"{name} not set"
     if url is not None and name in GITHUB_TOKEN_VARS:
         try:
-            host = urllib.parse.urlsplit(url).hostname or ""
+            parts = urllib.parse.urlsplit(url)
+            host = parts.hostname or ""
+            port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
-            host = ""
-        if not is_trusted_github_host(host, environ):
+            host, port = "", 0
+        if not is_trusted_github_host(host, environ, port=port):
             return f"will not send {name} to {host or '?'}, which is not a trusted GitHub host"
     return Secret(value)
