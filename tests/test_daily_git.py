@@ -36,9 +36,12 @@ def test_a_stale_index_lock_of_an_interrupted_run_is_removed(
 ) -> None:
     _record(petrova, control_plane)
     _lock(control_plane).write_bytes(b"")
-    old = time.time() - 3600
+    old = daily.file_clock_now(control_plane.root) - 3600
     os.utime(_lock(control_plane), (old, old))
-    said = keep_state(_plan(control_plane, commit_state=True, push=True), started=time.time())
+    said = keep_state(
+        _plan(control_plane, commit_state=True, push=True),
+        started=daily.file_clock_now(control_plane.root),
+    )
     assert "removed a stale index.lock" in said
     assert not _lock(control_plane).exists()
     assert _count(tmp_path / "origin.git", "main") == 2
@@ -50,7 +53,10 @@ def test_an_index_lock_younger_than_the_run_is_left_alone(
     _record(petrova, control_plane)
     _lock(control_plane).write_bytes(b"")
     with pytest.raises(StateNotCommitted, match="may belong to a git command still running"):
-        keep_state(_plan(control_plane, commit_state=True), started=time.time() - 3600)
+        keep_state(
+            _plan(control_plane, commit_state=True),
+            started=daily.file_clock_now(control_plane.root) - 3600,
+        )
     assert _lock(control_plane).exists()
     assert _count(control_plane.root) == 1
 
@@ -98,7 +104,10 @@ def test_a_run_killed_during_the_state_commit_is_recovered_by_the_next_run(
             os.kill(int(mark.read_text()), signal.SIGKILL)
     staged = git(control_plane.root, "diff", "--cached", "--name-only").split()
     assert staged == ["state/petrova-codes.yaml"]  # the half-made commit
-    said = keep_state(_plan(control_plane, commit_state=True, push=True), started=time.time())
+    said = keep_state(
+        _plan(control_plane, commit_state=True, push=True),
+        started=daily.file_clock_now(control_plane.root),
+    )
     assert "removed a stale index.lock" in said
     assert git(control_plane.root, "diff", "--cached", "--name-only") == ""
     shown = git(tmp_path / "origin.git", "show", "--name-only", "--format=%s", "main").split("\n")
@@ -153,11 +162,14 @@ def test_an_interrupted_rebase_of_its_own_is_aborted_and_the_push_goes_through(
     with pytest.raises(subprocess.CalledProcessError):
         git(control_plane.root, "rebase", "-q", "--exec", "false", "origin/main")
     assert (control_plane.root / ".git" / "rebase-merge").is_dir()
-    old = time.time() - 3600
+    old = daily.file_clock_now(control_plane.root) - 3600
     for path in (control_plane.root / ".git" / "rebase-merge").rglob("*"):
         os.utime(path, (old, old))
     os.utime(control_plane.root / ".git" / "rebase-merge", (old, old))
-    said = keep_state(_plan(control_plane, commit_state=True, push=True), started=time.time())
+    said = keep_state(
+        _plan(control_plane, commit_state=True, push=True),
+        started=daily.file_clock_now(control_plane.root),
+    )
     assert "aborted a rebase left by an interrupted run" in said
     assert not (control_plane.root / ".git" / "rebase-merge").exists()
     subjects = git(tmp_path / "origin.git", "log", "--format=%s", "main").splitlines()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -138,7 +139,7 @@ def run_daily(
 ) -> DailyReport:
     """Run the sequence; never raises for a step's failure, the report says it."""
     report = DailyReport()
-    started = time.time()  # what is older than this run is not this run's
+    started = file_clock_now(plan.registry.parent)  # what is older is not this run's
     for name, argv in step_commands(plan):
         code, said = runner(argv, plan.registry.parent)
         result = StepResult(name, code, said)
@@ -205,6 +206,19 @@ def current_branch(top: Path) -> str:
             "its state on (e.g. git checkout main)"
         )
     return result.stdout.strip()
+
+
+def file_clock_now(folder: Path) -> float:
+    """Now, by the clock that stamps files in ``folder`` (a fresh unnamed file's mtime):
+    what a lock's age is compared with. Not petrova's clock, which a test or
+    ``SOURCE_DATE_EPOCH`` may set anywhere."""
+    for where in (folder, None):
+        try:
+            with tempfile.TemporaryFile(dir=where) as probe:
+                return os.fstat(probe.fileno()).st_mtime
+        except OSError:
+            continue
+    return time.time()
 
 
 def _git_path(top: Path, name: str) -> Path:
@@ -312,8 +326,8 @@ def keep_state(plan: DailyPlan, *, started: float | None = None) -> str:
     to :data:`PUSH_ATTEMPTS` times; a rebase that fails is undone and reported with its
     real reason, and the commit stays local for the next run. Returns what is worth saying.
     """
-    started = time.time() if started is None else started
     checkout = plan.registry.parent
+    started = file_clock_now(checkout) if started is None else started
     top = checkout_root(checkout)
     try:
         relative = plan.state_dir.resolve().relative_to(top.resolve())
