@@ -13,6 +13,7 @@ import pytest
 from petrova.errors import GitFailed, GitMissing, GitTimeout
 from petrova.migrate.merged import read_merged
 from petrova.net.git import Git
+from tests.conftest import Fleet, Petrova
 from tests.syncfleet import git, isolated_git_env
 
 
@@ -110,3 +111,26 @@ def test_pins_merged_check_says_git_timeout_not_a_crash(
     monkeypatch.setattr("petrova.migrate.merged._TIMEOUT", 0.5)
     with pytest.raises(GitTimeout):
         read_merged(repo, default_branch="main", head_is_default=True, how="--repo")
+
+
+def test_a_hung_git_in_registry_pin_is_exit_1_with_a_code_not_70(
+    petrova_inprocess: Petrova,
+    fleet: Fleet,
+    repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text("#!/bin/sh\nexec sleep 30\n")
+    (bin_dir / "git").chmod(0o755)
+    monkeypatch.setattr("petrova.migrate.merged._TIMEOUT", 0.5)
+    slug = "kahn-hq"
+    run = petrova_inprocess(
+        "registry", "pin", slug, "--repo", str(repo), *fleet.args(),
+        env={"PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert run.exit_code == 1, run.stderr
+    assert "GIT_TIMEOUT" in run.stderr
+    assert "did not finish within 0.5s" in run.stderr
+    assert "INTERNAL_ERROR" not in run.stderr
