@@ -51,6 +51,9 @@ _REPO_VARIABLES = (
 )
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_TIMEOUT = 300.0
+TRUSTED_HOSTS_HINT = (
+    "only github.com, GITHUB_API_URL's host and PETROVA_TRUSTED_GIT_HOSTS receive it"
+)
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,10 @@ class Git:
         if parts.scheme != "https" or not parts.hostname:
             return False
         return is_trusted_github_host(parts.hostname, self._source, port=port or 443)
+
+    def token_withheld(self, url: str | None) -> bool:
+        """Was there a token that this URL's commands were not given (an untrusted host)?"""
+        return self.token_env is not None and url is not None and not self.may_receive_token(url)
 
     def env_for(self, url: str | None) -> dict[str, str]:
         """The environment for a command that talks to ``url``: the token only for an
