@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from petrova.errors import GitFailed, GitMissing, GitTimeout, Location, UsageError
+from petrova.net.http import Secret
 from petrova.net.trust import is_trusted_github_host, trusted_github_hosts
 
 #: Variables that would make git work on a repository other than the one petrova names.
@@ -136,8 +137,9 @@ class Git:
     ) -> None:
         source = dict(os.environ if environ is None else environ)
         self.timeout = timeout
-        self.token = source.get(token_env, "") if token_env else ""
-        self.token_env = token_env if self.token else None
+        token = source.get(token_env, "") if token_env else ""
+        self._secret = Secret(token)  # held to scrub output; git reads it from the env
+        self.token_env = token_env if token else None
         self.trusted = trusted_github_hosts(source)
         self._source = source
         env = {k: v for k, v in source.items() if k not in _REPO_VARIABLES}
@@ -199,7 +201,7 @@ class Git:
 
     def scrub(self, text: str) -> str:
         """``text`` with the token hidden, should git ever echo it."""
-        return text.replace(self.token, "***") if self.token else text
+        return self._secret.scrub(text)
 
     def run(
         self,
@@ -244,8 +246,8 @@ class Git:
                 os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
             timed_out = True
-        if self.token:
-            out = out.replace(self.token.encode(), b"***")
+        if self._secret.reveal():
+            out = out.replace(self._secret.reveal().encode(), b"***")
         return Result(
             proc.returncode,
             self.scrub(out.decode("utf-8", "replace")),
