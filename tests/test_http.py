@@ -375,3 +375,12 @@ def test_a_vetted_tls_connection_checks_the_certificate_against_the_name(
         assert caught.value.kind == "tls"
     finally:
         service.close()
+
+
+@pytest.mark.parametrize("value", ["a\r\nX-Evil: 1", "caf\u00e9\u2603"])
+def test_a_header_that_cannot_be_sent_is_a_reason_not_a_crash(ingest: Servers, value: str) -> None:
+    server = ingest(lambda s, seen: Answer(200, b"{}"))
+    with pytest.raises(NoAnswer) as caught:
+        net.request("GET", server.url, transport=Transport(timeout=5), headers={"X-Thing": value})
+    assert caught.value.kind == "bad_url"
+    assert server.count() == 0
