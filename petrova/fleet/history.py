@@ -26,7 +26,7 @@ import yaml
 from petrova.errors import LedgerHistoryMissing, Location, NotAGitRepo
 from petrova.ledger.store import ledger_path
 from petrova.models import Transition, TransitionKind, format_timestamp, parse_timestamp
-from petrova.sync.git import Git
+from petrova.net.git import Git
 
 #: Field separator in ``git log --format`` (a byte no path, name or date holds).
 _SEP = "\x1f"
@@ -61,7 +61,7 @@ def ledger_versions(state_dir: Path, slug: str, *, git: Git | None = None) -> Ve
     path = ledger_path(state_dir, slug)
     # A state folder that is gone now may still be in the commits: ask from its parent.
     where = state_dir if state_dir.is_dir() else state_dir.parent
-    top = runner.run(["rev-parse", "--show-toplevel"], cwd=where)
+    top = runner.run(["rev-parse", "--show-toplevel"], cwd=where).check_timeout(str(where))
     if not top.ok:
         raise NotAGitRepo(
             f"the state folder is not inside a git checkout ({top.reason()}); the history of "
@@ -91,7 +91,7 @@ def ledger_versions(state_dir: Path, slug: str, *, git: Git | None = None) -> Ve
             humans,
         ],
         cwd=root,
-    )
+    ).check_timeout(relative)
     if not log.ok:
         raise LedgerHistoryMissing(f"git log failed: {log.reason()}", location=Location(relative))
     changes = list(_parse_log(log.stdout, {relative, humans}))
@@ -127,11 +127,9 @@ def _cat_blobs(runner: Git, root: Path, blobs: Sequence[str]) -> dict[str, bytes
     """Every blob's bytes from one ``git cat-file --batch``."""
     wanted = list(dict.fromkeys(blobs))
     result = runner.run(["cat-file", "--batch"], cwd=root, stdin="\n".join(wanted) + "\n")
-    if not result.ok:
+    if not result.check_timeout(str(root)).ok:
         raise LedgerHistoryMissing(f"git cat-file failed: {result.reason()}")
-    # The runner decodes UTF-8 (invalid bytes replaced); ledgers are UTF-8, so encoding
-    # back gives git's bytes, and each header is checked against the blob asked for.
-    raw = result.stdout.encode("utf-8")
+    raw = result.raw  # git's bytes: sizes in the headers count bytes
     found: dict[str, bytes] = {}
     offset = 0
     for blob in wanted:
@@ -139,8 +137,7 @@ def _cat_blobs(runner: Git, root: Path, blobs: Sequence[str]) -> dict[str, bytes
         header = raw[offset:end].decode("ascii", "replace").split()
         if len(header) != 3 or header[0] != blob or header[1] != "blob":
             raise LedgerHistoryMissing(
-                f"git cat-file answered {' '.join(header)!r} for blob {blob}: a version of "
-                "the ledger is not valid UTF-8"
+                f"git cat-file answered {' '.join(header)!r} for blob {blob}, not its content"
             )
         size = int(header[2])
         found[blob] = raw[end + 1 : end + 1 + size]
