@@ -194,3 +194,28 @@ def test_daily_writes_its_metrics_file_atomically_after_the_run(
     total = sum(v for (n, _), v in series.items() if n == "petrova_repos")
     assert total == document["totals"]["repos"]
     assert [p.name for p in metrics.parent.iterdir()] == ["petrova.prom"]  # no temp file left
+
+
+def test_a_failed_daily_still_writes_its_metrics_and_keeps_the_last_success(
+    petrova: Petrova, fleet: Fleet, tmp_path: Path
+) -> None:
+    out = fleet.root / "fleet.json"
+    metrics = tmp_path / "petrova.prom"
+    args = ["daily", "--no-self-update", "-o", str(out), "--metrics", str(metrics)]
+    args += fleet.args("--workspace", str(fleet.workspace))
+    assert petrova(*args).exit_code == 0
+    good = textfile_rules(metrics.read_text())
+    last_success = value(good, "petrova_daily_last_success_timestamp_seconds")
+    assert last_success is not None
+    fleet.registry.write_text("schema_version: 1\nrepos: [{slug: Not A Slug}]\n")
+    run = petrova(*args)
+    assert run.exit_code == 1  # the snapshot step failed
+    series = textfile_rules(metrics.read_text())
+    assert value(series, "petrova_daily_success") == 0
+    assert value(series, "petrova_daily_step_success", step="snapshot") == 0
+    assert value(series, "petrova_daily_step_exit_code", step="snapshot") == 2
+    assert value(series, "petrova_daily_last_success_timestamp_seconds") == last_success
+    # the fleet's figures are the last snapshot written, and say how old it is
+    assert value(series, "petrova_snapshot_generated_timestamp_seconds") == value(
+        good, "petrova_snapshot_generated_timestamp_seconds"
+    )
