@@ -491,3 +491,12 @@ class GitMissing(PetrovaError):
     """The ``git`` program is not installed or not on PATH."""
 
     code = "GIT_NOT_FOUND"
+
+
+# --- petrova history ---------------------------------------------------------------------------
+
+
+class LedgerHistoryMissing(PetrovaError):
+    """No commit of the control-plane repo has the ledger: nothing to tell."""
+
+    code = "LEDGER_HISTORY_MISSING"
