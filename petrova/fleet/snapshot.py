@@ -19,9 +19,11 @@ Nothing here reaches back up.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 from petrova import __version__, clock
 from petrova.documents.catalogue import Catalogue
@@ -32,11 +34,13 @@ from petrova.fleet.gather import NOTHING_READ, FleetInputs, RepoInputs, gather
 from petrova.fleet.rollout import rollout_report
 from petrova.ledger.rules import DEFAULT_STALE_AFTER, FUTURE_SKEW, Observation, observed_status
 from petrova.models import (
+    CELL_HISTORY_LIMIT,
     ApplicabilityDetail,
     CellStatus,
     Dot,
     FleetRow,
     FleetSnapshot,
+    Mark,
     Notice,
     RepoEntry,
     Totals,
@@ -201,7 +205,20 @@ def _cell(
         seen.last_verified_at if seen is not None else None,
         review_by,
         seen is not None and seen.needs_human,
+        cell_history(seen.history) if seen is not None and seen.history else None,
     )
+
+
+def cell_history(history: Sequence[Mapping[str, Any]]) -> tuple[Mark, ...]:
+    """The newest ledger entries as the snapshot carries them: time, outcome (or
+    ``promoted``) and the probe's detail (or the promotion's reason), oldest first."""
+    marks: list[Mark] = []
+    for entry in history[-CELL_HISTORY_LIMIT:]:
+        if "outcome" in entry:
+            marks.append(Mark(entry["at"], entry["outcome"], entry.get("detail")))
+        else:
+            marks.append(Mark(entry["at"], "promoted", entry.get("reason")))
+    return tuple(marks)
 
 
 def _future(seen: Observation) -> str | None:

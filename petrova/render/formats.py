@@ -98,6 +98,13 @@ def _cell_document(cell: Dot) -> dict[str, Any]:
     }
     if cell.needs_human:
         data["needs_human"] = True
+    if cell.history is not None:
+        data["history"] = [
+            {"at": at, "outcome": outcome}
+            if detail is None
+            else {"at": at, "outcome": outcome, "detail": detail}
+            for at, outcome, detail in cell.history
+        ]
     return data
 
 
@@ -193,12 +200,19 @@ def snapshot_html(snapshot: FleetSnapshot) -> bytes:
     return render_html(snapshot, titles=default_titles())
 
 
+def snapshot_openmetrics(snapshot: FleetSnapshot) -> bytes:
+    from petrova.render.metrics import snapshot_openmetrics as metrics
+
+    return metrics(snapshot)
+
+
 #: The renderers of the typed snapshot; JSON is the document itself, encoded once by
 #: the pipeline (``fleet.snapshot.Made.data``).
 SNAPSHOT_FORMATS: dict[str, Callable[[FleetSnapshot], bytes]] = {
     "table": snapshot_table,
     "markdown": snapshot_markdown,
     "html": snapshot_html,
+    "openmetrics": snapshot_openmetrics,
 }
 #: Every ``--format`` of ``petrova snapshot``.
 SNAPSHOT_FORMAT_NAMES: tuple[str, ...] = tuple(sorted(["json", *SNAPSHOT_FORMATS]))
