@@ -40,7 +40,7 @@ def _straightforward() -> None:
     setattr(snapshot, "snapshot_document", through_models)  # noqa: B010
 
     def slow_check(document: Any, cat: catalogue.Catalogue) -> None:
-        validator = schemas._snapshot_validators(cat)[1]
+        validator = schemas.snapshot_validator(cat)
         errors = list(validator.iter_errors(document))
         if errors:
             raise SystemExit(f"snapshot does not match its schema: {errors[0].message}")
