@@ -12,12 +12,15 @@ import click
 from petrova.commands._common import (
     FleetOptions,
     fleet_options,
+    guard_output,
     is_tty,
     say,
 )
 from petrova.delivery.publish import check_env_name, check_url
-from petrova.errors import CheckFailed, Location, UsageError
+from petrova.errors import CheckFailed, Location, OutputError, UsageError
+from petrova.files.lock import file_lock
 from petrova.fleet.daily import STEPS, DailyPlan, StepResult, raise_for, run_daily
+from petrova.sync.workspace import manifest_path
 
 
 @click.command()
@@ -95,6 +98,8 @@ def daily(
     if publish is not None:
         check_url(publish, option="--publish", sends_token=True)
         check_env_name(token_env)
+    # refused before any step runs, as the snapshot step would refuse it after the others
+    guard_output(output, inputs=[fleet.registry, manifest_path(workspace)], folders=[fleet.states])
     plan = DailyPlan(
         registry=fleet.registry,
         catalogue=fleet.catalogue_path,
@@ -109,7 +114,17 @@ def daily(
         push=push,
         wait=wait,
     )
-    report = run_daily(plan, on_step=_reporter())
+    # one daily at a time per state folder (.daily.lock): an overlapping run waits, then
+    # exits 75, instead of observing and committing the same moment twice
+    try:
+        fleet.states.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the state directory: {exc.strerror}",
+            location=Location(str(fleet.states)),
+        ) from None
+    with file_lock(fleet.states / "daily", wait=wait):
+        report = run_daily(plan, on_step=_reporter())
     raise_for(report)
     if strict and report.warned:
         names = ", ".join(r.name for r in report.warned)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import click
@@ -19,7 +20,7 @@ from petrova.documents.shard import ALL, Shard
 from petrova.errors import SyncFailed, UsageError
 from petrova.sync.checkout import sync_self
 from petrova.sync.git import DEFAULT_TIMEOUT, Git, check_token_env
-from petrova.sync.run import default_jobs, results_json, sync_fleet
+from petrova.sync.run import clone_limits, default_jobs, results_json, sync_fleet
 
 
 @click.command()
@@ -95,6 +96,7 @@ def sync(
         raise UsageError(
             "where should the clones go? pass --workspace DIR or set PETROVA_WORKSPACE"
         )
+    limits = clone_limits(os.environ)
     loaded = fleet.load()
     git = Git(timeout=timeout, token_env=git_env, ceiling=workspace.resolve())
     report = sync_fleet(
@@ -105,6 +107,7 @@ def sync(
         shard=shard,
         jobs=jobs,
         progress=progress_reporter("sync"),
+        limits=limits,
     )
     for result in report.failures:
         say(f"petrova: warning: {result.record.code}: {result.slug}: {result.record.message}")
