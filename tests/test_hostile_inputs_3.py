@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,11 @@ from petrova.probe import kinds
 from petrova.probe.github import CACHE_FILE
 from petrova.sync.paths import unsafe_reason
 from petrova.sync.workspace import MANIFEST_NAME, read_manifest
+from tests import test_probe, test_sync
 from tests.conftest import FIXED_NOW, PETROVA_BIN, Fleet, Petrova
 from tests.syncfleet import Remotes, contract_text, git
-from tests import test_probe
 from tests.test_probe import IDS, World
-from tests.test_sync import KAHN, STRATT, VTM, keep_only, probe_catalogue, sync
+from tests.test_sync import KAHN, VTM, sync
 
 # the probe tests' world (a fleet, its workspace, a fake GitHub and fake services)
 certificate = test_probe.certificate
@@ -553,6 +552,271 @@ def test_a_linked_contract_is_refused_by_both(world: World) -> None:
     assert "UNSAFE_PATH" in reason
 
 
-# keep the module's imports honest for tools that read it alone
-_ = (sys, Path, KAHN, STRATT, VTM, keep_only, probe_catalogue, sync, Remotes, contract_text)
-_ = (MANIFEST_NAME, read_manifest, branch_name_problem)
+# --- sync: the fleet's clones ----------------------------------------------------------------
+
+synced = test_sync.synced
+remotes = test_sync.remotes
+
+
+def _stratt_synced(fleet: Fleet) -> None:
+    record = read_manifest(fleet.workspace)["stratt-hq"]
+    assert (record.status, record.code) == ("ok", None)
+    assert (fleet.workspace / "stratt-hq" / ".git").is_dir()
+
+
+# --- 6. a checkout has a size limit ------------------------------------------------------------
+
+_MANY = {f".petrova/notes/n{i:02}.md": "x\n" for i in range(30)}
+
+
+@pytest.mark.parametrize(
+    ("files", "env", "why"),
+    [
+        (_MANY, {"PETROVA_MAX_CLONE_FILES": "20"}, "more than 20 files"),
+        (
+            {".petrova/blob.bin": "x" * 300_000},
+            {"PETROVA_MAX_CLONE_BYTES": "200000"},
+            "more than 200000 bytes",
+        ),
+        ({VTM: "x" * 300_000}, {"PETROVA_MAX_CLONE_BYTES": "200000"}, "more than 200000 bytes"),
+        (
+            {
+                ".petrova/contract.yaml": contract_text("kahn-hq", "docs/spec"),
+                **{f"docs/spec/part{i:02}.md": "x\n" for i in range(30)},
+            },
+            {"PETROVA_MAX_CLONE_FILES": "25"},
+            "more than 25 files",
+        ),
+    ],
+)
+def test_a_clone_past_the_limits_is_not_kept_and_the_rest_is_synced(
+    petrova: Petrova,
+    synced: Fleet,
+    remotes: Remotes,
+    files: dict[str, str],
+    env: dict[str, str],
+    why: str,
+) -> None:
+    remotes.publish(KAHN, files)
+    run = sync(petrova, synced, remotes, env=env)
+    assert run.exit_code == 1
+    assert "SYNC_CLONE_TOO_LARGE: kahn-hq: " in run.stderr and why in run.stderr
+    assert not (synced.workspace / "kahn-hq").exists()
+    record = read_manifest(synced.workspace)["kahn-hq"]
+    assert (record.status, record.code, record.commit) == ("failed", "SYNC_CLONE_TOO_LARGE", None)
+    _stratt_synced(synced)
+    scratch = synced.workspace / ".petrova-sync.d"
+    assert [p.name for p in scratch.iterdir() if p.is_dir()] == []
+
+
+def test_a_clone_that_grows_past_the_limits_is_removed(
+    petrova: Petrova, synced: Fleet, remotes: Remotes
+) -> None:
+    env = {"PETROVA_MAX_CLONE_FILES": "20"}
+    assert sync(petrova, synced, remotes, env=env).exit_code == 0
+    assert (synced.workspace / "kahn-hq" / ".petrova" / "contract.yaml").is_file()
+    remotes.publish(KAHN, _MANY)
+    run = sync(petrova, synced, remotes, env=env)
+    assert run.exit_code == 1
+    assert "SYNC_CLONE_TOO_LARGE: kahn-hq: " in run.stderr
+    assert not (synced.workspace / "kahn-hq").exists()
+    # the limits raised, the next sync clones it again
+    assert sync(petrova, synced, remotes, env={"PETROVA_MAX_CLONE_FILES": "50"}).exit_code == 0
+    assert (synced.workspace / "kahn-hq" / ".petrova" / "notes" / "n29.md").is_file()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PETROVA_MAX_CLONE_FILES", "many"),
+        ("PETROVA_MAX_CLONE_FILES", "0"),
+        ("PETROVA_MAX_CLONE_BYTES", "-5"),
+        ("PETROVA_MAX_CLONE_BYTES", "1e6"),
+    ],
+)
+def test_a_bad_limit_is_a_usage_error_before_any_clone(
+    petrova: Petrova, synced: Fleet, remotes: Remotes, name: str, value: str
+) -> None:
+    run = sync(petrova, synced, remotes, env={name: value})
+    assert run.exit_code == 2
+    assert f"USAGE_ERROR: {name}={value!r} is not a positive whole number" in run.stderr
+    assert not synced.workspace.exists()
+
+
+# --- 11. a planted lock link fails one repo; a corrupt clone is named so ------------------------
+
+
+@pytest.mark.parametrize("planted", ["dangling-link", "link-to-file", "folder"])
+def test_a_planted_sync_lock_fails_that_repo_only(
+    petrova: Petrova, synced: Fleet, remotes: Remotes, tmp_path: Path, planted: str
+) -> None:
+    scratch = synced.workspace / ".petrova-sync.d"
+    scratch.mkdir(parents=True)
+    lock = scratch / ".kahn-hq.lock"
+    victim = tmp_path / "victim.txt"
+    if planted == "folder":
+        lock.mkdir()
+    else:
+        if planted == "link-to-file":
+            victim.write_text("keep me\n")
+        lock.symlink_to(victim)
+    run = sync(petrova, synced, remotes)
+    assert run.exit_code == 1
+    assert "SYNC_LOCK_UNUSABLE: kahn-hq: " in run.stderr
+    assert not (synced.workspace / "kahn-hq").exists()
+    assert read_manifest(synced.workspace)["kahn-hq"].code == "SYNC_LOCK_UNUSABLE"
+    _stratt_synced(synced)
+    if planted == "link-to-file":
+        assert victim.read_text() == "keep me\n"
+    else:
+        assert not victim.exists()
+
+
+def _corrupt_clone(clone: Path, how: str) -> None:
+    git_dir = clone / ".git"
+    if how == "head-deleted":
+        (git_dir / "HEAD").unlink()
+    elif how == "config-garbage":
+        (git_dir / "config").write_text("[[[ this is not git config\n")
+    elif how == "git-emptied":
+        subprocess.run(["rm", "-rf", str(git_dir)], check=True)
+        git_dir.mkdir()
+    elif how == "objects-folder-gone":
+        subprocess.run(["rm", "-rf", str(git_dir / "objects"), str(git_dir / "refs")], check=True)
+
+
+@pytest.mark.parametrize(
+    "how", ["head-deleted", "config-garbage", "git-emptied", "objects-folder-gone"]
+)
+def test_a_corrupt_clone_is_named_as_corrupt(
+    petrova: Petrova, synced: Fleet, remotes: Remotes, how: str
+) -> None:
+    assert sync(petrova, synced, remotes).exit_code == 0
+    clone = synced.workspace / "kahn-hq"
+    _corrupt_clone(clone, how)
+    run = sync(petrova, synced, remotes)
+    assert run.exit_code == 1
+    assert "SYNC_CLONE_CORRUPT: kahn-hq: " in run.stderr
+    assert "is a damaged clone" in run.stderr
+    assert "no origin" not in run.stderr
+    assert (clone / ".petrova" / "contract.yaml").is_file()  # left as it is
+    record = read_manifest(synced.workspace)["kahn-hq"]
+    assert (record.status, record.code, record.commit) == ("failed", "SYNC_CLONE_CORRUPT", None)
+    _stratt_synced(synced)
+
+
+# --- 11. default_branch as git checks branch names -----------------------------------------------
+
+BAD_BRANCHES = [
+    "*",
+    "a\nb",
+    "a\x07",
+    "a:b",
+    "..",
+    "-x",
+    "HEAD",
+    "a..b",
+    "a b",
+    "x.lock",
+    "a/x.lock/b",
+    "a/",
+    "/a",
+    ".hidden",
+    "x/.y",
+    "a//b",
+    "a@{1}",
+    "feat~1",
+    "a^",
+    "a?",
+    "a[",
+    "a\\b",
+    "a.",
+    "a\x7f",
+    "@",
+]
+GOOD_BRANCHES = ["main", "feature/x-1", "release-2.0", "vérif", "x@y", "a.b/c", "v1..x"[:2]]
+
+
+@pytest.mark.parametrize("branch", BAD_BRANCHES)
+def test_a_default_branch_git_would_refuse_is_refused_at_its_line(
+    petrova: Petrova, fleet: Fleet, branch: str
+) -> None:
+    text = fleet.registry.read_text()
+    old = "url: https://github.com/kahn-hq/kahn\n    default_branch: main\n"
+    assert old in text
+    line = text[: text.index(old)].count("\n") + 2
+    fleet.registry.write_text(
+        text.replace(
+            old, f"url: https://github.com/kahn-hq/kahn\n    default_branch: {json.dumps(branch)}\n"
+        )
+    )
+    run = petrova("registry", "validate", *fleet.args())
+    assert run.exit_code == 2, run.stderr
+    assert "REGISTRY_INVALID" in run.stderr
+    assert f"registry.yaml:{line}:" in run.stderr
+    assert "default_branch" in run.stderr and "not a branch name git accepts" in run.stderr
+
+
+@pytest.mark.parametrize("branch", [b for b in BAD_BRANCHES + GOOD_BRANCHES if b != "@"])
+def test_the_branch_rule_agrees_with_git(branch: str) -> None:
+    # ("@" is refused here though `git check-ref-format --branch @` names the current branch)
+    verdict = subprocess.run(
+        ["git", "check-ref-format", "--branch", branch], capture_output=True, check=False
+    )
+    assert (branch_name_problem(branch) is None) == (verdict.returncode == 0)
+
+
+# --- 10. -o never names the sync manifest ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["manifest", "hard-link", "manifest-new", "scratch"])
+def test_snapshot_o_never_writes_the_sync_manifest(
+    petrova: Petrova, synced: Fleet, remotes: Remotes, target: str
+) -> None:
+    manifest = synced.workspace / MANIFEST_NAME
+    if target != "manifest-new":
+        assert sync(petrova, synced, remotes).exit_code == 0
+    else:
+        synced.workspace.mkdir()
+    hard = synced.root / "fleet.json"
+    if target == "hard-link":
+        os.link(manifest, hard)
+    output = {
+        "manifest": manifest,
+        "hard-link": hard,
+        "manifest-new": manifest,
+        "scratch": synced.workspace / ".petrova-sync.d" / "fleet.json",
+    }[target]
+    before = manifest.read_bytes() if manifest.exists() else None
+    listed = sorted(p.name for p in output.parent.iterdir()) if output.parent.is_dir() else []
+    run = petrova("snapshot", *synced.args("--workspace", str(synced.workspace)), "-o", str(output))
+    assert run.exit_code == 2, run.stderr
+    assert "OUTPUT_IS_INPUT" in run.stderr
+    assert (manifest.read_bytes() if manifest.exists() else None) == before
+    after = sorted(p.name for p in output.parent.iterdir()) if output.parent.is_dir() else []
+    assert after == listed  # not even a lock file made beside it
+
+
+def test_render_and_daily_o_never_write_a_sync_manifest(
+    petrova: Petrova, synced: Fleet, remotes: Remotes, tmp_path: Path
+) -> None:
+    assert sync(petrova, synced, remotes).exit_code == 0
+    manifest = synced.workspace / MANIFEST_NAME
+    before = manifest.read_bytes()
+    document = tmp_path / "fleet.json"
+    made = petrova(
+        "snapshot", *synced.args("--workspace", str(synced.workspace)), "-o", str(document)
+    )
+    assert made.exit_code == 0, made.stderr
+    render = petrova("render", str(document), "-o", str(manifest))
+    assert render.exit_code == 2 and "OUTPUT_IS_INPUT" in render.stderr
+    daily = petrova(
+        "daily",
+        *synced.args("--workspace", str(synced.workspace)),
+        "-o",
+        str(manifest),
+        "--no-self-update",
+        env=remotes.env(),
+    )
+    assert daily.exit_code == 2 and "OUTPUT_IS_INPUT" in daily.stderr
+    assert manifest.read_bytes() == before
