@@ -72,9 +72,11 @@ def sync(
     probes read, at the head of the repo's default branch. The control plane's own
     contract is read from the registry's checkout, not cloned. A repo that cannot be
     synced is a warning (SYNC_FAILED, SYNC_AUTH_FAILED, SYNC_BRANCH_MISSING,
-    SYNC_ORIGIN_MISMATCH, SYNC_NOT_A_CLONE, SYNC_NO_CONTRACT, ...) and the rest are
-    synced; the exit is 1 when any failed. What each clone was synced to is kept in
-    <workspace>/.petrova-sync.json.
+    SYNC_ORIGIN_MISMATCH, SYNC_NOT_A_CLONE, SYNC_NO_CONTRACT, SYNC_CLONE_TOO_LARGE,
+    SYNC_CLONE_CORRUPT, ...) and the rest are synced; the exit is 1 when any failed.
+    What each clone was synced to is kept in <workspace>/.petrova-sync.json. A clone
+    may hold at most PETROVA_MAX_CLONE_FILES files (2000) and PETROVA_MAX_CLONE_BYTES
+    bytes (20 MiB) outside .git.
 
     Quiet when all is well and there is no terminal (cron); a progress line on a terminal.
     """

@@ -27,7 +27,15 @@ from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import CONTRACT_RELPATH, load_contract
 from petrova.documents.registry import LoadedRegistry
 from petrova.documents.shard import ALL, Shard
-from petrova.errors import LockTimeout, PetrovaError, ProbePathUnsafe, UsageError
+from petrova.errors import (
+    SYNC_CLONE_CORRUPT,
+    SYNC_CLONE_TOO_LARGE,
+    SYNC_LOCK_UNUSABLE,
+    LockTimeout,
+    PetrovaError,
+    ProbePathUnsafe,
+    UsageError,
+)
 from petrova.files.disk import confined
 from petrova.files.lock import file_lock
 from petrova.models import RepoEntry
@@ -188,7 +196,7 @@ def _too_large(ctx: _Context, entry: RepoEntry, tree: Path) -> _RepoProblem | No
     if over is None:
         return None
     return _RepoProblem(
-        "SYNC_CLONE_TOO_LARGE",
+        SYNC_CLONE_TOO_LARGE,
         f"{entry.url}: the checkout holds {over}; the clone is not kept, so its contract is "
         "not read (the repo's .petrova/ and probe paths must stay small)",
     )
@@ -341,7 +349,7 @@ def _refuse_if_corrupt(ctx: _Context, dest: Path, origin: Result) -> None:
     if broken or os.path.realpath(where.stdout.strip()) != ours:
         reason = (where if not where.ok else origin).reason() if broken else "not a repository"
         raise _RepoProblem(
-            "SYNC_CLONE_CORRUPT",
+            SYNC_CLONE_CORRUPT,
             f"{dest} is a damaged clone (git: {reason}); left as it is: delete it and sync "
             "again to clone it afresh",
         )
@@ -469,12 +477,12 @@ def _sync_repo(ctx: _Context, entry: RepoEntry) -> RepoResult:
         problem = _RepoProblem("SYNC_BUSY", f"{dest}: another petrova sync is still working on it")
     except PetrovaError as exc:  # the repo's lock cannot be made (a link planted there)
         problem = _RepoProblem(
-            "SYNC_LOCK_UNUSABLE",
+            SYNC_LOCK_UNUSABLE,
             f"{exc.render()}; this repo was not synced (remove that file and sync again)",
         )
     except OSError as exc:
         problem = _RepoProblem("SYNC_FAILED", f"{dest}: {exc.strerror or exc}")
-    corrupt = problem is not None and problem.code == "SYNC_CLONE_CORRUPT"
+    corrupt = problem is not None and problem.code == SYNC_CLONE_CORRUPT
     if problem is not None and not corrupt and (dest / ".git").is_dir() and not dest.is_symlink():
         commit = _head(ctx, dest)  # what is on disk, for the record
     record = SyncRecord(
