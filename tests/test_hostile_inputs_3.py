@@ -820,3 +820,39 @@ def test_render_and_daily_o_never_write_a_sync_manifest(
     )
     assert daily.exit_code == 2 and "OUTPUT_IS_INPUT" in daily.stderr
     assert manifest.read_bytes() == before
+
+
+def test_a_daily_run_again_after_a_failed_publish_records_one_outcome_per_cell(
+    world: World, ingest: Any, tmp_path: Path
+) -> None:
+    """The whole daily, twice, as an operator re-runs it when the publish failed: the second
+    run's probe step adds nothing to any cell."""
+    from tests.ingest_server import answer
+
+    world.add_repo(GOOD)
+    refusing = ingest(answer(400))  # refused, not retried
+    env: dict[str, str | None] = {
+        **world.env,
+        "PETROVA_INGEST_TOKEN": "ingest-token-1234",
+        # the sync step must not reach the network: every registry url fails at once
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"url.file://{tmp_path}/nowhere/.insteadOf",
+        "GIT_CONFIG_VALUE_0": "https://github.com/",
+        "PETROVA_CACHE_DIR": str(world.cache),
+    }
+    argv = [
+        "daily",
+        *world.fleet.args(),
+        "--workspace",
+        str(world.fleet.workspace),
+        "-o",
+        str(world.fleet.root / "fleet.json"),
+        "--publish",
+        f"{refusing.base}/ingest",
+        "--no-self-update",
+    ]
+    for _ in range(2):
+        run = world.petrova(*argv, env=env)
+        assert run.exit_code == 1, run.stderr  # the publish failed
+        assert "snapshot" in run.stderr
+    assert [outcomes_of(world, GOOD, i) for i in IDS] == [["ok"]] * 4
