@@ -62,7 +62,7 @@ _SHOWN = 10
     "--wait",
     type=click.FloatRange(min=0),
     default=60.0,
-    help="With --record: seconds to wait for another run holding a ledger's lock.",
+    help="With --record: seconds to wait for another run holding the run's or a ledger's lock.",
 )
 @click.option(
     "--window",
