@@ -17,12 +17,15 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from petrova.documents.probe_spec import path_problem, segment_problem
 from petrova.documents.registry import branch_name_problem
 from petrova.files.lock import file_lock
 from petrova.probe import kinds
 from petrova.probe.github import CACHE_FILE
+from petrova.probe.urls import UrlRefused, safe_url
 from petrova.sync.paths import unsafe_reason
 from petrova.sync.workspace import MANIFEST_NAME, read_manifest
 from tests import test_probe, test_sync
@@ -856,3 +859,48 @@ def test_a_daily_run_again_after_a_failed_publish_records_one_outcome_per_cell(
         assert run.exit_code == 1, run.stderr  # the publish failed
         assert "snapshot" in run.stderr
     assert [outcomes_of(world, GOOD, i) for i in IDS] == [["ok"]] * 4
+
+
+# --- the pure rules, by property ------------------------------------------------------------
+
+_URLISH = st.one_of(
+    st.text(max_size=80),
+    st.builds(
+        lambda scheme, host, path: f"{scheme}://{host}{path}",
+        st.sampled_from(["http", "https", "HTTPS", "ftp", ""]),
+        st.one_of(
+            st.text(max_size=30),
+            st.from_regex(
+                r"[a-zé0-9-]{1,12}(\.[a-zü0-9-]{0,12}){0,3}(:[0-9]{1,6})?", fullmatch=True
+            ),
+        ),
+        st.one_of(
+            st.text(max_size=40), st.from_regex(r"(/[^/]{0,8}){0,4}(\?.{0,8})?", fullmatch=True)
+        ),
+    ),
+)
+
+
+@given(_URLISH)
+@settings(max_examples=400, deadline=None)
+def test_safe_url_gives_one_sendable_ascii_url_or_says_why_not(text: str) -> None:
+    try:
+        url = safe_url(text)
+    except UrlRefused as exc:
+        assert exc.reason and "\n" not in exc.reason
+        return
+    assert url.isascii() and url.isprintable() and " " not in url
+    assert url.split("://")[0] in ("http", "https")
+    assert safe_url(url) == url  # what is sent is already safe: one spelling
+
+
+@given(st.text(max_size=60))
+@settings(max_examples=400, deadline=None)
+def test_a_path_the_rule_accepts_stays_in_the_clone_and_off_git(path: str) -> None:
+    if path_problem(path) is not None:
+        return
+    joined = os.path.normpath(os.path.join("clone", path))  # noqa: PTH118
+    assert joined.startswith("clone/") or joined == "clone"
+    parts = [p.casefold() for p in joined.split("/")[1:]]
+    assert ".git" not in parts and (not parts or parts[0] != ".petrova")
+    assert all(ord(ch) >= 32 for ch in path) and "\\" not in path
