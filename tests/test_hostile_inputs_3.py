@@ -904,3 +904,22 @@ def test_a_path_the_rule_accepts_stays_in_the_clone_and_off_git(path: str) -> No
     parts = [p.casefold() for p in joined.split("/")[1:]]
     assert ".git" not in parts and (not parts or parts[0] != ".petrova")
     assert all(ord(ch) >= 32 for ch in path) and "\\" not in path
+
+
+@pytest.mark.parametrize("which", ["registry", "catalogue", "ledger", "manifest-name"])
+def test_daily_refuses_o_onto_an_input_before_any_step(
+    petrova: Petrova, fleet: Fleet, which: str
+) -> None:
+    fleet.write("state/kahn-hq.yaml", "not read\n")
+    output = {
+        "registry": fleet.registry,
+        "catalogue": fleet.catalogue,
+        "ledger": fleet.state_dir / "kahn-hq.yaml",
+        "manifest-name": fleet.root / "elsewhere" / MANIFEST_NAME,
+    }[which]
+    before = output.read_bytes() if output.exists() else None
+    run = petrova("daily", *fleet.args("--workspace", str(fleet.workspace)), "-o", str(output))
+    assert run.exit_code == 2, run.stderr
+    assert "OUTPUT_IS_INPUT" in run.stderr
+    assert not fleet.workspace.exists()  # no step ran
+    assert (output.read_bytes() if output.exists() else None) == before

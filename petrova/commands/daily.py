@@ -17,6 +17,7 @@ from petrova.commands._common import (
     say,
 )
 from petrova.delivery.publish import check_env_name, check_url
+from petrova.documents.catalogue import find_catalogue
 from petrova.errors import CheckFailed, Location, OutputError, UsageError
 from petrova.files.lock import file_lock
 from petrova.fleet.daily import STEPS, DailyPlan, StepResult, raise_for, run_daily
@@ -99,7 +100,8 @@ def daily(
         check_url(publish, option="--publish", sends_token=True)
         check_env_name(token_env)
     # refused before any step runs, as the snapshot step would refuse it after the others
-    guard_output(output, inputs=[fleet.registry, manifest_path(workspace)], folders=[fleet.states])
+    inputs = [fleet.registry, find_catalogue(fleet.catalogue_path, fleet.registry)]
+    guard_output(output, inputs=[*inputs, manifest_path(workspace)], folders=[fleet.states])
     plan = DailyPlan(
         registry=fleet.registry,
         catalogue=fleet.catalogue_path,

@@ -162,7 +162,8 @@ def oversize(tree: Path, limits: CloneLimits) -> str | None:
     while stack:
         folder = stack.pop()
         try:
-            entries = list(os.scandir(folder))
+            with os.scandir(folder) as listing:
+                entries = list(listing)
         except OSError:
             continue
         for entry in entries:
