@@ -29,7 +29,7 @@ from petrova.probe.urls import UrlRefused, safe_url
 from petrova.sync.paths import unsafe_reason
 from petrova.sync.workspace import MANIFEST_NAME, read_manifest
 from tests import test_probe, test_sync
-from tests.conftest import FIXED_NOW, PETROVA_BIN, Fleet, Petrova
+from tests.conftest import FIXED_NOW, PETROVA_BIN, SUITE_ENV, Fleet, Petrova
 from tests.syncfleet import Remotes, contract_text, git
 from tests.test_probe import IDS, World
 from tests.test_sync import KAHN, VTM, sync
@@ -75,8 +75,8 @@ def with_evidence(world: World, slug: str, integration: str, **changed: Any) -> 
         ("https://xn--/x", "label"),
         ("https://-bad.example.com/x", "label"),
         ("https://" + "a" * 64 + ".example.com/x", "label"),
-        ("https://host.example:99999/x", "port"),
-        ("https://[::1/x", "not a URL"),
+        ("https://host.example:99999/x", "not a usable URL"),
+        ("https://[::1/x", "not a usable URL"),
         ("https://user:pw@host.example/x", "credentials"),
         ("https://host.example/a\\b", "backslash"),
     ],
@@ -472,7 +472,7 @@ def test_an_overlapping_probe_waits_for_the_run_lock(world: World) -> None:
 def test_two_probes_at_once_record_one_outcome_per_cell(world: World) -> None:
     for slug in ("one-hq", "two-hq", "three-hq"):
         world.add_repo(slug, {"crumb": world.evidence(slug, "crumb")})
-    env = {**os.environ, **world.env}
+    env = {**os.environ, **SUITE_ENV, **world.env}
     argv = [
         str(PETROVA_BIN),
         "probe",

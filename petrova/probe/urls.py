@@ -5,7 +5,9 @@ host label (``https://traceo..example.com/x``), a path that is not ASCII
 (``https://host/vérif``), a space, a control character, credentials. ``http.client``
 would fail on some of these deep inside a request (an IDNA error in name resolution, an
 encoding error in the request line). :func:`safe_url` turns a text into the one ASCII URL
-that is sent, or says why there is none, so a check never has to find out by crashing.
+that is sent, or says why there is none, so a check never has to find out by crashing. The
+parsing and encoding are the HTTP layer's own (:func:`petrova.net.http.parse_url`): this
+module only holds evidence to more on top.
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ import ipaddress
 import re
 import urllib.parse
 
-#: Characters kept as they are in a path; everything else is percent-encoded (UTF-8).
-_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
-_QUERY_SAFE = _PATH_SAFE + "?"
+from petrova.net.http import NoAnswer, parse_url
+
 _LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 MAX_URL = 2048
@@ -30,9 +31,10 @@ class UrlRefused(ValueError):
         self.reason = reason
 
 
-def ascii_host(host: str) -> str:
-    """The host as it goes on the wire: an IP literal as it is, a name IDNA-encoded with
-    every label checked (not empty, at most 63 octets, letters, digits and inner ``-``)."""
+def _check_host(host: str) -> str:
+    """The wire form of a host :func:`~petrova.net.http.parse_url` accepted, with every
+    label of a name checked (not empty, letters, digits, ``_`` and inner ``-``): IDNA
+    alone lets ``-bad-`` or a bare ``xn--`` through to name resolution."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -42,48 +44,46 @@ def ascii_host(host: str) -> str:
     name = host.removesuffix(".")
     if not name or len(name) > 253:
         raise UrlRefused("the host name is empty or too long")
-    labels = []
     for label in name.split("."):
         if not label:
             raise UrlRefused("the host name has an empty label (two dots in a row)")
-        try:
-            encoded = label.encode("idna").decode("ascii") if not label.isascii() else label
-        except UnicodeError:
-            raise UrlRefused("the host name is not a valid international name") from None
-        if not _LABEL.fullmatch(encoded):
+        if not _LABEL.fullmatch(label):
             raise UrlRefused("the host name has a label that is not letters, digits, _ and -")
-        labels.append(encoded.lower())
-    return ".".join(labels)
+    return name.lower()
+
+
+def _name_problem(url: str) -> str:
+    """Why IDNA refused the host of ``url`` (which parsed), in a person's words."""
+    labels = (urllib.parse.urlsplit(url).hostname or "").removesuffix(".").split(".")
+    if any(not label for label in labels):
+        return "the host name has an empty label (two dots in a row)"
+    if any(len(label) > 63 for label in labels):
+        return "the host name has a label longer than 63 characters"
+    return "the host name is not a valid international name"
 
 
 def safe_url(text: str) -> str:
     """The ASCII ``http(s)://`` URL to send for ``text``, or :class:`UrlRefused`.
 
-    Refused: anything but ``http``/``https``, no host or a bad one, credentials, a bad
-    port, whitespace, control characters or backslashes anywhere, more than
-    :data:`MAX_URL` characters. A non-ASCII path or query is percent-encoded as UTF-8
-    (``/vérif`` is sent as ``/v%C3%A9rif``), a lone ``%`` as ``%25``; a fragment is
-    dropped (it is never sent). The same text always gives the same URL.
+    The HTTP layer's :func:`~petrova.net.http.parse_url` parses and encodes (one rule for
+    every request petrova makes); evidence is held to more on top: no backslash, at most
+    :data:`MAX_URL` characters, every host label checked before name resolution, a lone
+    ``%`` sent as ``%25``. A non-ASCII path or query is percent-encoded as UTF-8
+    (``/vérif`` is sent as ``/v%C3%A9rif``); a fragment is dropped (it is never sent).
+    What comes out is already safe: ``safe_url(safe_url(x)) == safe_url(x)``.
     """
     if len(text) > MAX_URL:
         raise UrlRefused(f"the URL is longer than {MAX_URL} characters")
     if any(ch.isspace() or ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 or ch == "\\" for ch in text):
         raise UrlRefused("the URL holds a space, a control character or a backslash")
+    before_fragment = text.split("#", 1)[0]
     try:
-        parts = urllib.parse.urlsplit(text)
-        port = parts.port
-        hostname = parts.hostname
-    except ValueError:
-        raise UrlRefused("not a URL (its host or port cannot be read)") from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise UrlRefused("not an http:// or https:// URL")
-    if parts.username is not None or parts.password is not None:
-        raise UrlRefused("the URL carries credentials; petrova does not send those")
-    if not hostname:
-        raise UrlRefused("the URL has no host")
-    host = ascii_host(hostname)
-    netloc = host if port is None else f"{host}:{port}"
-    path = urllib.parse.quote(_LONE_PERCENT.sub("%25", parts.path), safe=_PATH_SAFE) or "/"
-    query = urllib.parse.quote(_LONE_PERCENT.sub("%25", parts.query), safe=_QUERY_SAFE)
-    return urllib.parse.urlunsplit((scheme, netloc, path, query, ""))
+        target = parse_url(_LONE_PERCENT.sub("%25", before_fragment))
+    except NoAnswer as exc:
+        if "DNS name" in exc.reason:
+            raise UrlRefused(_name_problem(before_fragment)) from None
+        raise UrlRefused(exc.reason) from None
+    host = _check_host(target.host)
+    default = 443 if target.scheme == "https" else 80
+    netloc = host if target.port == default else f"{host}:{target.port}"
+    return f"{target.scheme}://{netloc}{target.path}"
