@@ -493,6 +493,15 @@ class GitMissing(PetrovaError):
     code = "GIT_NOT_FOUND"
 
 
+# --- petrova history ---------------------------------------------------------------------------
+
+
+class LedgerHistoryMissing(PetrovaError):
+    """No commit of the control-plane repo has the ledger: nothing to tell."""
+
+    code = "LEDGER_HISTORY_MISSING"
+
+
 # --- hostile input, round three (issue 22): per-repo sync warnings --------------------------
 # Not raised: a repo's row in `petrova sync` (and the manifest) carries the code, and the
 # rest of the fleet is synced. Listed here so that every code petrova emits has one home.
