@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from petrova.documents.catalogue import Catalogue
-from petrova.documents.contract import CONTRACT_RELPATH, load_contract
+from petrova.documents.contract import CONTRACT_RELPATH, LoadedContract, load_contract
 from petrova.documents.registry import LoadedRegistry
 from petrova.errors import PetrovaError
 from petrova.files.disk import StrPath, confined
@@ -43,6 +43,8 @@ class ContractRead:
     sha: str | None = None
     declared: dict[str, Declared] | None = None
     error: str | None = None
+    #: The contract itself, for readers that need more than the snapshot (probe's evidence).
+    loaded: LoadedContract | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def read_contract(root: StrPath, catalogue: Catalogue) -> ContractRead:
         return ContractRead(shown, error=exc.render())
     cells = loaded.contract.integrations
     declared = {i: Declared(c.status, c.review_by) for i, c in cells.items()}
-    return ContractRead(shown, loaded.contract.slug, loaded.sha, declared)
+    return ContractRead(shown, loaded.contract.slug, loaded.sha, declared, loaded=loaded)
 
 
 def read_ledger(state_dir: StrPath, slug: str, catalogue: Catalogue) -> LedgerRead:
@@ -161,7 +163,7 @@ def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -
             else os.path.join(clones, entry.slug)  # noqa: PTH118
         )
         contract = read_contract(root, catalogue) if root is not None else None
-        declared, unread = _declared_for(entry, contract, catalogue, warnings)
+        declared, unread = declared_for(entry, contract, catalogue, warnings)
         ledger = read_ledger(states, entry.slug, catalogue)
         observed = _observed_for(entry, ledger, warnings)
         sha = contract.sha if contract is not None and declared is not None else None
@@ -202,13 +204,15 @@ def _manifest(workspace: Path | None) -> tuple[dict[str, SyncRecord], str | None
         return {}, exc.render()
 
 
-def _declared_for(
+def declared_for(
     entry: RepoEntry,
     contract: ContractRead | None,
     catalogue: Catalogue,
     warnings: list[Notice],
 ) -> tuple[dict[str, Declared] | None, str | None]:
-    """What the contract declares, or ``None`` and why it was not read."""
+    """What the contract declares, or ``None`` and why the snapshot will not take it (a
+    ``CONTRACT_UNREADABLE`` warning words the same reason). ``petrova probe`` plans by the
+    same rule: a contract the snapshot refuses is never probed."""
 
     def unreadable(message: str) -> tuple[None, str]:
         warnings.append(Notice(entry.slug, "CONTRACT_UNREADABLE", message))
