@@ -338,11 +338,14 @@ _NUMERIC_KEYS = frozenset({"tier", "card_count", "count"})
 
 
 def _scalars_safe_reference(text: str) -> bool:
-    """The straightforward reading: one look-behind pattern over the whole text."""
+    """The straightforward reading: one look-behind pattern over the whole text (a value
+    may stand on the next line, after a comment: ``tier:`` then ``  010``)."""
     import re
 
     names = "|".join(sorted(_NUMERIC_KEYS, key=lambda k: (-len(k), k)))
-    pattern = re.compile(rf"(?<![\w-])(?:{names})[ \t]*:[ \t]*([^\s,}}\]#]*)")
+    pattern = re.compile(
+        rf"(?<![\w-])(?:{names})[ \t]*:[ \t]*(?:#[^\n]*)?(?:\n[ \t]*)?([^\s,}}\]#]*)"
+    )
     return all(yaml_fast._SAFE_SCALAR.fullmatch(m.group(1)) for m in pattern.finditer(text))
 
 
