@@ -470,3 +470,15 @@ class ContractSlugMismatch(ContractInvalid):
     """The contract's slug is not the repo's it is committed in (the ``petrova-contract`` hook)."""
 
     code = "CONTRACT_SLUG_MISMATCH"
+
+
+class PromoteNotRecovered(PetrovaError):
+    """A promotion asked for while the probes' newest conclusive outcome is not ``ok``."""
+
+    code = "PROMOTE_NOT_RECOVERED"
+
+
+class StateNotPushed(CheckFailed):
+    """The ledgers were committed but the push failed: a warning, the commit is kept."""
+
+    code = "STATE_NOT_PUSHED"

@@ -33,6 +33,7 @@ from petrova.errors import (
     OutputError,
     PetrovaError,
     ProbeInputInvalid,
+    PromoteNotRecovered,
     Problem,
     RepoNotInRegistry,
     TimestampInFuture,
@@ -48,11 +49,20 @@ from petrova.ledger.rules import (
     apply_outcome,
     apply_promotion,
     newest_at,
+    newest_conclusive,
     promotion_entry,
 )
-from petrova.ledger.store import empty_ledger, ledger_path, load_ledger, write_ledger
+from petrova.ledger.promotions import append_promotion, promotions_path, read_promotions
+from petrova.ledger.store import (
+    empty_ledger,
+    ledger_path,
+    load_ledger,
+    merge_ledger,
+    write_ledger,
+)
 from petrova.models import (
     HistoryEntry,
+    HumanPromotion,
     Ledger,
     LedgerCell,
     Outcome,
@@ -344,13 +354,23 @@ def promote(
     reason: str,
     now: datetime,
     wait: float,
+    override: bool = False,
 ) -> Recorded:
-    """Lift one cell to ``ok`` on a human's word, recorded with who and why."""
+    """Lift one cell to ``ok`` on a human's word, recorded with who and why.
+
+    Written to ``state/promotions/<slug>.yaml``, the humans' file, never to the ledger
+    the daily job rewrites (SPEC §12). Refused (``PROMOTE_NOT_RECOVERED``) while the
+    cell's newest conclusive outcome is not ``ok``, unless ``override``: then it is
+    recorded as an override, and green time waits for the next ``ok`` outcome.
+    """
     request_fields = {"slug": slug, "integration": integration, "outcome": "ok"}
     checked = make_request(loaded, request_fields, now=now)
     slug, integration = checked.slug, checked.integration
-    entry = promotion_entry(by, reason, format_timestamp(now))
-    with _locked(state_dir, [slug], wait=wait):
+    entry = promotion_entry(by, reason, format_timestamp(now), override=override)
+    target = promotions_path(state_dir, slug)
+    ledger_path(state_dir, slug)  # the slug is safe to make a file name of
+    _make_folder(target.parent)
+    with file_lock(target, wait=wait):
         ledger = _read(loaded.catalogue, state_dir, slug)
         before = ledger.integrations.get(integration)
         if before is None:
@@ -369,9 +389,31 @@ def promote(
             after = apply_promotion(before, entry)
         except NothingToPromote as exc:
             raise NothingToPromote(f"{slug} {integration}: {exc.message}") from None
-        updated = _with_cell(ledger, integration, after, loaded)
-        written = _write(loaded.catalogue, state_dir, updated)
+        seen = newest_conclusive([e.model_dump(mode="json") for e in before.history])
+        if seen != "ok" and not override:
+            raise PromoteNotRecovered(
+                f"{slug} {integration}: the newest conclusive probe outcome is "
+                f"{seen or 'none yet'}, not ok; a promotion follows an observed recovery. "
+                "Wait for a probe to see ok (`petrova probe --record`), or record an "
+                "override with --override --reason TEXT (the dot turns ok, marked as an "
+                "override, and green time starts at the next ok outcome)"
+            )
+        item = HumanPromotion(
+            integration=integration, at=entry.at, by=entry.by, reason=entry.reason,
+            override=entry.override,
+        )
+        verb = append_promotion(target, item, loaded.catalogue, slug=slug)
+    written = Written(target, verb)
     return Recorded((CellChange(slug, integration, entry, before, after),), (written,))
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the folder: {exc.strerror}", location=Location(str(folder))
+        ) from None
 
 
 @contextlib.contextmanager
@@ -394,9 +436,11 @@ def _read(catalogue: Catalogue, state_dir: Path, slug: str) -> Ledger:
     path = ledger_path(state_dir, slug)
     confined(state_dir, Path(path.name))  # a linked ledger is someone else's file: refused
     try:
-        return load_ledger(path, catalogue, slug=slug)
+        ledger = load_ledger(path, catalogue, slug=slug)
     except FileNotFoundError:
         return empty_ledger(slug)
+    promoted = read_promotions(promotions_path(state_dir, slug), catalogue, slug=slug)
+    return merge_ledger(ledger, promoted) if promoted else ledger
 
 
 def _with_cell(
@@ -419,7 +463,8 @@ def describe(change: CellChange) -> str:
     if isinstance(change.entry, ProbeEntry):
         head += f"{change.entry.outcome} at {change.entry.at}: "
     else:
-        head += f"promoted by {change.entry.by} at {change.entry.at}: "
+        verb = "overridden" if change.entry.override else "promoted"
+        head += f"{verb} by {change.entry.by} at {change.entry.at}: "
     if before.current_status != after.current_status:
         text = f"{before.current_status} -> {after.current_status}"
     else:

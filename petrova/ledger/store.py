@@ -1,5 +1,9 @@
 """Ledger files (``state/<slug>.yaml``): read, check, seal and write.
 
+Every read for the snapshot and the gate merges the humans' promotions
+(``state/promotions/<slug>.yaml``) into the bot's ledger by time; see
+:mod:`petrova.ledger.merge`.
+
 A ledger ends with a seal (sha256 over the rules' version and its canonical JSON); when
 the seal holds, a read builds the observations straight from the JSON, and when it does
 not, the ledger gets the full check (:func:`petrova.ledger.rules.check_cell`), so a hand
@@ -9,7 +13,7 @@ edit is still ``STATE_INVALID`` at its line.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +32,14 @@ from petrova.errors import (
 from petrova.files.disk import WriteVerb, decode_text, read_as, write_atomic
 from petrova.files.json_strict import orjson_unique, to_json_bytes
 from petrova.files.yaml_strict import YamlDocument, parse_yaml
+from petrova.ledger.merge import merge_promotions
+from petrova.ledger.promotions import promotions_path, read_promotions
 from petrova.ledger.rules import Observation, check_cell, observe
 from petrova.models import (
     LEDGER_KEYS,
     Ledger,
     LedgerCell,
+    PromotionEntry,
     is_slug,
 )
 
@@ -75,6 +82,10 @@ def read_observations(path: Path, catalogue: Catalogue, *, slug: str) -> dict[st
     """
     shown = str(path)
     raw = _read_raw(path, shown)
+    promoted = read_promotions(promotions_path(path.parent, slug), catalogue, slug=slug)
+    if promoted:  # a human's promotions, merged by time: the full reading
+        ledger = merge_ledger(_parse_raw(raw, shown, catalogue, slug=slug), promoted)
+        return {i: observe(cell) for i, cell in ledger.integrations.items()}
     cells = _sealed_cells(raw, catalogue, slug=slug)
     if cells is not None:
         try:
@@ -83,6 +94,14 @@ def read_observations(path: Path, catalogue: Catalogue, *, slug: str) -> dict[st
             pass  # a matching seal over shapes petrova never writes: the full check says
     ledger = _parse_raw(raw, shown, catalogue, slug=slug)
     return {i: observe(cell) for i, cell in ledger.integrations.items()}
+
+
+def merge_ledger(ledger: Ledger, promoted: Mapping[str, Sequence[PromotionEntry]]) -> Ledger:
+    """The ledger with the humans' promotions merged into each cell by time (SPEC §12)."""
+    cells = {
+        i: merge_promotions(cell, promoted.get(i, ())) for i, cell in ledger.integrations.items()
+    }
+    return ledger.model_copy(update={"integrations": cells})
 
 
 def seal_of(document: Mapping[str, Any]) -> str:
