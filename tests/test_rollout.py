@@ -189,11 +189,15 @@ def test_recovery_after_failing_waits_for_promote(tier2: Fleet, petrova: Petrova
     assert cell["status"] == "ok"
     assert "needs_human" not in cell
     # the humans' file holds it; the bot's ledger copies it at its next write
-    assert (tier2.state_dir / "promotions" / "kahn-hq.yaml").read_text().endswith(
-        '  - integration: "ares"\n'
-        '    at: "2026-11-08T08:00:00Z"\n'
-        '    by: "human:ada"\n'
-        '    reason: "token rotated; probe green twice"\n'
+    assert (
+        (tier2.state_dir / "promotions" / "kahn-hq.yaml")
+        .read_text()
+        .endswith(
+            '  - integration: "ares"\n'
+            '    at: "2026-11-08T08:00:00Z"\n'
+            '    by: "human:ada"\n'
+            '    reason: "token rotated; probe green twice"\n'
+        )
     )
     _record_day(run, tier2, 8)
     ledger = json.loads((tier2.state_dir / "kahn-hq.yaml").read_text())

@@ -87,7 +87,9 @@ def _check(doc: YamlDocument, catalogue: Catalogue, *, slug: str) -> PromotionsF
     problems: list[Problem] = []
     if parsed.slug != slug:
         problems.append(
-            Problem(f"says slug {parsed.slug!r} but is the file for {slug!r}", doc.locate(("slug",)))
+            Problem(
+                f"says slug {parsed.slug!r} but is the file for {slug!r}", doc.locate(("slug",))
+            )
         )
     for index, item in enumerate(parsed.promotions):
         if catalogue.resolve(item.integration) is None:

@@ -33,8 +33,8 @@ from petrova.errors import (
     OutputError,
     PetrovaError,
     ProbeInputInvalid,
-    PromoteNotRecovered,
     Problem,
+    PromoteNotRecovered,
     RepoNotInRegistry,
     TimestampInFuture,
     TimestampInvalid,
@@ -43,6 +43,7 @@ from petrova.errors import (
 from petrova.files import json_strict
 from petrova.files.disk import WriteVerb, confined, decode_text
 from petrova.files.lock import file_lock
+from petrova.ledger.promotions import append_promotion, promotions_path, read_promotions
 from petrova.ledger.rules import (
     DEMOTION,
     FUTURE_SKEW,
@@ -52,7 +53,6 @@ from petrova.ledger.rules import (
     newest_conclusive,
     promotion_entry,
 )
-from petrova.ledger.promotions import append_promotion, promotions_path, read_promotions
 from petrova.ledger.store import (
     empty_ledger,
     ledger_path,
@@ -399,7 +399,10 @@ def promote(
                 "override, and green time starts at the next ok outcome)"
             )
         item = HumanPromotion(
-            integration=integration, at=entry.at, by=entry.by, reason=entry.reason,
+            integration=integration,
+            at=entry.at,
+            by=entry.by,
+            reason=entry.reason,
             override=entry.override,
         )
         verb = append_promotion(target, item, loaded.catalogue, slug=slug)

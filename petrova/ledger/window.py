@@ -30,7 +30,7 @@ Restart = Literal["not_ok", "contract_change", "promotion", "override", "gap"]
 #: How a hold line names each restart.
 RESTART_WORDS: dict[str, str] = {
     "not_ok": "a non-ok outcome",
-    "contract_change": "a contract change (an ok checked against another evidence_sha)",
+    "contract_change": "a contract change (an ok not checked against the pinned contract)",
     "promotion": "a promotion",
     "override": "an override (green time waits for the next ok outcome)",
     "gap": "no conclusive outcome for longer than the staleness window",

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from petrova.models import ROLES, Snapshot, SnapshotCell, SnapshotRow
-from petrova.render.formats import gate_line
+from petrova.render.formats import gate_line, run_line
 
 #: The dot's class suffix for a row that has no ``integrations`` yet.
 UNMIGRATED = "unmigrated"
@@ -204,7 +204,13 @@ def _cell_html(cell: SnapshotCell, title: str) -> str:
         f"last verified: {_dash(cell.last_verified_at)}",
         f"review by: {_dash(cell.review_by)}",
     ]
-    return _indicator(cell.status, title, detail, needs_human=bool(cell.needs_human))
+    if cell.override is not None:
+        o = cell.override
+        detail.append(f"override by {o.by} at {o.at}: {o.reason} (not yet observed ok)")
+    shown = _indicator(cell.status, title, detail, needs_human=bool(cell.needs_human))
+    if cell.override is not None:
+        shown += '<span class="flag override" aria-hidden="true">override</span>'
+    return shown
 
 
 def _row_html(position: int, row: SnapshotRow, ids: list[str], titles: Mapping[str, str]) -> str:
@@ -358,6 +364,22 @@ def _gates(snapshot: Snapshot) -> str:
     return f'<section id="gates"><h2>Rollout gates</h2><ul>{"".join(items)}</ul></section>'
 
 
+def _last_run(snapshot: Snapshot) -> str:
+    """When the daily job last ran and whether it finished (SPEC §12)."""
+    run = snapshot.last_run
+    if run is None:
+        return ""
+    state = "finished" if run.finished_at is not None else "unfinished"
+    steps = "".join(
+        f'<li data-outcome="{_attr(s.outcome)}">{_text(s.name)}: {_text(s.outcome)}</li>'
+        for s in run.steps
+    )
+    return (
+        f'<section id="last-run" data-state="{state}"><h2>Last daily run</h2>'
+        f"<p>{_text(run_line(run))}</p>" + (f"<ul>{steps}</ul>" if steps else "") + "</section>"
+    )
+
+
 def _warnings(snapshot: Snapshot) -> str:
     if not snapshot.warnings:
         return '<section id="warnings"><h2>Warnings</h2><p>No warnings.</p></section>'
@@ -400,7 +422,7 @@ def render_html(snapshot: Snapshot, *, titles: Mapping[str, str] | None = None) 
         f'<p class="meta">Snapshot generated <time id="generated" '
         f'datetime="{_attr(snapshot.generated_at)}">{generated}</time> by '
         f"{_text(snapshot.generator)} · schema {_text(snapshot.schema_version)}</p></header>\n"
-        f"<main>{_legend_and_totals(snapshot)}\n{_gates(snapshot)}\n"
+        f"<main>{_legend_and_totals(snapshot)}\n{_last_run(snapshot)}{_gates(snapshot)}\n"
         f"<h2>Repos</h2>{_controls(snapshot)}\n{_table(snapshot, headers)}\n"
         f"{_warnings(snapshot)}</main>\n"
         "<footer>Intent is not observation: <i>declared</i> comes from each repo's "
