@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from petrova.migrate.bootstrap import PHASES, normalise_remote
+from petrova.migrate.bootstrap import PHASES
+from petrova.sync.origin import normalise_remote
 from tests.conftest import Fleet, Petrova, git_status
 
 KAHN_ORIGIN = "git@github.com:kahn-hq/kahn.git"

@@ -181,6 +181,7 @@ def _run_steps(
         _note(report, StepResult(name, code, said), log, on_step)
     if plan.output.exists():
         code, said = runner(page_command(plan), plan.registry.parent)
+        said = said if code != 0 else ""  # "create fleet.html" is not worth a person's mail
         _note(report, StepResult("page", code, said), log, on_step)
     # The fleet's work is done: the record says so before it is committed with the
     # ledgers; how keeping and pushing went is added after (and committed next run).

@@ -67,6 +67,7 @@ from petrova.models import (
     LedgerCell,
     Outcome,
     ProbeEntry,
+    PromotionEntry,
     format_timestamp,
     parse_timestamp,
 )
@@ -369,35 +370,10 @@ def promote(
     entry = promotion_entry(by, reason, format_timestamp(now), override=override)
     target = promotions_path(state_dir, slug)
     ledger_path(state_dir, slug)  # the slug is safe to make a file name of
+    _promotion_of(loaded, state_dir, slug, integration, entry, now=now)  # refused: no trace
     _make_folder(target.parent)
     with file_lock(target, wait=wait):
-        ledger = _read(loaded.catalogue, state_dir, slug)
-        before = ledger.integrations.get(integration)
-        if before is None:
-            raise NothingToPromote(
-                f"{slug} {integration}: nothing has been observed yet "
-                f"({ledger_path(state_dir, slug)} has no entry for it)"
-            )
-        newest = newest_at(before)
-        if newest is not None and now < newest:
-            raise OutcomeOutOfOrder(
-                f"{slug} {integration}: the newest entry is at {format_timestamp(newest)}, "
-                f"after now ({format_timestamp(now)}); check the clock or --now",
-                location=Location(field="--now"),
-            )
-        try:
-            after = apply_promotion(before, entry)
-        except NothingToPromote as exc:
-            raise NothingToPromote(f"{slug} {integration}: {exc.message}") from None
-        seen = newest_conclusive([e.model_dump(mode="json") for e in before.history])
-        if seen != "ok" and not override:
-            raise PromoteNotRecovered(
-                f"{slug} {integration}: the newest conclusive probe outcome is "
-                f"{seen or 'none yet'}, not ok; a promotion follows an observed recovery. "
-                "Wait for a probe to see ok (`petrova probe --record`), or record an "
-                "override with --override --reason TEXT (the dot turns ok, marked as an "
-                "override, and green time starts at the next ok outcome)"
-            )
+        before, after = _promotion_of(loaded, state_dir, slug, integration, entry, now=now)
         item = HumanPromotion(
             integration=integration,
             at=entry.at,
@@ -408,6 +384,47 @@ def promote(
         verb = append_promotion(target, item, loaded.catalogue, slug=slug)
     written = Written(target, verb)
     return Recorded((CellChange(slug, integration, entry, before, after),), (written,))
+
+
+def _promotion_of(
+    loaded: LoadedRegistry,
+    state_dir: Path,
+    slug: str,
+    integration: str,
+    entry: PromotionEntry,
+    *,
+    now: datetime,
+) -> tuple[LedgerCell, LedgerCell]:
+    """The cell before and after the promotion, as the ledger and the humans' file say
+    now; every refusal of :func:`promote` is raised here."""
+    ledger = _read(loaded.catalogue, state_dir, slug)
+    before = ledger.integrations.get(integration)
+    if before is None:
+        raise NothingToPromote(
+            f"{slug} {integration}: nothing has been observed yet "
+            f"({ledger_path(state_dir, slug)} has no entry for it)"
+        )
+    newest = newest_at(before)
+    if newest is not None and now < newest:
+        raise OutcomeOutOfOrder(
+            f"{slug} {integration}: the newest entry is at {format_timestamp(newest)}, "
+            f"after now ({format_timestamp(now)}); check the clock or --now",
+            location=Location(field="--now"),
+        )
+    try:
+        after = apply_promotion(before, entry)
+    except NothingToPromote as exc:
+        raise NothingToPromote(f"{slug} {integration}: {exc.message}") from None
+    seen = newest_conclusive([e.model_dump(mode="json") for e in before.history])
+    if seen != "ok" and not entry.override:
+        raise PromoteNotRecovered(
+            f"{slug} {integration}: the newest conclusive probe outcome is "
+            f"{seen or 'none yet'}, not ok; a promotion follows an observed recovery. "
+            "Wait for a probe to see ok (`petrova probe --record`), or record an "
+            "override with --override --reason TEXT (the dot turns ok, marked as an "
+            "override, and green time starts at the next ok outcome)"
+        )
+    return before, after
 
 
 def _make_folder(folder: Path) -> None:
