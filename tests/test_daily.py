@@ -172,3 +172,47 @@ def test_steps_never_carry_a_token_and_follow_the_policy(control_plane: Fleet) -
 def test_no_ledger_yet_is_nothing_to_commit(control_plane: Fleet, tmp_path: Path) -> None:
     assert keep_state(_plan(control_plane, commit_state=True, push=True)) == ""
     assert git(tmp_path / "origin.git", "rev-list", "--count", "main").strip() == "1"
+
+
+def test_a_protected_main_keeps_the_state_on_its_own_branch(
+    control_plane: Fleet, petrova: Petrova, tmp_path: Path
+) -> None:
+    """--push-branch: the forge refuses pushes to main; the bot's state goes to its own
+    branch, main (local and origin) never carries a bot commit, so the refresh always
+    fast-forwards, and a fresh checkout restores the ledgers from that branch."""
+    origin = tmp_path / "origin.git"
+    hook = origin / "hooks" / "pre-receive"
+    hook.write_text(
+        "#!/bin/sh\nwhile read old new ref; do\n"
+        '  [ "$ref" = refs/heads/main ] && { echo "main is protected" >&2; exit 1; }\n'
+        "done\nexit 0\n"
+    )
+    hook.chmod(0o755)
+    head = git(control_plane.root, "rev-parse", "HEAD")
+    plan = _plan(control_plane, commit_state=True, push=True, push_branch="petrova/state")
+    _record(petrova, control_plane)
+    keep_state(plan)
+    push_state(plan)
+    _record(petrova, control_plane, "ok")
+    keep_state(plan)
+    push_state(plan)
+    assert git(control_plane.root, "rev-parse", "HEAD") == head  # main untouched
+    assert git(control_plane.root, "status", "--porcelain", "--", "registry.yaml") == ""
+    log = git(origin, "log", "--format=%an|%s", "petrova/state").splitlines()
+    assert len(log) == 2 and all(line.startswith(f"{BOT_NAME}|state: ") for line in log)
+    files = git(origin, "ls-tree", "-r", "--name-only", "petrova/state").split()
+    assert files == ["state/petrova-codes.yaml"]
+    # The snapshot job on a fresh checkout of main reads the state from its branch.
+    fresh = tmp_path / "fresh"
+    git(tmp_path, "clone", "-q", str(origin), str(fresh))
+    git(fresh, "fetch", "-q", "origin", "petrova/state")
+    git(fresh, "restore", "--source=FETCH_HEAD", "--worktree", "--", "state/")
+    assert (fresh / "state" / "petrova-codes.yaml").read_bytes() == (
+        control_plane.state_dir / "petrova-codes.yaml"
+    ).read_bytes()
+    # Without --push-branch the same push is refused: a warning, the commit kept.
+    plain = _plan(control_plane, commit_state=True, push=True)
+    keep_state(plain)
+    with pytest.raises(StateNotPushed, match="--push-branch"):
+        push_state(plain)
+    assert git(control_plane.root, "rev-list", "--count", "origin/main..main").strip() == "1"
