@@ -268,3 +268,39 @@ def test_a_broken_promotions_file_is_named_at_its_line(tier2: Fleet, petrova: Pe
     assert "promotions/kahn-hq.yaml:4" in warnings["STATE_UNREADABLE"]
     assert "'nope' is not an integration id" in warnings["STATE_UNREADABLE"]
     assert PINNED  # the tier-2 fleet is pinned: the unreadable ledger holds its gate
+
+
+def test_once_the_ledger_holds_a_promotion_the_humans_file_changes_nothing(
+    tier2: Fleet, petrova: Petrova
+) -> None:
+    """The bot's next write copies the promotion; from then on the sealed ledger alone
+    gives the same snapshot, and the humans' file is not merged twice."""
+    _day(petrova, tier2, 0)
+    for n in (1, 2):
+        _day(petrova, tier2, n, kahn_hq__ares="failing")
+    _day(petrova, tier2, 3)
+    assert _promote(petrova, tier2, day(3, 1)).exit_code == 0
+    pending = petrova("snapshot", *fleet_args(tier2), env={"SOURCE_DATE_EPOCH": epoch(3, 2)})
+    _day(petrova, tier2, 4)  # the bot writes the ledger: the promotion is copied into it
+    ledger = json.loads((tier2.state_dir / "kahn-hq.yaml").read_bytes())
+    assert sum("by" in e for e in ledger["integrations"]["ares"]["history"]) == 1
+    both = petrova("snapshot", *fleet_args(tier2), env={"SOURCE_DATE_EPOCH": epoch(4, 1)})
+    (tier2.state_dir / "promotions" / "kahn-hq.yaml").rename(tier2.root / "aside.yaml")
+    alone = petrova("snapshot", *fleet_args(tier2), env={"SOURCE_DATE_EPOCH": epoch(4, 1)})
+    assert both.stdout == alone.stdout
+    assert json.loads(pending.stdout)["rows"][1]["integrations"]["ares"]["status"] == "ok"
+
+
+def test_a_promotion_made_while_the_probes_ran_never_refuses_their_batch(
+    tier2: Fleet, petrova: Petrova
+) -> None:
+    _day(petrova, tier2, 0)
+    for n in (1, 2):
+        _day(petrova, tier2, n, kahn_hq__ares="failing")
+    _day(petrova, tier2, 3)
+    assert _promote(petrova, tier2, day(4, 0.2)).exit_code == 0  # 07:12, during the run
+    _day(petrova, tier2, 4)  # outcomes observed at 07:00, recorded at 07:06
+    ledger = json.loads((tier2.state_dir / "kahn-hq.yaml").read_bytes())
+    assert "by" not in ledger["integrations"]["ares"]["history"][-1]  # not copied yet
+    cell = _ares(petrova, tier2, epoch(4, 1))
+    assert cell["status"] == "ok" and "needs_human" not in cell  # but applied, in order

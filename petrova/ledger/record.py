@@ -313,7 +313,10 @@ def record(
         return Recorded((), ())
     slugs = sorted({r.slug for r in requests})
     with _locked(state_dir, slugs, wait=wait):
-        ledgers = {s: _read(loaded.catalogue, state_dir, s) for s in slugs}
+        # A promotion made while this batch was being probed (later than its oldest
+        # outcome) waits for the next read, so that it never makes the batch out of order.
+        until = {s: min(r.entry.at for r in requests if r.slug == s) for s in slugs}
+        ledgers = {s: _read(loaded.catalogue, state_dir, s, until=until[s]) for s in slugs}
         changes: list[CellChange] = []
         problems: list[Problem] = []
         for request in requests:
@@ -452,7 +455,8 @@ def _locked(state_dir: Path, slugs: Sequence[str], *, wait: float) -> Any:
         yield
 
 
-def _read(catalogue: Catalogue, state_dir: Path, slug: str) -> Ledger:
+def _read(catalogue: Catalogue, state_dir: Path, slug: str, *, until: str | None = None) -> Ledger:
+    """The ledger with the humans' promotions merged (those up to ``until`` when given)."""
     path = ledger_path(state_dir, slug)
     confined(state_dir, Path(path.name))  # a linked ledger is someone else's file: refused
     try:
@@ -460,6 +464,8 @@ def _read(catalogue: Catalogue, state_dir: Path, slug: str) -> Ledger:
     except FileNotFoundError:
         return empty_ledger(slug)
     promoted = read_promotions(promotions_path(state_dir, slug), catalogue, slug=slug)
+    if until is not None:
+        promoted = {i: [p for p in ps if p.at <= until] for i, ps in promoted.items()}
     return merge_ledger(ledger, promoted) if promoted else ledger
 
 

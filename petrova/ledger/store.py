@@ -32,7 +32,7 @@ from petrova.errors import (
 from petrova.files.disk import WriteVerb, decode_text, read_as, write_atomic
 from petrova.files.json_strict import orjson_unique, to_json_bytes
 from petrova.files.yaml_strict import YamlDocument, parse_yaml
-from petrova.ledger.merge import merge_promotions
+from petrova.ledger.merge import merge_promotions, promotion_key
 from petrova.ledger.promotions import promotions_path, read_promotions
 from petrova.ledger.rules import Observation, check_cell, observe
 from petrova.models import (
@@ -83,10 +83,11 @@ def read_observations(path: Path, catalogue: Catalogue, *, slug: str) -> dict[st
     shown = str(path)
     raw = _read_raw(path, shown)
     promoted = read_promotions(promotions_path(path.parent, slug), catalogue, slug=slug)
-    if promoted:  # a human's promotions, merged by time: the full reading
+    cells = _sealed_cells(raw, catalogue, slug=slug)
+    if promoted and (cells is None or _any_pending_safe(cells, promoted)):
+        # a human's promotion the ledger does not hold yet, merged by time: the full reading
         ledger = merge_ledger(_parse_raw(raw, shown, catalogue, slug=slug), promoted)
         return {i: observe(cell) for i, cell in ledger.integrations.items()}
-    cells = _sealed_cells(raw, catalogue, slug=slug)
     if cells is not None:
         try:
             return {i: observe(cells[i]) for i in catalogue.ids if i in cells}
@@ -102,6 +103,35 @@ def merge_ledger(ledger: Ledger, promoted: Mapping[str, Sequence[PromotionEntry]
         i: merge_promotions(cell, promoted.get(i, ())) for i, cell in ledger.integrations.items()
     }
     return ledger.model_copy(update={"integrations": cells})
+
+
+def _any_pending_safe(
+    cells: Mapping[str, Any], promoted: Mapping[str, Sequence[PromotionEntry]]
+) -> bool:
+    try:
+        return _any_pending(cells, promoted)
+    except (AttributeError, KeyError, TypeError):
+        return True  # shapes petrova never writes: the full check says what is wrong
+
+
+def _any_pending(
+    cells: Mapping[str, Any], promoted: Mapping[str, Sequence[PromotionEntry]]
+) -> bool:
+    """Whether a sealed ledger's JSON cells lack a promotion the humans' file holds
+    (the cheap question; :func:`petrova.ledger.merge.pending_promotions` is the rule)."""
+    for integration, entries in promoted.items():
+        history = cells.get(integration, {}).get("history") or []
+        if not history:
+            continue
+        known = {
+            (e.get("at"), e.get("by"), e.get("reason"), bool(e.get("override")))
+            for e in history
+            if "by" in e
+        }
+        first = history[0].get("at", "")
+        if any(promotion_key(p) not in known and p.at >= first for p in entries):
+            return True
+    return False
 
 
 def seal_of(document: Mapping[str, Any]) -> str:
