@@ -228,6 +228,8 @@ def test_an_override_is_recorded_shown_and_counts_from_the_next_ok(
         "held: kahn-hq ares: ok, but the dot's green time has not started: the window was "
         f"restarted at {day(2, 1)} by an override" in gate
     )
+    status = petrova("rollout", "status", "--now", day(2, 2), *fleet_args(tier2)).stdout
+    assert "ok*" in status and "* = ok on a human's override, not yet observed ok" in status
     _day(petrova, tier2, 3)  # probes see ok: the override is no longer what the dot stands on
     assert "override" not in _ares(petrova, tier2, epoch(3, 1))
     gate = petrova("rollout", "gate", "2", "--now", day(3, 1), *fleet_args(tier2)).stdout

@@ -88,6 +88,8 @@ class CellView:
     applicable: bool
     needs_human: bool
     ok_since: str | None
+    #: The dot is ok on a human's override alone (shown as ``*``, like the snapshot's table).
+    override: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -325,7 +327,8 @@ def _cell_view(
         else None
     )
     needs_human = bool(shown.get("needs_human", False))
-    return CellView(integration, shown["status"], applicable, needs_human, counted)
+    override = "override" in shown
+    return CellView(integration, shown["status"], applicable, needs_human, counted, override)
 
 
 def _hold(
@@ -441,6 +444,8 @@ def status_text(report: RolloutReport) -> bytes:
         parts.append("\n")
     if any(c.needs_human for t in report.tiers for r in t.repos for c in r.cells):
         parts.append("! = the newest outcome waits for a human: petrova state promote\n")
+    if any(c.override for t in report.tiers for r in t.repos for c in r.cells):
+        parts.append("* = ok on a human's override, not yet observed ok\n")
     return "".join(parts).encode()
 
 
@@ -467,4 +472,8 @@ def _tier_heading(tier: TierView, report: RolloutReport) -> str:
 
 
 def _dot(cell: CellView) -> str:
-    return STATUS_LABELS[cell.status] + ("!" if cell.needs_human else "")
+    return (
+        STATUS_LABELS[cell.status]
+        + ("!" if cell.needs_human else "")
+        + ("*" if cell.override else "")
+    )
