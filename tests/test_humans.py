@@ -306,3 +306,21 @@ def test_a_promotion_made_while_the_probes_ran_never_refuses_their_batch(
     assert "by" not in ledger["integrations"]["ares"]["history"][-1]  # not copied yet
     cell = _ares(petrova, tier2, epoch(4, 1))
     assert cell["status"] == "ok" and "needs_human" not in cell  # but applied, in order
+
+
+def test_a_linked_promotions_folder_is_refused(
+    tier2: Fleet, petrova: Petrova, tmp_path: Path
+) -> None:
+    _day(petrova, tier2, 0)
+    for n in (1, 2):
+        _day(petrova, tier2, n, kahn_hq__ares="failing")
+    _day(petrova, tier2, 3)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tier2.state_dir / "promotions").symlink_to(elsewhere)
+    run = _promote(petrova, tier2, day(3, 1))
+    assert run.exit_code == 2 and "UNSAFE_PATH" in run.stderr
+    assert list(elsewhere.iterdir()) == []
+    snap = petrova("snapshot", *fleet_args(tier2), env={"SOURCE_DATE_EPOCH": epoch(3, 2)})
+    codes = {w["code"] for w in json.loads(snap.stdout)["warnings"] if w["slug"] == "kahn-hq"}
+    assert "STATE_UNREADABLE" in codes  # a linked folder is never read either

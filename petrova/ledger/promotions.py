@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.validation import pydantic_problems
-from petrova.errors import Problem, StateInvalid, YamlInvalid
-from petrova.files.disk import WriteVerb, decode_text, read_as, write_atomic
+from petrova.errors import Problem, StateInvalid, UnsafePath, YamlInvalid
+from petrova.files.disk import WriteVerb, confined, decode_text, read_as, write_atomic
 from petrova.files.yaml_strict import YamlDocument, parse_yaml
 from petrova.models import PROMOTIONS_KEYS, HumanPromotion, PromotionEntry, PromotionsFile
 
@@ -48,6 +48,7 @@ def read_promotions(
     cannot know whether a human promoted a cell must not guess.
     """
     try:
+        confined(path.parent.parent, Path(path.parent.name, path.name))  # a link: refused
         raw = read_as(
             path,
             StateInvalid,
@@ -58,6 +59,8 @@ def read_promotions(
         )
     except FileNotFoundError:
         return {}
+    except UnsafePath as exc:
+        raise StateInvalid(exc.message, location=exc.location) from None
     parsed = _parse(decode_text(raw, str(path)), str(path), catalogue, slug=slug)
     found: dict[str, list[PromotionEntry]] = {}
     for item in parsed.promotions:

@@ -371,8 +371,9 @@ def promote(
     checked = make_request(loaded, request_fields, now=now)
     slug, integration = checked.slug, checked.integration
     entry = promotion_entry(by, reason, format_timestamp(now), override=override)
-    target = promotions_path(state_dir, slug)
     ledger_path(state_dir, slug)  # the slug is safe to make a file name of
+    target = promotions_path(state_dir, slug)
+    confined(state_dir, target.relative_to(state_dir))  # never written through a link
     _promotion_of(loaded, state_dir, slug, integration, entry, now=now)  # refused: no trace
     _make_folder(target.parent)
     with file_lock(target, wait=wait):
