@@ -478,7 +478,31 @@ class PromoteNotRecovered(PetrovaError):
     code = "PROMOTE_NOT_RECOVERED"
 
 
-class StateNotPushed(CheckFailed):
-    """The ledgers were committed but the push failed: a warning, the commit is kept."""
+class StateNotPushed(StateNotCommitted):
+    """The ledgers were committed but the push failed: a warning, the commit is kept.
+
+    A kind of :class:`StateNotCommitted` (the state did not reach the repo), so that a
+    caller catching that one catches this one too."""
 
     code = "STATE_NOT_PUSHED"
+
+
+# --- git (petrova/net/git.py: the one git runner) ------------------------------------------
+
+
+class GitTimeout(CheckFailed):
+    """A git command ran past its timeout and was killed with its helpers (exit 1)."""
+
+    code = "GIT_TIMEOUT"
+
+
+class GitFailed(CheckFailed):
+    """A git command petrova cannot go on without failed; the message says git's reason."""
+
+    code = "GIT_FAILED"
+
+
+class GitMissing(PetrovaError):
+    """The ``git`` program is not installed or not on PATH."""
+
+    code = "GIT_NOT_FOUND"

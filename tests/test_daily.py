@@ -129,7 +129,7 @@ def test_a_conflicting_ledger_edit_keeps_the_commit_local_and_says_so(
         *control_plane.args(),
     )
     assert run.exit_code == 0, run.stderr
-    keep_state(_plan(control_plane, commit_state=True, push=True))
+    keep_state(_plan(control_plane, commit_state=True))
     with pytest.raises(StateNotPushed, match="could not be rebased"):
         push_state(_plan(control_plane, commit_state=True, push=True))
     assert git(control_plane.root, "status", "--porcelain", "--untracked-files=no") == ""
@@ -212,7 +212,7 @@ def test_a_protected_main_keeps_the_state_on_its_own_branch(
     ).read_bytes()
     # Without --push-branch the same push is refused: a warning, the commit kept.
     plain = _plan(control_plane, commit_state=True, push=True)
-    keep_state(plain)
+    keep_state(_plan(control_plane, commit_state=True))
     with pytest.raises(StateNotPushed, match="--push-branch"):
         push_state(plain)
     assert git(control_plane.root, "rev-list", "--count", "origin/main..main").strip() == "1"

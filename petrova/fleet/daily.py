@@ -28,15 +28,25 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from petrova import clock
-from petrova.errors import DailyFailed, StateNotCommitted, StateNotPushed
+from petrova.errors import (
+    DailyFailed,
+    GitFailed,
+    GitMissing,
+    GitTimeout,
+    StateNotCommitted,
+    StateNotPushed,
+)
 from petrova.fleet.runs import RUNS_RELPATH, RunLog, running, runs_path
 from petrova.models import StepOutcome, format_timestamp
+from petrova.net.git import Git, Result
 
 Policy = Literal["warn", "fail"]
 
@@ -56,6 +66,8 @@ STEPS: dict[str, Policy] = {
 BOT_NAME = "petrova-bot"
 BOT_EMAIL = "petrova-bot@users.noreply.github.com"
 PUSH_ATTEMPTS = 3
+#: Seconds each git command of the state commit may take (a push to a slow remote included).
+GIT_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -159,10 +171,11 @@ def run_daily(
     at the end; the lock it holds meanwhile tells a snapshot that the run is in progress.
     """
     report = DailyReport()
+    started = file_clock_now(plan.registry.parent)  # what is older is not this run's
     record_path = runs_path(plan.state_dir)
     with running(record_path):  # LOCK_TIMEOUT (exit 75): another daily is still on
         log = RunLog(record_path, format_timestamp(clock.now()))
-        _run_steps(plan, report, log, runner=runner, on_step=on_step)
+        _run_steps(plan, report, log, runner=runner, on_step=on_step, started=started)
     return report
 
 
@@ -173,6 +186,7 @@ def _run_steps(
     *,
     runner: Runner,
     on_step: Callable[[StepResult], None] | None,
+    started: float,
 ) -> None:
     if plan.commit_state and plan.push:
         _note(report, _git_step("push pending", lambda: push_pending(plan)), log, on_step)
@@ -188,7 +202,8 @@ def _run_steps(
     log.finish(format_timestamp(clock.now()))
     if not plan.commit_state:
         return
-    committed = _git_step("keep state", lambda: keep_state(plan))
+    commit_only = replace(plan, push=False)  # the push is a step of its own, which warns
+    committed = _git_step("keep state", lambda: keep_state(commit_only, started=started))
     _note(report, committed, log, on_step)
     if committed.ok and plan.push:
         _note(report, _git_step("push state", lambda: push_state(plan)), log, on_step)
@@ -197,7 +212,7 @@ def _run_steps(
 def _git_step(name: str, action: Callable[[], str]) -> StepResult:
     try:
         return StepResult(name, 0, action())
-    except (StateNotCommitted, StateNotPushed) as exc:
+    except (StateNotCommitted, StateNotPushed, GitTimeout, GitFailed, GitMissing) as exc:
         return StepResult(name, int(exc.exit_code), exc.render() + "\n")
 
 
@@ -231,19 +246,22 @@ def raise_for(report: DailyReport) -> None:
         raise DailyFailed(f"the daily run failed at: {names} (what each said is above)")
 
 
-# --- keeping the ledgers -------------------------------------------------------------------
+# --- keeping the ledgers ------------------------------------------------------------------
+#
+# Each git step is a small function here, all through the one git runner (a timeout, a
+# cleaned environment, no prompts): a hung git is GIT_TIMEOUT, never a crash.
+
+#: The start of every commit the daily makes: how its own work is told from a human's.
+COMMIT_PREFIX = "state: probe outcomes of "
 
 
-def _git(checkout: Path, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str]:
-    proc = subprocess.run(
-        ["git", "-C", str(checkout), *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})},
-    )
-    return proc.returncode, (proc.stdout + proc.stderr).strip()
+def _git(top: Path, *args: str, env: Mapping[str, str] | None = None) -> Result:
+    return Git(timeout=GIT_TIMEOUT).run(list(args), cwd=top, env=env).check_timeout(str(top))
+
+
+def _git_in(top: Path, *args: str, stdin: str) -> Result:
+    """:func:`_git` with ``stdin`` (``mktree`` reads its entries there)."""
+    return Git(timeout=GIT_TIMEOUT).run(list(args), cwd=top, stdin=stdin).check_timeout(str(top))
 
 
 def _bot_identity() -> dict[str, str]:
@@ -257,17 +275,138 @@ def _bot_identity() -> dict[str, str]:
     }
 
 
-def _checkout_top(plan: DailyPlan, error: type[StateNotCommitted | StateNotPushed]) -> Path:
-    checkout = plan.registry.parent
-    code, top = _git(checkout, "rev-parse", "--show-toplevel")
-    if code != 0:
-        raise error(f"{checkout} is not a git checkout: {top}")
-    return Path(top)
+def checkout_root(checkout: Path) -> Path:
+    result = _git(checkout, "rev-parse", "--show-toplevel")
+    if not result.ok:
+        raise StateNotCommitted(f"{checkout} is not a git checkout: {result.reason()}")
+    return Path(result.stdout.strip())
+
+
+def current_branch(top: Path) -> str:
+    """The branch checked out; refused on a detached HEAD, before anything is committed
+    (a commit there would be lost from the work tree at the next ``git checkout``)."""
+    result = _git(top, "symbolic-ref", "--quiet", "--short", "HEAD")
+    if not result.ok or not result.stdout.strip():
+        raise StateNotCommitted(
+            f"the control-plane checkout {top} is on a detached HEAD, not a branch; nothing "
+            "was committed (the ledgers stay on disk): check out the branch the daily keeps "
+            "its state on (e.g. git checkout main)"
+        )
+    return result.stdout.strip()
+
+
+def file_clock_now(folder: Path) -> float:
+    """Now, by the clock that stamps files in ``folder`` (a fresh unnamed file's mtime):
+    what a lock's age is compared with. Not petrova's clock, which a test or
+    ``SOURCE_DATE_EPOCH`` may set anywhere."""
+    for where in (folder, None):
+        try:
+            with tempfile.TemporaryFile(dir=where) as probe:
+                return os.fstat(probe.fileno()).st_mtime
+        except OSError:
+            continue
+    return time.time()
+
+
+def _git_path(top: Path, name: str) -> Path:
+    result = _git(top, "rev-parse", "--git-path", name)
+    return top / result.stdout.strip() if result.ok else top / ".git" / name
+
+
+def _git_running_in(top: Path) -> bool:
+    """Is a git process working in ``top``? (Linux: by each process's working folder;
+    elsewhere nobody can tell, so a lock is presumed in use.)"""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    me = top.resolve()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0]
+            if not Path(os.fsdecode(argv0)).name.startswith("git"):
+                continue
+            cwd = (entry / "cwd").readlink().resolve()
+        except OSError:
+            continue
+        if cwd == me or me in cwd.parents:
+            return True
+    return False
+
+
+def clear_stale_index_lock(top: Path, started: float) -> str:
+    """Remove ``index.lock`` left by a killed run of ours; returns what to say ('' if none).
+
+    Only a lock older than this run, with no git process working in the checkout, is
+    removed: petrova's daily holds its own lock for the run, so such a lock is a crashed
+    run's, and git itself never cleans it up.
+    """
+    lock = _git_path(top, "index.lock")
+    try:
+        age = lock.lstat().st_mtime
+    except FileNotFoundError:
+        return ""
+    if age >= started or _git_running_in(top):
+        raise StateNotCommitted(
+            f"{lock} exists and may belong to a git command still running; the ledgers "
+            "stay on disk and the next run tries again (remove the file if no git is running)"
+        )
+    lock.unlink(missing_ok=True)
+    return f"removed a stale {lock.name} left by an interrupted run\n"
+
+
+def _read_small(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")[:200].strip()
+    except OSError:
+        return ""
+
+
+def abort_own_rebase(top: Path, started: float) -> str:
+    """Abort a rebase a killed run of ours left (it rebased only the daily's own state
+    commits, and is older than this run); another rebase is a person's and is refused."""
+    for name in ("rebase-merge", "rebase-apply"):
+        folder = _git_path(top, name)
+        if not folder.is_dir():
+            continue
+        onto = (folder / "onto").read_text().strip() if (folder / "onto").is_file() else ""
+        head = (
+            (folder / "orig-head").read_text().strip() if (folder / "orig-head").is_file() else ""
+        )
+        subjects = _git(top, "log", "--format=%s", f"{onto}..{head}").stdout.splitlines()
+        own = bool(onto and head) and all(s.startswith(COMMIT_PREFIX) for s in subjects)
+        if not own or folder.stat().st_mtime >= started or _git_running_in(top):
+            raise StateNotCommitted(
+                f"a rebase is in progress in {top} that is not an interrupted run's of the "
+                "daily; nothing was committed: finish it or run git rebase --abort"
+            )
+        _git(top, "rebase", "--abort")
+        return "aborted a rebase left by an interrupted run\n"
+    return ""
+
+
+def stage_ledgers(top: Path, ledgers: Sequence[str]) -> bool:
+    """Stage the ledgers (and only them); True when they differ from HEAD. Staged
+    ledgers a killed run left without a commit are simply part of this commit."""
+    added = _git(top, "add", "-A", "--", *ledgers)
+    if not added.ok:
+        raise StateNotCommitted(f"git add of the ledgers failed: {added.reason()}")
+    return not _git(top, "diff", "--cached", "--quiet", "HEAD", "--", *ledgers).ok
+
+
+def commit_ledgers(top: Path, ledgers: Sequence[str]) -> None:
+    message = f"{COMMIT_PREFIX}{format_timestamp(clock.now())}"
+    args = ["commit", "--quiet", "--no-verify", "-m", message, "--", *ledgers]
+    result = _git(top, *args, env=_bot_identity())
+    if not result.ok:
+        raise StateNotCommitted(f"git commit failed: {result.reason()}")
 
 
 def bot_pathspecs(plan: DailyPlan, top: Path) -> list[str]:
     """The bot's files and nothing else: the ledgers and the run record. Never a lock
-    file, a temporary file, or ``state/promotions/`` (the humans' files)."""
+    file, a temporary file, or ``state/promotions/`` (the humans' files); ``[]`` when
+    there is none yet (git refuses a pathspec that matches nothing)."""
     try:
         relative = plan.state_dir.resolve().relative_to(top.resolve()).as_posix()
     except ValueError:
@@ -279,132 +418,195 @@ def bot_pathspecs(plan: DailyPlan, top: Path) -> list[str]:
         f":(glob){relative}/*.yaml": any(plan.state_dir.glob("*.yaml")),
         f":(glob){relative}/{RUNS_RELPATH.as_posix()}": (plan.state_dir / RUNS_RELPATH).exists(),
     }
-    # git add refuses a pathspec that matches nothing, on disk or in the index
     found = [
         spec
         for spec, on_disk in wanted.items()
-        if on_disk or _git(top, "ls-files", "--cached", "--", spec)[1].strip()
+        if on_disk or _git(top, "ls-files", "--cached", "--", spec).stdout.strip()
     ]
     return [*found, f":(exclude,glob){relative}/.*"] if found else []
 
 
-def keep_state(plan: DailyPlan) -> str:
-    """Commit the bot's files (see :func:`bot_pathspecs`) as the bot; nothing else.
+def keep_state(plan: DailyPlan, *, started: float | None = None) -> str:
+    """Commit the bot's files (:func:`bot_pathspecs`) as the bot; push when ``plan.push``
+    (the daily itself pushes in a step of its own, :func:`push_state`).
 
-    With ``push_branch`` the commit goes onto that branch (built with a separate index,
-    so the checked-out branch and its index are never touched); else onto the
-    checked-out branch. Returns what is worth saying ('' when nothing changed).
+    First it recovers from its own crash: a stale ``index.lock`` or an interrupted rebase
+    of its own (older than this run, ``started``, with no git running in the checkout);
+    ledgers a killed run staged are committed now. It refuses a detached HEAD before
+    committing anything. With ``push_branch`` the commit goes onto that branch instead,
+    built with a separate index, so the checked-out branch and its index are never
+    touched. Returns what is worth saying.
     """
-    top = _checkout_top(plan, StateNotCommitted)
+    checkout = plan.registry.parent
+    started = file_clock_now(checkout) if started is None else started
+    top = checkout_root(checkout)
     paths = bot_pathspecs(plan, top)
-    if plan.push_branch is not None:
-        return _commit_to_branch(top, paths, plan.push_branch)
     if not paths:
         return ""  # no ledger yet, none removed: nothing to keep
-    code, said = _git(top, "add", "-A", "--", *paths)
-    if code != 0:
-        raise StateNotCommitted(f"git add of the ledgers failed: {said}")
-    code, _ = _git(top, "diff", "--cached", "--quiet", "--", *paths)
-    if code == 0:
-        return ""
-    code, said = _git(
-        top,
-        "commit",
-        "--quiet",
-        "--no-verify",
-        "-m",
-        _message(),
-        "--",
-        *paths,
-        env=_bot_identity(),
-    )
-    if code != 0:
-        raise StateNotCommitted(f"git commit failed: {said}")
-    return ""
+    if plan.push_branch is not None:
+        said = _commit_to_branch(top, plan, plan.push_branch)
+        if plan.push:
+            push_state(plan)
+        return said
+    said = clear_stale_index_lock(top, started)
+    said += abort_own_rebase(top, started)
+    branch = current_branch(top)
+    if stage_ledgers(top, paths):
+        commit_ledgers(top, paths)
+    elif not (plan.push and unpushed(top, branch)):
+        return said
+    if plan.push:
+        push_with_retry(top, branch)
+    return said
 
 
-def _message() -> str:
-    return f"state: probe outcomes of {format_timestamp(clock.now())}"
+def unpushed(top: Path, branch: str) -> bool:
+    """Does ``branch`` hold commits ``origin`` has not seen (a previous run's commit that
+    stayed local)? Unknown (no remote-tracking ref yet) counts as yes."""
+    ahead = _git(top, "rev-list", "--count", f"refs/remotes/origin/{branch}..HEAD")
+    return not ahead.ok or ahead.stdout.strip() != "0"
 
 
-def _commit_to_branch(top: Path, paths: list[str], branch: str) -> str:
-    """One commit of the bot's files on ``branch``, whose tree is exactly those files."""
+def _commit_to_branch(top: Path, plan: DailyPlan, branch: str) -> str:
+    """One commit of the bot's files on ``branch``, whose tree is exactly those files.
+
+    Built from blobs and trees (``hash-object``, ``mktree``), never through an index,
+    so the checked-out branch, its index and its work tree are not touched.
+    """
     ref = f"refs/heads/{branch}"
-    code, parent = _git(top, "rev-parse", "--verify", "-q", ref)
-    if code != 0:
+    parent = _git(top, "rev-parse", "--verify", "-q", ref)
+    if not parent.ok:
         _git(top, "fetch", "--quiet", "origin", f"+{ref}:{ref}")
-        code, parent = _git(top, "rev-parse", "--verify", "-q", ref)
-    has_parent = code == 0 and bool(parent)
-    _, gitdir = _git(top, "rev-parse", "--absolute-git-dir")
-    index = {"GIT_INDEX_FILE": str(Path(gitdir) / "petrova-state-index")}
-    _git(top, "read-tree", "--empty", env=index)
-    code, said = _git(top, "add", "-A", "--", *paths, env=index)
-    if code != 0:
-        raise StateNotCommitted(f"git add of the ledgers failed: {said}")
-    code, tree = _git(top, "write-tree", env=index)
-    if code != 0:
-        raise StateNotCommitted(f"git write-tree failed: {tree}")
-    if has_parent:
-        _, old_tree = _git(top, "rev-parse", f"{parent}^{{tree}}")
-        if old_tree == tree:
-            return ""
-    argv = ["commit-tree", tree, "-m", _message(), *(["-p", parent] if has_parent else [])]
-    code, commit = _git(top, *argv, env=_bot_identity())
-    if code != 0:
-        raise StateNotCommitted(f"git commit-tree failed: {commit}")
-    code, said = _git(top, "update-ref", ref, commit)
-    if code != 0:
-        raise StateNotCommitted(f"git update-ref {ref} failed: {said}")
+        parent = _git(top, "rev-parse", "--verify", "-q", ref)
+    tip = parent.stdout.strip() if parent.ok else ""
+    relative = plan.state_dir.resolve().relative_to(top.resolve()).as_posix()
+    files = {f"{relative}/{p.name}": p for p in sorted(plan.state_dir.glob("[!.]*.yaml"))}
+    record = plan.state_dir / RUNS_RELPATH
+    if record.is_file():
+        files[f"{relative}/{RUNS_RELPATH.as_posix()}"] = record
+    tree = _tree_of(top, files)
+    if tip and _git(top, "rev-parse", f"{tip}^{{tree}}").stdout.strip() == tree:
+        return ""
+    message = f"{COMMIT_PREFIX}{format_timestamp(clock.now())}"
+    argv = ["commit-tree", tree, "-m", message, *(["-p", tip] if tip else [])]
+    commit = _git(top, *argv, env=_bot_identity())
+    if not commit.ok:
+        raise StateNotCommitted(f"git commit-tree failed: {commit.reason()}")
+    moved = _git(top, "update-ref", ref, commit.stdout.strip())
+    if not moved.ok:
+        raise StateNotCommitted(f"git update-ref {ref} failed: {moved.reason()}")
     return ""
+
+
+def _tree_of(top: Path, files: Mapping[str, Path]) -> str:
+    """The git tree holding exactly ``files`` (repo path -> file on disk)."""
+    entries: dict[str, str] = {}  # name -> "mode type sha"
+    folders: dict[str, dict[str, Path]] = {}
+    for path, source in files.items():
+        head, _, rest = path.partition("/")
+        if rest:
+            folders.setdefault(head, {})[rest] = source
+            continue
+        blob = _git(top, "hash-object", "-w", "--", str(source))
+        if not blob.ok:
+            raise StateNotCommitted(f"git hash-object {source} failed: {blob.reason()}")
+        entries[head] = f"100644 blob {blob.stdout.strip()}"
+    for name, inner in folders.items():
+        entries[name] = f"040000 tree {_tree_of(top, inner)}"
+    listing = "".join(f"{entries[name]}\t{name}\n" for name in sorted(entries))
+    made = _git_in(top, "mktree", stdin=listing)
+    if not made.ok:
+        raise StateNotCommitted(f"git mktree failed: {made.reason()}")
+    return made.stdout.strip()
 
 
 def _target(plan: DailyPlan, top: Path) -> str:
     """The branch the bot pushes: ``--push-branch``, else the checked-out one."""
     if plan.push_branch is not None:
         return plan.push_branch
-    code, branch = _git(top, "symbolic-ref", "--short", "HEAD")
-    if code != 0:
-        raise StateNotPushed("the control-plane checkout is not on a branch; cannot push")
-    return branch
+    return current_branch(top)
 
 
 def push_pending(plan: DailyPlan) -> str:
-    """Push the bot's commits an earlier run kept, before the refresh (SPEC §12)."""
-    top = _checkout_top(plan, StateNotPushed)
+    """Push the bot's commits an earlier run kept, before the refresh (SPEC §12), so the
+    refresh can fast-forward and a registry PR merged meanwhile is used today."""
+    top = checkout_root(plan.registry.parent)
     branch = _target(plan, top)
-    local = f"refs/heads/{branch}" if plan.push_branch is not None else "HEAD"
-    code, said = _git(top, "fetch", "--quiet", "origin")
-    if code != 0:
-        raise StateNotPushed(f"git fetch origin failed: {said}; the next run tries again")
-    code, ahead = _git(top, "rev-list", "--count", f"refs/remotes/origin/{branch}..{local}")
-    if code != 0 and plan.push_branch is not None:
-        code, ahead = _git(top, "rev-list", "--count", local)  # the branch is new
-    if code != 0 or ahead.strip() in ("", "0"):
+    state_branch = plan.push_branch is not None
+    local = f"refs/heads/{branch}" if state_branch else "HEAD"
+    fetched = _git(top, "fetch", "--quiet", "origin")
+    if not fetched.ok:
+        raise StateNotPushed(
+            f"git fetch origin failed: {fetched.reason()}; the next run tries again"
+        )
+    if state_branch and not _git(top, "rev-parse", "--verify", "-q", local).ok:
+        return ""  # no state commit yet
+    ahead = _git(top, "rev-list", "--count", f"refs/remotes/origin/{branch}..{local}")
+    if ahead.ok and ahead.stdout.strip() == "0":
         return ""
-    _push_with_retry(top, branch, state_branch=plan.push_branch is not None)
+    if state_branch:
+        _push_state_branch(top, branch)
+    else:
+        push_with_retry(top, branch)
     return ""
 
 
 def push_state(plan: DailyPlan) -> str:
     """Push the commit :func:`keep_state` made; a failure keeps it for the next run."""
-    top = _checkout_top(plan, StateNotPushed)
-    _push_with_retry(top, _target(plan, top), state_branch=plan.push_branch is not None)
+    top = checkout_root(plan.registry.parent)
+    if plan.push_branch is not None:
+        _push_state_branch(top, plan.push_branch)
+    else:
+        push_with_retry(top, current_branch(top))
     return ""
 
 
-def _push_with_retry(top: Path, branch: str, *, state_branch: bool) -> None:
-    """Push; when a human's PR overtook the push, rebase onto it and try again, up to
-    :data:`PUSH_ATTEMPTS` times. A state branch is only ever the bot's: it is pushed
-    as it is. A rebase that conflicts is undone; the commit stays local either way."""
+def _push_state_branch(top: Path, branch: str) -> None:
+    """A state branch is only ever the bot's: pushed as it is, never rebased."""
+    pushed = _git(top, "push", "--quiet", "origin", f"refs/heads/{branch}:refs/heads/{branch}")
+    if not pushed.ok:
+        raise StateNotPushed(
+            f"git push of {branch} failed: {pushed.reason()}; the commit is kept and the next "
+            "run pushes it"
+        )
+
+
+def _changed_upstream(top: Path, branch: str) -> set[str]:
+    """The files ``origin/<branch>`` changed since this branch left it."""
+    diff = _git(top, "diff", "--name-only", f"HEAD...refs/remotes/origin/{branch}")
+    return {n for n in diff.stdout.splitlines() if n}
+
+
+def _unstaged_other_changes(top: Path) -> list[str]:
+    """Tracked files changed in the work tree or the index."""
+    names = _git(top, "diff", "--name-only", "HEAD").stdout.splitlines()
+    return sorted(n for n in names if n)
+
+
+def push_with_retry(top: Path, branch: str) -> None:
+    """Push; when a human's PR overtook it, rebase onto it and try again, up to
+    :data:`PUSH_ATTEMPTS` times. Local changes (a human's uncommitted promotion, the
+    run record) are carried across the rebase (``--autostash``), unless one is to a file
+    the rebase would change: then nothing is touched and that is the reason given. A
+    rebase that fails is undone and reported with its real reason; the commit stays
+    local for the next run (``STATE_NOT_PUSHED``)."""
     last = ""
-    source = f"refs/heads/{branch}" if state_branch else "HEAD"
     for _ in range(PUSH_ATTEMPTS):
-        code, last = _git(top, "push", "--quiet", "origin", f"{source}:refs/heads/{branch}")
-        if code == 0:
+        pushed = _git(top, "push", "--quiet", "origin", f"HEAD:{branch}")
+        if pushed.ok:
             return
-        if state_branch:
-            continue
-        code, said = _git(
+        last = pushed.reason()
+        _git(top, "fetch", "--quiet", "origin", branch)
+        dirty = sorted(set(_unstaged_other_changes(top)) & _changed_upstream(top, branch))
+        if dirty:
+            shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+            raise StateNotPushed(
+                f"the ledgers could not be rebased onto origin/{branch}: the checkout has "
+                f"uncommitted changes to tracked files ({shown}) that origin/{branch} changed "
+                "too; commit or discard them. The commit stays local and the next run "
+                "tries again"
+            )
+        pulled = _git(
             top,
             "pull",
             "--rebase",
@@ -414,12 +616,18 @@ def _push_with_retry(top: Path, branch: str, *, state_branch: bool) -> None:
             branch,
             env=_bot_identity(),
         )
-        if code != 0:
+        if not pulled.ok:
+            conflicted = _git(top, "diff", "--name-only", "--diff-filter=U").stdout.split()
             _git(top, "rebase", "--abort")
+            if conflicted:
+                raise StateNotPushed(
+                    f"the ledgers could not be rebased onto origin/{branch}: a change to the "
+                    f"same ledger landed meanwhile ({', '.join(sorted(conflicted))}); the "
+                    "commit stays local and the next run tries again"
+                )
             raise StateNotPushed(
-                f"the ledgers could not be rebased onto origin/{branch} (a change to the "
-                f"same ledger landed meanwhile): {said}; the commit stays local and the next "
-                "run tries again"
+                f"the ledgers could not be rebased onto origin/{branch}: git pull --rebase "
+                f"failed: {pulled.reason()}; the commit stays local and the next run tries again"
             )
     raise StateNotPushed(
         f"git push to origin {branch} failed {PUSH_ATTEMPTS} times: {last}; the commit is "

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from petrova.errors import SyncSelfRefused
-from petrova.sync.git import Git
+from petrova.net.git import Git
 
 
 def local_changes(porcelain: str) -> set[str]:
