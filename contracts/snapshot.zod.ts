@@ -23,6 +23,25 @@ export const INTEGRATION_TITLES: Readonly<Record<IntegrationId, string>> = {
   lore_cairnet: "LORE+CAIRNET",
 };
 
+/** One step of a daily run and how it ended (``code``: its exit code). */
+export const DailyRunStepSchema = z.looseObject({
+  name: z.string(),
+  outcome: z.enum(["ok", "warned", "failed"]),
+  code: z.int(),
+});
+export type DailyRunStep = z.infer<typeof DailyRunStepSchema>;
+
+/**
+ * One daily run: written when it starts (``finished_at`` null) and when it ends, so a run
+ * killed on the way is still null the next day.
+ */
+export const DailyRunSchema = z.looseObject({
+  started_at: z.string(),
+  finished_at: z.string().nullable(),
+  steps: z.array(DailyRunStepSchema).optional(),
+});
+export type DailyRun = z.infer<typeof DailyRunSchema>;
+
 /** One thing that holds a tier's rollout gate: a repo, maybe one of its cells. */
 export const GateHoldSchema = z.looseObject({
   slug: z.string(),
@@ -31,26 +50,6 @@ export const GateHoldSchema = z.looseObject({
   message: z.string(),
 });
 export type GateHold = z.infer<typeof GateHoldSchema>;
-
-/** One step of a daily run and how it ended (``code``: its exit code). */
-export const RunStepSchema = z.looseObject({
-  name: z.string(),
-  outcome: z.enum(["ok", "warned", "failed"]),
-  code: z.int(),
-});
-export type RunStep = z.infer<typeof RunStepSchema>;
-
-/**
- * One daily run: written when it starts (``finished_at`` null) and when it ends, so a run
- * killed on the way is still null the next day.
- */
-export const RunRecordSchema = z.looseObject({
-  /** RFC 3339, e.g. 2026-11-26T07:00:00Z */
-  started_at: z.string().regex(new RegExp("^(\\d{4})-(\\d{2})-(\\d{2})[Tt](\\d{2}):(\\d{2}):(\\d{2})(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$", "u")),
-  finished_at: z.string().regex(new RegExp("^(\\d{4})-(\\d{2})-(\\d{2})[Tt](\\d{2}):(\\d{2}):(\\d{2})(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$", "u")).nullable(),
-  steps: z.array(RunStepSchema).optional(),
-});
-export type RunRecord = z.infer<typeof RunRecordSchema>;
 
 /** Who overrode a cell to ok without an observed recovery, when and why. */
 export const SnapshotOverrideSchema = z.looseObject({
@@ -134,6 +133,6 @@ export const SnapshotSchema = z.looseObject({
   warnings: z.array(SnapshotWarningSchema),
   rows: z.array(StatusRowSchema),
   gates: z.array(TierGateSchema).optional(),
-  last_run: RunRecordSchema.optional(),
+  last_run: DailyRunSchema.optional(),
 });
 export type Snapshot = z.infer<typeof SnapshotSchema>;

@@ -411,7 +411,7 @@ class PromotionsFile(Model):
 StepOutcome = Literal["ok", "warned", "failed"]
 
 
-class RunStep(Model):
+class DailyRunStep(Model):
     """One step of a daily run and how it ended (``code``: its exit code)."""
 
     name: str
@@ -419,19 +419,20 @@ class RunStep(Model):
     code: int
 
 
-class RunRecord(Model):
+class DailyRun(Model):
     """One daily run: written when it starts (``finished_at`` null) and when it ends, so a
     run killed on the way is still null the next day."""
 
-    started_at: Timestamp
-    finished_at: Timestamp | None
-    steps: list[RunStep] = Field(default_factory=list)
+    #: Times as petrova writes them (UTC, ``Z``); plain strings, as the snapshot's others.
+    started_at: str
+    finished_at: str | None
+    steps: list[DailyRunStep] = Field(default_factory=list)
 
 
-class RunsFile(Model):
+class DailyRuns(Model):
     schema_version: SchemaVersion
     #: Newest last; a few are kept, so that a killed run is still seen by the next one.
-    runs: list[RunRecord] = Field(default_factory=list)
+    runs: list[DailyRun] = Field(default_factory=list)
 
 
 # --- the fleet snapshot (SPEC §7) -----------------------------------------------------
@@ -528,7 +529,7 @@ class Snapshot(Model):
     gates: list[TierGate] | SkipJsonSchema[None] = OMITTED_IF_NONE
     #: Added in 1.0 (additive): the newest daily run that is not in progress (``finished_at``
     #: null: it never finished); absent when no daily run was recorded.
-    last_run: RunRecord | SkipJsonSchema[None] = OMITTED_IF_NONE
+    last_run: DailyRun | SkipJsonSchema[None] = OMITTED_IF_NONE
 
 
 REGISTRY_KEYS = key_types(Registry, RepoEntry, ApplicabilityDetail)

@@ -19,7 +19,7 @@ from petrova.errors import LockTimeout, OutputError, PetrovaError
 from petrova.files.disk import read_input, write_atomic
 from petrova.files.json_strict import orjson_unique, to_json_bytes
 from petrova.files.lock import file_lock
-from petrova.models import RunRecord, RunsFile, RunStep, StepOutcome
+from petrova.models import DailyRun, DailyRuns, DailyRunStep, StepOutcome
 
 #: Where the record lives, relative to the state folder.
 RUNS_RELPATH = Path("runs") / "daily.json"
@@ -31,16 +31,16 @@ def runs_path(state_dir: Path) -> Path:
     return state_dir / RUNS_RELPATH
 
 
-def read_runs(path: Path) -> RunsFile:
+def read_runs(path: Path) -> DailyRuns:
     """The runs recorded so far; a missing or unreadable file is an empty record (the
     record is a courtesy to people, never a reason for a run or a snapshot to stop)."""
     try:
-        return RunsFile.model_validate(orjson_unique(read_input(path, follow=False)))
+        return DailyRuns.model_validate(orjson_unique(read_input(path, follow=False)))
     except (OSError, ValueError, ValidationError, PetrovaError):
-        return RunsFile(schema_version=1)
+        return DailyRuns(schema_version=1)
 
 
-def write_runs(path: Path, runs: RunsFile) -> None:
+def write_runs(path: Path, runs: DailyRuns) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = runs.model_dump(mode="json")
     write_atomic(path, to_json_bytes(data))
@@ -57,7 +57,7 @@ def in_progress(path: Path) -> bool:
         return False
 
 
-def last_run(state_dir: Path) -> RunRecord | None:
+def last_run(state_dir: Path) -> DailyRun | None:
     """The newest run that is not in progress: the one the snapshot and the page show."""
     path = runs_path(state_dir)
     if not path.exists():
@@ -73,11 +73,11 @@ class RunLog:
 
     def __init__(self, path: Path, started_at: str) -> None:
         self.path = path
-        self.record = RunRecord(started_at=started_at, finished_at=None)
+        self.record = DailyRun(started_at=started_at, finished_at=None)
         self._write()
 
     def step(self, name: str, outcome: StepOutcome, code: int) -> None:
-        steps = [*self.record.steps, RunStep(name=name, outcome=outcome, code=code)]
+        steps = [*self.record.steps, DailyRunStep(name=name, outcome=outcome, code=code)]
         self.record = self.record.model_copy(update={"steps": steps})
         self._write()
 
@@ -89,7 +89,7 @@ class RunLog:
         runs = [r for r in read_runs(self.path).runs if r.started_at != self.record.started_at]
         runs = [*runs, self.record][-RUNS_KEPT:]
         with contextlib.suppress(OSError):  # a record that cannot be written stops nothing
-            write_runs(self.path, RunsFile(schema_version=1, runs=runs))
+            write_runs(self.path, DailyRuns(schema_version=1, runs=runs))
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from petrova.files.json_strict import to_json_bytes
-from petrova.models import RunRecord, Snapshot, TierGate
+from petrova.models import DailyRun, Snapshot, TierGate
 from petrova.terminal import visible
 
 #: The short text of each dot status, for tables (n/a, FAILING stands out).
@@ -70,7 +70,7 @@ def gate_line(gate: TierGate) -> str:
     return f"tier {gate.tier} gate: held by {first}{more}{earliest}"
 
 
-def run_line(run: RunRecord) -> str:
+def run_line(run: DailyRun) -> str:
     """The last daily run in words: when, whether it finished, how each step ended."""
     steps = ", ".join(f"{s.name} {s.outcome}" for s in run.steps) or "no step ended"
     if run.finished_at is None:
