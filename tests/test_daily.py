@@ -67,7 +67,8 @@ def _plan(fleet: Fleet, **kw: object) -> DailyPlan:
 
 
 def _record(petrova: Petrova, fleet: Fleet, outcome: str = "not_applicable") -> None:
-    run = petrova("state", "record", "petrova-codes", "ares", outcome, *fleet.args())
+    # --force: the suite's fixed clock may be ahead of the machine's (faketime)
+    run = petrova("state", "record", "petrova-codes", "ares", outcome, "--force", *fleet.args())
     assert run.exit_code == 0, run.stderr
 
 
@@ -126,6 +127,7 @@ def test_a_conflicting_ledger_edit_keeps_the_commit_local_and_says_so(
         "not_applicable",
         "--now",
         "2026-11-26T08:00:00Z",
+        "--force",
         *control_plane.args(),
     )
     assert run.exit_code == 0, run.stderr
