@@ -23,6 +23,14 @@ export const INTEGRATION_TITLES: Readonly<Record<IntegrationId, string>> = {
   lore_cairnet: "LORE+CAIRNET",
 };
 
+/** One mark of a cell's trend: a probe outcome, or a human's promotion. */
+export const CellHistoryEntrySchema = z.looseObject({
+  at: z.string(),
+  outcome: z.union([z.enum(["ok", "degraded", "failing", "unreachable", "not_applicable"]), z.literal("promoted")]),
+  detail: z.string().optional(),
+});
+export type CellHistoryEntry = z.infer<typeof CellHistoryEntrySchema>;
+
 /** One step of a daily run and how it ended (``code``: its exit code). */
 export const DailyRunStepSchema = z.looseObject({
   name: z.string(),
@@ -69,6 +77,7 @@ export const IntegrationCellSchema = z.looseObject({
   review_by: z.string().nullable(),
   needs_human: z.literal(true).optional(),
   override: SnapshotOverrideSchema.optional(),
+  history: z.array(CellHistoryEntrySchema).max(10).optional(),
 });
 export type IntegrationCell = z.infer<typeof IntegrationCellSchema>;
 
