@@ -32,6 +32,7 @@ from petrova.documents.schemas import check_snapshot
 from petrova.files.json_strict import to_json_bytes
 from petrova.fleet.gather import NOTHING_READ, FleetInputs, RepoInputs, gather
 from petrova.fleet.rollout import rollout_report
+from petrova.fleet.runs import last_run
 from petrova.ledger.rules import DEFAULT_STALE_AFTER, FUTURE_SKEW, Observation, observed_status
 from petrova.models import (
     CELL_HISTORY_LIMIT,
@@ -42,6 +43,7 @@ from petrova.models import (
     FleetSnapshot,
     Mark,
     Notice,
+    Override,
     RepoEntry,
     Totals,
     applicability_value,
@@ -77,7 +79,11 @@ def make_snapshot(
     inputs = gather(loaded, state_dir=state_dir, workspace=workspace)
     derived = derive_snapshot(inputs, now=now, stale_after=stale_after)
     report = rollout_report(inputs, derived, now=now, days=GATE_DAYS)
-    snapshot = replace(derived, gates=tuple(tier.gate(GATE_DAYS) for tier in report.tiers))
+    snapshot = replace(
+        derived,
+        gates=tuple(tier.gate(GATE_DAYS) for tier in report.tiers),
+        last_run=last_run(state_dir),
+    )
     document = snapshot_document(snapshot)
     check_snapshot(document, catalogue)
     return Made(snapshot, to_json_bytes(document))
@@ -197,6 +203,9 @@ def _cell(
         if policy is None
         else derive_status(applicability=applicability, declared=declared, observed=observed)
     )
+    override = None
+    if seen is not None and seen.override is not None and status == "ok":
+        override = Override(seen.override["at"], seen.override["by"], seen.override["reason"])
     return Dot(
         status,
         applicability,
@@ -205,6 +214,7 @@ def _cell(
         seen.last_verified_at if seen is not None else None,
         review_by,
         seen is not None and seen.needs_human,
+        override,
         cell_history(seen.history) if seen is not None and seen.history else None,
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from petrova.models import Dot, FleetRow, FleetSnapshot, Gate
+from petrova.models import DailyRun, Dot, FleetRow, FleetSnapshot, Gate
 from petrova.terminal import visible
 
 #: The short text of each dot status, for tables (n/a, FAILING stands out).
@@ -67,6 +67,8 @@ def snapshot_document(snapshot: FleetSnapshot) -> dict[str, Any]:
     }
     if snapshot.gates is not None:
         document["gates"] = [_gate_document(gate) for gate in snapshot.gates]
+    if snapshot.last_run is not None:
+        document["last_run"] = snapshot.last_run.model_dump(mode="json")
     return document
 
 
@@ -98,6 +100,9 @@ def _cell_document(cell: Dot) -> dict[str, Any]:
     }
     if cell.needs_human:
         data["needs_human"] = True
+    if cell.override is not None:
+        at, by, reason = cell.override
+        data["override"] = {"at": at, "by": by, "reason": reason}
     if cell.history is not None:
         data["history"] = [
             {"at": at, "outcome": outcome}
@@ -133,7 +138,8 @@ def _snapshot_grid(snapshot: FleetSnapshot) -> tuple[list[str], list[list[str]]]
                 continue
             cell = row.integrations[integration_id]
             text = STATUS_LABELS[cell.status]
-            cells.append(text + ("!" if cell.needs_human else ""))
+            text += "!" if cell.needs_human else ""
+            cells.append(text + ("*" if cell.override is not None else ""))
         rows.append([row.slug, str(row.tier), row.role, row.contract_sha or "-", *cells])
     return headers, rows
 
@@ -156,19 +162,39 @@ def hold_line(message: str) -> str:
     return visible(f"  held: {message}")
 
 
+def run_line(run: DailyRun) -> str:
+    """The last daily run in words: when, whether it finished, how each step ended."""
+    steps = ", ".join(f"{s.name} {s.outcome}" for s in run.steps) or "no step ended"
+    if run.finished_at is None:
+        return f"last daily run: started {run.started_at}, never finished ({steps})"
+    return f"last daily run: {run.started_at} to {run.finished_at} ({steps})"
+
+
 def _footer(snapshot: FleetSnapshot) -> list[str]:
-    """The lines under the table: totals, each gate (its line, then its first hold),
-    the needs-human key and the warnings."""
+    """The lines under the table: totals, the last daily run, each gate (its line, then
+    its first hold), the keys to ``!`` and ``*``, and the warnings."""
     lines = [
         f"{snapshot.totals.repos} repos, {snapshot.totals.migrated} migrated; "
         f"generated {snapshot.generated_at} by {snapshot.generator}",
     ]
+    if snapshot.last_run is not None:
+        lines.append(run_line(snapshot.last_run))
     for gate in snapshot.gates or ():
         lines.append(gate_line(gate, at=snapshot.generated_at))
         if gate.holds:
             lines.append(hold_line(gate.holds[0].message))
-    if any(c.needs_human for r in snapshot.rows for c in (r.integrations or {}).values()):
+    cells = [c for r in snapshot.rows for c in (r.integrations or {}).values()]
+    if any(c.needs_human for c in cells):
         lines.append("! = a recovery waits for a human: petrova state promote")
+    lines += [
+        visible(
+            f"* = {r.slug} {i}: ok on an override by {c.override.by} at {c.override.at} "
+            f"({c.override.reason}), not yet observed ok"
+        )
+        for r in snapshot.rows
+        for i, c in (r.integrations or {}).items()
+        if c.override is not None
+    ]
     lines += [
         visible(f"warning {w.code} [{w.slug or '-'}]: {w.message}") for w in snapshot.warnings
     ]

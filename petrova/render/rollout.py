@@ -47,6 +47,8 @@ def status_text(report: RolloutReport) -> bytes:
         parts.append("\n")
     if any(c.needs_human for t in report.tiers for r in t.repos for c in r.cells):
         parts.append("! = the newest outcome waits for a human: petrova state promote\n")
+    if any(c.override for t in report.tiers for r in t.repos for c in r.cells):
+        parts.append("* = ok on a human's override, not yet observed ok\n")
     return "".join(parts).encode()
 
 
@@ -111,4 +113,8 @@ def _hold_document(hold: Hold) -> dict[str, Any]:
 
 
 def _dot(cell: CellView) -> str:
-    return STATUS_LABELS[cell.status] + ("!" if cell.needs_human else "")
+    return (
+        STATUS_LABELS[cell.status]
+        + ("!" if cell.needs_human else "")
+        + ("*" if cell.override else "")
+    )
