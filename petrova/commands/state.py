@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from petrova.clock import system_now
+from petrova.clock import machine_now
 from petrova.commands._common import (
     WAIT_SECONDS,
     catalogue_option,
@@ -40,7 +40,7 @@ def _guard(
     """The real ledger (state/ beside the registry) takes no outcome from the future."""
     real = resolve_state_dir(None, registry).resolve()
     scratch = state_dir is not None and state_dir.resolve() != real
-    core.guard_real_clock(times, real_now=system_now(), allowed=scratch or force)
+    core.guard_real_clock(times, real_now=machine_now(), allowed=scratch or force)
 
 
 @click.group()
