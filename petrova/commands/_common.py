@@ -16,6 +16,7 @@ from typing import Any, ClassVar, TypeVar
 
 import click
 
+from petrova import terminal
 from petrova.documents.catalogue import Catalogue, find_catalogue, load_catalogue
 from petrova.documents.registry import LoadedRegistry, default_registry_path, load_registry
 from petrova.errors import Location, OutputError, OutputIsInput
@@ -204,13 +205,6 @@ def say(message: str) -> None:
     click.echo(visible(message, keep_lines=True), err=True)
 
 
-def is_tty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
 class DurationType(click.ParamType):  # type: ignore[type-arg]
     """``72h``, ``3d``, ``90m`` or a bare number of hours."""
 
@@ -240,13 +234,18 @@ DURATION = DurationType()
 
 
 class SecondsType(click.ParamType):  # type: ignore[type-arg]
-    """A finite number of seconds, at least ``minimum`` (above it when ``open_min``):
-    ``nan``, ``inf`` and negatives are usage errors, not an endless wait or a crash."""
+    """A finite number of seconds, at least ``minimum`` (above it when ``open_min``) and
+    at most ``maximum``: ``nan``, ``inf`` and negatives are usage errors, not an endless
+    wait or a crash. Every option that takes seconds uses it (click's ``FloatRange``
+    lets ``nan`` through every bound)."""
 
     name = "seconds"
 
-    def __init__(self, minimum: float = 0.0, *, open_min: bool = False) -> None:
+    def __init__(
+        self, minimum: float = 0.0, *, maximum: float | None = None, open_min: bool = False
+    ) -> None:
         self.minimum = minimum
+        self.maximum = maximum
         self.open_min = open_min
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -255,10 +254,12 @@ class SecondsType(click.ParamType):  # type: ignore[type-arg]
         except (TypeError, ValueError):
             number = math.nan
         low_ok = number > self.minimum if self.open_min else number >= self.minimum
-        if not (math.isfinite(number) and low_ok):
+        high_ok = self.maximum is None or number <= self.maximum
+        if not (math.isfinite(number) and low_ok and high_ok):
             bound = "above" if self.open_min else "at least"
+            most = f" and at most {self.maximum:g}" if self.maximum is not None else ""
             self.fail(
-                f"{value!r} is not a number of seconds {bound} {self.minimum:g} (e.g. 30)",
+                f"{value!r} is not a number of seconds {bound} {self.minimum:g}{most} (e.g. 30)",
                 param,
                 ctx,
             )
@@ -274,7 +275,7 @@ TIMEOUT_SECONDS = SecondsType(0.0, open_min=True)
 def progress_reporter(label: str) -> Callable[[int, int], None] | None:
     """A progress line on stderr for people: only on a terminal, and only once a run
     has lasted a second (cron and pipes get nothing)."""
-    if not is_tty(sys.stderr):
+    if not terminal.watching():
         return None
     import time
 

@@ -13,7 +13,6 @@ import click
 from petrova.commands._common import (
     catalogue_option,
     emit,
-    is_tty,
     open_registry,
     registry_option,
     say,
@@ -29,7 +28,7 @@ from petrova.documents.registry import LoadedRegistry
 from petrova.errors import Location, UsageError
 from petrova.migrate.answers import Question, coerce_field, field_schema
 from petrova.migrate.bootstrap import LAST_PHASE, PHASES, Outcome, Request, run
-from petrova.terminal import visible
+from petrova.terminal import is_tty, visible
 
 
 class PromptAsker:

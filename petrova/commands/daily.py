@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from petrova import terminal
 from petrova.commands._common import (
     FleetOptions,
+    SecondsType,
     fleet_options,
-    is_tty,
     say,
 )
 from petrova.delivery.publish import check_env_name, check_url
@@ -51,7 +51,7 @@ from petrova.fleet.daily import STEPS, DailyPlan, StepResult, raise_for, run_dai
 @click.option("--push", is_flag=True, help="With --commit-state: push it, rebasing if needed.")
 @click.option(
     "--wait",
-    type=click.FloatRange(min=0, max=86400),
+    type=SecondsType(0, maximum=86400),
     default=600.0,
     show_default=True,
     metavar="SECONDS",
@@ -118,13 +118,13 @@ def daily(
 
 def _reporter() -> Callable[[StepResult], None]:
     """Pass on what needs a person; on a terminal, also a line per step."""
-    terminal = is_tty(sys.stderr)
+    watching = terminal.watching()
     actions = os.environ.get("GITHUB_ACTIONS") == "true"
 
     def report(result: StepResult) -> None:
         said = result.said.rstrip()
         if result.ok and not said:
-            if terminal:
+            if watching:
                 say(f"petrova daily: {result.name}: ok")
             return
         verdict = "ok" if result.ok else f"exit {result.code}"

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from petrova import terminal
 from petrova.commands._common import (
+    WAIT_SECONDS,
     FleetOptions,
+    SecondsType,
     emit,
     fleet_options,
-    is_tty,
     json_option,
     say,
     shard_option,
@@ -41,7 +42,7 @@ _SHOWN = 10
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1, max=600),
+    type=SecondsType(0.1, maximum=600),
     default=10.0,
     show_default=True,
     help="Seconds one request may take in all (connect, headers and body).",
@@ -54,7 +55,7 @@ _SHOWN = 10
 )
 @click.option(
     "--wait",
-    type=click.FloatRange(min=0),
+    type=WAIT_SECONDS,
     default=60.0,
     help="With --record: seconds to wait for another run holding a ledger's lock.",
 )
@@ -117,7 +118,7 @@ def probe(
         requests = core.read_batch(lines, "<probe>", loaded, now=clock.now())
         recorded = core.record(loaded, states, requests, wait=wait)
         changes = [core.change_as_dict(c) for c in recorded.changes]
-        if not as_json and is_tty(sys.stdout):
+        if not as_json and terminal.watching():
             for change in recorded.changes:
                 click.echo(core.describe(change))
     blind = [s for s in plan.skipped if s.blind]
@@ -139,11 +140,11 @@ def probe(
         emit(to_json_bytes(document), None)
     elif not record:
         emit(lines, None)
-    interactive = is_tty(sys.stderr)
-    if interactive or result.left:
+    watching = terminal.watching()
+    if watching or result.left:
         for cell in result.left:
             say(f"left for the next run: {cell.slug} {cell.integration} ({cell.reason})")
-    if interactive:
+    if watching:
         for outcome in result.unreachable:
             say(f"unreachable: {outcome['slug']} {outcome['integration']}: {outcome['detail']}")
         for skipped in blind:

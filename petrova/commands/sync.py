@@ -9,6 +9,7 @@ import orjson
 
 from petrova.commands._common import (
     FleetOptions,
+    SecondsType,
     fleet_options,
     json_option,
     progress_reporter,
@@ -49,7 +50,7 @@ from petrova.sync.run import default_jobs, results_json, sync_fleet
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1, max=86400),
+    type=SecondsType(1, maximum=86400),
     default=DEFAULT_TIMEOUT,
     show_default=True,
     help="Seconds each git command may take before it is killed.",
