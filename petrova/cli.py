@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from petrova import __version__
-from petrova.errors import EXIT_CODES, Exit, Location, PetrovaError
+from petrova.errors import EXIT_CODES, ErrorsShown, Exit, Location, PetrovaError
 
 #: name -> (module:attribute, one-line help). The help is here so that listing
 #: commands does not import them.
@@ -88,7 +88,8 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PetrovaError as exc:
-            report_error(exc)
+            if not isinstance(exc, ErrorsShown):
+                report_error(exc)
             ctx.exit(exc.exit_code)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise

@@ -126,6 +126,21 @@ class UsageError(PetrovaError):
     code = "USAGE_ERROR"
 
 
+class ErrorsShown(PetrovaError):
+    """Errors a command has already shown in its own form (one per file on stderr, or
+    inside its ``--json`` document): the boundary in ``cli.py`` shows nothing more and
+    exits with the worst one's code. A command never ends with an exit code of its own."""
+
+    code = "ERRORS_SHOWN"
+
+    def __init__(self, shown: Sequence[PetrovaError]) -> None:
+        super().__init__(
+            f"{len(shown)} error(s), shown above",
+            problems=[problem for error in shown for problem in error.problems],
+        )
+        self.exit_code = max((error.exit_code for error in shown), default=Exit.USAGE)
+
+
 class YamlInvalid(PetrovaError):
     """A file is not well-formed YAML (or breaks a loader rule such as duplicate keys)."""
 

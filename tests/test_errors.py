@@ -5,11 +5,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+from pathlib import Path
 
 import petrova
 from petrova import errors
 from petrova.errors import EXIT_CODES, Exit, PetrovaError
-from tests.conftest import ROOT, Petrova
+from tests.conftest import CATALOGUE, ROOT, Petrova
 
 
 def _all_subclasses(cls: type) -> list[type]:
@@ -55,3 +56,40 @@ def test_codes_cannot_be_made_up_at_a_raise_site() -> None:
     except TypeError:
         return
     raise AssertionError("PetrovaError accepted a code")
+
+
+_EXITS = ("exceptions.Exit", "ctx.exit", "sys.exit", "os._exit", ".Exit")
+
+
+def test_only_the_boundary_sets_an_exit_code() -> None:
+    """Commands end by raising a PetrovaError (``ErrorsShown`` when they showed their
+    errors themselves); only ``cli.py`` turns it into an exit code."""
+    import ast
+
+    package = ROOT / "petrova"
+    setting = []
+    for path in package.rglob("*.py"):
+        if path.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            target = node.func if isinstance(node, ast.Call) else None
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Name | ast.Attribute):
+                target = node.exc  # ``raise SystemExit`` without a call
+            called = ast.unparse(target) if target is not None else ""
+            if called == "SystemExit" or called.endswith(_EXITS):
+                setting.append(f"{path.relative_to(package)}:{node.lineno} {called}")
+    assert setting == []
+
+
+def test_errors_shown_by_the_command_are_not_shown_again(
+    petrova_inprocess: Petrova, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("schema_version: [\n")
+    run = petrova_inprocess(
+        "contract", "validate", str(broken), str(broken), "--catalogue", str(CATALOGUE)
+    )
+    assert run.exit_code == 2
+    lines = run.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith("petrova: CONTRACT_INVALID: ") for line in lines)
+    assert "ERRORS_SHOWN" not in run.stderr

@@ -18,7 +18,7 @@ from petrova.commands._common import (
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import LoadedContract, load_contract
 from petrova.documents.registry import LoadedRegistry, default_registry_path, load_registry
-from petrova.errors import ContractInvalid, EvidenceInvalid, PetrovaError
+from petrova.errors import ContractInvalid, ErrorsShown, EvidenceInvalid, PetrovaError
 from petrova.files.json_strict import to_json_bytes
 from petrova.files.yaml_strict import load_yaml_file
 from petrova.migrate.answers import explain_wired
@@ -78,13 +78,13 @@ def validate(
     catalogue = _catalogue(catalogue_path)
     fleet = _registry_for_hook(registry_path, catalogue)
     results: list[dict[str, object]] = []
-    worst = 0
+    failed: list[PetrovaError] = []
     for path in paths:
         try:
             loaded = _load(path, catalogue)
             check_slug(path, loaded, fleet)
         except PetrovaError as exc:
-            worst = max(worst, exc.exit_code)
+            failed.append(exc)
             results.append({"path": str(path), "valid": False, "error": exc.as_dict()})
             if not as_json:
                 say(f"petrova: {error_text(exc)}")
@@ -112,8 +112,8 @@ def validate(
             click.echo(visible(f"{path}: valid ({count} integrations, contract_sha {loaded.sha})"))
     if as_json:
         emit(to_json_bytes(results), None)
-    if worst:
-        raise click.exceptions.Exit(worst)
+    if failed:
+        raise ErrorsShown(failed)
 
 
 @contract.command()

@@ -24,6 +24,7 @@ from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import LoadedContract, load_contract, load_contract_bytes
 from petrova.documents.registry import load_registry
 from petrova.errors import (
+    ErrorsShown,
     Location,
     PetrovaError,
     PinStale,
@@ -63,7 +64,7 @@ def validate(registry_path: Path | None, catalogue_path: Path | None, as_json: b
         if not as_json:
             raise
         emit(to_json_bytes({"valid": False, "error": exc.as_dict(), "warnings": []}), None)
-        raise click.exceptions.Exit(exc.exit_code) from None
+        raise ErrorsShown([exc]) from None
     repos = loaded.registry.repos
     warnings = [
         {"slug": f.slug, "code": f.code, "message": f.message, "location": str(f.location)}
