@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install snapshot test test-slow test-future test-past test-pythons browser faketime lint format artefacts check-artefacts bench clean
+.PHONY: install snapshot test test-slow test-future test-past test-pythons browser node-deps faketime lint format artefacts check-artefacts bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ snapshot: $(STAMP)
 
 ## Lint, types, generated artefacts up to date, then the test suite (browser tests
 ## included; the slow fault-injection loops are `make test-slow`).
-test: lint check-artefacts browser
+test: lint check-artefacts browser node-deps
 	$(BIN)/python -m pytest -m 'not slow'
 
 ## The kill loops and the benchmark harness: long, so CI runs them as their own step.
@@ -36,17 +36,17 @@ test-slow: $(STAMP)
 ## every subprocess too), and half a year behind the suite's own fixed date: the suite
 ## pins every clock petrova reads, so nothing in it may depend on the day it runs.
 ## Browser tests left out.
-test-future: $(STAMP) faketime
+test-future: $(STAMP) faketime node-deps
 	faketime -f '+400d' $(BIN)/python -m pytest -q -m 'not slow and not browser'
 
-test-past: $(STAMP) faketime
+test-past: $(STAMP) faketime node-deps
 	faketime '2026-06-01 00:00:00' $(BIN)/python -m pytest -q -m 'not slow and not browser'
 
 ## The fast suite (no browser, no slow loops) on every Python petrova supports that this
 ## machine has, each in its own venv (.venv-3.11, .venv-3.12, .venv-3.13); a missing one
 ## is skipped with a word. `make test-pythons PYTHONS="3.13"` runs one.
 PYTHONS ?=
-test-pythons:
+test-pythons: node-deps
 	.ci/test-pythons $(PYTHONS)
 
 ## Debian's faketime for `make test-future` and `make test-past`, installed only when it is missing.
@@ -64,6 +64,17 @@ browser:
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	fi
 
+## zod 4, TypeScript and Ajv for tests/test_consumers.py (the dashboards' side), from the
+## npm registry at the exact versions of tests/node/package-lock.json (`npm ci`), again only
+## when the lock changed. Without node those tests skip and say so.
+node-deps:
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  echo "node/npm not found: tests/test_consumers.py (tsc, zod, Ajv) will be skipped"; \
+	elif [ ! -f tests/node/node_modules/.package-lock.json ] \
+	    || [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then \
+	  cd tests/node && npm ci --no-audit --no-fund --loglevel=error; \
+	fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check petrova tests benchmarks
 	$(BIN)/ruff format --check petrova tests benchmarks
@@ -73,7 +84,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix petrova tests benchmarks
 	$(BIN)/ruff format petrova tests benchmarks
 
-## Regenerate contracts/*.schema.json and contracts/fixtures/*.json from the code.
+## Regenerate contracts/*.schema.json, contracts/snapshot.zod.ts and contracts/fixtures/*.json
+## from the code.
 artefacts: $(STAMP)
 	$(BIN)/petrova contracts generate
 
