@@ -93,3 +93,55 @@ def test_errors_shown_by_the_command_are_not_shown_again(
     lines = run.stderr.splitlines()
     assert len(lines) == 2 and all(line.startswith("petrova: CONTRACT_INVALID: ") for line in lines)
     assert "ERRORS_SHOWN" not in run.stderr
+
+
+def _code_literals(path: Path, codes: set[str]) -> list[str]:
+    """Strings in ``path`` that are a code, or use one as a label (docstrings aside)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+        ):
+            # the code itself, or a label in front of a message ("warning: CODE: ..."):
+            # prose that names a code (help text, "exit 75 (LOCK_TIMEOUT)") is fine
+            labels = re.findall(r"(?:^|: )([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+): ", node.value)
+            words = [node.value.strip(), *labels]
+            found += [f"{path.name}:{node.lineno} {w}" for w in words if w in codes]
+    return found
+
+
+def test_every_code_is_written_once_in_errors_py() -> None:
+    """Outside errors.py a code is a name (``REVIEW_OVERDUE``, ``SyncFailed.code``), never
+    a string literal, so a typo is an import error rather than a new code."""
+    _import_everything()
+    codes = {c.code for c in _all_subclasses(PetrovaError)} | errors.WARNING_CODES
+    package = ROOT / "petrova"
+    literals = [
+        hit
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "errors.py"
+        for hit in _code_literals(path, codes)
+    ]
+    assert literals == []
+
+
+def test_every_warning_code_is_a_constant_and_is_listed_in_the_docs() -> None:
+    assert len(errors.WARNING_CODES) >= 15
+    for code in errors.WARNING_CODES:
+        assert getattr(errors, code) == code
+    docs = "\n".join(p.read_text() for p in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+    missing = sorted(code for code in errors.WARNING_CODES if f"`{code}`" not in docs)
+    assert missing == []

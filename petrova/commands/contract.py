@@ -18,7 +18,13 @@ from petrova.commands._common import (
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import LoadedContract, load_contract
 from petrova.documents.registry import LoadedRegistry, default_registry_path, load_registry
-from petrova.errors import ContractInvalid, ErrorsShown, EvidenceInvalid, PetrovaError
+from petrova.errors import (
+    LEGACY_INTEGRATION_ID,
+    ContractInvalid,
+    ErrorsShown,
+    EvidenceInvalid,
+    PetrovaError,
+)
 from petrova.files.json_strict import to_json_bytes
 from petrova.files.yaml_strict import load_yaml_file
 from petrova.migrate.answers import explain_wired
@@ -107,7 +113,7 @@ def validate(
             for warning in overdue:
                 say(f"warning: {warning}")
             for old, new in loaded.renamed:
-                say(f"warning: LEGACY_INTEGRATION_ID: {path}: {old!r} was renamed to {new!r}")
+                say(f"warning: {LEGACY_INTEGRATION_ID}: {path}: {old!r} was renamed to {new!r}")
             count = len(loaded.contract.integrations)
             click.echo(visible(f"{path}: valid ({count} integrations, contract_sha {loaded.sha})"))
     if as_json:

@@ -22,6 +22,9 @@ from petrova import clock
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.validation import capped, pydantic_problems
 from petrova.errors import (
+    APPLICABILITY_MISSING,
+    LEGACY_INTEGRATION_ID,
+    REVIEW_OVERDUE,
     Location,
     Problem,
     RegistryInvalid,
@@ -41,8 +44,6 @@ from petrova.models import (
 )
 
 DEFAULT_REGISTRY = Path("registry.yaml")
-#: A migrated entry without applicability for a catalogue id: a warning, not a failure.
-APPLICABILITY_MISSING = "APPLICABILITY_MISSING"
 #: Unknown integration ids listed per entry; the rest are counted.
 _SHOWN_UNKNOWN = 20
 
@@ -282,7 +283,7 @@ def _soft_findings(
                 findings.append(
                     Finding(
                         repo.slug,
-                        "LEGACY_INTEGRATION_ID",
+                        LEGACY_INTEGRATION_ID,
                         f"integration id {key!r} was renamed to {current!r}; update the key",
                         locate(("repos", index, "integrations_applicability", key)),
                     )
@@ -295,7 +296,7 @@ def _soft_findings(
                 findings.append(
                     Finding(
                         repo.slug,
-                        "REVIEW_OVERDUE",
+                        REVIEW_OVERDUE,
                         f"{integration_id}: {applicability_value(item)} was due for review "
                         f"on {item.review_by}",
                         locate(("repos", index, "integrations_applicability", key, "review_by")),
