@@ -92,3 +92,23 @@ def test_one_function_decides_whether_a_person_is_watching() -> None:
             ):
                 asking.append(f"{path.relative_to(package)}:{node.lineno} {ast.unparse(node)}")
     assert asking == []
+
+
+def test_every_command_takes_the_fleet_options_one_way() -> None:
+    # --registry, --catalogue, --state-dir and --workspace come as one FleetOptions, from
+    # fleet_options(): the same help, defaults and lookup order everywhere.
+    import inspect
+
+    fleet_names = {"--registry", "--catalogue", "--state-dir", "--workspace"}
+    apart = []
+    for path, command in _leaf_commands():
+        given = {opt for param in command.params for opt in param.opts} & fleet_names
+        if not given:
+            continue
+        assert command.callback is not None
+        parameters = inspect.signature(command.callback).parameters
+        if "fleet" not in parameters or {"registry_path", "catalogue_path"} & set(parameters):
+            apart.append(" ".join(path))
+    assert apart == []
+    taking = [c for _, c in _leaf_commands() if any("--catalogue" in x.opts for x in c.params)]
+    assert len(taking) >= 14

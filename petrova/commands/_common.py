@@ -90,6 +90,11 @@ class FleetOptions:
         """``--state-dir``, else ``state/`` beside the registry."""
         return resolve_state_dir(self.state_dir, self.registry)
 
+    def catalogue_file(self) -> Path:
+        """Where the catalogue is: ``--catalogue``, ``$PETROVA_CATALOGUE``, beside the
+        registry, else the one petrova ships."""
+        return find_catalogue(self.catalogue_path, self.registry)
+
     def catalogue(self) -> Catalogue:
         return open_catalogue(self.catalogue_path, self.registry)
 
@@ -98,15 +103,18 @@ class FleetOptions:
         return open_registry(self.registry_path, self.catalogue_path, today=today)
 
 
-def fleet_options(*, state: bool = True, workspace: bool = True) -> Callable[[F], F]:
-    """Add ``--registry``, ``--catalogue`` and, as asked, ``--state-dir`` and
-    ``--workspace``; the command receives them as one ``fleet: FleetOptions``."""
+def fleet_options(
+    *, state: bool = True, workspace: bool = True, registry: bool = True
+) -> Callable[[F], F]:
+    """Add ``--catalogue`` and, as asked, ``--registry``, ``--state-dir`` and
+    ``--workspace``; the command receives them as one ``fleet: FleetOptions``. Every
+    command that takes any of them takes them this way (tests/test_commands.py)."""
 
     def decorate(func: F) -> F:
         @functools.wraps(func)
         def command(*args: Any, **kwargs: Any) -> Any:
             fleet = FleetOptions(
-                kwargs.pop("registry_path"),
+                kwargs.pop("registry_path", None),
                 kwargs.pop("catalogue_path"),
                 kwargs.pop("state_dir", None),
                 kwargs.pop("workspace", None),
@@ -114,7 +122,8 @@ def fleet_options(*, state: bool = True, workspace: bool = True) -> Callable[[F]
             return func(*args, fleet=fleet, **kwargs)
 
         wrapped: Any = command
-        chosen = [registry_option, catalogue_option]
+        chosen = [registry_option] if registry else []
+        chosen += [catalogue_option]
         chosen += [state_dir_option] if state else []
         chosen += [workspace_option] if workspace else []
         for option in reversed(chosen):

@@ -11,10 +11,9 @@ from typing import Any
 import click
 
 from petrova.commands._common import (
-    catalogue_option,
+    FleetOptions,
     emit,
-    open_registry,
-    registry_option,
+    fleet_options,
     say,
 )
 from petrova.documents.catalogue import (
@@ -186,8 +185,7 @@ command to run from the control-plane repo once the PR with the contract merges
     default=None,
     help="Prompt in phase 5. [default: when stdin is a terminal]",
 )
-@registry_option
-@catalogue_option
+@fleet_options(state=False, workspace=False)
 def bootstrap(
     repo: Path,
     slug: str | None,
@@ -197,8 +195,7 @@ def bootstrap(
     use_defaults: bool,
     dry_run: bool,
     interactive: bool | None,
-    registry_path: Path | None,
-    catalogue_path: Path | None,
+    fleet: FleetOptions,
 ) -> None:
     if phase is not None and not resume:
         raise UsageError(
@@ -206,7 +203,7 @@ def bootstrap(
             f"(petrova bootstrap --resume --phase {phase})",
             location=Location(field="--phase"),
         )
-    loaded = open_registry(registry_path, catalogue_path)
+    loaded = fleet.load()
     prompting = is_tty(sys.stdin) if interactive is None else interactive
     asking = prompting and answers_path is None and not use_defaults
     asker = PromptAsker(loaded.catalogue) if asking else None

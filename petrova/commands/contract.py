@@ -8,11 +8,10 @@ import click
 
 from petrova.clock import today
 from petrova.commands._common import (
-    catalogue_option,
+    FleetOptions,
     emit,
+    fleet_options,
     json_option,
-    open_catalogue,
-    registry_option,
     say,
 )
 from petrova.documents.catalogue import Catalogue
@@ -43,10 +42,6 @@ def _load(path: Path, catalogue: Catalogue) -> LoadedContract:
         raise explain_wired(exc, data, catalogue) from None
 
 
-def _catalogue(catalogue_path: Path | None) -> Catalogue:
-    return open_catalogue(catalogue_path, default_registry_path())
-
-
 @click.group()
 def contract() -> None:
     """Validate a consumer contract (.petrova/contract.yaml) and print its sha."""
@@ -62,13 +57,11 @@ def _registry_for_hook(registry_path: Path | None, catalogue: Catalogue) -> Load
 
 @contract.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@catalogue_option
-@registry_option
+@fleet_options(state=False, workspace=False)
 @json_option
 def validate(
     paths: tuple[Path, ...],
-    catalogue_path: Path | None,
-    registry_path: Path | None,
+    fleet: FleetOptions,
     as_json: bool,
 ) -> None:
     """Check each contract against the catalogue; exit 2 if any is invalid.
@@ -81,14 +74,14 @@ def validate(
     warning (REVIEW_OVERDUE). This is what the `petrova-contract` pre-commit hook
     runs.
     """
-    catalogue = _catalogue(catalogue_path)
-    fleet = _registry_for_hook(registry_path, catalogue)
+    catalogue = fleet.catalogue()
+    known = _registry_for_hook(fleet.registry_path, catalogue)
     results: list[dict[str, object]] = []
     failed: list[PetrovaError] = []
     for path in paths:
         try:
             loaded = _load(path, catalogue)
-            check_slug(path, loaded, fleet)
+            check_slug(path, loaded, known)
         except PetrovaError as exc:
             failed.append(exc)
             results.append({"path": str(path), "valid": False, "error": exc.as_dict()})
@@ -124,12 +117,12 @@ def validate(
 
 @contract.command()
 @click.argument("path", type=click.Path(path_type=Path))
-@catalogue_option
-def sha(path: Path, catalogue_path: Path | None) -> None:
+@fleet_options(registry=False, state=False, workspace=False)
+def sha(path: Path, fleet: FleetOptions) -> None:
     """Print the contract's sha: what `sha256sum PATH | cut -c1-12` prints.
 
     The contract is validated first: the sha of a contract that does not load is
     not something to pin.
     """
-    loaded = _load(path, _catalogue(catalogue_path))
+    loaded = _load(path, fleet.catalogue())
     click.echo(loaded.sha)
