@@ -178,8 +178,7 @@ def main() -> None:
 
     The cyclic garbage collector is off for the run: a command is a short batch job over
     acyclic data (reference counting frees it), and at fleet scale the collector's
-    passes over hundreds of thousands of live objects cost a fifth of a snapshot, and
-    in forked readers copied the parent's memory page by page.
+    passes over hundreds of thousands of live objects cost a fifth of a snapshot.
     """
     gc.disable()
     sys.exit(cli.main(prog_name="petrova"))

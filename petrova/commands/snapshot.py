@@ -41,7 +41,7 @@ from petrova.terminal import visible
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(sorted(SNAPSHOT_FORMATS)),
+    type=click.Choice(sorted(["json", *SNAPSHOT_FORMATS])),
     default="json",
     show_default=True,
     help="Output format.",

@@ -116,19 +116,15 @@ def read_registry_text(path: Path) -> str:
         raise RegistryInvalid(exc.message, problems=exc.problems) from None
 
 
-def load_registry(
-    path: Path, catalogue: Catalogue, *, today: date | None = None, text: str | None = None
-) -> LoadedRegistry:
+def load_registry(path: Path, catalogue: Catalogue, *, today: date | None = None) -> LoadedRegistry:
     """Load, validate and check the registry; ``REGISTRY_INVALID`` lists every problem.
 
     Valid registries are read by the fast parser when it provably agrees with the strict
-    loader (``io.fast_parse``); anything else, and every invalid registry, goes through
-    the strict loader so that each problem is reported at its line. ``text``: the file's
-    text when the caller has read it already (with :func:`read_registry_text`).
+    loader (:func:`petrova.files.yaml_fast.fast_parse`); anything else, and every invalid
+    registry, goes through the strict loader so that each problem is reported at its line.
     """
     shown = str(path)
-    if text is None:
-        text = read_registry_text(path)
+    text = read_registry_text(path)
     day = today or clock.today()
 
     def no_line(field_path: FieldPath) -> Location:
