@@ -61,7 +61,7 @@ def test_unknown_command_is_a_usage_error(petrova: Petrova) -> None:
 def test_unexpected_errors_are_bugs_without_traceback(
     monkeypatch: pytest.MonkeyPatch, tmp_path: object
 ) -> None:
-    import petrova.commands._common as common
+    import petrova.commands._options as common
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("kaboom")

@@ -9,7 +9,7 @@ import click
 import pytest
 
 from petrova.cli import cli
-from petrova.commands._common import DurationType, SecondsType
+from petrova.commands._options import DurationType, SecondsType
 from tests.conftest import ROOT, run_inprocess
 
 

@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 import click
 
 from petrova import terminal
-from petrova.commands._common import TIMEOUT_SECONDS, say
+from petrova.commands._options import TIMEOUT_SECONDS
+from petrova.commands._output import say
 from petrova.delivery.publish import DEFAULT_TOKEN_ENV, RetryNote, RetryPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -10,12 +10,8 @@ from typing import Any
 
 import click
 
-from petrova.commands._common import (
-    FleetOptions,
-    emit,
-    fleet_options,
-    say,
-)
+from petrova.commands._options import FleetOptions, fleet_options
+from petrova.commands._output import emit, say
 from petrova.documents.catalogue import (
     CATALOGUE_RELPATH,
     Catalogue,

@@ -7,13 +7,8 @@ from pathlib import Path
 import click
 
 from petrova.clock import today
-from petrova.commands._common import (
-    FleetOptions,
-    emit,
-    fleet_options,
-    json_option,
-    say,
-)
+from petrova.commands._options import FleetOptions, fleet_options, json_option
+from petrova.commands._output import emit, say
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import LoadedContract, load_contract
 from petrova.documents.registry import LoadedRegistry, default_registry_path, load_registry

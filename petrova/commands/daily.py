@@ -9,12 +9,8 @@ from pathlib import Path
 import click
 
 from petrova import terminal
-from petrova.commands._common import (
-    FleetOptions,
-    SecondsType,
-    fleet_options,
-    say,
-)
+from petrova.commands._options import FleetOptions, SecondsType, fleet_options
+from petrova.commands._output import say
 from petrova.delivery.publish import check_env_name, check_url
 from petrova.errors import CheckFailed, Location, UsageError
 from petrova.fleet.daily import STEPS, DailyPlan, StepResult, raise_for, run_daily

@@ -10,16 +10,15 @@ from typing import Any
 import click
 
 from petrova import terminal
-from petrova.commands._common import (
+from petrova.commands._options import (
     WAIT_SECONDS,
     FleetOptions,
     SecondsType,
-    emit,
     fleet_options,
     json_option,
-    say,
     shard_option,
 )
+from petrova.commands._output import emit, say
 from petrova.documents.shard import Shard
 from petrova.errors import ProbesIncomplete
 from petrova.files.json_strict import to_json_bytes

@@ -9,13 +9,8 @@ from typing import Any
 
 import click
 
-from petrova.commands._common import (
-    FleetOptions,
-    emit,
-    fleet_options,
-    json_option,
-    say,
-)
+from petrova.commands._options import FleetOptions, fleet_options, json_option
+from petrova.commands._output import emit, say
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import LoadedContract, load_contract, load_contract_bytes
 from petrova.documents.registry import load_registry

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from petrova.commands._common import FleetOptions, emit, fleet_options, guard_output, say
+from petrova.commands._options import FleetOptions, fleet_options
+from petrova.commands._output import emit, guard_output, say
 from petrova.documents.catalogue import load_catalogue
 from petrova.documents.snapshot_file import read_snapshot
 

@@ -10,15 +10,8 @@ from pathlib import Path
 import click
 
 from petrova import terminal
-from petrova.commands._common import (
-    DURATION,
-    WAIT_SECONDS,
-    FleetOptions,
-    emit,
-    fleet_options,
-    guard_output,
-    say,
-)
+from petrova.commands._options import DURATION, WAIT_SECONDS, FleetOptions, fleet_options
+from petrova.commands._output import emit, guard_output, say
 from petrova.commands._publishing import http_options, retry_reporter
 from petrova.delivery.publish import RetryPolicy, check_url, request, scrub, token_from_env
 from petrova.documents.catalogue import find_catalogue, load_catalogue

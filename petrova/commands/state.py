@@ -8,15 +8,14 @@ from pathlib import Path
 import click
 
 from petrova.clock import machine_now
-from petrova.commands._common import (
+from petrova.commands._options import (
     WAIT_SECONDS,
     FleetOptions,
-    emit,
     fleet_options,
     json_option,
     resolve_state_dir,
-    say,
 )
+from petrova.commands._output import emit, say
 from petrova.errors import InputTooLarge, Location, ProbeInputInvalid, UsageError
 from petrova.files.disk import max_input_bytes, read_input
 from petrova.files.json_strict import to_json_bytes

@@ -7,15 +7,14 @@ import shutil
 import click
 import orjson
 
-from petrova.commands._common import (
+from petrova.commands._options import (
     FleetOptions,
     SecondsType,
     fleet_options,
     json_option,
-    progress_reporter,
-    say,
     shard_option,
 )
+from petrova.commands._output import progress_reporter, say
 from petrova.documents.shard import ALL, Shard
 from petrova.errors import SyncFailed, UsageError
 from petrova.sync.checkout import sync_self

@@ -1,14 +1,12 @@
-"""Options and loading shared by several commands (SPEC §8 defaults)."""
+"""What every command takes: the fleet's files as one :class:`FleetOptions` (one decorator,
+:func:`fleet_options`, the SPEC §8 defaults), ``--json``, ``--shard``, and the click types
+that refuse what is not a duration or a number of seconds."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-import os
-import stat
-import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -16,17 +14,13 @@ from typing import Any, ClassVar, TypeVar
 
 import click
 
-from petrova import terminal
 from petrova.documents.catalogue import Catalogue, find_catalogue, load_catalogue
 from petrova.documents.registry import LoadedRegistry, default_registry_path, load_registry
-from petrova.errors import Location, OutputError, OutputIsInput
-from petrova.files.disk import check_output, write_atomic
-from petrova.terminal import visible
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def registry_option(func: F) -> F:
+def _registry_option(func: F) -> F:
     return click.option(
         "--registry",
         "registry_path",
@@ -36,7 +30,7 @@ def registry_option(func: F) -> F:
     )(func)
 
 
-def catalogue_option(func: F) -> F:
+def _catalogue_option(func: F) -> F:
     return click.option(
         "--catalogue",
         "catalogue_path",
@@ -47,7 +41,7 @@ def catalogue_option(func: F) -> F:
     )(func)
 
 
-def state_dir_option(func: F) -> F:
+def _state_dir_option(func: F) -> F:
     return click.option(
         "--state-dir",
         type=click.Path(path_type=Path, file_okay=False),
@@ -56,7 +50,7 @@ def state_dir_option(func: F) -> F:
     )(func)
 
 
-def workspace_option(func: F) -> F:
+def _workspace_option(func: F) -> F:
     return click.option(
         "--workspace",
         type=click.Path(path_type=Path, file_okay=False),
@@ -122,10 +116,10 @@ def fleet_options(
             return func(*args, fleet=fleet, **kwargs)
 
         wrapped: Any = command
-        chosen = [registry_option] if registry else []
-        chosen += [catalogue_option]
-        chosen += [state_dir_option] if state else []
-        chosen += [workspace_option] if workspace else []
+        chosen = [_registry_option] if registry else []
+        chosen += [_catalogue_option]
+        chosen += [_state_dir_option] if state else []
+        chosen += [_workspace_option] if workspace else []
         for option in reversed(chosen):
             wrapped = option(wrapped)
         return wrapped  # type: ignore[no-any-return]
@@ -154,64 +148,6 @@ def open_registry(
 ) -> LoadedRegistry:
     path = resolve_registry_path(registry_path)
     return load_registry(path, open_catalogue(catalogue_path, path), today=today)
-
-
-def emit(data: bytes, output: Path | None) -> str | None:
-    """Data to stdout, or atomically to ``output``; returns the write verb for a file."""
-    if output is None:
-        stream = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
-        if stream is not None:
-            stream.write(data)
-            stream.flush()
-        else:  # pragma: no cover - only odd embedders give a text-only stdout
-            click.echo(data.decode(), nl=False)
-        return None
-    if not output.parent.is_dir():
-        raise OutputError(
-            f"directory {str(output.parent)!r} does not exist", location=Location(str(output))
-        )
-    return write_atomic(output, data)
-
-
-def guard_output(
-    output: Path | None, *, inputs: Iterable[Path] = (), folders: Iterable[Path] = ()
-) -> None:
-    """Refuse ``-o`` before any work when it is not a regular file (or a link or a new
-    name), or when it is one of the command's inputs: one of ``inputs``, or a file in
-    one of ``folders`` (compared by identity, so another spelling or a hard link is
-    caught too). A link is replaced by the rename, never written through, so a link to
-    an input is harmless and allowed."""
-    if output is None:
-        return
-    check_output(output)
-    try:
-        info = os.lstat(output)
-    except OSError:
-        return  # a new path cannot be an input
-    if not stat.S_ISREG(info.st_mode):
-        return
-    target = (info.st_dev, info.st_ino)
-    candidates = list(inputs)
-    for folder in folders:
-        with contextlib.suppress(OSError):
-            candidates += [Path(entry.path) for entry in os.scandir(folder)]
-    for candidate in candidates:
-        try:
-            seen = candidate.stat()
-        except OSError:
-            continue
-        if (seen.st_dev, seen.st_ino) == target:
-            raise OutputIsInput(
-                f"is also an input of this command ({candidate}); writing it would destroy "
-                "that input: write the output somewhere else",
-                location=Location(str(output)),
-            )
-
-
-def say(message: str) -> None:
-    """A note for people: always on stderr, so stdout stays data; control characters
-    from inputs are shown, not obeyed."""
-    click.echo(visible(message, keep_lines=True), err=True)
 
 
 class DurationType(click.ParamType):  # type: ignore[type-arg]
@@ -279,25 +215,6 @@ class SecondsType(click.ParamType):  # type: ignore[type-arg]
 WAIT_SECONDS = SecondsType(0.0)
 #: ``--timeout``: more than zero seconds.
 TIMEOUT_SECONDS = SecondsType(0.0, open_min=True)
-
-
-def progress_reporter(label: str) -> Callable[[int, int], None] | None:
-    """A progress line on stderr for people: only on a terminal, and only once a run
-    has lasted a second (cron and pipes get nothing)."""
-    if not terminal.watching():
-        return None
-    import time
-
-    started = time.monotonic()
-
-    def report(done: int, total: int) -> None:
-        if time.monotonic() - started < 1.0:
-            return
-        end = "\n" if done >= total else ""
-        sys.stderr.write(f"\r{label}: {done}/{total}{end}")
-        sys.stderr.flush()
-
-    return report
 
 
 def shard_option(func: F) -> F:
