@@ -65,8 +65,14 @@ def _users_setting(name: str) -> bool:
     return name.startswith("PETROVA_") and name != MACHINE_ENV
 
 
+#: What every petrova the suite starts is given (a test may override it): the fake services
+#: listen on 127.0.0.1, which probes refuse to connect to unless the operator allows it.
+SUITE_ENV = {"PETROVA_PROBE_ALLOW_PRIVATE": "1"}
+
+
 def _clean_env(env: Mapping[str, str] | None) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not _users_setting(k)}
+    base.update(SUITE_ENV)
     base.update(env or {})
     return base
 
@@ -79,6 +85,7 @@ def run_inprocess(
 ) -> Run:
     runner = CliRunner()
     full_env: dict[str, str | None] = {k: None for k in os.environ if _users_setting(k)}
+    full_env.update(SUITE_ENV)
     full_env.update(env or {})
     old = Path.cwd()
     if cwd is not None:

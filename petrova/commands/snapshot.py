@@ -13,12 +13,13 @@ from petrova import terminal
 from petrova.commands._options import DURATION, WAIT_SECONDS, FleetOptions, fleet_options
 from petrova.commands._output import emit, guard_output, say
 from petrova.commands._publishing import http_options, retry_reporter
-from petrova.delivery.publish import RetryPolicy, check_url, request, scrub, token_from_env
+from petrova.delivery.publish import RetryPolicy, check_url, request, token_from_env
 from petrova.documents.catalogue import find_catalogue, load_catalogue
 from petrova.errors import CheckFailed, IngestFailed, Location, OutputError
 from petrova.files.lock import file_lock, lock_path_for
 from petrova.fleet.snapshot import make_snapshot, snapshot_time
 from petrova.ledger.rules import DEFAULT_STALE_AFTER
+from petrova.net.http import scrub
 from petrova.render.formats import SNAPSHOT_FORMATS
 from petrova.terminal import visible
 
