@@ -508,6 +508,15 @@ class GitMissing(PetrovaError):
     code = "GIT_NOT_FOUND"
 
 
+# --- petrova history ---------------------------------------------------------------------------
+
+
+class LedgerHistoryMissing(PetrovaError):
+    """No commit of the control-plane repo has the ledger: nothing to tell."""
+
+    code = "LEDGER_HISTORY_MISSING"
+
+
 # --- warning codes -----------------------------------------------------------------------
 # A warning is a problem with one item (a repo, a cell, a registry entry) that is reported
 # and the run goes on: in a snapshot's ``warnings``, a registry check's findings, the sync
@@ -556,6 +565,14 @@ SYNC_PROBE_PATH_UNSAFE = ProbePathUnsafe.code
 SYNC_BUSY = "SYNC_BUSY"
 #: The sync manifest names a repo the registry no longer has.
 SYNC_NOT_IN_REGISTRY = "SYNC_NOT_IN_REGISTRY"
+
+#: The checkout holds more than ``PETROVA_MAX_CLONE_FILES`` files or
+#: ``PETROVA_MAX_CLONE_BYTES`` bytes: the clone is removed (or never renamed into place).
+SYNC_CLONE_TOO_LARGE = "SYNC_CLONE_TOO_LARGE"
+#: git cannot read the clone as its own repository: left as it is, to be deleted.
+SYNC_CLONE_CORRUPT = "SYNC_CLONE_CORRUPT"
+#: The repo's sync lock cannot be made (a link or a folder planted at its name).
+SYNC_LOCK_UNUSABLE = "SYNC_LOCK_UNUSABLE"
 
 #: Every warning code, for the docs and the tests.
 WARNING_CODES: frozenset[str] = frozenset(

@@ -67,7 +67,7 @@ def test_every_seconds_option_refuses_what_is_not_a_finite_wait(
     run = run_inprocess(*path, option, value)
     assert run.exit_code == 2, run.stderr
     assert f"Invalid value for '{option}'" in run.stderr
-    assert "is not a number of seconds" in run.stderr
+    assert "is not a number of " in run.stderr
     assert "Traceback" not in run.stderr
 
 

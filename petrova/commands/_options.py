@@ -179,19 +179,26 @@ DURATION = DurationType()
 
 
 class SecondsType(click.ParamType):  # type: ignore[type-arg]
-    """A finite number of seconds, at least ``minimum`` (above it when ``open_min``) and
-    at most ``maximum``: ``nan``, ``inf`` and negatives are usage errors, not an endless
-    wait or a crash. Every option that takes seconds uses it (click's ``FloatRange``
-    lets ``nan`` through every bound)."""
+    """A finite number of seconds (or of ``unit``), at least ``minimum`` (above it when
+    ``open_min``) and at most ``maximum``: ``nan``, ``inf`` and negatives are usage
+    errors, not an endless wait or a crash. Every option that takes a number of seconds
+    or hours uses it (click's ``FloatRange`` lets ``nan`` through every bound)."""
 
     name = "seconds"
 
     def __init__(
-        self, minimum: float = 0.0, *, maximum: float | None = None, open_min: bool = False
+        self,
+        minimum: float = 0.0,
+        *,
+        maximum: float | None = None,
+        open_min: bool = False,
+        unit: str = "seconds",
     ) -> None:
         self.minimum = minimum
         self.maximum = maximum
         self.open_min = open_min
+        self.unit = unit
+        self.name = unit
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         try:
@@ -204,7 +211,8 @@ class SecondsType(click.ParamType):  # type: ignore[type-arg]
             bound = "above" if self.open_min else "at least"
             most = f" and at most {self.maximum:g}" if self.maximum is not None else ""
             self.fail(
-                f"{value!r} is not a number of seconds {bound} {self.minimum:g}{most} (e.g. 30)",
+                f"{value!r} is not a number of {self.unit} {bound} {self.minimum:g}{most} "
+                "(e.g. 30)",
                 param,
                 ctx,
             )

@@ -106,9 +106,16 @@ def snapshot_html(snapshot: Snapshot) -> bytes:
     return render_html(snapshot, titles=default_titles())
 
 
+def snapshot_openmetrics(snapshot: Snapshot) -> bytes:
+    from petrova.render.metrics import snapshot_openmetrics as metrics
+
+    return metrics(snapshot)
+
+
 #: The reporters of ``snapshot --format`` besides ``json``, which is the document itself.
 SNAPSHOT_FORMATS: dict[str, Callable[[Snapshot], bytes]] = {
     "table": snapshot_table,
     "markdown": snapshot_markdown,
     "html": snapshot_html,
+    "openmetrics": snapshot_openmetrics,
 }
