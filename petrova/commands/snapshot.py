@@ -9,16 +9,10 @@ from pathlib import Path
 
 import click
 
-from petrova.commands._common import (
-    DURATION,
-    WAIT_SECONDS,
-    FleetOptions,
-    emit,
-    fleet_options,
-    guard_output,
-    say,
-)
-from petrova.commands._publishing import http_options, interactive, retry_reporter
+from petrova import terminal
+from petrova.commands._options import DURATION, WAIT_SECONDS, FleetOptions, fleet_options
+from petrova.commands._output import emit, guard_output, say
+from petrova.commands._publishing import http_options, retry_reporter
 from petrova.delivery.publish import RetryPolicy, check_url, request, token_from_env
 from petrova.documents.catalogue import find_catalogue, load_catalogue
 from petrova.errors import CheckFailed, IngestFailed, Location, OutputError
@@ -26,7 +20,7 @@ from petrova.files.lock import file_lock, lock_path_for
 from petrova.fleet.snapshot import make_snapshot, snapshot_time
 from petrova.ledger.rules import DEFAULT_STALE_AFTER
 from petrova.net.http import scrub
-from petrova.render.formats import SNAPSHOT_FORMAT_NAMES, SNAPSHOT_FORMATS
+from petrova.render.formats import SNAPSHOT_FORMATS
 from petrova.sync.workspace import manifest_path
 from petrova.terminal import visible
 
@@ -42,7 +36,7 @@ from petrova.terminal import visible
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(SNAPSHOT_FORMAT_NAMES),
+    type=click.Choice(sorted(["json", *SNAPSHOT_FORMATS])),
     default="json",
     show_default=True,
     help="Output format.",
@@ -136,7 +130,7 @@ def snapshot(
         verb = emit(data, output)
         for slug, code, message in snap.warnings:
             say(f"warning: {code} [{slug or '-'}]: {visible(message)}")
-        if output is not None and interactive():
+        if output is not None and terminal.watching():
             say(
                 f"{verb} {output}: {snap.totals.repos} repos, {snap.totals.migrated} migrated, "
                 f"{len(snap.warnings)} warning(s)"
@@ -155,7 +149,7 @@ def snapshot(
             except IngestFailed as exc:
                 kept = f"; {output} was written and stays" if output is not None else ""
                 raise IngestFailed(exc.message + kept, location=exc.location) from None
-            if interactive():
+            if terminal.watching():
                 shown = scrub(publish, token)  # a URL may repeat the token in its query
                 say(f"published to {shown}: HTTP {sent.status} ({sent.attempts} attempt(s))")
     if strict and made.snapshot.warnings:

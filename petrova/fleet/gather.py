@@ -19,7 +19,16 @@ from typing import NamedTuple
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import CONTRACT_RELPATH, LoadedContract, load_contract
 from petrova.documents.registry import LoadedRegistry
-from petrova.errors import PetrovaError
+from petrova.errors import (
+    CONTRACT_INCOMPLETE,
+    CONTRACT_SHA_DRIFT,
+    CONTRACT_UNREADABLE,
+    STATE_MISSING,
+    STATE_UNREADABLE,
+    SYNC_FAILED,
+    SYNC_MANIFEST_INVALID,
+    PetrovaError,
+)
 from petrova.files.disk import StrPath, confined
 from petrova.ledger.rules import Observation
 from petrova.ledger.store import ledger_name, read_observations
@@ -146,7 +155,7 @@ def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -
     synced, manifest_problem = _manifest(workspace)
     fleet_warnings: list[Notice] = []
     if manifest_problem is not None:
-        fleet_warnings.append(Notice(None, "SYNC_MANIFEST_INVALID", manifest_problem))
+        fleet_warnings.append(Notice(None, SYNC_MANIFEST_INVALID, manifest_problem))
     repos: dict[str, RepoInputs] = {}
     own = str(loaded.path.parent)  # strings, not pathlib: this loop runs once per repo
     states = os.fspath(state_dir)
@@ -170,11 +179,11 @@ def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -
         record = synced.get(entry.slug)
         failure = None
         if record is not None and record.status != "ok":
-            failure = f"{record.code or 'SYNC_FAILED'}: {record.message or 'no reason given'}"
+            failure = f"{record.code or SYNC_FAILED}: {record.message or 'no reason given'}"
             warnings.append(
                 Notice(
                     entry.slug,
-                    "SYNC_FAILED",
+                    SYNC_FAILED,
                     f"its last sync ({record.synced_at}) failed, so the contract "
                     f"read may be out of date: {failure}",
                 )
@@ -215,7 +224,7 @@ def declared_for(
     same rule: a contract the snapshot refuses is never probed."""
 
     def unreadable(message: str) -> tuple[None, str]:
-        warnings.append(Notice(entry.slug, "CONTRACT_UNREADABLE", message))
+        warnings.append(Notice(entry.slug, CONTRACT_UNREADABLE, message))
         return None, message
 
     if contract is None:
@@ -235,7 +244,7 @@ def declared_for(
         warnings.append(
             Notice(
                 entry.slug,
-                "CONTRACT_INCOMPLETE",
+                CONTRACT_INCOMPLETE,
                 f"{where} does not declare {', '.join(missing)} yet (the catalogue "
                 "gained it); re-run `petrova bootstrap --resume --phase 6` in that repo",
             )
@@ -244,7 +253,7 @@ def declared_for(
         warnings.append(
             Notice(
                 entry.slug,
-                "CONTRACT_SHA_DRIFT",
+                CONTRACT_SHA_DRIFT,
                 f"{where} has sha {contract.sha} but the registry pins "
                 f"{entry.contract_sha}; run `petrova registry pin {entry.slug}` after review",
             )
@@ -267,10 +276,10 @@ def _observed_for(
             warnings.append(
                 Notice(
                     entry.slug,
-                    "STATE_MISSING",
+                    STATE_MISSING,
                     f"{read.path} does not exist yet: nothing observed for {', '.join(applicable)}",
                 )
             )
         return None
-    warnings.append(Notice(entry.slug, "STATE_UNREADABLE", read.error or ""))
+    warnings.append(Notice(entry.slug, STATE_UNREADABLE, read.error or ""))
     return None

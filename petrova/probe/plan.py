@@ -21,7 +21,13 @@ from typing import Any
 
 from petrova.documents.registry import LoadedRegistry
 from petrova.documents.shard import ALL, Shard
-from petrova.errors import IntegrationUnknown, PetrovaError, RepoNotInRegistry, UsageError
+from petrova.errors import (
+    CONTRACT_UNREADABLE,
+    IntegrationUnknown,
+    PetrovaError,
+    RepoNotInRegistry,
+    UsageError,
+)
 from petrova.fleet.gather import clone_root, declared_for, read_contract
 from petrova.ledger.store import ledger_path, read_observations
 from petrova.models import applicability_value
@@ -110,7 +116,7 @@ def make_plan(
         if declared is None or read.loaded is None:
             skipped.append(
                 Skipped(
-                    entry.slug, None, f"contract not read: CONTRACT_UNREADABLE: {why or ''}", True
+                    entry.slug, None, f"contract not read: {CONTRACT_UNREADABLE}: {why or ''}", True
                 )
             )
             continue

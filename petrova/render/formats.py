@@ -240,5 +240,3 @@ SNAPSHOT_FORMATS: dict[str, Callable[[FleetSnapshot], bytes]] = {
     "html": snapshot_html,
     "openmetrics": snapshot_openmetrics,
 }
-#: Every ``--format`` of ``petrova snapshot``.
-SNAPSHOT_FORMAT_NAMES: tuple[str, ...] = tuple(sorted(["json", *SNAPSHOT_FORMATS]))
