@@ -92,10 +92,11 @@ artefacts: $(STAMP)
 check-artefacts: $(STAMP)
 	$(BIN)/petrova contracts generate --check
 
-## Benchmarks: petrova against the straightforward way at 1,000 and 10,000 repos
-## (see benchmarks/RESULTS.md). Prints a table; results also in benchmarks/out/.
+## Benchmarks: petrova against the straightforward way and the parse floor at 1,000 and
+## 10,000 repos with mature ledgers, and 10,000 repos of a young fleet (see
+## benchmarks/RESULTS.md). Prints a table; results also in benchmarks/out/.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run --sizes 1000 10000
+	$(BIN)/python -m benchmarks.run --sizes 1000 10000 young-10000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache fleet.json fleet.html artifacts

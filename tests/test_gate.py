@@ -143,9 +143,10 @@ def test_the_snapshot_the_table_and_the_page_show_each_gate(tier2: Fleet, petrov
     assert gates[1]["green"] is True
     assert (gates[2]["green"], gates[2]["green_at"]) == (False, day(7))
     table = petrova("snapshot", "--format", "table", *fleet_args(tier2), env=env).stdout
-    assert "tier 1 gate: green" in table
-    assert f"tier 2 gate: held by kahn-hq ares: ok since {day(0)}" in table
-    assert f"; green at {day(7)} at the earliest" in table
+    at = day(2, 0.1)
+    assert f"tier 1: green for the 7-day window at {at} (nothing applicable)\n" in table
+    held = f"tier 2: held back at {at} (6 hold(s), 7-day window); green at {day(7)} at the earliest"
+    assert f"{held}\n  held: kahn-hq ares: ok since {day(0)}" in table
     page = petrova("snapshot", "--format", "html", *fleet_args(tier2), env=env).stdout
     assert '<section id="gates"><h2>Rollout gates</h2>' in page
     assert '<li class="gate gate-held" data-tier="2">' in page

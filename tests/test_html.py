@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from petrova.documents.catalogue import load_catalogue
-from petrova.models import CELL_STATUSES, Snapshot, TierGate
+from petrova.models import CELL_STATUSES, FleetSnapshot, Gate, Snapshot
 from petrova.render.html import (
     STATUS_COLOURS,
     STATUS_LABELS,
@@ -106,11 +106,16 @@ def parse(page: bytes) -> Element:
     return builder.root
 
 
-def load(path: Path) -> Snapshot:
-    return Snapshot.model_validate_json(path.read_bytes())
+def load(path: Path) -> FleetSnapshot:
+    return typed(json.loads(path.read_bytes()))
 
 
-def hostile_snapshot() -> Snapshot:
+def typed(data: Any) -> FleetSnapshot:
+    """A snapshot document as the typed result the page renders (as `render` reads it)."""
+    return FleetSnapshot.from_model(Snapshot.model_validate(data))
+
+
+def hostile_snapshot() -> FleetSnapshot:
     data: dict[str, Any] = json.loads(ALL_STATUSES.read_text())
     data["generator"] = EVIL
     data["generated_at"] = EVIL
@@ -121,7 +126,7 @@ def hostile_snapshot() -> Snapshot:
     data["rows"][2]["url"] = "data:text/html,<script>alert(4)</script>"
     data["rows"][0]["integrations"]["ares"]["last_verified_at"] = EVIL
     data["warnings"] = [{"slug": EVIL, "code": "STATE_UNREADABLE", "message": EVIL + "</script>"}]
-    return Snapshot.model_validate(data)
+    return typed(data)
 
 
 def rows(doc: Element) -> list[Element]:
@@ -274,7 +279,7 @@ def test_legend_totals_warnings_and_generation_time_are_shown() -> None:
         {"slug": "beta-hq", "code": "STATE_MISSING", "message": "state/beta-hq.yaml is missing"},
         {"slug": None, "code": "REVIEW_OVERDUE", "message": "registry.yaml:3: overdue"},
     ]
-    items = parse(render_html(Snapshot.model_validate(data))).one("section", id="warnings")
+    items = parse(render_html(typed(data))).one("section", id="warnings")
     assert [li.text for li in items.find_all("li")] == [
         "STATE_MISSING [beta-hq] state/beta-hq.yaml is missing",
         "REVIEW_OVERDUE [-] registry.yaml:3: overdue",
@@ -287,7 +292,7 @@ def test_the_embedded_snapshot_is_the_snapshot() -> None:
     doc = parse(render_html(snapshot))
     block = doc.one("script", id="snapshot-data")
     assert block.attrs["type"] == "application/json"
-    assert Snapshot.model_validate_json(block.text) == snapshot
+    assert typed(json.loads(block.text)) == snapshot
 
 
 # --- escaping -------------------------------------------------------------------------
@@ -339,7 +344,7 @@ def test_embedded_json_cannot_close_its_script_or_break_lines() -> None:
     assert "\u2028" not in block
     assert "\u2029" not in block
     body = block.split(">", 1)[1]
-    assert Snapshot.model_validate_json(body) == hostile_snapshot()
+    assert typed(json.loads(body)) == hostile_snapshot()
     assert embed_json({"a": "</script><!--\u2028&"}) == (
         '{"a":"\\u003c/script\\u003e\\u003c!--\\u2028\\u0026"}'
     )
@@ -384,18 +389,18 @@ def test_the_page_loads_nothing_from_anywhere() -> None:
 def test_same_snapshot_same_bytes() -> None:
     snapshot = load(ALL_STATUSES)
     first = render_html(snapshot, titles=TITLES)
-    again = render_html(Snapshot.model_validate_json(ALL_STATUSES.read_bytes()), titles=TITLES)
+    again = render_html(load(ALL_STATUSES), titles=TITLES)
     assert first == again
     assert first.startswith(b"<!DOCTYPE html>\n")
     assert first.endswith(b"</html>\n")
-    changed = render_html(snapshot.model_copy(update={"generated_at": "2026-11-27T07:00:00Z"}))
+    changed = render_html(replace(snapshot, generated_at="2026-11-27T07:00:00Z"))
     assert changed != first
 
 
 def test_non_ascii_text_survives_as_utf8() -> None:
     data = json.loads(ALL_STATUSES.read_text())
     data["warnings"] = [{"slug": None, "code": "X", "message": "Grüße — 東京 ✓"}]
-    page = render_html(Snapshot.model_validate(data))
+    page = render_html(typed(data))
     assert b'<meta charset="utf-8">' in page
     assert "Grüße — 東京 ✓" in page.decode("utf-8")
 
@@ -406,7 +411,7 @@ def test_non_ascii_text_survives_as_utf8() -> None:
 def test_each_cell_lists_its_recent_outcomes_newest_first_as_text() -> None:
     data = json.loads(ALL_STATUSES.read_text())
     data["rows"][0]["integrations"]["traceo"]["history"][-1]["detail"] = EVIL
-    doc = parse(render_html(Snapshot.model_validate(data), titles=TITLES))
+    doc = parse(render_html(typed(data), titles=TITLES))
     traceo = doc.one("tr", data_slug="alpha-hq").find_all("details", class_="ind")[1]
     items = traceo.one("ol", class_="hist").find_all("li")
     assert [li.text for li in items] == [
@@ -432,22 +437,29 @@ def test_each_cell_lists_its_recent_outcomes_newest_first_as_text() -> None:
 
 def test_gate_progress_counts_whole_days_or_says_what_restarts_it() -> None:
     now = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
-    counting = TierGate(
+    counting = Gate(
         tier=2,
         days=7,
         green=False,
         green_since="2026-11-23T06:00:00Z",
         green_at="2026-11-30T06:00:00Z",
-        holds=[],
+        holds=(),
     )
     assert gate_progress(counting, now) == (3, "green at 2026-11-30 06:00 UTC at the earliest")
-    green = counting.model_copy(update={"green": True, "green_since": "2026-11-01T00:00:00Z"})
+    green = replace(counting, green=True, green_since="2026-11-01T00:00:00Z")
     assert gate_progress(green, now) == (7, "window met")
-    held = counting.model_copy(update={"green_since": None, "green_at": None})
+    held = replace(counting, green_since=None, green_at=None)
     assert gate_progress(held, now) == (0, "the clock starts again once nothing holds the tier")
     data = json.loads(ALL_STATUSES.read_text())
-    data["gates"][0] = counting.model_dump(mode="json")
-    doc = parse(render_html(Snapshot.model_validate(data)))
+    data["gates"][0] = {
+        "tier": 2,
+        "days": 7,
+        "green": False,
+        "green_since": "2026-11-23T06:00:00Z",
+        "green_at": "2026-11-30T06:00:00Z",
+        "holds": [],
+    }
+    doc = parse(render_html(typed(data)))
     gate = doc.one("li", data_tier="2")
     assert gate.one("progress").attrs == {"max": "7", "value": "3", "aria-hidden": "true"}
     assert gate.one("p", class_="progress").text.strip() == (

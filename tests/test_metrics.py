@@ -19,7 +19,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from petrova.fleet.trend import daily_run, previous_success
-from petrova.models import CELL_STATUSES, Snapshot
+from petrova.models import CELL_STATUSES, FleetSnapshot, Snapshot
 from petrova.render.metrics import textfile
 from tests.conftest import Fleet, Petrova, run_inprocess, snapshot_args
 
@@ -80,7 +80,7 @@ def test_openmetrics_format_says_what_the_snapshot_says(statuses: Path) -> None:
     text = om_run.stdout
     assert text.endswith("# EOF\n")
     document = json.loads(json_run.stdout)
-    snapshot = Snapshot.model_validate(document)
+    snapshot = FleetSnapshot.from_model(Snapshot.model_validate(document))
 
     families = {f.name: f for f in openmetrics_families(text)}
     assert DOC_FAMILIES - {"petrova_warnings"} <= set(families)
@@ -140,7 +140,7 @@ def test_textfile_has_the_daily_families_and_keeps_the_last_success(
     statuses: Path, tmp_path: Path
 ) -> None:
     document = json.loads(run_inprocess(*snapshot_args(statuses)).stdout)
-    snapshot = Snapshot.model_validate(document)
+    snapshot = FleetSnapshot.from_model(Snapshot.model_validate(document))
     start = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
     good = daily_run(
         [("sync", 0, 12.5), ("probe", 1, 30.0), ("snapshot", 0, 2.0)],

@@ -597,7 +597,7 @@ def test_the_catalogue_exposes_each_probe_and_the_paths_a_clone_needs() -> None:
     crumb = catalogue.get("crumb").probe
     assert crumb is not None
     assert crumb.file_paths({"content_path": "content/cards", "card_count": 3}) == (
-        "content/cards",
+        ("content_path", "content/cards"),
     )
     raw = catalogue.get("traceo").evidence_schema["x-probe"]["checks"][0]
     assert (raw["kind"], raw["path_field"]) == ("file", "vtm_path")

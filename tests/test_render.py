@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from petrova.documents.catalogue import load_catalogue
-from petrova.models import Snapshot
+from petrova.models import FleetSnapshot, Snapshot
 from petrova.render.html import render_html
 from tests.conftest import CATALOGUE, ROOT, Fleet, Petrova
 
@@ -21,7 +21,8 @@ OLD_PAGE = b"<!DOCTYPE html><title>yesterday</title>\n"
 
 
 def expected_page(path: Path = ALL_STATUSES) -> bytes:
-    return render_html(Snapshot.model_validate_json(path.read_bytes()), titles=TITLES)
+    snapshot = FleetSnapshot.from_model(Snapshot.model_validate_json(path.read_bytes()))
+    return render_html(snapshot, titles=TITLES)
 
 
 def test_render_writes_the_page_atomically_and_says_so(petrova: Petrova, tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -382,27 +384,65 @@ def test_check_snapshot_refuses_what_the_schema_refuses(mutate: object) -> None:
 
 
 def test_the_document_keeps_the_models_key_order() -> None:
-    """The snapshot is built as plain data for speed; the models still define its shape,
-    down to the order of keys in the written file."""
+    """The snapshot is derived into typed values and encoded by hand for speed; the
+    models still define its shape, down to the order of keys in the written file, and an
+    archived file reads back into the very same typed values."""
     import orjson
 
     from petrova.documents.catalogue import load_catalogue
     from petrova.documents.registry import load_registry
     from petrova.fleet.artefacts import ALL_STATUSES_DIR, FIXTURE_TIME
     from petrova.fleet.gather import gather
-    from petrova.fleet.snapshot import snapshot_document
-    from petrova.models import Snapshot
+    from petrova.fleet.snapshot import derive_snapshot
+    from petrova.models import FleetSnapshot, Snapshot
+    from petrova.render.formats import snapshot_document
 
     root = ROOT / ALL_STATUSES_DIR
     catalogue = load_catalogue(ROOT / "contracts" / "contract.schema.json")
     loaded = load_registry(root / "registry.yaml", catalogue, today=FIXTURE_TIME.date())
     inputs = gather(loaded, state_dir=root / "state", workspace=root / "workspace")
-    document = snapshot_document(inputs, now=FIXTURE_TIME)
-    through_models = Snapshot.model_validate(document).model_dump(mode="json")
-    assert orjson.dumps(document) == orjson.dumps(through_models)
+    typed = derive_snapshot(inputs, now=FIXTURE_TIME)
+    document = snapshot_document(typed)
+    model = Snapshot.model_validate(document)
+    assert orjson.dumps(document) == orjson.dumps(model.model_dump(mode="json"))
+    assert FleetSnapshot.from_model(model) == typed
     cells = [c for r in document["rows"] for c in r.get("integrations", {}).values()]
     assert any("needs_human" in c for c in cells)  # the optional keys are exercised too
     assert any("integrations" not in r for r in document["rows"])
+
+
+def test_the_gate_decides_on_typed_problems_not_on_the_warnings_words(tmp_path: Path) -> None:
+    """gather keeps why a contract or ledger could not be read as fields; the gate holds a
+    tier on those, so the same holds come out when every warning's text is gone."""
+    import dataclasses
+
+    from petrova.documents.catalogue import load_catalogue
+    from petrova.documents.registry import load_registry
+    from petrova.fleet.artefacts import ALL_STATUSES_DIR, FIXTURE_TIME
+    from petrova.fleet.gather import gather
+    from petrova.fleet.rollout import rollout_report
+    from petrova.fleet.snapshot import derive_snapshot
+
+    root = tmp_path / "fleet"
+    shutil.copytree(ROOT / ALL_STATUSES_DIR, root)
+    (root / "workspace" / "beta-hq" / ".petrova" / "contract.yaml").write_text("slug: [\n")
+    (root / "state" / "alpha-hq.yaml").write_text("{not json\n")
+    catalogue = load_catalogue(ROOT / "contracts" / "contract.schema.json")
+    loaded = load_registry(root / "registry.yaml", catalogue, today=FIXTURE_TIME.date())
+    inputs = gather(loaded, state_dir=root / "state", workspace=root / "workspace")
+    assert inputs.repos["beta-hq"].contract_unread is not None
+    assert inputs.repos["alpha-hq"].ledger_unreadable is not None
+
+    def holds(fleet_inputs: Any) -> list[tuple[str, str, str]]:
+        derived = derive_snapshot(fleet_inputs, now=FIXTURE_TIME)
+        report = rollout_report(fleet_inputs, derived, now=FIXTURE_TIME, days=7)
+        return [(h.slug, h.reason, h.message) for t in report.tiers for h in t.holds]
+
+    said = holds(inputs)
+    assert ("beta-hq", "contract_unknown") in [(s, r) for s, r, _ in said]
+    assert ("alpha-hq", "ledger_unreadable") in [(s, r) for s, r, _ in said]
+    mute = {slug: dataclasses.replace(r, warnings=()) for slug, r in inputs.repos.items()}
+    assert holds(dataclasses.replace(inputs, repos=mute, warnings=())) == said
 
 
 def test_a_cell_carries_its_newest_outcomes_and_promotions(fleet: Fleet, petrova: Petrova) -> None:

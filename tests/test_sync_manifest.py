@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from petrova.documents.catalogue import Catalogue, load_catalogue
 from petrova.errors import ProbePathUnsafe, SyncManifestInvalid
+from petrova.models import Contract
 from petrova.sync.paths import probe_paths, sparse_patterns
 from petrova.sync.workspace import (
     SyncRecord,
@@ -20,25 +22,21 @@ from petrova.sync.workspace import (
 from tests.conftest import CATALOGUE
 
 
-def catalogue_with_probes() -> dict[str, Any]:
-    """The shipped catalogue with the probe issue's ``x-probe`` data on it."""
+def catalogue_with_probes(tmp_path: Path, *, probes: bool = True) -> Catalogue:
+    """The shipped catalogue (its ``file`` checks read traceo's ``vtm_path`` and crumb's
+    ``content_path``), crumb once called ``cards``; without ``probes``, no ``x-probe``."""
     schema: dict[str, Any] = json.loads(CATALOGUE.read_text())
-    defs = schema["$defs"]
-    defs["integration_traceo"]["x-probe"] = {
-        "checks": [
-            {"kind": "file", "path_field": "vtm_path"},
-            {"kind": "http", "url_field": "traceo_endpoint"},
-        ],
-    }
-    defs["integration_crumb"]["x-probe"] = {
-        "checks": [{"kind": "file", "path_field": "content_path", "count_field": "card_count"}]
-    }
-    defs["integration_crumb"]["x-legacy-ids"] = ["cards"]
-    return schema
+    schema["$defs"]["integration_crumb"]["x-legacy-ids"] = ["cards"]
+    if not probes:
+        for definition in schema["$defs"].values():
+            definition.pop("x-probe", None)
+    path = tmp_path / "contract.schema.json"
+    path.write_text(json.dumps(schema))
+    return load_catalogue(path)
 
 
-def contract(**cells: dict[str, Any]) -> dict[str, Any]:
-    return {"schema_version": 1, "slug": "kahn-hq", "integrations": cells}
+def contract(**cells: dict[str, Any]) -> Contract:
+    return Contract.model_validate({"schema_version": 1, "slug": "kahn-hq", "integrations": cells})
 
 
 WIRED_TRACEO = {"status": "wired", "evidence": {"baseline_id": "b", "vtm_path": "docs/vtm.md"}}
@@ -48,13 +46,13 @@ WIRED_CRUMB = {
 }
 
 
-def test_probe_paths_of_wired_integrations() -> None:
-    schema = catalogue_with_probes()
-    assert probe_paths(schema, contract(traceo=WIRED_TRACEO, crumb=WIRED_CRUMB)) == [
+def test_probe_paths_of_wired_integrations(tmp_path: Path) -> None:
+    catalogue = catalogue_with_probes(tmp_path)
+    assert probe_paths(catalogue, contract(traceo=WIRED_TRACEO, crumb=WIRED_CRUMB)) == [
         "content/cards",
         "docs/vtm.md",
     ]
-    assert probe_paths(schema, contract(cards=WIRED_CRUMB)) == ["content/cards"]
+    assert probe_paths(catalogue, contract(cards=WIRED_CRUMB)) == ["content/cards"]
 
 
 @pytest.mark.parametrize(
@@ -66,15 +64,13 @@ def test_probe_paths_of_wired_integrations() -> None:
         {"status": "wired"},
     ],
 )
-def test_no_path_without_wired_evidence(cell: dict[str, Any]) -> None:
-    assert probe_paths(catalogue_with_probes(), contract(traceo=cell)) == []
+def test_no_path_without_wired_evidence(cell: dict[str, Any], tmp_path: Path) -> None:
+    assert probe_paths(catalogue_with_probes(tmp_path), contract(traceo=cell)) == []
 
 
-def test_no_x_probe_no_paths() -> None:
-    schema = json.loads(CATALOGUE.read_text())
-    for definition in schema["$defs"].values():
-        definition.pop("x-probe", None)
-    assert probe_paths(schema, contract(traceo=WIRED_TRACEO)) == []
+def test_no_x_probe_no_paths(tmp_path: Path) -> None:
+    catalogue = catalogue_with_probes(tmp_path, probes=False)
+    assert probe_paths(catalogue, contract(traceo=WIRED_TRACEO)) == []
 
 
 @pytest.mark.parametrize(
@@ -91,10 +87,12 @@ def test_no_x_probe_no_paths() -> None:
         ("", "is empty"),
     ],
 )
-def test_unsafe_paths_are_refused_and_the_safe_ones_kept(path: str, why: str) -> None:
+def test_unsafe_paths_are_refused_and_the_safe_ones_kept(
+    path: str, why: str, tmp_path: Path
+) -> None:
     bad = {"status": "wired", "evidence": {"baseline_id": "b", "vtm_path": path}}
     with pytest.raises(ProbePathUnsafe, match=why) as caught:
-        probe_paths(catalogue_with_probes(), contract(traceo=bad, crumb=WIRED_CRUMB))
+        probe_paths(catalogue_with_probes(tmp_path), contract(traceo=bad, crumb=WIRED_CRUMB))
     assert caught.value.safe == ["content/cards"]
     assert caught.value.code == "SYNC_PROBE_PATH_UNSAFE"
 
