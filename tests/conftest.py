@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "contracts" / "contract.schema.json"
 PETROVA_BIN = Path(sys.executable).parent / "petrova"
 #: The suite's own fleet: a registry and the control plane's contract, never the shipped ones.
-FIXTURE_FLEET = Path(__file__).resolve().parent / "fixtures" / "fleet"
+TESTS = Path(__file__).resolve().parent
+FIXTURE_FLEET = TESTS / "fixtures" / "fleet"
 
 
 # --- Hypothesis: the same examples on every run, unless asked to explore ----------------
@@ -172,7 +173,7 @@ def petrova() -> Petrova:
     """Run petrova in-process (CliRunner, stdout and stderr apart): fast, and the same code.
 
     That the installed console script behaves the same is proven once, by the smoke set
-    in tests/test_smoke.py, not by running every test twice.
+    in tests/commands/test_console_script.py, not by running every test twice.
     """
     return run_inprocess
 

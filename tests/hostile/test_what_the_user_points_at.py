@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import CATALOGUE, Fleet, Run, make_git_repo, run_inprocess
+from tests.hostile.test_loaders_fuzzed import assert_clean, no_hang
 from tests.ingest_server import IngestServer, store_and_echo
-from tests.test_hostile_inputs import assert_clean, no_hang
 
 PROPERTY = settings(
     max_examples=40,

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from tests.catalogue_edits import rename_integration
-from tests.conftest import ROOT, Petrova
+from tests.conftest import ROOT, TESTS, Petrova
 
-EXAMPLES = Path(__file__).parent / "examples" / "contract"
+EXAMPLES = TESTS / "examples" / "contract"
 VALID = sorted((EXAMPLES / "valid").glob("*.yaml"))
 INVALID = sorted((EXAMPLES / "invalid").glob("*.yaml"))
 

@@ -18,8 +18,8 @@ from petrova.net.git import Git
 from petrova.sync.workspace import read_manifest
 from tests.conftest import FIXTURE_FLEET, PETROVA_BIN, Fleet, Petrova, _clean_env
 from tests.ingest_server import HANG, Answer, IngestServer, Seen, Servers
+from tests.sync.test_sync import KAHN, files_in, keep_only
 from tests.syncfleet import Remotes, contract_text, git, isolated_git_env
-from tests.test_sync import KAHN, files_in, keep_only
 
 TOKEN = "tok-7d1f0c2a9b4e-never-shown"
 

@@ -28,11 +28,12 @@ from petrova.probe.github import CACHE_FILE
 from petrova.probe.urls import UrlRefused, safe_url
 from petrova.sync.paths import unsafe_reason
 from petrova.sync.workspace import MANIFEST_NAME, read_manifest
-from tests import test_probe, test_sync
 from tests.conftest import FIXED_NOW, PETROVA_BIN, SUITE_ENV, Fleet, Petrova
+from tests.probe import test_probe
+from tests.probe.test_probe import IDS, World
+from tests.sync import test_sync
+from tests.sync.test_sync import KAHN, VTM, sync
 from tests.syncfleet import Remotes, contract_text, git
-from tests.test_probe import IDS, World
-from tests.test_sync import KAHN, VTM, sync
 
 # the probe tests' world (a fleet, its workspace, a fake GitHub and fake services)
 certificate = test_probe.certificate

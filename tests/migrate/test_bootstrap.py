@@ -10,7 +10,7 @@ import pytest
 
 from petrova.migrate.bootstrap import PHASES
 from petrova.sync.origin import normalise_remote
-from tests.conftest import Fleet, Petrova, git_status
+from tests.conftest import TESTS, Fleet, Petrova, git_status
 
 KAHN_ORIGIN = "git@github.com:kahn-hq/kahn.git"
 HEADER = (
@@ -348,7 +348,7 @@ def test_origin_not_in_registry(
     assert files_of(repo, fleet.root) == before
 
 
-ANSWERS_CORPUS = Path(__file__).parent / "examples" / "answers" / "invalid"
+ANSWERS_CORPUS = TESTS / "examples" / "answers" / "invalid"
 
 
 @pytest.mark.parametrize("example", sorted(ANSWERS_CORPUS.glob("*.yaml")), ids=lambda p: p.stem)

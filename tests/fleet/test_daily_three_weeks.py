@@ -29,8 +29,8 @@ import pytest
 from petrova.files.disk import sha12
 from tests.conftest import Fleet, Petrova
 from tests.fake_github import FakeGitHub
+from tests.fleet.test_daily_fortnight import CONTRACT, REGISTRY, URL, WIRED, at, epoch, stamp
 from tests.syncfleet import Remotes, isolated_git_env
-from tests.test_fortnight import CONTRACT, REGISTRY, URL, WIRED, at, epoch, stamp
 
 FILES = {".petrova/contract.yaml": CONTRACT.format(traceo=WIRED), "docs/vtm.md": "# VTM\n"}
 HUMAN = ("-c", "user.name=Ada", "-c", "user.email=ada@example.com")

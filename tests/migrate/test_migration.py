@@ -21,7 +21,7 @@ import yaml
 
 from tests.catalogue_edits import add_integration, rename_integration
 from tests.conftest import Fleet, Run, git_status, run_subprocess
-from tests.test_pin import changed_old_lines, entry_lines
+from tests.migrate.test_pin import changed_old_lines, entry_lines
 
 KAHN_ORIGIN = "git@github.com:kahn-hq/kahn.git"
 

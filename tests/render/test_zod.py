@@ -1,5 +1,5 @@
-"""The generators of the consumers' artefacts, in Python (tests/test_consumers.py runs the
-results with tsc, zod and Ajv): what the zod module says, and what it refuses to guess."""
+"""The generators of the consumers' artefacts, in Python: what the zod module says, and what
+it refuses to guess (tests/render/test_zod_with_node.py runs the results with tsc, zod, Ajv)."""
 
 from __future__ import annotations
 

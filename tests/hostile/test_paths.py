@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Fleet, Petrova, make_git_repo
+from tests.conftest import ROOT, Fleet, Petrova, make_git_repo
 from tests.tierfleet import migrate_tier2
 
 SECRET = "PETROVA_INGEST_TOKEN=tok_do_not_print_me_0123456789\n"
@@ -245,7 +245,7 @@ def test_snapshot_output_through_a_link_never_writes_the_target(
 def test_output_into_a_missing_directory_or_onto_a_directory(
     petrova_inprocess: Petrova, fleet: Fleet, tmp_path: Path, command: str
 ) -> None:
-    fixture = Path(__file__).parent.parent / "contracts/fixtures/snapshot-with-integrations.json"
+    fixture = ROOT / "contracts/fixtures/snapshot-with-integrations.json"
     head = ("snapshot", *fleet.args()) if command == "snapshot" else ("render", str(fixture))
     missing = petrova_inprocess(*head, "-o", str(tmp_path / "nope" / "out"))
     assert missing.exit_code == 2 and "OUTPUT_UNWRITABLE" in missing.stderr

@@ -8,9 +8,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from tests.test_probe import PEBBLE, World, certificate, world
+from tests.probe.test_probe import PEBBLE, World, certificate, world
 
-__all__ = ["certificate", "world"]  # fixtures shared with tests/test_probe.py
+__all__ = ["certificate", "world"]  # fixtures shared with tests/probe/test_probe.py
 
 INGEST = "ingest-token-3c9e-never-sent"
 

@@ -13,9 +13,9 @@ from petrova.documents.catalogue import load_catalogue
 from petrova.documents.registry import load_registry
 from petrova.errors import RegistryInvalid, RegistryNotFound
 from petrova.files.yaml_strict import load_yaml_file
-from tests.conftest import CATALOGUE, ROOT, Fleet, Petrova
+from tests.conftest import CATALOGUE, ROOT, TESTS, Fleet, Petrova
 
-EXAMPLES = Path(__file__).parent / "examples" / "registry"
+EXAMPLES = TESTS / "examples" / "registry"
 INVALID = sorted((EXAMPLES / "invalid").glob("*.yaml"))
 VALID = sorted((EXAMPLES / "valid").glob("*.yaml"))
 

@@ -18,9 +18,9 @@ from petrova.errors import StateNotCommitted
 from petrova.fleet import daily
 from petrova.fleet.daily import keep_state, run_daily
 from tests.conftest import Fleet, Petrova
-from tests.test_daily import _plan, _record, control_plane, git
+from tests.fleet.test_daily import _plan, _record, control_plane, git
 
-__all__ = ["control_plane"]  # the fixture, shared with tests/test_daily.py
+__all__ = ["control_plane"]  # the fixture, shared with tests/fleet/test_daily.py
 
 
 def _count(repo: Path, ref: str = "HEAD") -> int:
