@@ -470,3 +470,26 @@ class ContractSlugMismatch(ContractInvalid):
     """The contract's slug is not the repo's it is committed in (the ``petrova-contract`` hook)."""
 
     code = "CONTRACT_SLUG_MISMATCH"
+
+
+# --- notify (petrova notify: issues, chat, the pin PR) ------------------------------------
+
+
+class NotifyIncomplete(CheckFailed):
+    """Something to tell could not be told this run (GitHub, chat, git push); it is
+    tried again next run."""
+
+    code = "NOTIFY_INCOMPLETE"
+
+
+class NotifyStateInvalid(PetrovaError):
+    """``state/notify/`` holds a file petrova did not write."""
+
+    code = "NOTIFY_STATE_INVALID"
+
+
+class IssuesRepoUnknown(UsageError):
+    """No issues repo could be named (``--issues-repo``, ``PETROVA_ISSUES_REPO``, or the
+    control plane's github.com url)."""
+
+    code = "ISSUES_REPO_UNKNOWN"

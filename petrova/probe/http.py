@@ -119,8 +119,12 @@ def request(
     headers: Mapping[str, str] | None = None,
     token: Secret | None = None,
     method: str = "GET",
+    body: bytes | None = None,
 ) -> Answer:
-    """Send one request; return the answer whatever its status, or raise :class:`CouldNotLook`."""
+    """Send one request; return the answer whatever its status, or raise :class:`CouldNotLook`.
+
+    ``body`` (JSON) is for callers that change things (``petrova notify``); probes only read.
+    """
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
@@ -137,11 +141,13 @@ def request(
     sent.update(headers or {})
     if token is not None:
         sent["Authorization"] = "Bearer " + token.reveal()
+    if body is not None:
+        sent["Content-Type"] = "application/json"
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
     try:
-        return _send(parts.scheme, host, port, method, target, sent, transport)
+        return _send(parts.scheme, host, port, method, target, sent, transport, body)
     except CouldNotLook as exc:
         raise CouldNotLook(_scrub(exc.reason, token)) from None
 
@@ -187,6 +193,7 @@ def _send(
     target: str,
     headers: dict[str, str],
     transport: Transport,
+    body: bytes | None = None,
 ) -> Answer:
     conn, absolute = _connection(scheme, host, port, transport)
     if absolute:  # plain http through a proxy: the request line names the whole URL
@@ -202,7 +209,7 @@ def _send(
 
     watch = transport.watchdog.watch(transport.timeout, cut_off)
     try:
-        conn.request(method, target, headers=headers)
+        conn.request(method, target, body=body, headers=headers)
         response = conn.getresponse()
         body = response.read(MAX_BODY + 1)
         if len(body) > MAX_BODY:
