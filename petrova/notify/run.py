@@ -608,14 +608,16 @@ def tracking_section(view: FleetView, found: list[Condition], numbers: Mapping[s
             lines.append(f"- **Tier {gate.tier}**: gate open{since}")
             continue
         when = f"; green at the earliest {safe(gate.green_at)}" if gate.green_at else ""
-        lines.append(f"- **Tier {gate.tier}**: gate closed{when}; held by:")
-        lines += [
-            f"  - {safe(h.slug)}{' · ' + safe(h.integration) if h.integration else ''}: "
-            f"{safe(h.message, limit=200)}"
-            for h in gate.holds[:10]
-        ]
-        if len(gate.holds) > 10:
-            lines.append(f"  - and {len(gate.holds) - 10} more")
+        lines.append(f"- **Tier {gate.tier}**: gate closed{when}")
+        # Cells only waiting out the window are counted, not listed: their messages
+        # count the hours, and the issue must not change every run for that.
+        waiting = [h for h in gate.holds if h.reason == "too_young"]
+        holds = [h for h in gate.holds if h.reason != "too_young"]
+        if waiting:
+            lines.append(f"  - {len(waiting)} cell(s) ok, waiting out the {gate.days}-day window")
+        lines += [f"  - {safe(h.message, limit=200)}" for h in holds[:10]]
+        if len(holds) > 10:
+            lines.append(f"  - and {len(holds) - 10} more")
     if not snapshot.gates:
         lines.append("- no tiers")
     awaiting = [
