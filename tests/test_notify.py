@@ -78,9 +78,7 @@ def record_with(
     record(petrova, fleet, lines, day(n, 0.1))
 
 
-def notify(
-    petrova: Petrova, fleet: Fleet, at: str, environ: dict[str, str], *extra: str
-) -> Any:
+def notify(petrova: Petrova, fleet: Fleet, at: str, environ: dict[str, str], *extra: str) -> Any:
     run = petrova("notify", "--now", at, *extra, *fleet_args(fleet), env=environ)
     return run
 
@@ -170,8 +168,17 @@ def test_a_new_detail_edits_once_and_a_promotion_closes(
     assert chat_messages(sink)[-1].startswith("ares on kahn\\-hq: probes see a recovery")
 
     promoted = petrova(
-        "state", "promote", "kahn-hq", "ares", "--by", "human:ada", "--reason", "fixed",
-        "--now", day(5, 2), *state_args(tier2),
+        "state",
+        "promote",
+        "kahn-hq",
+        "ares",
+        "--by",
+        "human:ada",
+        "--reason",
+        "fixed",
+        "--now",
+        day(5, 2),
+        *state_args(tier2),
     )
     assert promoted.exit_code == 0, promoted.stderr
     assert notify(petrova, tier2, day(5, 3), e).exit_code == 0
@@ -185,9 +192,7 @@ def test_a_new_detail_edits_once_and_a_promotion_closes(
     assert _mutations(github, before) == []
 
 
-def test_reminders_follow_the_backoff(
-    tier2: Fleet, petrova: Petrova, github: FakeGitHub
-) -> None:
+def test_reminders_follow_the_backoff(tier2: Fleet, petrova: Petrova, github: FakeGitHub) -> None:
     e = env(github)
     _degrade_kahn_ares(petrova, tier2)
     assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
@@ -220,3 +225,254 @@ def epoch_of(n: int) -> str:
     from tests.tierfleet import epoch
 
     return epoch(n, 1)
+
+
+def test_a_gate_opening_sends_one_message_and_edits_the_tracking_issue_once(
+    tier2: Fleet, petrova: Petrova, github: FakeGitHub, sink: IngestServer
+) -> None:
+    e = env(github, sink)
+    for n in range(7):
+        record_day(petrova, tier2, n)
+    assert notify(petrova, tier2, day(6, 1), e).exit_code == 0
+    tracking = [i for i in github.issues(ISSUES) if i["title"] == "petrova: fleet status"]
+    assert len(tracking) == 1
+    assert "**Tier 2**: gate closed; green at the earliest 2026\\-11\\-08" in tracking[0]["body"]
+    assert chat_messages(sink) == []  # a gate seen the first time is remembered, not news
+    assert notify(petrova, tier2, day(6, 2), e).exit_code == 0
+    before = len(github.mutations)
+    record_day(petrova, tier2, 7)
+    assert notify(petrova, tier2, day(7, 1), e).exit_code == 0
+    assert _mutations(github, before) == [
+        ("PATCH", f"/repos/{ISSUES}/issues/{tracking[0]['number']}")
+    ]
+    assert "**Tier 2**: gate open, green since 2026\\-11\\-01" in github.issues(ISSUES)[0]["body"]
+    assert chat_messages(sink) == [
+        "tier 2's gate opened: green for 7 days (since 2026-11-01T06:00:00Z)"
+    ]
+    for _ in range(3):
+        assert notify(petrova, tier2, day(7, 1), e).exit_code == 0
+    assert len(chat_messages(sink)) == 1
+    assert _mutations(github, before) == [
+        ("PATCH", f"/repos/{ISSUES}/issues/{tracking[0]['number']}")
+    ]
+    # a failing outcome closes the gate again: one message
+    record_day(petrova, tier2, 8, stratt_hq__crumb="failing")
+    assert notify(petrova, tier2, day(8, 1), e).exit_code == 0
+    assert chat_messages(sink)[1:] == ["tier 2's gate closed (1 hold)"]
+
+
+def test_dry_run_says_what_it_would_do_and_sends_nothing(
+    tier2: Fleet, petrova: Petrova, github: FakeGitHub, sink: IngestServer
+) -> None:
+    e = env(github, sink)
+    _degrade_kahn_ares(petrova, tier2)
+    run = notify(petrova, tier2, day(2, 1), e, "--dry-run")
+    assert run.exit_code == 0, run.stderr
+    assert github.mutations == [] and sink.requests == []
+    assert not (tier2.state_dir / "notify" / "repos").exists()
+    assert f"would open {ISSUES}: petrova: kahn-hq · ares: unhealthy\n" in run.stdout
+    assert f"would open {ISSUES}: petrova: fleet status\n" in run.stdout
+    assert "would send chat #1: ares on kahn\\-hq: ok → degraded (demoted)\n" in run.stdout
+    as_json = notify(petrova, tier2, day(2, 1), e, "--dry-run", "--json")
+    verbs = [a["verb"] for a in json.loads(as_json.stdout)["actions"]]
+    assert verbs == ["label", "open", "open", "send"]
+    # for real now; then a dry run has nothing to say
+    assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+    assert notify(petrova, tier2, day(2, 1), e, "--dry-run").stdout == "nothing to tell\n"
+
+
+def test_the_token_goes_nowhere_but_the_authorization_header(
+    tier2: Fleet, petrova: Petrova, github: FakeGitHub, sink: IngestServer
+) -> None:
+    e = env(github, sink)
+    _degrade_kahn_ares(petrova, tier2)
+    runs = [notify(petrova, tier2, day(2, 1), e), notify(petrova, tier2, day(2, 1), e, "--json")]
+    for seen in github.requests:
+        assert seen.headers["authorization"] == f"Bearer {TOKEN}"
+    assert github.mutations
+    for m in github.mutations:
+        assert TOKEN.encode() not in m.raw
+    for r in sink.requests:
+        assert TOKEN.encode() not in r.body and TOKEN not in json.dumps(r.headers)
+    for run in runs:
+        assert TOKEN not in run.stdout + run.stderr
+    for path in tier2.root.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+    import os
+
+    cache = Path(os.environ["XDG_CACHE_HOME"])
+    for path in cache.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_hand_edited_issues_keep_working_and_unmarked_ones_are_never_touched(
+    tier2: Fleet, petrova: Petrova, github: FakeGitHub
+) -> None:
+    e = env(github)
+    # a person's issue with petrova's label but no marker, and one that quotes a marker
+    theirs = github.add_issue(
+        ISSUES, title="petrova: kahn-hq · ares: unhealthy", body="mine", labels=("petrova",)
+    )
+    _degrade_kahn_ares(petrova, tier2)
+    assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+    issue = cell_issue(github, "unhealthy/kahn-hq/ares")
+    assert issue["number"] != theirs
+    number = issue["number"]
+    # someone adds a note above and below petrova's section, and breaks nothing else
+    github.repo(ISSUES).issues[number]["body"] = (
+        "Owner: @ada\n\n" + issue["body"] + "\n\nSee the runbook."
+    )
+    before = len(github.mutations)
+    record_with(petrova, tier2, 3, "degraded", "a new detail")
+    assert notify(petrova, tier2, day(3, 1), e).exit_code == 0
+    body = github.repo(ISSUES).issues[number]["body"]
+    assert body.startswith("Owner: @ada\n\n<!-- petrova:key=unhealthy/kahn-hq/ares ")
+    assert body.endswith("\n\nSee the runbook.")
+    assert "a new detail" in body and body.count("<!-- petrova:key=") == 1
+    # someone deletes the end marker: petrova's section comes back first, the rest kept
+    github.repo(ISSUES).issues[number]["body"] = body.replace("<!-- petrova:end -->", "")
+    record_with(petrova, tier2, 4, "degraded", "another detail")
+    assert notify(petrova, tier2, day(4, 1), e).exit_code == 0
+    body = github.repo(ISSUES).issues[number]["body"]
+    assert body.startswith("<!-- petrova:key=unhealthy/kahn-hq/ares ")
+    assert body.count("<!-- petrova:begin -->") == body.count("<!-- petrova:end -->") == 1
+    assert "See the runbook." in body and "another detail" in body
+    assert len(petrova_issues(github)) == 2  # never a duplicate
+    assert github.repo(ISSUES).issues[theirs]["body"] == "mine"
+    touched = {m.path for m in github.mutations}
+    assert f"/repos/{ISSUES}/issues/{theirs}" not in touched
+    # state lost (a fresh checkout): the issue is found again by its marker, not reopened
+    import shutil
+
+    shutil.rmtree(tier2.state_dir / "notify")
+    before = len(github.mutations)
+    assert notify(petrova, tier2, day(4, 1), e).exit_code == 0
+    assert _mutations(github, before) == []
+
+
+def test_a_person_closing_an_issue_is_respected_until_the_condition_clears(
+    tier2: Fleet, petrova: Petrova, github: FakeGitHub
+) -> None:
+    e = env(github)
+    _degrade_kahn_ares(petrova, tier2)
+    assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+    number = cell_issue(github, "unhealthy/kahn-hq/ares")["number"]
+    github.repo(ISSUES).issues[number]["state"] = "closed"
+    before = len(github.mutations)
+    record_with(petrova, tier2, 3, "degraded", "changed")
+    assert notify(petrova, tier2, day(3, 1), e).exit_code == 0
+    assert [m for m in _mutations(github, before) if m[1].endswith(f"/{number}")] == []
+
+
+# --- the pin PR ---------------------------------------------------------------------------
+
+
+def _git(cwd: Path, *args: str) -> str:
+    import os
+    import subprocess
+
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"},
+    ).stdout
+
+
+@pytest.fixture
+def plane(fleet: Fleet, tmp_path: Path) -> tuple[Fleet, Path]:
+    """The fleet as a control-plane checkout with a bare remote; kahn-hq's contract merged
+    in its workspace clone, not pinned yet."""
+    from tests.conftest import make_git_repo
+    from tests.tierfleet import contract_text
+
+    remote = tmp_path / "remote.git"
+    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    _git(fleet.root, "init", "-q", "-b", "main")
+    (fleet.root / ".gitignore").write_text("workspace/\nstate/notify/.*\n")
+    _git(fleet.root, "add", "-A")
+    _git(fleet.root, "commit", "-q", "-m", "control plane")
+    _git(fleet.root, "remote", "add", "origin", str(remote))
+    _git(fleet.root, "push", "-q", "origin", "main")
+    make_git_repo(fleet.workspace / "kahn-hq", {".petrova/contract.yaml": contract_text("kahn-hq")})
+    return fleet, remote
+
+
+def test_a_merged_contract_gets_one_pin_pr_that_follows_it_and_closes_when_pinned(
+    plane: tuple[Fleet, Path], petrova: Petrova, github: FakeGitHub
+) -> None:
+    from petrova.files.disk import sha12
+
+    fleet, remote = plane
+    e = env(github)
+    clone = fleet.workspace / "kahn-hq"
+    first_sha = sha12((clone / ".petrova/contract.yaml").read_bytes())
+    registry_before = fleet.registry.read_bytes()
+    head_before = _git(fleet.root, "rev-parse", "HEAD")
+    run = notify(petrova, fleet, day(2), e)
+    assert run.exit_code == 0, run.stderr
+    # the operator's checkout is as it was: same HEAD, same files, same index
+    assert fleet.registry.read_bytes() == registry_before
+    assert _git(fleet.root, "rev-parse", "HEAD") == head_before
+    assert _git(fleet.root, "status", "--porcelain", "--", ".", ":!state") == ""
+    branch = "petrova/pin-kahn-hq"
+    assert _git(remote, "diff", "--name-only", "main", branch) == "registry.yaml\n"
+    # exactly what `petrova registry pin` writes
+    pinned = petrova(
+        "registry", "pin", "kahn-hq", "--workspace", str(fleet.workspace), *fleet.args()
+    )
+    assert pinned.exit_code == 0, pinned.stderr
+    assert _git(remote, "show", f"{branch}:registry.yaml") == fleet.registry.read_text()
+    _git(fleet.root, "checkout", "--", "registry.yaml")
+    pulls = github.issues(ISSUES, pulls=True)
+    assert len(pulls) == 1
+    pr = pulls[0]
+    assert pr["head"] == {"ref": branch} and pr["base"] == {"ref": "main"}
+    assert pr["title"] == f"registry: pin kahn-hq at {first_sha}"
+    commit = _git(clone, "rev-parse", "HEAD").strip()
+    assert commit in pr["body"].replace("\\", "") and first_sha in pr["body"]
+    assert "applicability added: ares: required" in pr["body"].replace("\\", "")
+    unpinned = cell_issue(github, "unpinned/kahn-hq/-")
+    assert f"Review and merge the pin pull request #{pr['number']}" in unpinned["body"].replace(
+        "\\", ""
+    ).replace("\u2060", "")
+
+    # nothing new: nothing pushed, nothing changed
+    before = len(github.mutations)
+    tip = _git(remote, "rev-parse", branch)
+    assert notify(petrova, fleet, day(2), e).exit_code == 0
+    assert _mutations(github, before) == [] and _git(remote, "rev-parse", branch) == tip
+
+    # the contract moves: the branch follows (force-pushed), the PR is edited, not doubled
+    text = (clone / ".petrova/contract.yaml").read_text().replace("bl-1", "bl-2")
+    (clone / ".petrova/contract.yaml").write_text(text)
+    _git(clone, "commit", "-qam", "baseline 2")
+    second_sha = sha12(text.encode())
+    before = len(github.mutations)
+    assert notify(petrova, fleet, day(3), e).exit_code == 0
+    assert ("PATCH", f"/repos/{ISSUES}/pulls/{pr['number']}") in _mutations(github, before)
+    assert len(github.issues(ISSUES, pulls=True)) == 1
+    assert (
+        github.repo(ISSUES).issues[pr["number"]]["title"]
+        == f"registry: pin kahn-hq at {second_sha}"
+    )
+    assert f"contract_sha: {second_sha}" in _git(remote, "show", f"{branch}:registry.yaml")
+    assert _git(remote, "rev-list", "--count", f"main..{branch}") == "1\n"
+
+    # the pin lands by hand: the PR is closed (not merged), the issue too
+    pinned = petrova(
+        "registry", "pin", "kahn-hq", "--workspace", str(fleet.workspace), *fleet.args()
+    )
+    assert pinned.exit_code == 0, pinned.stderr
+    _git(fleet.root, "commit", "-qam", "pin kahn-hq by hand")
+    _git(fleet.root, "push", "-q", "origin", "main")
+    assert notify(petrova, fleet, day(4), e).exit_code == 0
+    assert github.repo(ISSUES).issues[pr["number"]]["state"] == "closed"
+    assert cell_issue(github, "unpinned/kahn-hq/-")["state"] == "closed"
+    before = len(github.mutations)
+    assert notify(petrova, fleet, day(4), e).exit_code == 0
+    assert _mutations(github, before) == []

@@ -169,14 +169,16 @@ class Issues:
             url = following
         return found
 
-    def ensure_label(self) -> None:
+    def has_label(self) -> bool:
         data, _ = self.get(f"/repos/{self.repo}/labels/{LABEL}")
-        if data is None:
-            self.change(
-                "POST",
-                f"/repos/{self.repo}/labels",
-                {"name": LABEL, "color": "5319e7", "description": "Opened by petrova notify"},
-            )
+        return data is not None
+
+    def create_label(self) -> None:
+        self.change(
+            "POST",
+            f"/repos/{self.repo}/labels",
+            {"name": LABEL, "color": "5319e7", "description": "Opened by petrova notify"},
+        )
 
     def open_issue(self, title: str, body: str) -> int:
         made = self.change(

@@ -47,7 +47,14 @@ from petrova.notify.conditions import (
     sync_transition,
 )
 from petrova.notify.escape import safe
-from petrova.notify.github import BudgetSpent, GitHubFailed, Issues, check_repo, repo_from_url
+from petrova.notify.github import (
+    LABEL,
+    BudgetSpent,
+    GitHubFailed,
+    Issues,
+    check_repo,
+    repo_from_url,
+)
 from petrova.probe.github import Budget, EtagCache, default_cache_dir
 
 DEFAULT_REMINDERS = (3, 7, 14, 28)
@@ -184,6 +191,7 @@ class _Run:
         self.wiring = wiring
         self.report = report
         self.github_stopped: str | None = None
+        self.labelled = False
 
     def read(self, what: str, fn: Callable[..., Any], /, *args: Any) -> tuple[bool, Any]:
         """A read (or local git work): ``(done, result)``; trouble is this item's problem,
@@ -467,7 +475,6 @@ def _issues(
     mine: set[str],
 ) -> None:
     now = run.plan.now
-    labelled = False
     for condition in found:
         records = told.repo(condition.slug).setdefault("issues", {})
         record = records.get(condition.key)
@@ -475,10 +482,7 @@ def _issues(
         title = bodies.title(condition)
         section = bodies.section(condition)
         if issue is None:
-            if not labelled:
-                labelled, _ = run.read("the petrova label", client.ensure_label)
-                if run.plan.dry_run:
-                    labelled = True
+            _ensure_label(run, client)
             text = bodies.rewrite(None, condition.key, condition.digest, section)
             ok, made = run.change("open", client.repo, title, client.open_issue, title, text)
             if ok and made is not None:
@@ -547,6 +551,15 @@ def _issues(
         )
         if ok and not run.plan.dry_run:
             told.repo(slug)["issues"][key] = {"number": number, "open": False, "digest": "cleared"}
+
+
+def _ensure_label(run: _Run, client: Issues) -> None:
+    """The label exists before the first issue that needs it (asked once a run)."""
+    if run.labelled:
+        return
+    run.labelled, present = run.read("the petrova label", client.has_label)
+    if run.labelled and not present:
+        run.labelled, _ = run.change("label", client.repo, LABEL, client.create_label)
 
 
 def _remember(
@@ -660,6 +673,7 @@ def _tracking(
     key, title = bodies.TRACKING_KEY, bodies.TRACKING_TITLE
     text = bodies.rewrite(issue.get("body") if issue else None, key, digest, section)
     if issue is None:
+        _ensure_label(run, client)
         ok, made = run.change("open", client.repo, title, client.open_issue, title, text)
         if ok and made is not None:
             told.fleet["tracking"] = {"number": int(made), "digest": digest}
