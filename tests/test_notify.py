@@ -476,3 +476,134 @@ def test_a_merged_contract_gets_one_pin_pr_that_follows_it_and_closes_when_pinne
     before = len(github.mutations)
     assert notify(petrova, fleet, day(4), e).exit_code == 0
     assert _mutations(github, before) == []
+
+
+# --- overlapping runs and shards ----------------------------------------------------------
+
+
+def test_two_overlapping_runs_send_nothing_twice(
+    tier2: Fleet, petrova: Petrova, github: FakeGitHub, sink: IngestServer
+) -> None:
+    import subprocess
+
+    from tests.conftest import PETROVA_BIN, _clean_env
+
+    e = env(github, sink)
+    _degrade_kahn_ares(petrova, tier2)
+    record_day(petrova, tier2, 3, stratt_hq__crumb="failing")
+    record_day(petrova, tier2, 4, stratt_hq__crumb="failing", kahn_hq__ares="failing")
+    argv = [str(PETROVA_BIN), "notify", "--now", day(4, 1), *fleet_args(tier2)]
+    procs = [
+        subprocess.Popen(argv, env=_clean_env(e), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    opened = [m for m in github.mutations if m.method == "POST" and m.path.endswith("/issues")]
+    titles = sorted(m.body["title"] for m in opened)
+    assert titles == [
+        "petrova: fleet status",
+        "petrova: kahn-hq · ares: unhealthy",
+        "petrova: stratt-hq · crumb: unhealthy",
+    ]
+    assert sorted(chat_messages(sink)) == [
+        "ares on kahn\\-hq: ok → degraded (demoted)",
+        "crumb on stratt\\-hq: ok → degraded (demoted)",
+    ]
+
+
+def test_two_shards_each_tell_their_own_repos_once(
+    tier2: Fleet, petrova: Petrova, github: FakeGitHub, sink: IngestServer
+) -> None:
+    from petrova.documents.shard import parse_shard
+
+    e = env(github, sink)
+    record_day(petrova, tier2, 0)
+    for n in (1, 2):
+        record_day(petrova, tier2, n, kahn_hq__ares="failing", stratt_hq__crumb="failing")
+    shards = ["1/2", "2/2"]
+    owner = {s: [x for x in ("kahn-hq", "stratt-hq") if parse_shard(s).holds(x)] for s in shards}
+    assert sorted(owner["1/2"] + owner["2/2"]) == ["kahn-hq", "stratt-hq"]
+    for _ in range(2):  # each shard twice, in turn
+        for shard in shards:
+            run = notify(petrova, tier2, day(2, 1), e, "--shard", shard)
+            assert run.exit_code == 0, run.stderr
+    opened = [m for m in github.mutations if m.method == "POST" and m.path.endswith("/issues")]
+    assert len(opened) == 3  # two cells and one tracking issue, whichever shard ran first
+    assert len(chat_messages(sink)) == 2
+    # each shard wrote only its own repos' files
+    repos = sorted(p.name for p in (tier2.state_dir / "notify" / "repos").iterdir())
+    assert repos == sorted(f"{s}.json" for s in ("kahn-hq", "stratt-hq", "petrova-codes", "choco-hq", "devarno-cloud", "traceo-mcp-server", "grace-hq") if (tier2.state_dir / "notify" / "repos" / f"{s}.json").exists())
+    # and a whole-fleet run afterwards finds everything told already
+    before = len(github.mutations)
+    assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+    assert _mutations(github, before) == [] and len(chat_messages(sink)) == 2
+
+
+# --- manners: rate limits, failed sends ---------------------------------------------------
+
+
+def test_a_secondary_rate_limit_stops_github_work_and_the_rest_waits(
+    tier2: Fleet, petrova: Petrova, github: FakeGitHub
+) -> None:
+    e = env(github)
+    record_day(petrova, tier2, 0)
+    for n in (1, 2):
+        record_day(petrova, tier2, n, kahn_hq__ares="failing", stratt_hq__crumb="failing")
+    github.repo(ISSUES).labels.add("petrova")
+    github.secondary_limit = 1
+    run = notify(petrova, tier2, day(2, 1), e)
+    assert run.exit_code == 1
+    assert "NOTIFY_INCOMPLETE" in run.stderr and "rate limited" in run.stderr
+    writes = [s for s in github.requests if s.status == 403]
+    assert len(writes) == 1  # it stopped at the first refusal
+    assert petrova_issues(github) == []
+    run = notify(petrova, tier2, day(2, 1), e)
+    assert run.exit_code == 0, run.stderr
+    assert len(petrova_issues(github)) == 3
+
+
+def test_reads_use_etags_and_a_spent_budget_waits(
+    tier2: Fleet, petrova: Petrova, github: FakeGitHub
+) -> None:
+    e = env(github)
+    _degrade_kahn_ares(petrova, tier2)
+    assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+    assert notify(petrova, tier2, day(2, 1), e).exit_code == 0  # learns the list's new ETag
+    seen = len(github.requests)
+    assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+    reads = github.requests[seen:]
+    assert reads and all(r.status == 304 for r in reads)  # nothing new: no budget spent
+    github.remaining = 0
+    record_with(petrova, tier2, 3, "degraded", "new")
+    run = notify(petrova, tier2, day(3, 1), e)
+    assert run.exit_code == 1 and "rate" in run.stderr
+
+
+def failing_sink(server: IngestServer, seen: Seen) -> Answer:
+    return Answer(500 if server.count() <= 1 else 200, b"{}")
+
+
+def test_a_failed_send_warns_and_is_retried_next_run(
+    tier2: Fleet, petrova: Petrova, github: FakeGitHub
+) -> None:
+    server = IngestServer(failing_sink)
+    try:
+        e = env(github, server)
+        _degrade_kahn_ares(petrova, tier2)
+        run = notify(petrova, tier2, day(2, 1), e)
+        assert run.exit_code == 1
+        assert "chat: notification URL #1 did not accept the message" in run.stderr
+        assert f"127.0.0.1:{server.port}" not in run.stderr  # a URL may hold a secret
+        assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+        assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+        assert chat_messages(server) == ["ares on kahn\\-hq: ok → degraded (demoted)"] * 2
+    finally:
+        server.close()
+
+
+def test_nothing_configured_means_nothing_done(tier2: Fleet, petrova: Petrova) -> None:
+    _degrade_kahn_ares(petrova, tier2)
+    run = notify(petrova, tier2, day(2, 1), {})
+    assert (run.exit_code, run.stdout, run.stderr) == (0, "", "")

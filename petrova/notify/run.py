@@ -228,6 +228,15 @@ def run_notify(plan: NotifyPlan, wiring: Wiring) -> NotifyReport:
     issues_repo = resolve_issues_repo(plan.issues_repo, loaded) if wiring.github else None
     plane = next((r for r in loaded.registry.repos if r.role == "control-plane"), None)
     pulls_repo = repo_from_url(plane.url) if plane is not None else None
+    clients: list[Issues] = []
+    github = wiring.github
+
+    def connect(repo: str) -> Issues:
+        assert github is not None
+        client = github(repo)
+        clients.append(client)
+        return client
+
     with told_state.locked(plan.state_dir, wait=plan.wait):
         told = told_state.load(plan.state_dir)
         run = _Run(plan, wiring, report)
@@ -239,11 +248,11 @@ def run_notify(plan: NotifyPlan, wiring: Wiring) -> NotifyReport:
             and pulls_repo is not None
             and plan.workspace is not None
         ):
-            view = _pin_prs(run, wiring.github(pulls_repo), loaded, view, told, plane)
+            view = _pin_prs(run, connect(pulls_repo), loaded, view, told, plane)
         found = conditions(view)
         issues_by_key: dict[str, dict[str, Any]] = {}
         if wiring.github is not None and issues_repo is not None:
-            client = wiring.github(issues_repo)
+            client = connect(issues_repo)
             ok, listed = run.read("listing petrova's issues", client.petrova_issues)
             if ok:
                 for issue in listed:
@@ -256,6 +265,8 @@ def run_notify(plan: NotifyPlan, wiring: Wiring) -> NotifyReport:
         _chat(run, view, told, set(mine))
         if not plan.dry_run:
             told_state.save(told, slugs=set(mine), fleet=plan.shard.index == 1)
+    for client in clients:
+        client.cache.save()
     return report
 
 
