@@ -197,7 +197,7 @@ def test_reminders_follow_the_backoff(tier2: Fleet, petrova: Petrova, github: Fa
     _degrade_kahn_ares(petrova, tier2)
     assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
     number = cell_issue(github, "unhealthy/kahn-hq/ares")["number"]
-    reminded = []
+    reminded: list[int] = []
     for n in range(3, 40):
         # the clock moves a day at a time (SOURCE_DATE_EPOCH as under faketime)
         run = petrova("notify", *fleet_args(tier2), env={**e, "SOURCE_DATE_EPOCH": epoch_of(n)})
@@ -498,7 +498,7 @@ def test_two_overlapping_runs_send_nothing_twice(
         for _ in range(2)
     ]
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
     opened = [m for m in github.mutations if m.method == "POST" and m.path.endswith("/issues")]
     titles = sorted(m.body["title"] for m in opened)
@@ -525,16 +525,19 @@ def test_two_shards_each_tell_their_own_repos_once(
     shards = ["1/2", "2/2"]
     owner = {s: [x for x in ("kahn-hq", "stratt-hq") if parse_shard(s).holds(x)] for s in shards}
     assert sorted(owner["1/2"] + owner["2/2"]) == ["kahn-hq", "stratt-hq"]
-    for _ in range(2):  # each shard twice, in turn
+    slugs = ["petrova-codes", "kahn-hq", "stratt-hq", "choco-hq", "devarno-cloud"]
+    slugs += ["traceo-mcp-server", "grace-hq"]
+    folder = tier2.state_dir / "notify" / "repos"
+    for turn in range(2):  # each shard twice, in turn
         for shard in shards:
             run = notify(petrova, tier2, day(2, 1), e, "--shard", shard)
             assert run.exit_code == 0, run.stderr
+            if turn == 0 and shard == "1/2":  # a shard writes only its own repos' files
+                held = sorted(f"{s}.json" for s in slugs if parse_shard("1/2").holds(s))
+                assert sorted(p.name for p in folder.iterdir()) == held
     opened = [m for m in github.mutations if m.method == "POST" and m.path.endswith("/issues")]
-    assert len(opened) == 3  # two cells and one tracking issue, whichever shard ran first
+    assert len(opened) == 3  # two cells and one tracking issue
     assert len(chat_messages(sink)) == 2
-    # each shard wrote only its own repos' files
-    repos = sorted(p.name for p in (tier2.state_dir / "notify" / "repos").iterdir())
-    assert repos == sorted(f"{s}.json" for s in ("kahn-hq", "stratt-hq", "petrova-codes", "choco-hq", "devarno-cloud", "traceo-mcp-server", "grace-hq") if (tier2.state_dir / "notify" / "repos" / f"{s}.json").exists())
     # and a whole-fleet run afterwards finds everything told already
     before = len(github.mutations)
     assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
@@ -607,3 +610,20 @@ def test_nothing_configured_means_nothing_done(tier2: Fleet, petrova: Petrova) -
     _degrade_kahn_ares(petrova, tier2)
     run = notify(petrova, tier2, day(2, 1), {})
     assert (run.exit_code, run.stdout, run.stderr) == (0, "", "")
+
+
+def test_hostile_details_are_inert_in_issues_and_chat(
+    tier2: Fleet, petrova: Petrova, github: FakeGitHub, sink: IngestServer
+) -> None:
+    e = env(github, sink)
+    hostile = "@org/team fixes #1 --> <img src=x> [x](https://evil.example) ![i](y)"
+    record_day(petrova, tier2, 0)
+    record_with(petrova, tier2, 1, "failing", hostile)
+    record_with(petrova, tier2, 2, "failing", hostile)
+    assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+    body = cell_issue(github, "unhealthy/kahn-hq/ares")["body"]
+    assert "@org" not in body and "#1" not in body and "<img" not in body
+    assert "](" not in body and "https://" not in body
+    assert body.count("-->") == 3  # the key marker, begin and end: nothing else closes
+    for message in chat_messages(sink):
+        assert "@org" not in message and "<img" not in message

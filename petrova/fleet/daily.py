@@ -5,7 +5,8 @@
 2. **sync** the consumers' clones (``petrova sync``);
 3. **probe** every wired cell and record the outcomes (``petrova probe --record``);
 4. **snapshot** to ``-o FILE`` and ``--publish`` it;
-5. **keep** the ledgers: commit ``state/`` to the control-plane repo (and push it).
+5. **notify**: issues, chat and pin PRs for what needs a human (``petrova notify``);
+6. **keep** the ledgers: commit ``state/`` to the control-plane repo (and push it).
 
 Each step is petrova itself in a child process, so one step's crash cannot take the
 others with it, and its exit code decides, by :data:`STEPS`' policy, whether the run
@@ -37,6 +38,7 @@ STEPS: dict[str, Policy] = {
     "sync": "warn",
     "probe": "warn",
     "snapshot": "fail",
+    "notify": "warn",  # telling is retried next run; it never fails the snapshot or state
     "keep state": "fail",
 }
 
@@ -123,6 +125,7 @@ def step_commands(plan: DailyPlan) -> list[tuple[str, list[str]]]:
         if plan.token_env is not None:
             snapshot += ["--token-env", plan.token_env]
     steps.append(("snapshot", snapshot))
+    steps.append(("notify", [*me, "notify", *fleet]))
     return steps
 
 
@@ -205,6 +208,11 @@ def keep_state(plan: DailyPlan) -> str:
         ) from None
     # The ledgers only: never a lock file, a temporary file, or anything else there.
     ledgers = [f":(glob){relative.as_posix()}/*.yaml", f":(exclude,glob){relative.as_posix()}/.*"]
+    # And what notify told (bot-owned too), once there is any: git refuses a pathspec
+    # that matches nothing.
+    told = f":(glob){relative.as_posix()}/notify/**/*.json"
+    if any((plan.state_dir / "notify").glob("**/*.json")) or _git(Path(top), "ls-files", told)[1]:
+        ledgers.append(told)
     _, tracked = _git(Path(top), "ls-files", "--", *ledgers)
     if not tracked and not any(plan.state_dir.glob("*.yaml")):
         return ""  # no ledger yet, none removed: nothing to keep

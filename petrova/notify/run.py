@@ -222,7 +222,13 @@ class _Run:
 
 
 def run_notify(plan: NotifyPlan, wiring: Wiring) -> NotifyReport:
-    """Tell what is new; the report lists what was (or would be) told and what failed."""
+    """Tell what is new; the report lists what was (or would be) told and what failed.
+
+    With no GitHub token and no chat URL there is no one to tell: nothing is read or
+    written (the daily runs this step on every host, configured or not).
+    """
+    if wiring.github is None and not wiring.chat_targets:
+        return NotifyReport(plan.dry_run)
     loaded, inputs, snapshot = read_fleet(plan)
     report = NotifyReport(plan.dry_run)
     issues_repo = resolve_issues_repo(plan.issues_repo, loaded) if wiring.github else None
