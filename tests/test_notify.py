@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -627,3 +628,51 @@ def test_hostile_details_are_inert_in_issues_and_chat(
     assert body.count("-->") == 3  # the key marker, begin and end: nothing else closes
     for message in chat_messages(sink):
         assert "@org" not in message and "<img" not in message
+
+
+# --- the daily ----------------------------------------------------------------------------
+
+
+def test_the_daily_notifies_after_the_snapshot_and_keeps_what_it_told(
+    plane: tuple[Fleet, Path], petrova: Petrova, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.tierfleet import migrate_tier2
+
+    fleet, remote = plane
+    migrate_tier2(fleet)
+    _git(fleet.root, "commit", "-qam", "tier 2 migrated")
+    _git(fleet.root, "push", "-q", "origin", "main")
+    _degrade_kahn_ares(petrova, fleet)
+    e = {**env(github), "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    run = petrova(
+        "daily",
+        "-o",
+        str(fleet.root / "fleet.json"),
+        "--no-self-update",
+        "--commit-state",
+        "--push",
+        *fleet_args(fleet),
+        env={**e, "SOURCE_DATE_EPOCH": epoch_of(2)},
+    )
+    # sync fails (the consumers have no remotes here) and warns; notify still ran
+    assert run.exit_code == 0, run.stderr
+    assert "notify" not in run.stderr
+    assert cell_issue(github, "unhealthy/kahn-hq/ares")["state"] == "open"
+    kept = _git(remote, "ls-tree", "-r", "--name-only", "main")
+    assert "state/notify/repos/kahn-hq.json" in kept and "state/notify/fleet.json" in kept
+    assert "state/notify/.run.lock" not in kept
+    # a failed notify warns and fails nothing
+    github.secondary_limit = 100
+    record_with(petrova, fleet, 3, "degraded", "new detail")
+    run = petrova(
+        "daily",
+        "-o",
+        str(fleet.root / "fleet.json"),
+        "--no-self-update",
+        "--commit-state",
+        *fleet_args(fleet),
+        env={**e, "SOURCE_DATE_EPOCH": epoch_of(3)},
+    )
+    assert run.exit_code == 0, run.stderr
+    assert "petrova daily: notify: exit 1, the run goes on" in run.stderr
+    assert "NOTIFY_INCOMPLETE" in run.stderr
