@@ -676,3 +676,39 @@ def test_the_daily_notifies_after_the_snapshot_and_keeps_what_it_told(
     assert run.exit_code == 0, run.stderr
     assert "petrova daily: notify: exit 1, the run goes on" in run.stderr
     assert "NOTIFY_INCOMPLETE" in run.stderr
+
+
+def test_a_sync_failing_on_two_runs_in_a_row_opens_one_issue_and_one_message(
+    tier2: Fleet, petrova: Petrova, github: FakeGitHub, sink: IngestServer
+) -> None:
+    from petrova.sync.workspace import SyncRecord, update_manifest
+
+    e = env(github, sink)
+    for n in range(3):
+        record_day(petrova, tier2, n)
+
+    def synced(at: str, status: str) -> None:
+        code, message = (
+            ("SYNC_AUTH_FAILED", "@ada fixes #3: auth refused")
+            if status == "failed"
+            else (None, None)
+        )
+        record = SyncRecord(
+            "https://github.com/kahn-hq/kahn", "main", None, at, status, code, message
+        )  # type: ignore[arg-type]
+        update_manifest(tier2.workspace, [("kahn-hq", record)])
+
+    synced(day(1), "failed")
+    assert notify(petrova, tier2, day(1, 1), e).exit_code == 0
+    assert notify(petrova, tier2, day(1, 2), e).exit_code == 0  # the same failed run again
+    assert [i for i in petrova_issues(github) if "sync_failing" in i["body"]] == []
+    synced(day(2), "failed")
+    assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+    issue = cell_issue(github, "sync_failing/kahn-hq/-")
+    assert issue["title"] == "petrova: kahn-hq: sync failing"
+    assert "SYNC\\_AUTH\\_FAILED" in issue["body"] and "@ada" not in issue["body"]
+    assert chat_messages(sink) == ["sync of kahn\\-hq failing on 2 runs in a row"]
+    synced(day(3), "ok")
+    assert notify(petrova, tier2, day(3, 1), e).exit_code == 0
+    assert cell_issue(github, "sync_failing/kahn-hq/-")["state"] == "closed"
+    assert len(chat_messages(sink)) == 1
