@@ -454,6 +454,12 @@ def test_a_merged_contract_gets_one_pin_pr_that_follows_it_and_closes_when_pinne
     _git(clone, "commit", "-qam", "baseline 2")
     second_sha = sha12(text.encode())
     before = len(github.mutations)
+    dry = notify(petrova, fleet, day(3), e, "--dry-run")
+    assert f"would push {branch}: kahn-hq at {second_sha}\n" in dry.stdout
+    assert (
+        f"would edit-pr PR #{pr['number']}: registry: pin kahn-hq at {second_sha}\n" in dry.stdout
+    )
+    assert _git(remote, "rev-parse", branch) == tip and github.mutations[before:] == []
     assert notify(petrova, fleet, day(3), e).exit_code == 0
     assert ("PATCH", f"/repos/{ISSUES}/pulls/{pr['number']}") in _mutations(github, before)
     assert len(github.issues(ISSUES, pulls=True)) == 1
@@ -463,6 +469,28 @@ def test_a_merged_contract_gets_one_pin_pr_that_follows_it_and_closes_when_pinne
     )
     assert f"contract_sha: {second_sha}" in _git(remote, "show", f"{branch}:registry.yaml")
     assert _git(remote, "rev-list", "--count", f"main..{branch}") == "1\n"
+
+    # someone else's registry PR lands (another entry): the branch follows main, the PR
+    # stays as it is; a state commit (registry unchanged) moves nothing
+    (fleet.root / "state" / "x.txt").write_text("x")
+    _git(fleet.root, "add", "state/x.txt")
+    _git(fleet.root, "commit", "-qm", "state")
+    _git(fleet.root, "push", "-q", "origin", "main")
+    tip = _git(remote, "rev-parse", branch)
+    before = len(github.mutations)
+    assert notify(petrova, fleet, day(3, 1), e).exit_code == 0
+    assert _git(remote, "rev-parse", branch) == tip and _mutations(github, before) == []
+    registry = fleet.registry.read_text().replace(
+        "slug: stratt-hq\n", "slug: stratt-hq\n    notes: reviewed\n", 1
+    )
+    fleet.registry.write_text(registry)
+    _git(fleet.root, "commit", "-qam", "a note on stratt-hq")
+    _git(fleet.root, "push", "-q", "origin", "main")
+    assert notify(petrova, fleet, day(3, 2), e).exit_code == 0
+    assert _mutations(github, before) == []
+    assert _git(remote, "rev-list", "--count", f"main..{branch}") == "1\n"
+    assert _git(remote, "rev-list", "--count", f"{branch}..main") == "0\n"
+    assert _git(remote, "diff", "--name-only", "main", branch) == "registry.yaml\n"
 
     # the pin lands by hand: the PR is closed (not merged), the issue too
     pinned = petrova(

@@ -346,9 +346,6 @@ def _pin_prs(
                 _close_pr(run, client, pin, open_record)
             pins.append(pin)
             continue
-        if open_record is not None and open_record.get("sha") == pin.sha:
-            pins.append(pin)
-            continue
         if base is None:
             ok, base = run.read(
                 "reading the control plane's default branch",
@@ -359,7 +356,7 @@ def _pin_prs(
             if not ok or base is None:
                 pins.append(pin)
                 continue
-        number = _propose(run, client, loaded, base, pin, told)
+        number = _propose(run, client, loaded, base, pin, told, open_record)
         pr = number if number is not None else pin.pr
         pins.append(PinView(pin.slug, pin.sha, pin.commit, pin.pinned, pin.adds, pin.conflict, pr))
     return FleetView(view.snapshot, view.cells, view.syncs, tuple(pins), view.daily)
@@ -389,8 +386,14 @@ def _propose(
     base: pinpr.Base,
     pin: PinView,
     told: told_state.NotifyState,
+    record: dict[str, Any] | None,
 ) -> int | None:
-    """Push the pin's branch and open (or update) its PR; the PR's number once done."""
+    """Push the pin's branch and open (or update) its PR; the PR's number once done.
+
+    The branch is rebuilt only when what it should hold changed: the contract moved, or
+    the registry on the default branch changed under it (the branch follows, as a
+    rebase would); otherwise nothing is pushed or asked.
+    """
     workspace = run.plan.workspace
     merged = (
         pinpr.read_consumer(loaded.require(pin.slug), workspace, loaded.catalogue)
@@ -401,23 +404,47 @@ def _propose(
         return None
     branch = pinpr.branch_for(pin.slug)
     title = f"registry: pin {pin.slug} at {pin.sha}"
-    when = f"{int(run.plan.now.timestamp())} +0000"
-    message = f"registry: pin {pin.slug} at {pin.sha}\n\nThe contract of commit {pin.commit}."
     after: bytes | None
     ok, after = run.read(f"the pin of {pin.slug}", pinpr.planned_registry, base, loaded, merged)
     if not ok or after is None:
         return None
-    ok, commit = run.read(
-        f"committing the pin of {pin.slug}",
-        lambda: pinpr.commit_pin(base, after, message=message, when=when),
-    )
-    if not ok:
-        return None
+    planned = hashlib.sha256(base.commit.encode() + b"\0" + after).hexdigest()[:16]
+    same_contract = record is not None and record.get("sha") == pin.sha
+    if same_contract and record is not None and record.get("planned") == planned:
+        return int(record["number"])
+    if (
+        same_contract
+        and record is not None
+        and record.get("after") == hashlib.sha256(after).hexdigest()[:16]
+    ):
+        record["planned"] = planned  # main moved elsewhere: the branch still applies as is
+        return int(record["number"])
+    commit = "(not built: dry run)"
+    if not run.plan.dry_run:
+        when = f"{int(run.plan.now.timestamp())} +0000"
+        message = f"registry: pin {pin.slug} at {pin.sha}\n\nThe contract of commit {pin.commit}."
+        ok, commit = run.read(
+            f"committing the pin of {pin.slug}",
+            lambda: pinpr.commit_pin(base, after, message=message, when=when),
+        )
+        if not ok:
+            return None
     ok, _ = run.change(
         "push", branch, f"{pin.slug} at {pin.sha}", pinpr.push_branch, base, commit, branch
     )
     if not ok:
         return None
+    kept = {
+        "sha": pin.sha,
+        "commit": commit,
+        "open": True,
+        "planned": planned,
+        "after": hashlib.sha256(after).hexdigest()[:16],
+    }
+    if same_contract and record is not None:
+        if not run.plan.dry_run:
+            record.update(kept)  # the same PR, its body unchanged: the branch moved under it
+        return int(record["number"])
     ok, existing = run.read(f"finding the pin PR of {pin.slug}", client.open_pull, branch)
     if not ok:
         return None
@@ -441,12 +468,7 @@ def _propose(
         )
     if not ok or run.plan.dry_run or number is None:
         return None
-    told.repo(pin.slug)["pin_pr"] = {
-        "number": int(number),
-        "sha": pin.sha,
-        "commit": commit,
-        "open": True,
-    }
+    told.repo(pin.slug)["pin_pr"] = {"number": int(number), **kept}
     return int(number)
 
 
