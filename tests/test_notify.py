@@ -344,12 +344,19 @@ def test_hand_edited_issues_keep_working_and_unmarked_ones_are_never_touched(
     assert github.repo(ISSUES).issues[theirs]["body"] == "mine"
     touched = {m.path for m in github.mutations}
     assert f"/repos/{ISSUES}/issues/{theirs}" not in touched
+    # someone takes the label off: found again by number and marker, never doubled
+    github.repo(ISSUES).issues[number]["labels"] = []
+    record_with(petrova, tier2, 5, "degraded", "a third detail")
+    assert notify(petrova, tier2, day(5, 1), e).exit_code == 0
+    assert "a third detail" in github.repo(ISSUES).issues[number]["body"]
+    assert len(petrova_issues(github)) == 2
+    github.repo(ISSUES).issues[number]["labels"] = [{"name": "petrova"}]
     # state lost (a fresh checkout): the issue is found again by its marker, not reopened
     import shutil
 
     shutil.rmtree(tier2.state_dir / "notify")
     before = len(github.mutations)
-    assert notify(petrova, tier2, day(4, 1), e).exit_code == 0
+    assert notify(petrova, tier2, day(5, 1), e).exit_code == 0
     assert _mutations(github, before) == []
 
 

@@ -180,6 +180,10 @@ class Issues:
             {"name": LABEL, "color": "5319e7", "description": "Opened by petrova notify"},
         )
 
+    def issue(self, number: int) -> dict[str, Any] | None:
+        data, _ = self.get(f"/repos/{self.repo}/issues/{number}")
+        return data if isinstance(data, dict) and "pull_request" not in data else None
+
     def open_issue(self, title: str, body: str) -> int:
         made = self.change(
             "POST", f"/repos/{self.repo}/issues", {"title": title, "body": body, "labels": [LABEL]}

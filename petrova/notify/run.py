@@ -30,6 +30,7 @@ from petrova.notify import pinpr
 from petrova.notify import state as told_state
 from petrova.notify.conditions import (
     CellView,
+    Condition,
     FleetView,
     PinView,
     SyncView,
@@ -181,6 +182,7 @@ def run_notify(plan: NotifyPlan, wiring: Wiring) -> NotifyReport:
                     marker = bodies.find_key(issue.get("body"))
                     if marker is not None and marker[0] not in issues_by_key:
                         issues_by_key[marker[0]] = issue
+                _unlabelled(run, client, found, issues_by_key, told)
                 condition_issues(run, client, found, issues_by_key, told, set(mine))
                 if plan.shard.index == 1:
                     tracking_issue(run, client, view, found, issues_by_key, told)
@@ -190,6 +192,26 @@ def run_notify(plan: NotifyPlan, wiring: Wiring) -> NotifyReport:
     for client in clients:
         client.cache.save()
     return report
+
+
+def _unlabelled(
+    run: Session,
+    client: Issues,
+    found: list[Condition],
+    by_key: dict[str, dict[str, Any]],
+    told: told_state.NotifyState,
+) -> None:
+    """Issues petrova knows by number that the label listing missed (someone took the
+    label off): asked for one by one, and kept only if they still carry their marker,
+    so that removing a label never makes a duplicate."""
+    for condition in found:
+        record = told.repo(condition.slug).get("issues", {}).get(condition.key)
+        if condition.key in by_key or not record or "number" not in record:
+            continue
+        ok, issue = run.read(f"issue #{record['number']}", client.issue, int(record["number"]))
+        marker = bodies.find_key(issue.get("body")) if ok and isinstance(issue, dict) else None
+        if issue is not None and marker is not None and marker[0] == condition.key:
+            by_key[condition.key] = issue
 
 
 def _view(
