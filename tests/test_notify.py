@@ -747,3 +747,51 @@ def test_a_sync_failing_on_two_runs_in_a_row_opens_one_issue_and_one_message(
     assert notify(petrova, tier2, day(3, 1), e).exit_code == 0
     assert cell_issue(github, "sync_failing/kahn-hq/-")["state"] == "closed"
     assert len(chat_messages(sink)) == 1
+
+
+def test_a_pinned_clone_that_did_not_move_is_not_read_again(
+    plane: tuple[Fleet, Path],
+    petrova_inprocess: Petrova,
+    github: FakeGitHub,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from petrova.notify import pinpr
+    from petrova.sync.workspace import SyncRecord, update_manifest
+
+    fleet, _ = plane
+    clone = fleet.workspace / "kahn-hq"
+    commit = _git(clone, "rev-parse", "HEAD").strip()
+    record = SyncRecord("https://github.com/kahn-hq/kahn", "main", commit, day(1), "ok")
+    update_manifest(fleet.workspace, [("kahn-hq", record)])
+    pinned = petrova_inprocess(
+        "registry", "pin", "kahn-hq", "--workspace", str(fleet.workspace), *fleet.args()
+    )
+    assert pinned.exit_code == 0, pinned.stderr
+    reads: list[str] = []
+    real = pinpr.read_consumer
+
+    def counting(entry: Any, workspace: Path, catalogue: Any) -> Any:
+        if entry.slug == "kahn-hq":
+            reads.append(entry.slug)
+        return real(entry, workspace, catalogue)
+
+    monkeypatch.setattr(pinpr, "read_consumer", counting)
+    e = env(github)
+    for _ in range(3):
+        assert notify(petrova_inprocess, fleet, day(2), e).exit_code == 0
+    assert reads == ["kahn-hq"]  # read once; then known pinned at that commit
+    (clone / ".petrova/contract.yaml").write_text(
+        (clone / ".petrova/contract.yaml").read_text().replace("bl-1", "bl-9")
+    )
+    _git(clone, "commit", "-qam", "moved")
+    moved = SyncRecord(
+        "https://github.com/kahn-hq/kahn",
+        "main",
+        _git(clone, "rev-parse", "HEAD").strip(),
+        day(2),
+        "ok",
+    )
+    update_manifest(fleet.workspace, [("kahn-hq", moved)])
+    assert notify(petrova_inprocess, fleet, day(3), e).exit_code == 0
+    assert reads == ["kahn-hq", "kahn-hq"]
+    assert len(github.issues(ISSUES, pulls=True)) == 1  # and the move is proposed

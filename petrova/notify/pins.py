@@ -22,6 +22,7 @@ def pin_prs(
     view: FleetView,
     told: told_state.NotifyState,
     plane: RepoEntry,
+    contracts: dict[str, pinpr.Merged],
 ) -> FleetView:
     pins: list[PinView] = []
     base: pinpr.Base | None = None
@@ -43,7 +44,9 @@ def pin_prs(
             if not ok or base is None:
                 pins.append(pin)
                 continue
-        number = _propose(run, client, loaded, base, pin, told, open_record)
+        number = _propose(
+            run, client, loaded, base, contracts.get(pin.slug), pin, told, open_record
+        )
         pr = number if number is not None else pin.pr
         pins.append(PinView(pin.slug, pin.sha, pin.commit, pin.pinned, pin.adds, pin.conflict, pr))
     return FleetView(view.snapshot, view.cells, view.syncs, tuple(pins), view.daily)
@@ -71,6 +74,7 @@ def _propose(
     client: Issues,
     loaded: LoadedRegistry,
     base: pinpr.Base,
+    merged: pinpr.Merged | None,
     pin: PinView,
     told: told_state.NotifyState,
     record: dict[str, Any] | None,
@@ -81,12 +85,6 @@ def _propose(
     the registry on the default branch changed under it (the branch follows, as a
     rebase would); otherwise nothing is pushed or asked.
     """
-    workspace = run.plan.workspace
-    merged = (
-        pinpr.read_consumer(loaded.require(pin.slug), workspace, loaded.catalogue)
-        if (workspace is not None)
-        else None
-    )
     if merged is None:
         return None
     branch = pinpr.branch_for(pin.slug)

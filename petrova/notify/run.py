@@ -164,14 +164,14 @@ def run_notify(plan: NotifyPlan, wiring: Wiring) -> NotifyReport:
         told = told_state.load(plan.state_dir)
         run = Session(plan, wiring, report)
         mine = [r.slug for r in loaded.registry.repos if plan.shard.holds(r.slug)]
-        view = _view(plan, loaded, inputs, snapshot, told, mine)
+        view, contracts = _view(plan, loaded, inputs, snapshot, told, mine)
         if (
             wiring.github is not None
             and plane is not None
             and pulls_repo is not None
             and plan.workspace is not None
         ):
-            view = pin_prs(run, connect(pulls_repo), loaded, view, told, plane)
+            view = pin_prs(run, connect(pulls_repo), loaded, view, told, plane, contracts)
         found = conditions(view)
         issues_by_key: dict[str, dict[str, Any]] = {}
         if wiring.github is not None and issues_repo is not None:
@@ -221,7 +221,7 @@ def _view(
     snapshot: Snapshot,
     told: told_state.NotifyState,
     mine: list[str],
-) -> FleetView:
+) -> tuple[FleetView, dict[str, pinpr.Merged]]:
     syncs: list[SyncView] = []
     manifest = _manifest(plan.workspace)
     for slug in mine:
@@ -242,17 +242,36 @@ def _view(
             )
         )
     pins: list[PinView] = []
+    contracts: dict[str, pinpr.Merged] = {}
     if plan.workspace is not None:
         for entry in loaded.registry.repos:
             if entry.slug not in mine:
                 continue
+            mine_told = told.repo(entry.slug)
+            record = manifest.get(entry.slug)
+            seen = mine_told.get("contract") or {}
+            if (
+                record is not None
+                and record.commit is not None
+                and seen.get("commit") == record.commit
+                and seen.get("sha") == entry.contract_sha
+                and not (mine_told.get("pin_pr") or {}).get("open")
+            ):
+                # Pinned, and the clone has not moved since: nothing to propose, and no
+                # git process to spend (a fleet of thousands reads only what moved).
+                continue
             merged = pinpr.read_consumer(entry, plan.workspace, loaded.catalogue)
+            if merged is None and record is not None and record.commit is not None:
+                mine_told["contract"] = {"commit": record.commit, "sha": None}  # none valid
             if merged is not None:
-                pr = told.repo(entry.slug).get("pin_pr", {}).get("number")
+                mine_told["contract"] = {"commit": merged.commit, "sha": merged.sha}
+                contracts[entry.slug] = merged
+                pr = (mine_told.get("pin_pr") or {}).get("number")
                 pins.append(pinpr.pin_view(loaded, merged, pr=pr))
-    return FleetView(
+    view = FleetView(
         snapshot, tuple(_cells(snapshot, inputs, plan.shard)), tuple(syncs), tuple(pins)
     )
+    return view, contracts
 
 
 def _manifest(workspace: Path | None) -> dict[str, Any]:
