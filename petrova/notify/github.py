@@ -133,6 +133,7 @@ class Issues:
         following = match.group(1) if match else None
         if following is not None and not following.startswith(self.api + "/"):
             following = None  # a Link elsewhere would carry the token there: never
+        data = _trim(data)
         etag = answer.headers.get("etag")
         if etag:
             self.cache.put(url, etag, {"data": data, "next": following})
@@ -220,6 +221,19 @@ class Issues:
 
     def edit_pull(self, number: int, **fields: Any) -> None:
         self.change("PATCH", f"/repos/{self.repo}/pulls/{number}", fields)
+
+
+#: What notify reads of an issue or pull: all that is kept (in memory and in the ETag
+#: cache); the rest of GitHub's answer (users, reactions, urls) is dropped.
+_KEPT = ("number", "state", "title", "body", "created_at", "pull_request", "merged", "name")
+
+
+def _trim(data: Any) -> Any:
+    if isinstance(data, list):
+        return [_trim(item) for item in data]
+    if isinstance(data, dict):
+        return {k: data[k] for k in _KEPT if k in data}
+    return data
 
 
 def _path(url: str) -> str:
