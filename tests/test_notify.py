@@ -795,3 +795,18 @@ def test_a_pinned_clone_that_did_not_move_is_not_read_again(
     assert notify(petrova_inprocess, fleet, day(3), e).exit_code == 0
     assert reads == ["kahn-hq", "kahn-hq"]
     assert len(github.issues(ISSUES, pulls=True)) == 1  # and the move is proposed
+
+
+def test_a_send_to_a_chat_that_never_answers_gives_up_within_its_bound() -> None:
+    from petrova.notify import chat
+    from tests.ingest_server import HANG
+
+    server = IngestServer(lambda server, seen: HANG)
+    try:
+        target = chat.Target(1, f"json://127.0.0.1:{server.port}/chat")
+        problem = chat.send(target, "hello", timeout=1)
+        assert problem is not None and problem.startswith("notification URL #1")
+        assert str(server.port) not in problem
+        assert "127.0.0.1" not in repr(target)
+    finally:
+        server.close()
