@@ -164,6 +164,7 @@ def test_a_new_detail_edits_once_and_a_promotion_closes(
     assert unhealthy["state"] == "closed"
     assert "**Cleared:**" in unhealthy["body"]
     awaiting = cell_issue(github, "awaiting_promotion/kahn-hq/ares")
+    assert f"a human's promotion (see #{awaiting['number']})" in unhealthy["body"]
     assert awaiting["state"] == "open"
     assert "`petrova state promote kahn-hq ares --by human:YOUR-NAME" in awaiting["body"]
     assert chat_messages(sink)[-1].startswith("ares on kahn\\-hq: probes see a recovery")

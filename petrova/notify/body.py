@@ -83,8 +83,12 @@ def section(condition: Condition, *, pr_url: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def cleared_section(condition_key: str, why: str) -> str:
-    return f"**Cleared:** {safe(why)}\n\nKept for the record ({code(condition_key)}).\n\n{FOOTER}"
+def cleared_section(condition_key: str, why: str, *, see: int | None = None) -> str:
+    also = f" (see #{int(see)})" if see is not None else ""
+    return (
+        f"**Cleared:** {safe(why)}{also}\n\nKept for the record ({code(condition_key)})."
+        f"\n\n{FOOTER}"
+    )
 
 
 def reminder(days: int, condition: Condition | None) -> str:

@@ -96,7 +96,14 @@ def condition_issues(
             continue
         number = int(issue["number"])
         why = _CLEARED_WHY.get(parts[0], "the condition cleared")
-        text = bodies.rewrite(issue.get("body"), key, "cleared", bodies.cleared_section(key, why))
+        awaiting = f"awaiting_promotion/{slug}/{parts[2]}"
+        successor = None
+        if parts[0] == "unhealthy" and awaiting in current:
+            why = "the probes see it working again; what it waits for now is a human's promotion"
+            successor = told.repo(slug).get("issues", {}).get(awaiting, {}).get("number")
+        text = bodies.rewrite(
+            issue.get("body"), key, "cleared", bodies.cleared_section(key, why, see=successor)
+        )
         ok, _ = run.change(
             "close",
             f"issue #{number}",
