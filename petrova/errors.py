@@ -472,6 +472,27 @@ class ContractSlugMismatch(ContractInvalid):
     code = "CONTRACT_SLUG_MISMATCH"
 
 
+# --- git (petrova/net/git.py: the one git runner) ------------------------------------------
+
+
+class GitTimeout(CheckFailed):
+    """A git command ran past its timeout and was killed with its helpers (exit 1)."""
+
+    code = "GIT_TIMEOUT"
+
+
+class GitFailed(CheckFailed):
+    """A git command petrova cannot go on without failed; the message says git's reason."""
+
+    code = "GIT_FAILED"
+
+
+class GitMissing(PetrovaError):
+    """The ``git`` program is not installed or not on PATH."""
+
+    code = "GIT_NOT_FOUND"
+
+
 # --- notify (petrova notify: issues, chat, the pin PR) ------------------------------------
 
 

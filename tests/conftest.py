@@ -36,8 +36,14 @@ class Run:
 Petrova = Callable[..., Run]
 
 
+#: What every petrova the suite starts is given (a test may override it): the fake services
+#: listen on 127.0.0.1, which probes refuse to connect to unless the operator allows it.
+SUITE_ENV = {"PETROVA_PROBE_ALLOW_PRIVATE": "1"}
+
+
 def _clean_env(env: Mapping[str, str] | None) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("PETROVA_")}
+    base.update(SUITE_ENV)
     base.update(env or {})
     return base
 
@@ -50,6 +56,7 @@ def run_inprocess(
 ) -> Run:
     runner = CliRunner()
     full_env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PETROVA_")}
+    full_env.update(SUITE_ENV)
     full_env.update(env or {})
     old = Path.cwd()
     if cwd is not None:

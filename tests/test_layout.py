@@ -16,6 +16,7 @@ LAYERS: list[set[str]] = [
     {"errors", "__init__"},
     {"clock", "models", "terminal"},
     {"files"},  # the disk's sharp edges
+    {"net"},  # the wire's and git's sharp edges: one HTTP layer, one git runner
     {"documents"},  # each file petrova reads, loaded and checked
     {"ledger"},  # observation: rules, store, record
     {"sync", "render", "delivery"},  # fetching, showing, sending

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from petrova.sync.git import Git
+from petrova.net.git import Git
 from petrova.sync.workspace import read_manifest
 from tests.conftest import FIXTURE_FLEET, PETROVA_BIN, Fleet, Petrova, _clean_env
 from tests.ingest_server import HANG, Answer, IngestServer, Seen, Servers
@@ -78,15 +78,14 @@ def https_server(ingest: Servers, context: ssl.SSLContext) -> IngestServer:
     return server
 
 
-def test_the_token_reaches_the_host_and_no_command_line_or_file(
-    fleet: Fleet, ingest: Servers, tls: tuple[Path, ssl.SSLContext], tmp_path: Path
-) -> None:
-    cert, context = tls
-    server = https_server(ingest, context)
-    url = f"https://127.0.0.1:{server.port}/kahn-hq/kahn"
+def _sync_against(
+    fleet: Fleet, server: IngestServer, cert: Path, url: str, extra: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], int, bytes, bytes]:
+    """Sync one repo at ``url`` (the fake git host behind it); returns the process, how
+    many git processes were seen with a credential helper, and what petrova said."""
     keep_only(fleet, {"kahn-hq"})
     fleet.registry.write_text(fleet.registry.read_text().replace(KAHN, url))
-    env = isolated_git_env({"GIT_SSL_CAINFO": str(cert), "GITHUB_TOKEN": TOKEN})
+    env = isolated_git_env({"GIT_SSL_CAINFO": str(cert), "GITHUB_TOKEN": TOKEN, **extra})
     proc = subprocess.Popen(
         [str(PETROVA_BIN), "sync", *fleet.args("--workspace", str(fleet.workspace))],
         env=_clean_env(env),
@@ -95,23 +94,36 @@ def test_the_token_reaches_the_host_and_no_command_line_or_file(
     )
     seen_git = 0
     try:
-        for _ in range(600):  # until git has come back with credentials
+        for _ in range(600):  # until git has come back with credentials, or given up
             if server.count() >= 2 or proc.poll() is not None:
                 break
             time.sleep(0.05)
         for _ in range(20):
             for _pid, cmdline, environ in processes():
                 assert TOKEN.encode() not in cmdline
-                if b"git" in cmdline and b"credential.https://127.0.0.1" in environ:
+                if b"git" in cmdline and b".helper" in environ and b"credential." in environ:
                     seen_git += 1
             time.sleep(0.01)
     finally:
         server.release.set()
         out, err = proc.communicate(timeout=120)
+    return proc, seen_git, out, err
+
+
+def _authorized(server: IngestServer) -> list[str]:
+    return [s.headers["Authorization"] for s in server.requests if "Authorization" in s.headers]
+
+
+def test_the_token_reaches_a_trusted_host_and_no_command_line_or_file(
+    fleet: Fleet, ingest: Servers, tls: tuple[Path, ssl.SSLContext], tmp_path: Path
+) -> None:
+    cert, context = tls
+    server = https_server(ingest, context)
+    url = f"https://127.0.0.1:{server.port}/kahn-hq/kahn"
+    trust = {"PETROVA_TRUSTED_GIT_HOSTS": f"github.com, 127.0.0.1:{server.port}"}
+    proc, seen_git, out, err = _sync_against(fleet, server, cert, url, trust)
     assert seen_git > 0, err
-    authorized = [
-        s.headers["Authorization"] for s in server.requests if "Authorization" in s.headers
-    ]
+    authorized = _authorized(server)
     assert authorized, err
     assert base64.b64decode(authorized[0].split()[1]).decode() == f"x-access-token:{TOKEN}"
     assert proc.returncode == 1
@@ -122,9 +134,62 @@ def test_the_token_reaches_the_host_and_no_command_line_or_file(
             assert TOKEN.encode() not in path.read_bytes(), path
 
 
-def test_the_token_is_offered_only_to_the_repo_host_over_https(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "host the registry names",  # any https host a registry PR adds
+        "evil host rewritten by insteadOf",  # github.com.evil.example, routed to the fake
+        "trusted name rewritten to an untrusted host",  # github.com -> the fake by insteadOf
+        "trusted host on another port",  # the entry names a port; the url another
+    ],
+)
+def test_the_token_never_reaches_a_host_the_operator_did_not_trust(
+    fleet: Fleet, ingest: Servers, tls: tuple[Path, ssl.SSLContext], variant: str
+) -> None:
+    cert, context = tls
+    server = https_server(ingest, context)
+    fake = f"https://127.0.0.1:{server.port}/"
+    extra: dict[str, str] = {}
+    if variant == "host the registry names":
+        url = f"{fake}kahn-hq/kahn"
+    elif variant == "evil host rewritten by insteadOf":
+        url = "https://github.com.evil.example/kahn-hq/kahn"
+        extra = {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"url.{fake}.insteadOf",
+            "GIT_CONFIG_VALUE_0": "https://github.com.evil.example/",
+            # even with the fake's own address trusted: the registry named another host
+            "PETROVA_TRUSTED_GIT_HOSTS": f"127.0.0.1:{server.port}",
+        }
+    elif variant == "trusted name rewritten to an untrusted host":
+        url = KAHN
+        extra = {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"url.{fake}.insteadOf",
+            "GIT_CONFIG_VALUE_0": "https://github.com/",
+        }
+    else:
+        url = f"{fake}kahn-hq/kahn"
+        extra = {"PETROVA_TRUSTED_GIT_HOSTS": f"127.0.0.1:{server.port + 1}"}
+    proc, _seen, out, err = _sync_against(fleet, server, cert, url, extra)
+    assert server.count() >= 1, err  # git did reach the fake host and was asked to log in
+    assert _authorized(server) == [], "the token went to a host the operator did not trust"
+    assert proc.returncode == 1
+    assert TOKEN.encode() not in out + err
+    assert b"SYNC_AUTH_FAILED: kahn-hq" in err
+    if variant != "trusted name rewritten to an untrusted host":
+        assert b"the token is not given to this host" in err
+
+
+def test_the_token_is_offered_only_to_trusted_hosts_over_https(tmp_path: Path) -> None:
     git_env = Git(
-        token_env="MY_TOKEN", environ={**os.environ, **isolated_git_env(), "MY_TOKEN": TOKEN}
+        token_env="MY_TOKEN",
+        environ={
+            **os.environ,
+            **isolated_git_env(),
+            "MY_TOKEN": TOKEN,
+            "PETROVA_TRUSTED_GIT_HOSTS": "git.example:8443",
+        },
     )
 
     def fill(url: str, asked: str) -> str:
@@ -144,6 +209,13 @@ def test_the_token_is_offered_only_to_the_repo_host_over_https(tmp_path: Path) -
     assert "password" not in fill(url, "protocol=https\nhost=evil.example\n\n")
     assert "password" not in fill(
         "http://git.example/org/repo", "protocol=http\nhost=git.example\n\n"
+    )
+    # a repo on a host nobody trusted gets no helper at all, whatever git later asks
+    assert "password" not in fill(
+        "https://git.example.evil/org/repo", "protocol=https\nhost=git.example:8443\n\n"
+    )
+    assert "password" not in fill(
+        "https://github.com.evil.example/o/r", "protocol=https\nhost=github.com\n\n"
     )
     env = git_env.env_for(url)
     assert TOKEN not in "".join(env[k] for k in env if k.startswith("GIT_CONFIG_"))

@@ -17,9 +17,9 @@ from petrova.commands._common import (
     say,
     shard_option,
 )
-from petrova.delivery.publish import Secret
 from petrova.documents.shard import Shard
 from petrova.errors import Location, NotifyIncomplete, UsageError
+from petrova.net.http import Secret, is_token_text
 from petrova.notify import chat
 from petrova.notify.run import (
     DEFAULT_REMINDERS,
@@ -50,7 +50,7 @@ def _token() -> Secret | None:
     value = os.environ.get(TOKEN_ENV, "").strip()
     if not value:
         return None
-    if any(not (0x21 <= ord(c) <= 0x7E) for c in value):
+    if not is_token_text(value):
         raise UsageError(
             f"the value of {TOKEN_ENV} is not a usable token (visible ASCII, no spaces)",
             location=Location(field=TOKEN_ENV),

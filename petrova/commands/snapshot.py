@@ -19,12 +19,13 @@ from petrova.commands._common import (
     say,
 )
 from petrova.commands._publishing import http_options, interactive, retry_reporter
-from petrova.delivery.publish import RetryPolicy, check_url, request, scrub, token_from_env
+from petrova.delivery.publish import RetryPolicy, check_url, request, token_from_env
 from petrova.documents.catalogue import find_catalogue, load_catalogue
 from petrova.errors import CheckFailed, IngestFailed, Location, OutputError
 from petrova.files.lock import file_lock, lock_path_for
 from petrova.fleet.snapshot import make_snapshot, snapshot_time
 from petrova.ledger.rules import DEFAULT_STALE_AFTER
+from petrova.net.http import scrub
 from petrova.render.formats import SNAPSHOT_FORMATS
 from petrova.terminal import visible
 

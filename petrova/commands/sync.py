@@ -17,8 +17,8 @@ from petrova.commands._common import (
 )
 from petrova.documents.shard import ALL, Shard
 from petrova.errors import SyncFailed, UsageError
+from petrova.net.git import DEFAULT_TIMEOUT, Git, check_token_env
 from petrova.sync.checkout import sync_self
-from petrova.sync.git import DEFAULT_TIMEOUT, Git, check_token_env
 from petrova.sync.run import default_jobs, results_json, sync_fleet
 
 

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from petrova.delivery.publish import Clock, RetryNote, RetryPolicy, Secret, excerpt, request, scrub
+from petrova.delivery.publish import Clock, RetryNote, RetryPolicy, excerpt, request
 from petrova.errors import (
     DuplicateJsonKey,
     FixtureInvalid,
@@ -28,6 +28,7 @@ from petrova.errors import (
 )
 from petrova.files import json_strict
 from petrova.files.disk import max_input_bytes, read_as
+from petrova.net.http import Secret, scrub
 
 #: The default fixture exercises what a lossy endpoint could get wrong: every cell status,
 #: ``needs_human``, set and null ``last_verified_at``/``review_by``/``observed``, and both
@@ -272,7 +273,7 @@ def verify_endpoint(
         returned = request("GET", readback, error=ReadbackFailed, **common)
         source, readback_status = readback, returned.status
     shown = scrub(source, token)
-    if len(returned.body) > limit:
+    if returned.truncated:
         raise RoundTripLossy(
             f"the answer is over the {limit}-byte limit (raise it with PETROVA_MAX_INPUT_BYTES)",
             location=Location(shown),

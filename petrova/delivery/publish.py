@@ -1,7 +1,7 @@
 """Sending documents to the dashboards' ingest endpoint, safe to run unattended.
 
-Standard-library HTTP only (``urllib.request``, so the usual ``HTTPS_PROXY``/``NO_PROXY``
-variables work). Three promises shape this module:
+Every request goes through :mod:`petrova.net.http` (its deadline, secret, loopback, proxy
+and redirect rules); this module adds the ingest's own policy. Three promises shape it:
 
 - **The token never leaks.** It comes from the environment, lives in a :class:`Secret`
   whose ``repr`` and ``str`` hide it, travels only in the ``Authorization`` header, is
@@ -18,25 +18,14 @@ variables work). Three promises shape this module:
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import ipaddress
-import json
 import os
 import re
-import socket
-import ssl
-import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import Message
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 from petrova import clock
 from petrova.errors import (
@@ -47,6 +36,16 @@ from petrova.errors import (
     PetrovaError,
     UsageError,
 )
+from petrova.net.http import (
+    Answer,
+    NoAnswer,
+    Secret,
+    Transport,
+    is_loopback,
+    is_token_text,
+    scrub,
+)
+from petrova.net.http import request as _http_request
 
 DEFAULT_TOKEN_ENV = "PETROVA_INGEST_TOKEN"
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
@@ -55,44 +54,6 @@ EXCERPT_CHARS = 200
 #: Bytes read from an answer whose body only feeds a message.
 SMALL_BODY = 64 * 1024
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_LOOPBACK_NAMES = frozenset({"localhost"})
-
-
-class Secret:
-    """A value that must never be shown: ``repr``/``str`` print stars, :meth:`scrub` hides it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> tuple[object, ...]:
-        raise TypeError("a Secret cannot be pickled")
-
-    def scrub(self, text: str) -> str:
-        """``text`` with the secret (raw, percent-encoded or JSON-escaped) replaced by ***."""
-        if not self._value:
-            return text
-        forms = {
-            self._value,
-            urllib.parse.quote(self._value, safe=""),
-            json.dumps(self._value)[1:-1],
-        }
-        for form in sorted(forms, key=len, reverse=True):
-            text = text.replace(form, "***")
-        return text
-
-
-def scrub(text: str, secret: Secret | None) -> str:
-    return secret.scrub(text) if secret is not None else text
 
 
 def token_from_env(
@@ -117,7 +78,7 @@ def token_from_env(
             f"there (never on the command line), or name another variable with --token-env",
             location=Location(field="--token-env"),
         )
-    if any(not (0x21 <= ord(c) <= 0x7E) for c in value):
+    if not is_token_text(value):
         raise IngestTokenMissing(
             f"the value of environment variable {name} is not a usable bearer token "
             "(it must be visible ASCII characters without spaces)",
@@ -162,22 +123,13 @@ def check_url(url: str, *, option: str, sends_token: bool) -> str:
         )
     if any(c.isspace() or ord(c) < 0x20 for c in url):
         raise EndpointUrlInvalid("must not contain spaces or control characters", location=where)
-    if sends_token and parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if sends_token and parts.scheme == "http" and not is_loopback(parts.hostname):
         raise EndpointUrlInvalid(
             f"plain http:// would send the bearer token in clear text to {parts.hostname}; "
             "use https:// (http:// is accepted for 127.0.0.1, ::1 and localhost only)",
             location=where,
         )
     return url
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -219,6 +171,7 @@ class Response:
     reason: str
     body: bytes
     attempts: int
+    truncated: bool = False  # the body was longer than ``max_body``
 
 
 @dataclass(frozen=True)
@@ -226,110 +179,9 @@ class _Outcome:
     status: int | None  # None: no HTTP answer at all
     reason: str
     body: bytes = b""
-    headers: Message | None = None
+    headers: Mapping[str, str] | None = None
     transient: bool = False
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Never follow a redirect: it would carry the bearer token to wherever it points."""
-
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-class _Deadline:
-    """One attempt's total time: when it is up, the attempt's connections are shut down.
-
-    A socket timeout bounds each read, not the request: a server that sends one byte every
-    half second would hold a run for ever. The watchdog shuts the connection down (on a
-    duplicate of its descriptor, so it never touches a descriptor reused by then), which
-    ends any read at once; the attempt then counts as a timeout, whatever was read.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.expired = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> _Deadline:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-        with self._lock:
-            for sock in self._sockets:
-                sock.close()
-            self._sockets.clear()
-
-    def watch(self, sock: socket.socket) -> socket.socket:
-        with self._lock:
-            duplicate = sock.dup()
-            self._sockets.append(duplicate)
-            if self.expired:
-                _shut(duplicate)
-        return sock
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for sock in self._sockets:
-                _shut(sock)
-
-
-def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-def _watched(base: type[http.client.HTTPConnection], deadline: _Deadline) -> Any:
-    """``base`` whose every new socket is handed to ``deadline``."""
-
-    class Watched(base):  # type: ignore[valid-type,misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            create = self._create_connection  # type: ignore[has-type]
-            self._create_connection = lambda *a, **k: deadline.watch(create(*a, **k))
-
-    return Watched
-
-
-class _HTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, deadline: _Deadline) -> None:
-        super().__init__()
-        self._deadline = deadline
-
-    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_watched(http.client.HTTPConnection, self._deadline), req)
-
-
-class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, deadline: _Deadline) -> None:
-        super().__init__()
-        self._deadline = deadline
-
-    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(
-            _watched(http.client.HTTPSConnection, self._deadline),
-            req,
-            context=self._context,  # type: ignore[attr-defined]
-        )
-
-
-def _opener(url: str, deadline: _Deadline) -> urllib.request.OpenerDirector:
-    """No redirects, the attempt's deadline, and proxies only for hosts off the loopback:
-    a loopback URL is this machine, and sending it to a proxy would hand the token (in
-    clear, over ``http://``) to another hop and take the proxy's answer for the endpoint's.
-    An ``https://`` URL through a proxy is tunnelled (``CONNECT``): the token stays inside
-    TLS."""
-    host = urllib.parse.urlsplit(url).hostname or ""
-    proxies = urllib.request.ProxyHandler({} if _is_loopback(host) else None)
-    return urllib.request.build_opener(
-        _NoRedirect, proxies, _HTTPHandler(deadline), _HTTPSHandler(deadline)
-    )
+    truncated: bool = False
 
 
 def request(
@@ -352,23 +204,23 @@ def request(
     """
     policy = policy or RetryPolicy()
     clock = clock or SYSTEM_CLOCK
-    headers = {"Accept": "application/json", "User-Agent": "petrova"}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
     if token is not None:
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme != "https" and not _is_loopback(parts.hostname or ""):
+        if parts.scheme != "https" and not is_loopback(parts.hostname or ""):
             raise EndpointUrlInvalid(  # check_url said so already; the last line of defence
                 "the bearer token travels in clear text only to the loopback interface",
                 location=Location(field="url"),
             )
-        headers["Authorization"] = "Bearer " + token.reveal()
+    # The operator's own endpoint: any address it resolves to is the operator's choice.
+    transport = Transport(timeout=policy.timeout, allow_inward=True)
     attempt = 0
     while True:
         attempt += 1
-        outcome = _attempt(method, url, body, headers, policy.timeout, max_body)
+        outcome = _attempt(method, url, body, token, transport, max_body)
         if outcome.status is not None and 200 <= outcome.status < 300:
-            return Response(outcome.status, outcome.reason, outcome.body, attempt)
+            return Response(
+                outcome.status, outcome.reason, outcome.body, attempt, outcome.truncated
+            )
         if not outcome.transient or attempt > policy.retries:
             raise _failure(error, method, url, outcome, attempt, token=token, token_env=token_env)
         delay = _retry_after(outcome, clock, policy)
@@ -383,76 +235,32 @@ def _attempt(
     method: str,
     url: str,
     body: bytes | None,
-    headers: dict[str, str],
-    timeout: float,
+    token: Secret | None,
+    transport: Transport,
     max_body: int,
 ) -> _Outcome:
-    """One request within ``timeout`` seconds in all (connect, headers and body)."""
-    with _Deadline(timeout) as deadline:
-        outcome = _attempt_within(method, url, body, headers, deadline, max_body)
-        if deadline.expired:
-            return _Outcome(None, f"no answer within {timeout:g}s", transient=True)
-    return outcome
-
-
-def _attempt_within(
-    method: str,
-    url: str,
-    body: bytes | None,
-    headers: dict[str, str],
-    deadline: _Deadline,
-    max_body: int,
-) -> _Outcome:
-    timeout = deadline.seconds
-    req = urllib.request.Request(url, data=body, headers=headers, method=method)
+    """One request within the policy's timeout in all (connect, headers and body)."""
     try:
-        with _opener(url, deadline).open(req, timeout=timeout) as resp:
-            data = resp.read(max_body + 1)
-            return _Outcome(resp.status, resp.reason, data, resp.headers)
-    except urllib.error.HTTPError as exc:
-        try:
-            data = exc.read(SMALL_BODY)
-        except (OSError, http.client.HTTPException):
-            data = b""
-        finally:
-            exc.close()
-        return _Outcome(
-            exc.code, str(exc.reason), data, exc.headers, transient=exc.code in RETRIED_STATUSES
+        answer: Answer = _http_request(
+            method, url, transport=transport, body=body, token=token, max_body=max_body
         )
-    except urllib.error.URLError as exc:
-        cause = exc.reason
-        if isinstance(cause, ConnectionError | TimeoutError):
-            return _Outcome(None, _describe_oserror(cause, timeout), transient=True)
-        if isinstance(cause, ssl.SSLError):
-            return _Outcome(None, f"TLS failed: {getattr(cause, 'reason', None) or cause}")
-        if isinstance(cause, OSError):
-            return _Outcome(None, _describe_oserror(cause, timeout))
-        return _Outcome(None, str(cause))
-    except (ConnectionError, TimeoutError) as exc:
-        return _Outcome(None, _describe_oserror(exc, timeout), transient=True)
-    except http.client.HTTPException as exc:
-        # A garbled or cut-off answer: the connection broke mid-way, as good as a reset.
-        return _Outcome(None, f"broken answer ({type(exc).__name__})", transient=True)
-    except OSError as exc:
-        return _Outcome(None, _describe_oserror(exc, timeout))
-
-
-def _describe_oserror(exc: OSError, timeout: float) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout:g}s"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
-        return "connection reset"
-    text = exc.strerror or str(exc) or type(exc).__name__
-    return f"cannot connect: {text}"
+    except NoAnswer as exc:
+        return _Outcome(None, exc.reason, transient=exc.transient)
+    return _Outcome(
+        answer.status,
+        answer.reason,
+        answer.body,
+        answer.headers,
+        transient=answer.status in RETRIED_STATUSES,
+        truncated=answer.truncated,
+    )
 
 
 def _retry_after(outcome: _Outcome, clock: Clock, policy: RetryPolicy) -> float | None:
     """The server's ``Retry-After`` in seconds (number or HTTP date), capped; else None."""
     if outcome.headers is None:
         return None
-    raw = (outcome.headers.get("Retry-After") or "").strip()
+    raw = (outcome.headers.get("retry-after") or "").strip()
     if not raw:
         return None
     if raw.isdigit():
@@ -505,7 +313,7 @@ def _failure(
         elif token_env:
             message += f" (check the token in {token_env})"
     if outcome.status is not None and 300 <= outcome.status < 400 and outcome.headers:
-        target = outcome.headers.get("Location")
+        target = outcome.headers.get("location")
         message += " (redirects are not followed; use the final URL"
         message += f": {target})" if target else ")"
     if outcome.body:

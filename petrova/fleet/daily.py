@@ -21,14 +21,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from petrova import clock
-from petrova.errors import DailyFailed, StateNotCommitted
+from petrova.errors import DailyFailed, GitFailed, GitMissing, GitTimeout, StateNotCommitted
 from petrova.models import format_timestamp
+from petrova.net.git import Git, Result
 
 Policy = Literal["warn", "fail"]
 
@@ -46,6 +49,8 @@ STEPS: dict[str, Policy] = {
 BOT_NAME = "petrova-bot"
 BOT_EMAIL = "petrova-bot@users.noreply.github.com"
 PUSH_ATTEMPTS = 3
+#: Seconds each git command of the state commit may take (a push to a slow remote included).
+GIT_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,7 @@ def run_daily(
 ) -> DailyReport:
     """Run the sequence; never raises for a step's failure, the report says it."""
     report = DailyReport()
+    started = file_clock_now(plan.registry.parent)  # what is older is not this run's
     for name, argv in step_commands(plan):
         code, said = runner(argv, plan.registry.parent)
         result = StepResult(name, code, said)
@@ -145,9 +151,9 @@ def run_daily(
             on_step(result)
     if plan.commit_state:
         try:
-            said = keep_state(plan)
+            said = keep_state(plan, started=started)
             result = StepResult("keep state", 0, said)
-        except StateNotCommitted as exc:
+        except (StateNotCommitted, GitTimeout, GitFailed, GitMissing) as exc:
             result = StepResult("keep state", int(exc.exit_code), exc.render() + "\n")
         report.results.append(result)
         if on_step is not None:
@@ -161,19 +167,17 @@ def raise_for(report: DailyReport) -> None:
         raise DailyFailed(f"the daily run failed at: {names} (what each said is above)")
 
 
-# --- keeping the ledgers -------------------------------------------------------------------
+# --- keeping the ledgers ------------------------------------------------------------------
+#
+# Each git step is a small function here, all through the one git runner (a timeout, a
+# cleaned environment, no prompts): a hung git is GIT_TIMEOUT, never a crash.
+
+#: The start of every commit the daily makes: how its own work is told from a human's.
+COMMIT_PREFIX = "state: probe outcomes of "
 
 
-def _git(checkout: Path, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str]:
-    proc = subprocess.run(
-        ["git", "-C", str(checkout), *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})},
-    )
-    return proc.returncode, (proc.stdout + proc.stderr).strip()
+def _git(top: Path, *args: str, env: Mapping[str, str] | None = None) -> Result:
+    return Git(timeout=GIT_TIMEOUT).run(list(args), cwd=top, env=env).check_timeout(str(top))
 
 
 def _bot_identity() -> dict[str, str]:
@@ -187,20 +191,149 @@ def _bot_identity() -> dict[str, str]:
     }
 
 
-def keep_state(plan: DailyPlan) -> str:
+def checkout_root(checkout: Path) -> Path:
+    result = _git(checkout, "rev-parse", "--show-toplevel")
+    if not result.ok:
+        raise StateNotCommitted(f"{checkout} is not a git checkout: {result.reason()}")
+    return Path(result.stdout.strip())
+
+
+def current_branch(top: Path) -> str:
+    """The branch checked out; refused on a detached HEAD, before anything is committed
+    (a commit there would be lost from the work tree at the next ``git checkout``)."""
+    result = _git(top, "symbolic-ref", "--quiet", "--short", "HEAD")
+    if not result.ok or not result.stdout.strip():
+        raise StateNotCommitted(
+            f"the control-plane checkout {top} is on a detached HEAD, not a branch; nothing "
+            "was committed (the ledgers stay on disk): check out the branch the daily keeps "
+            "its state on (e.g. git checkout main)"
+        )
+    return result.stdout.strip()
+
+
+def file_clock_now(folder: Path) -> float:
+    """Now, by the clock that stamps files in ``folder`` (a fresh unnamed file's mtime):
+    what a lock's age is compared with. Not petrova's clock, which a test or
+    ``SOURCE_DATE_EPOCH`` may set anywhere."""
+    for where in (folder, None):
+        try:
+            with tempfile.TemporaryFile(dir=where) as probe:
+                return os.fstat(probe.fileno()).st_mtime
+        except OSError:
+            continue
+    return time.time()
+
+
+def _git_path(top: Path, name: str) -> Path:
+    result = _git(top, "rev-parse", "--git-path", name)
+    return top / result.stdout.strip() if result.ok else top / ".git" / name
+
+
+def _git_running_in(top: Path) -> bool:
+    """Is a git process working in ``top``? (Linux: by each process's working folder;
+    elsewhere nobody can tell, so a lock is presumed in use.)"""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    me = top.resolve()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0]
+            if not Path(os.fsdecode(argv0)).name.startswith("git"):
+                continue
+            cwd = (entry / "cwd").readlink().resolve()
+        except OSError:
+            continue
+        if cwd == me or me in cwd.parents:
+            return True
+    return False
+
+
+def clear_stale_index_lock(top: Path, started: float) -> str:
+    """Remove ``index.lock`` left by a killed run of ours; returns what to say ('' if none).
+
+    Only a lock older than this run, with no git process working in the checkout, is
+    removed: petrova's daily holds its own lock for the run, so such a lock is a crashed
+    run's, and git itself never cleans it up.
+    """
+    lock = _git_path(top, "index.lock")
+    try:
+        age = lock.lstat().st_mtime
+    except FileNotFoundError:
+        return ""
+    if age >= started or _git_running_in(top):
+        raise StateNotCommitted(
+            f"{lock} exists and may belong to a git command still running; the ledgers "
+            "stay on disk and the next run tries again (remove the file if no git is running)"
+        )
+    lock.unlink(missing_ok=True)
+    return f"removed a stale {lock.name} left by an interrupted run\n"
+
+
+def _read_small(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")[:200].strip()
+    except OSError:
+        return ""
+
+
+def abort_own_rebase(top: Path, started: float) -> str:
+    """Abort a rebase a killed run of ours left (it rebased only the daily's own state
+    commits, and is older than this run); another rebase is a person's and is refused."""
+    for name in ("rebase-merge", "rebase-apply"):
+        folder = _git_path(top, name)
+        if not folder.is_dir():
+            continue
+        onto = (folder / "onto").read_text().strip() if (folder / "onto").is_file() else ""
+        head = (
+            (folder / "orig-head").read_text().strip() if (folder / "orig-head").is_file() else ""
+        )
+        subjects = _git(top, "log", "--format=%s", f"{onto}..{head}").stdout.splitlines()
+        own = bool(onto and head) and all(s.startswith(COMMIT_PREFIX) for s in subjects)
+        if not own or folder.stat().st_mtime >= started or _git_running_in(top):
+            raise StateNotCommitted(
+                f"a rebase is in progress in {top} that is not an interrupted run's of the "
+                "daily; nothing was committed: finish it or run git rebase --abort"
+            )
+        _git(top, "rebase", "--abort")
+        return "aborted a rebase left by an interrupted run\n"
+    return ""
+
+
+def stage_ledgers(top: Path, ledgers: Sequence[str]) -> bool:
+    """Stage the ledgers (and only them); True when they differ from HEAD. Staged
+    ledgers a killed run left without a commit are simply part of this commit."""
+    added = _git(top, "add", "-A", "--", *ledgers)
+    if not added.ok:
+        raise StateNotCommitted(f"git add of the ledgers failed: {added.reason()}")
+    return not _git(top, "diff", "--cached", "--quiet", "HEAD", "--", *ledgers).ok
+
+
+def commit_ledgers(top: Path, ledgers: Sequence[str]) -> None:
+    message = f"{COMMIT_PREFIX}{format_timestamp(clock.now())}"
+    args = ["commit", "--quiet", "--no-verify", "-m", message, "--", *ledgers]
+    result = _git(top, *args, env=_bot_identity())
+    if not result.ok:
+        raise StateNotCommitted(f"git commit failed: {result.reason()}")
+
+
+def keep_state(plan: DailyPlan, *, started: float | None = None) -> str:
     """Commit the ledgers (only ``state/``) to the control-plane repo; push when asked.
 
-    A push that a human's PR overtook is rebased and tried again, up to
-    :data:`PUSH_ATTEMPTS` times; a rebase that conflicts (someone edited the same
-    ledger) is undone and reported, and the commit stays local for the next run.
-    Returns what is worth saying ('' when nothing changed).
+    First it recovers from its own crash: a stale ``index.lock`` or an interrupted rebase
+    of its own (older than this run, ``started``, with no git running in the checkout);
+    ledgers a killed run staged are committed now. It refuses a detached HEAD before
+    committing anything. A push that a human's PR overtook is rebased and tried again, up
+    to :data:`PUSH_ATTEMPTS` times; a rebase that fails is undone and reported with its
+    real reason, and the commit stays local for the next run. Returns what is worth saying.
     """
     checkout = plan.registry.parent
-    code, top = _git(checkout, "rev-parse", "--show-toplevel")
-    if code != 0:
-        raise StateNotCommitted(f"{checkout} is not a git checkout: {top}")
+    started = file_clock_now(checkout) if started is None else started
+    top = checkout_root(checkout)
     try:
-        relative = plan.state_dir.resolve().relative_to(Path(top).resolve())
+        relative = plan.state_dir.resolve().relative_to(top.resolve())
     except ValueError:
         raise StateNotCommitted(
             f"the state folder {plan.state_dir} is outside the control-plane checkout {top}; "
@@ -211,51 +344,64 @@ def keep_state(plan: DailyPlan) -> str:
     # And what notify told (bot-owned too), once there is any: git refuses a pathspec
     # that matches nothing.
     told = f":(glob){relative.as_posix()}/notify/**/*.json"
-    if any((plan.state_dir / "notify").glob("**/*.json")) or _git(Path(top), "ls-files", told)[1]:
+    if any((plan.state_dir / "notify").glob("**/*.json")) or _git(top, "ls-files", told).stdout:
         ledgers.append(told)
-    _, tracked = _git(Path(top), "ls-files", "--", *ledgers)
+    tracked = _git(top, "ls-files", "--", *ledgers).stdout
     if not tracked and not any(plan.state_dir.glob("*.yaml")):
         return ""  # no ledger yet, none removed: nothing to keep
-    code, said = _git(Path(top), "add", "-A", "--", *ledgers)
-    if code != 0:
-        raise StateNotCommitted(f"git add {relative} failed: {said}")
-    code, _ = _git(Path(top), "diff", "--cached", "--quiet", "--", *ledgers)
-    if code == 0:
-        return ""
-    message = f"state: probe outcomes of {format_timestamp(clock.now())}"
-    code, said = _git(
-        Path(top),
-        "commit",
-        "--quiet",
-        "--no-verify",
-        "-m",
-        message,
-        "--",
-        *ledgers,
-        env=_bot_identity(),
-    )
-    if code != 0:
-        raise StateNotCommitted(f"git commit failed: {said}")
+    said = clear_stale_index_lock(top, started)
+    said += abort_own_rebase(top, started)
+    branch = current_branch(top)
+    if stage_ledgers(top, ledgers):
+        commit_ledgers(top, ledgers)
+    elif not (plan.push and unpushed(top, branch)):
+        return said
     if plan.push:
-        _push_with_retry(Path(top))
-    return ""
+        push_with_retry(top, branch, ledgers)
+    return said
 
 
-def _push_with_retry(top: Path) -> None:
-    code, branch = _git(top, "symbolic-ref", "--short", "HEAD")
-    if code != 0:
-        raise StateNotCommitted("the control-plane checkout is not on a branch; cannot push")
+def unpushed(top: Path, branch: str) -> bool:
+    """Does ``branch`` hold commits ``origin`` has not seen (a previous run's commit that
+    stayed local)? Unknown (no remote-tracking ref yet) counts as yes."""
+    ahead = _git(top, "rev-list", "--count", f"refs/remotes/origin/{branch}..HEAD")
+    return not ahead.ok or ahead.stdout.strip() != "0"
+
+
+def _unstaged_other_changes(top: Path) -> list[str]:
+    """Tracked files changed in the work tree or the index: a rebase refuses to start."""
+    names = _git(top, "diff", "--name-only", "HEAD").stdout.splitlines()
+    return sorted(n for n in names if n)
+
+
+def push_with_retry(top: Path, branch: str, ledgers: Sequence[str]) -> None:
     last = ""
     for _ in range(PUSH_ATTEMPTS):
-        code, last = _git(top, "push", "--quiet", "origin", f"HEAD:{branch}")
-        if code == 0:
+        pushed = _git(top, "push", "--quiet", "origin", f"HEAD:{branch}")
+        if pushed.ok:
             return
-        code, said = _git(top, "pull", "--rebase", "--quiet", "origin", branch, env=_bot_identity())
-        if code != 0:
-            _git(top, "rebase", "--abort")
+        last = pushed.reason()
+        dirty = _unstaged_other_changes(top)
+        if dirty:
+            shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
             raise StateNotCommitted(
-                f"the ledgers could not be rebased onto origin/{branch} (a change to the "
-                f"same ledger landed meanwhile): {said}; the commit stays local and the next "
-                "run tries again"
+                f"the ledgers could not be rebased onto origin/{branch}: the checkout has "
+                f"uncommitted changes to tracked files ({shown}), and a rebase needs a clean "
+                "work tree; commit or stash them. The commit stays local and the next run "
+                "tries again"
+            )
+        pulled = _git(top, "pull", "--rebase", "--quiet", "origin", branch, env=_bot_identity())
+        if not pulled.ok:
+            conflicted = _git(top, "diff", "--name-only", "--diff-filter=U").stdout.split()
+            _git(top, "rebase", "--abort")
+            if conflicted:
+                raise StateNotCommitted(
+                    f"the ledgers could not be rebased onto origin/{branch}: a change to the "
+                    f"same ledger landed meanwhile ({', '.join(sorted(conflicted))}); the "
+                    "commit stays local and the next run tries again"
+                )
+            raise StateNotCommitted(
+                f"the ledgers could not be rebased onto origin/{branch}: git pull --rebase "
+                f"failed: {pulled.reason()}; the commit stays local and the next run tries again"
             )
     raise StateNotCommitted(f"git push failed {PUSH_ATTEMPTS} times: {last}")

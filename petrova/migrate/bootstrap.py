@@ -11,8 +11,6 @@ answers and the contract already there, and never downgrades what a human wrote.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -63,6 +61,7 @@ from petrova.models import (
     RepoEntry,
     applicability_value,
 )
+from petrova.net.git import Git, Result
 
 
 @dataclass(frozen=True)
@@ -102,13 +101,9 @@ class RepoInfo:
         return self.git_dir / CHECKPOINT_RELPATH
 
 
-def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    git = shutil.which("git")
-    if git is None:
-        raise NotAGitRepo("git is not installed (or not on PATH)", location=Location(str(cwd)))
-    return subprocess.run(
-        [git, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=60
-    )
+def _git(args: list[str], cwd: Path) -> Result:
+    """One git command in ``cwd`` through the one runner; a hung git is ``GIT_TIMEOUT``."""
+    return Git(timeout=60.0).run(args, cwd=cwd).check_timeout(str(cwd))
 
 
 def find_repo(path: Path) -> RepoInfo:

@@ -9,8 +9,6 @@ symbolic link committed in place of the file is refused rather than followed.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from petrova.errors import (
     UnsafePath,
 )
 from petrova.files.disk import max_input_bytes
+from petrova.net.git import Git, Result
 
 _TIMEOUT = 60.0
 
@@ -41,17 +40,9 @@ class MergedContract:
         return f"{self.clone}@{self.commit[:12]}:{CONTRACT_RELPATH.as_posix()}"
 
 
-def _git(clone: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    git = shutil.which("git")
-    if git is None:
-        raise NotAGitClone("git is not installed (or not on PATH)", location=Location(str(clone)))
-    return subprocess.run(
-        [git, "-C", str(clone), *args],
-        capture_output=True,
-        check=False,
-        timeout=_TIMEOUT,
-        stdin=subprocess.DEVNULL,
-    )
+def _git(clone: Path, *args: str) -> Result:
+    """One git command in ``clone`` through the one runner; a hung git is ``GIT_TIMEOUT``."""
+    return Git(timeout=_TIMEOUT).run(list(args), cwd=clone).check_timeout(str(clone))
 
 
 def _is_clone_root(clone: Path) -> bool:
@@ -60,13 +51,13 @@ def _is_clone_root(clone: Path) -> bool:
     proc = _git(clone, "rev-parse", "--show-toplevel")
     if proc.returncode != 0:
         return False
-    top = Path(proc.stdout.decode("utf-8", "replace").strip())
+    top = Path(proc.stdout.strip())
     return top.resolve() == clone.resolve()
 
 
 def _resolve(clone: Path, ref: str) -> str | None:
     proc = _git(clone, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    text = proc.stdout.decode("ascii", "replace").strip()
+    text = proc.stdout.strip()
     return text if proc.returncode == 0 and text else None
 
 
@@ -99,7 +90,7 @@ def read_merged(
         )
     path = CONTRACT_RELPATH.as_posix()
     listed = _git(clone, "ls-tree", "-z", commit, "--", path)
-    entry = listed.stdout.decode("utf-8", "replace").split("\0")[0]
+    entry = listed.stdout.split("\0")[0]
     where = Location(f"{shown}@{commit[:12]}:{path}")
     if listed.returncode != 0 or not entry:
         raise ContractNotFound(
@@ -117,7 +108,7 @@ def read_merged(
         raise ContractNotFound("is not a file in that commit", location=where)
     limit = max_input_bytes()
     size = _git(clone, "cat-file", "-s", obj)
-    if size.returncode == 0 and int(size.stdout.strip() or b"0") > limit:
+    if size.returncode == 0 and int(size.stdout.strip() or "0") > limit:
         raise InputTooLarge(
             f"the committed contract is over the {limit}-byte limit "
             "(raise it with PETROVA_MAX_INPUT_BYTES)",
@@ -126,4 +117,4 @@ def read_merged(
     blob = _git(clone, "cat-file", "blob", obj)
     if blob.returncode != 0:
         raise ContractNotFound("git could not read the committed contract", location=where)
-    return MergedContract(blob.stdout, clone, ref, commit)
+    return MergedContract(blob.raw, clone, ref, commit)

@@ -1,9 +1,10 @@
 """The GitHub REST calls notify makes (issues, comments, labels, pulls), asked politely.
 
-Every request goes through one narrow function, :data:`Send` (today
-:func:`petrova.probe.http.request`: one attempt, a total deadline, the token only in the
-``Authorization`` header, no redirects, no clear text off the loopback interface), so
-moving to another HTTP layer is one place. Manners (SPEC §10): reads send
+Every request goes through one narrow function, :data:`Send`, over petrova's one HTTP
+layer (:func:`petrova.net.http.request`: one attempt, a total deadline, the token only in
+the ``Authorization`` header, no redirects, no clear text off the loopback interface),
+and only to a trusted GitHub host (:mod:`petrova.net.trust`: ``api.github.com`` or the
+operator's ``GITHUB_API_URL``), whatever a ``Link`` header says. Manners (SPEC §10): reads send
 ``If-None-Match`` with the ETag kept from last time (a ``304`` costs no rate limit);
 every answer's ``x-ratelimit-*`` feeds the run's :class:`Budget`; a ``Retry-After`` or a
 secondary-limit ``403`` stops the run's GitHub work (:class:`BudgetSpent`) and the rest
@@ -20,9 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from petrova.delivery.publish import Secret
+from petrova.net.http import Answer, NoAnswer, Secret, Transport, request
+from petrova.net.trust import is_trusted_github_host
 from petrova.probe.github import DEFAULT_API, Budget, BudgetSpent, EtagCache
-from petrova.probe.http import Answer, CouldNotLook, Transport, request
 
 __all__ = ["BudgetSpent", "GitHubFailed", "Issues", "Send", "http_send"]
 
@@ -43,11 +44,22 @@ class GitHubFailed(Exception):
 
 
 def http_send(*, token: Secret, transport: Transport) -> Send:
-    """:data:`Send` over the probe's HTTP request: the token rides only in its header."""
+    """:data:`Send` over the one HTTP layer: the token rides only in its header, and only
+    to a trusted GitHub host (the operator's API is theirs: its address is not vetted)."""
 
     def send(method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> Answer:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        if not is_trusted_github_host(host, port=parts.port):
+            raise NoAnswer("bad_url", f"{host} is not a trusted GitHub host; the token stays")
         return request(
-            url, transport=transport, headers=headers, token=token, method=method, body=body
+            method,
+            url,
+            transport=transport,
+            headers=headers,
+            body=body,
+            token=token,
+            allow_inward=True,
         )
 
     return send
@@ -97,7 +109,7 @@ class Issues:
         with self.budget.ask():
             try:
                 answer = self.send(method, url, headers, body)
-            except CouldNotLook as exc:
+            except NoAnswer as exc:
                 raise GitHubFailed(f"{method} {_path(url)}: {exc.reason}") from None
             self.budget.update(answer)
         if answer.status in (403, 429) and (

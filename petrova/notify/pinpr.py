@@ -4,17 +4,15 @@ branch of the control plane's remote, built without touching anyone's work tree.
 The edit is :mod:`petrova.migrate.pin`'s splice (the same plan, the same check that the
 edited registry says exactly what the pin means), applied to the registry as it is on
 the control plane's default branch at the remote. The commit is made with git's
-plumbing on a temporary index (``hash-object``, ``read-tree``, ``update-index``,
-``write-tree``, ``commit-tree``), so the operator's checkout, index and branches stay
-as they are; the branch ``petrova/pin-<slug>`` is then force-pushed (it belongs to the
-bot). Nothing here merges anything.
+plumbing alone (``hash-object``, ``ls-tree``, ``mktree``, ``commit-tree``), so the
+operator's checkout, index and branches stay as they are; the branch
+``petrova/pin-<slug>`` is then force-pushed (it belongs to the bot). Every git command
+goes through petrova's one git runner (:mod:`petrova.net.git`). Nothing here merges.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from petrova.errors import PetrovaError
 from petrova.migrate.merged import read_merged
 from petrova.migrate.pin import load_edited, plan_pin, verify
 from petrova.models import RepoEntry, applicability_value
+from petrova.net.git import Git
 from petrova.notify.conditions import PinView
 
 BOT_NAME = "petrova-bot"
@@ -64,7 +63,7 @@ def read_consumer(entry: RepoEntry, workspace: Path, catalogue: Catalogue) -> Me
             clone, default_branch=entry.default_branch, head_is_default=True, how="workspace"
         )
         contract = load_contract_bytes(merged.raw, catalogue, display=merged.display)
-    except (PetrovaError, OSError, subprocess.SubprocessError):
+    except (PetrovaError, OSError):
         return None
     if contract.contract.slug != entry.slug:
         return None
@@ -89,20 +88,12 @@ def pin_view(loaded: LoadedRegistry, merged: Merged, *, pr: int | None) -> PinVi
 
 
 def _git(
-    top: Path, *args: str, env: Mapping[str, str] | None = None, data: bytes | None = None
+    top: Path, *args: str, env: Mapping[str, str] | None = None, data: str | None = None
 ) -> str:
-    proc = subprocess.run(
-        ["git", "-C", str(top), *args],
-        input=data,
-        capture_output=True,
-        check=False,
-        timeout=_TIMEOUT,
-        env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})},
-    )
-    if proc.returncode != 0:
-        said = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise PinFailed(f"git {args[0]} failed: {said[-1] if said else proc.returncode}")
-    return proc.stdout.decode("utf-8", "replace").strip()
+    result = Git(timeout=_TIMEOUT).run(list(args), cwd=top, env=env, stdin=data)
+    if not result.ok:
+        raise PinFailed(f"{result.command()} failed: {result.reason()}")
+    return result.stdout.strip()
 
 
 @dataclass(frozen=True)
@@ -121,15 +112,10 @@ def fetch_base(registry: Path, branch: str) -> Base:
     rel = registry.resolve().relative_to(top.resolve()).as_posix()
     _git(top, "fetch", "--quiet", "origin", f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
     commit = _git(top, "rev-parse", "--verify", f"refs/remotes/origin/{branch}^{{commit}}")
-    raw = subprocess.run(
-        ["git", "-C", str(top), "cat-file", "blob", f"{commit}:{rel}"],
-        capture_output=True,
-        check=False,
-        timeout=_TIMEOUT,
-    )
-    if raw.returncode != 0:
+    blob = Git(timeout=_TIMEOUT).run(["cat-file", "blob", f"{commit}:{rel}"], cwd=top)
+    if not blob.ok:
         raise PinFailed(f"the remote's {branch} has no {rel}")
-    return Base(top, rel, branch, commit, raw.stdout)
+    return Base(top, rel, branch, commit, blob.raw)
 
 
 def planned_registry(base: Base, loaded: LoadedRegistry, merged: Merged) -> bytes:
@@ -147,8 +133,8 @@ def planned_registry(base: Base, loaded: LoadedRegistry, merged: Merged) -> byte
 
 
 def commit_pin(base: Base, after: bytes, *, message: str, when: str) -> str:
-    """A commit on top of the base whose only change is the registry: built on a
-    temporary index, so the operator's index and work tree are never touched."""
+    """A commit on top of the base whose only change is the registry file, built from
+    objects alone (no index, no work tree: the operator's are never touched)."""
     ident = {
         "GIT_AUTHOR_NAME": os.environ.get("GIT_AUTHOR_NAME", BOT_NAME),
         "GIT_AUTHOR_EMAIL": os.environ.get("GIT_AUTHOR_EMAIL", BOT_EMAIL),
@@ -157,20 +143,34 @@ def commit_pin(base: Base, after: bytes, *, message: str, when: str) -> str:
         "GIT_AUTHOR_DATE": when,
         "GIT_COMMITTER_DATE": when,
     }
-    blob = _git(base.top, "hash-object", "-w", "--stdin", data=after)
-    with tempfile.TemporaryDirectory(prefix="petrova-pin-") as tmp:
-        index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        _git(base.top, "read-tree", base.commit, env=index)
-        mode = _git(base.top, "ls-tree", base.commit, "--", base.registry_rel).split(" ")[0]
-        _git(
-            base.top,
-            "update-index",
-            "--cacheinfo",
-            f"{mode or '100644'},{blob},{base.registry_rel}",
-            env=index,
-        )
-        tree = _git(base.top, "write-tree", env=index)
+    try:
+        text = after.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PinFailed("the edited registry is not UTF-8 text") from None
+    blob = _git(base.top, "hash-object", "-w", "--stdin", data=text)
+    tree = _replace(base.top, f"{base.commit}^{{tree}}", base.registry_rel.split("/"), blob)
     return _git(base.top, "commit-tree", tree, "-p", base.commit, "-m", message, env=ident)
+
+
+def _replace(top: Path, tree: str, parts: list[str], blob: str) -> str:
+    """``tree`` with the blob at ``parts`` replaced by ``blob``: the new tree's id."""
+    listed = _git(top, "ls-tree", "-z", tree)
+    entries = [e for e in listed.split("\0") if e]
+    out: list[str] = []
+    found = False
+    for entry in entries:
+        meta, name = entry.split("\t", 1)
+        mode, kind, obj = meta.split(" ")
+        if name == parts[0]:
+            found = True
+            if len(parts) == 1:
+                obj = blob
+            elif kind == "tree":
+                obj = _replace(top, obj, parts[1:], blob)
+        out.append(f"{mode} {kind} {obj}\t{name}")
+    if not found:
+        raise PinFailed(f"{'/'.join(parts)} is not in the base commit")
+    return _git(top, "mktree", "-z", data="".join(f"{e}\0" for e in out))
 
 
 def push_branch(base: Base, commit: str, branch: str) -> None:

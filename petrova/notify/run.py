@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from petrova.delivery.publish import Secret
 from petrova.documents.registry import LoadedRegistry, load_registry
 from petrova.documents.shard import Shard
 from petrova.errors import IssuesRepoUnknown, Location
@@ -25,6 +24,7 @@ from petrova.fleet.gather import FleetInputs, gather
 from petrova.fleet.rollout import gates_document, rollout_report
 from petrova.fleet.snapshot import GATE_DAYS, snapshot_document
 from petrova.models import Snapshot
+from petrova.net.http import Secret
 from petrova.notify import body as bodies
 from petrova.notify import pinpr
 from petrova.notify import state as told_state
@@ -95,8 +95,8 @@ def github_wiring(token: Secret | None, *, timeout: float = 20.0) -> Callable[[s
     shared budget and ETags; ``None`` without a token (then GitHub is left alone)."""
     if token is None:
         return None
+    from petrova.net.http import Transport
     from petrova.notify.github import http_send
-    from petrova.probe.http import Transport
 
     send = http_send(token=token, transport=Transport(timeout=timeout))
     budget = Budget()

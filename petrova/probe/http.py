@@ -1,40 +1,41 @@
-"""One HTTP request with a total deadline: what every probe check sends.
+"""What a probe check sends: :mod:`petrova.net.http` with the probes' own policy.
 
-Standard library only (``http.client``), one attempt (the next scheduled run is the
-retry). Promises:
+One attempt (the next scheduled run is the retry). On top of the HTTP layer's rules:
 
-- **A total deadline per attempt.** A watchdog shuts the socket down when the deadline
-  passes, so a server that trickles its headers or body a byte at a time cannot hold a
-  probe past it (a per-read socket timeout alone would not stop it).
-- **The token stays where it belongs.** It travels only in the ``Authorization`` header,
-  never over plain ``http://`` except to the loopback interface, redirects are never
-  followed, and every reason this module gives is scrubbed of it.
-- **No proxy for the loopback interface**; other hosts honour the usual ``HTTPS_PROXY``
-  / ``HTTP_PROXY`` / ``NO_PROXY`` variables (HTTPS through a ``CONNECT`` tunnel).
+- **No probe aimed inward.** What a consumer's evidence or the catalogue names is
+  connected to only at public addresses (checked after name resolution, for every
+  address tried), unless the operator sets ``PETROVA_PROBE_ALLOW_PRIVATE=1``. The GitHub
+  API the operator configured is the operator's and is trusted (``trusted=True``).
+- **Nothing recorded tells why a connection failed.** Refused, reset, TLS version,
+  certificate, name resolution, an answer that is not HTTP: all are recorded as the one
+  phrase "could not connect", and a refused address as "address not allowed", so the
+  committed ledgers cannot serve as a port scanner's report. A timeout stays a timeout.
+- **Tokens only from the operator's allowlist.** A catalogue's ``x-probe`` may name a
+  token variable only from :func:`allowed_token_vars` (``PETROVA_PROBE_TOKEN_VARS``), and
+  the GitHub token goes only to the GitHub hosts the operator trusts.
 """
 
 from __future__ import annotations
 
-import contextlib
-import heapq
-import http.client
-import ipaddress
-import itertools
-import socket
-import ssl
-import threading
-import time
+import os
+import re
 import urllib.parse
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from petrova import __version__
-from petrova.delivery.publish import Secret
+from petrova.net import http as net
+from petrova.net.http import Answer, NoAnswer, Secret, inward_allowed, is_token_text
+from petrova.net.trust import GITHUB_TOKEN_VARS, is_trusted_github_host
 
 #: Bytes read of an answer at most; probes only need small JSON documents.
 MAX_BODY = 4 * 1024 * 1024
-_LOOPBACK_NAMES = frozenset({"localhost"})
+#: The token variables the shipped catalogue names; ``PETROVA_PROBE_TOKEN_VARS`` replaces them.
+DEFAULT_TOKEN_VARS = ("GITHUB_TOKEN", "PETROVA_PEBBLE_TOKEN")
+TOKEN_VARS_ENV = "PETROVA_PROBE_TOKEN_VARS"
+COULD_NOT_CONNECT = "could not connect"
+NOT_ALLOWED = "address not allowed"
+
+__all__ = ["Answer", "CouldNotLook", "Transport", "probe_token", "request"]
 
 
 class CouldNotLook(Exception):
@@ -45,201 +46,87 @@ class CouldNotLook(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
-class Watchdog:
-    """One thread that runs each registered callback when its deadline passes (unless
-    cancelled first): cheaper than a timer thread per request at fleet scale."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._cancelled: set[int] = set()
-        self._ids = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def watch(self, seconds: float, callback: Callable[[], None]) -> int:
-        handle = next(self._ids)
-        with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + seconds, handle, callback))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, daemon=True)
-                self._thread.start()
-            self._cond.notify()
-        return handle
-
-    def cancel(self, handle: int) -> None:
-        with self._cond:
-            self._cancelled.add(handle)
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._heap:
-                    self._cond.wait()
-                due, handle, callback = self._heap[0]
-                wait = due - time.monotonic()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                heapq.heappop(self._heap)
-                if handle in self._cancelled:
-                    self._cancelled.discard(handle)
-                    continue
-            callback()
-
-
 @dataclass
-class Transport:
-    """What a run shares between its requests: the TLS context, the deadline, the watchdog."""
+class Transport(net.Transport):
+    """A probe run's transport: a 10 s deadline, and addresses off the public internet
+    refused unless the operator allows them."""
 
     timeout: float = 10.0
-    context: ssl.SSLContext = field(default_factory=ssl.create_default_context)
-    watchdog: Watchdog = field(default_factory=Watchdog)
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    allow_inward: bool = field(default_factory=inward_allowed)
 
 
 def request(
     url: str,
     *,
-    transport: Transport,
+    transport: net.Transport,
     headers: Mapping[str, str] | None = None,
     token: Secret | None = None,
     method: str = "GET",
-    body: bytes | None = None,
+    trusted: bool = False,
 ) -> Answer:
     """Send one request; return the answer whatever its status, or raise :class:`CouldNotLook`.
 
-    ``body`` (JSON) is for callers that change things (``petrova notify``); probes only read.
+    ``trusted``: the URL is the operator's own (the configured GitHub API), so any
+    address is allowed and failures keep their detail.
     """
     try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise CouldNotLook("not a usable URL") from None
-    host = parts.hostname
-    if parts.scheme not in ("http", "https") or not host:
-        raise CouldNotLook("not an http:// or https:// URL with a host")
-    if parts.username is not None or parts.password is not None:
-        raise CouldNotLook("the URL carries credentials; petrova does not send those")
-    if token is not None and parts.scheme == "http" and not is_loopback(host):
-        raise CouldNotLook(f"will not send a token in clear text over http:// to {host}")
-    sent = {"User-Agent": f"petrova/{__version__}", "Accept": "application/json"}
-    sent.update(headers or {})
-    if token is not None:
-        sent["Authorization"] = "Bearer " + token.reveal()
-    if body is not None:
-        sent["Content-Type"] = "application/json"
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
-    try:
-        return _send(parts.scheme, host, port, method, target, sent, transport, body)
-    except CouldNotLook as exc:
-        raise CouldNotLook(_scrub(exc.reason, token)) from None
-
-
-def _connection(
-    scheme: str, host: str, port: int | None, transport: Transport
-) -> tuple[http.client.HTTPConnection, bool]:
-    """A connection to ``host``, through a proxy when the environment names one for it."""
-    proxy = None if is_loopback(host) else _proxy_for(scheme, host)
-    timeout = transport.timeout
-    if proxy is None:
-        if scheme == "https":
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                host, port, timeout=timeout, context=transport.context
-            )
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        return conn, False
-    proxy_parts = urllib.parse.urlsplit(proxy)
-    proxy_host = proxy_parts.hostname or ""
-    if scheme == "https":
-        conn = http.client.HTTPSConnection(
-            proxy_host, proxy_parts.port or 8080, timeout=timeout, context=transport.context
+        answer = net.request(
+            method,
+            url,
+            transport=transport,
+            headers=headers,
+            token=token,
+            max_body=MAX_BODY,
+            allow_inward=True if trusted else None,
         )
-        conn.set_tunnel(host, port or 443)
-        return conn, False
-    return http.client.HTTPConnection(proxy_host, proxy_parts.port or 8080, timeout=timeout), True
+    except NoAnswer as exc:
+        raise CouldNotLook(exc.reason if trusted else _phrase(exc)) from None
+    if answer.truncated:
+        raise CouldNotLook(f"the answer is over {MAX_BODY} bytes")
+    return answer
 
 
-def _proxy_for(scheme: str, host: str) -> str | None:
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get(scheme)
-    if not proxy or urllib.request.proxy_bypass(host):
-        return None
-    return proxy
+def _phrase(exc: NoAnswer) -> str:
+    """What may be recorded of a failure: nothing that tells a closed port from a TLS
+    server from a firewall."""
+    if exc.kind == "not_allowed":
+        return NOT_ALLOWED
+    if exc.kind in ("bad_url", "insecure", "timeout"):
+        return exc.reason  # said before any connection, or only that time ran out
+    return COULD_NOT_CONNECT
 
 
-def _send(
-    scheme: str,
-    host: str,
-    port: int | None,
-    method: str,
-    target: str,
-    headers: dict[str, str],
-    transport: Transport,
-    body: bytes | None = None,
-) -> Answer:
-    conn, absolute = _connection(scheme, host, port, transport)
-    if absolute:  # plain http through a proxy: the request line names the whole URL
-        target = f"http://{host}{':' + str(port) if port else ''}{target}"
-    expired = threading.Event()
-
-    def cut_off() -> None:
-        expired.set()
-        sock = conn.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    watch = transport.watchdog.watch(transport.timeout, cut_off)
-    try:
-        conn.request(method, target, body=body, headers=headers)
-        response = conn.getresponse()
-        body = response.read(MAX_BODY + 1)
-        if len(body) > MAX_BODY:
-            raise CouldNotLook(f"the answer is over {MAX_BODY} bytes")
-        answer_headers = {k.lower(): v for k, v in response.getheaders()}
-        if expired.is_set():
-            raise CouldNotLook(f"no complete answer within {transport.timeout:g}s")
-        return Answer(response.status, answer_headers, body)
-    except CouldNotLook:
-        raise
-    except TimeoutError:
-        raise CouldNotLook(f"no answer within {transport.timeout:g}s") from None
-    except socket.gaierror:
-        raise CouldNotLook(f"cannot resolve {host}") from None
-    except ConnectionRefusedError:
-        raise CouldNotLook("connection refused") from None
-    except ssl.SSLError as exc:
-        raise CouldNotLook(f"TLS failed: {getattr(exc, 'reason', None) or 'handshake'}") from None
-    except (OSError, http.client.HTTPException) as exc:
-        if expired.is_set():
-            raise CouldNotLook(f"no complete answer within {transport.timeout:g}s") from None
-        if isinstance(exc, ConnectionError):
-            raise CouldNotLook("connection reset") from None
-        if isinstance(exc, http.client.HTTPException):
-            raise CouldNotLook(f"broken answer ({type(exc).__name__})") from None
-        raise CouldNotLook(f"cannot connect: {exc.strerror or type(exc).__name__}") from None
-    finally:
-        transport.watchdog.cancel(watch)
-        conn.close()
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _scrub(text: str, token: Secret | None) -> str:
-    return token.scrub(text) if token is not None else text
+def allowed_token_vars(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The token variables a catalogue may name: ``PETROVA_PROBE_TOKEN_VARS`` (names
+    separated by commas or spaces) when set, else :data:`DEFAULT_TOKEN_VARS`."""
+    env = os.environ if environ is None else environ
+    raw = env.get(TOKEN_VARS_ENV)
+    if raw is None or not raw.strip():
+        return frozenset(DEFAULT_TOKEN_VARS)
+    return frozenset(n for n in re.split(r"[\s,]+", raw.strip()) if _NAME.fullmatch(n))
+
+
+def probe_token(name: str, environ: Mapping[str, str], *, url: str | None = None) -> Secret | str:
+    """The token in variable ``name`` for a check, or the short reason it is not sent.
+
+    Refused: a variable not on the operator's allowlist, and a GitHub token for a ``url``
+    whose host is not one of the trusted GitHub hosts.
+    """
+    if name not in allowed_token_vars(environ):
+        return f"{name} is not an allowed token variable ({TOKEN_VARS_ENV})"
+    value = environ.get(name, "").strip()
+    if not is_token_text(value):
+        return f"{name} not set"
+    if url is not None and name in GITHUB_TOKEN_VARS:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            host = parts.hostname or ""
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            host, port = "", 0
+        if not is_trusted_github_host(host, environ, port=port):
+            return f"will not send {name} to {host or '?'}, which is not a trusted GitHub host"
+    return Secret(value)

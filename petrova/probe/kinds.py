@@ -18,13 +18,13 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from petrova.delivery.publish import Secret
 from petrova.documents.probe_spec import Check, ProbeSpec
 from petrova.errors import PetrovaError
 from petrova.files.disk import confined
 from petrova.models import parse_timestamp
+from petrova.net.http import Secret
 from petrova.probe.github import GitHub
-from petrova.probe.http import CouldNotLook, Transport, request
+from petrova.probe.http import CouldNotLook, Transport, probe_token, request
 
 Verdict = Literal["pass", "skip", "fail", "unreachable"]
 #: Files counted under a path at most: a count past this is reported as a mismatch.
@@ -54,11 +54,10 @@ class Cell:
     environ: Mapping[str, str]
 
 
-def token(name: str, environ: Mapping[str, str]) -> Secret | None:
-    value = environ.get(name, "").strip()
-    if not value or any(not (0x21 <= ord(c) <= 0x7E) for c in value):
-        return None
-    return Secret(value)
+def token(name: str, environ: Mapping[str, str], url: str | None = None) -> Secret | str:
+    """The token, or why it is not sent (unset, not on the operator's allowlist, or a
+    GitHub token for a host that is not a trusted GitHub host)."""
+    return probe_token(name, environ, url=url)
 
 
 def check_file(check: Check, cell: Cell) -> Result:
@@ -149,11 +148,12 @@ def check_http(check: Check, cell: Cell) -> Result:
     url = _build_url(params["url"], cell.evidence, base)
     if url is None:
         return Result(check.id, "unreachable", "no base URL for a relative URL")
-    secret = None
+    secret: Secret | None = None
     if "token_env" in params:
-        secret = token(params["token_env"], cell.environ)
-        if secret is None:
-            return Result(check.id, "unreachable", f"{params['token_env']} not set")
+        given = token(params["token_env"], cell.environ, url)
+        if isinstance(given, str):
+            return Result(check.id, "unreachable", given)
+        secret = given
         # The token goes only where the catalogue says the service is: evidence is
         # written by consumer repos and must not be able to collect the fleet's token.
         trusted = base or ("" if params["url"].startswith("{") else params["url"])
@@ -217,8 +217,8 @@ def check_github_webhook(check: Check, cell: Cell) -> Result:
     params = check.params
     env_name = params.get("token_env", "GITHUB_TOKEN")
     secret = token(env_name, cell.environ)
-    if secret is None:
-        return Result(check.id, "unreachable", f"{env_name} not set")
+    if isinstance(secret, str):
+        return Result(check.id, "unreachable", secret)
     scope = str(cell.evidence[params["scope_field"]]).strip("/")
     host = str(params["host"]).lower()
     parts = scope.split("/")

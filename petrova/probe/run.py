@@ -15,6 +15,7 @@ from typing import Any
 
 from petrova import clock
 from petrova.models import format_timestamp
+from petrova.net.http import inward_allowed
 from petrova.probe.github import Budget, BudgetSpent, EtagCache, GitHub
 from petrova.probe.http import Transport
 from petrova.probe.kinds import Cell, clip, run_probe
@@ -65,7 +66,7 @@ def run_plan(
     environ: Mapping[str, str],
 ) -> RunResult:
     """Probe every planned cell; ``catalogue_probe(id)`` gives an integration's ProbeSpec."""
-    transport = Transport(timeout=timeout)
+    transport = Transport(timeout=timeout, allow_inward=inward_allowed(environ))
     cache = EtagCache(cache_dir)
     budget = Budget()
     github = GitHub(

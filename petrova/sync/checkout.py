@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from petrova.errors import SyncSelfRefused
-from petrova.sync.git import Git
+from petrova.net.git import Git
 
 
 def sync_self(folder: Path, git: Git) -> tuple[str | None, str | None]:
