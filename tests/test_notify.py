@@ -811,3 +811,21 @@ def test_a_send_to_a_chat_that_never_answers_gives_up_within_its_bound() -> None
         assert "127.0.0.1" not in repr(target)
     finally:
         server.close()
+
+
+def test_the_token_is_sent_only_to_a_trusted_github_host(
+    github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from petrova.net.http import NoAnswer, Secret, Transport
+    from petrova.notify.github import http_send
+
+    monkeypatch.setenv("GITHUB_API_URL", github.url)
+    send = http_send(token=Secret(TOKEN), transport=Transport(timeout=5))
+    assert send("GET", f"{github.url}/repos/{ISSUES}/labels/petrova", {}, None).status == 404
+    other = IngestServer(ok_sink)
+    try:
+        with pytest.raises(NoAnswer, match="not a trusted GitHub host"):
+            send("GET", f"http://localhost:{other.port}/x", {}, None)
+        assert other.requests == []
+    finally:
+        other.close()
