@@ -829,3 +829,18 @@ def test_the_token_is_sent_only_to_a_trusted_github_host(
         assert other.requests == []
     finally:
         other.close()
+
+
+def test_bad_options_and_a_broken_state_file_are_clear_errors(
+    tier2: Fleet, petrova: Petrova, github: FakeGitHub
+) -> None:
+    e = env(github)
+    bad = notify(petrova, tier2, day(2), e, "--issues-repo", "not a repo")
+    assert bad.exit_code == 2
+    assert bad.stderr.startswith("petrova: ISSUES_REPO_UNKNOWN: --issues-repo: 'not a repo'")
+    broken = tier2.write("state/notify/repos/kahn-hq.json", "{not json")
+    run = notify(petrova, tier2, day(2), e)
+    assert run.exit_code == 2
+    assert f"NOTIFY_STATE_INVALID: {broken}" in run.stderr
+    assert "git checkout" in run.stderr
+    assert github.mutations == []
