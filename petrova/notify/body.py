@@ -66,7 +66,7 @@ def title(condition: Condition) -> str:
 def section(condition: Condition, *, pr_url: str | None = None) -> str:
     lines = [f"**What is wrong:** {safe(condition.summary)}."]
     if condition.since:
-        lines.append(f"**Since:** {safe(condition.since)}")
+        lines += ["", f"**Since:** {safe(condition.since)}"]
     if condition.evidence:
         lines += ["", "**Evidence** (the latest outcomes, newest last):", ""]
         lines += [_outcome(o) for o in condition.evidence]
