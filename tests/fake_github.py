@@ -189,6 +189,8 @@ class FakeGitHub:
         state = params.get("state", "open")
         if state != "all":
             found = [i for i in found if i["state"] == state]
+        if params.get("direction", "desc") == "desc":  # GitHub's default: newest first
+            found = found[::-1]
         per_page = min(int(params.get("per_page", 30)), self.per_page_max)
         page = int(params.get("page", 1))
         chunk = found[(page - 1) * per_page : page * per_page]

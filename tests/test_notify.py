@@ -844,3 +844,36 @@ def test_bad_options_and_a_broken_state_file_are_clear_errors(
     assert f"NOTIFY_STATE_INVALID: {broken}" in run.stderr
     assert "git checkout" in run.stderr
     assert github.mutations == []
+
+
+def test_issues_are_found_across_pages(tier2: Fleet, petrova: Petrova, github: FakeGitHub) -> None:
+    e = env(github)
+    github.per_page_max = 1  # every issue on its own page: the Link header is followed
+    for n in range(5):
+        github.add_issue(ISSUES, title=f"someone's {n}", body="x", labels=("petrova",))
+    record_day(petrova, tier2, 0)
+    for n in (1, 2):
+        record_day(petrova, tier2, n, kahn_hq__ares="failing", stratt_hq__crumb="failing")
+    for _ in range(3):
+        assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+    assert len(petrova_issues(github)) == 3
+    paged = [r.path for r in github.requests if "page=" in r.path]
+    assert paged  # pages beyond the first were asked for
+
+
+def test_a_duplicate_from_a_race_is_closed_and_the_oldest_kept(
+    tier2: Fleet, petrova: Petrova, github: FakeGitHub
+) -> None:
+    e = env(github)
+    _degrade_kahn_ares(petrova, tier2)
+    assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+    first = cell_issue(github, "unhealthy/kahn-hq/ares")
+    # another host, at the same moment, opened the same issue
+    twin = github.add_issue(ISSUES, title=first["title"], body=first["body"], labels=("petrova",))
+    assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+    assert github.repo(ISSUES).issues[twin]["state"] == "closed"
+    assert github.comments(ISSUES, twin)[0]["body"].startswith(f"A duplicate of #{first['number']}")
+    assert github.repo(ISSUES).issues[first["number"]]["state"] == "open"
+    before = len(github.mutations)
+    assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+    assert _mutations(github, before) == []

@@ -165,9 +165,14 @@ class Issues:
     # --- issues ---
 
     def petrova_issues(self) -> list[dict[str, Any]]:
-        """Every issue (open or closed, not pull requests) with petrova's label."""
+        """Every issue (open or closed, not pull requests) with petrova's label.
+
+        Newest first, so that a new issue changes the first page's ETag: with the oldest
+        first, a cached last page would answer ``304`` and hide the pages added after it.
+        """
         url: str | None = (
-            f"{self.api}/repos/{self.repo}/issues?labels={LABEL}&state=all&per_page=100"
+            f"{self.api}/repos/{self.repo}/issues?labels={LABEL}&state=all"
+            "&sort=created&direction=desc&per_page=100"
         )
         found: list[dict[str, Any]] = []
         pages = 0

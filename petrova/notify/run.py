@@ -178,10 +178,7 @@ def run_notify(plan: NotifyPlan, wiring: Wiring) -> NotifyReport:
             client = connect(issues_repo)
             ok, listed = run.read("listing petrova's issues", client.petrova_issues)
             if ok:
-                for issue in listed:
-                    marker = bodies.find_key(issue.get("body"))
-                    if marker is not None and marker[0] not in issues_by_key:
-                        issues_by_key[marker[0]] = issue
+                issues_by_key = _by_key(run, client, listed, set(mine))
                 _unlabelled(run, client, found, issues_by_key, told)
                 condition_issues(run, client, found, issues_by_key, told, set(mine))
                 if plan.shard.index == 1:
@@ -192,6 +189,49 @@ def run_notify(plan: NotifyPlan, wiring: Wiring) -> NotifyReport:
     for client in clients:
         client.cache.save()
     return report
+
+
+def _by_key(
+    run: Session, client: Issues, listed: list[dict[str, Any]], mine: set[str]
+) -> dict[str, dict[str, Any]]:
+    """petrova's issues by their marker's key: the oldest is the one. Should a race
+    (two hosts at once) ever have opened a second, it is closed as a duplicate."""
+    by_key: dict[str, dict[str, Any]] = {}
+    later: list[tuple[str, dict[str, Any]]] = []
+    for issue in sorted(listed, key=lambda i: int(i.get("number", 0))):
+        marker = bodies.find_key(issue.get("body"))
+        if marker is None:
+            continue
+        if marker[0] in by_key:
+            later.append((marker[0], issue))
+        else:
+            by_key[marker[0]] = issue
+    for key, issue in later:
+        parts = key.split("/")
+        ours = parts[1] in mine if len(parts) == 3 else run.plan.shard.index == 1
+        if not ours or issue.get("state") != "open":
+            continue
+        first = int(by_key[key]["number"])
+        number = int(issue["number"])
+        ok, _ = run.change(
+            "comment",
+            f"issue #{number}",
+            f"duplicate of #{first}",
+            client.comment,
+            number,
+            f"A duplicate of #{first}; petrova keeps that one up to date.",
+        )
+        if ok:
+            run.change(
+                "close",
+                f"issue #{number}",
+                f"duplicate of #{first}",
+                client.edit_issue,
+                number,
+                state="closed",
+                state_reason="not_planned",
+            )
+    return by_key
 
 
 def _unlabelled(
