@@ -44,6 +44,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "petrova.commands.notify:notify",
         "Tell the humans: issues, chat on transitions, pin PRs.",
     ),
+    "history": (
+        "petrova.commands.history:history",
+        "A cell's transitions over its whole life, from git.",
+    ),
     "registry": (
         "petrova.commands.registry:registry",
         "Check, list, show, pin and fill registry entries.",

@@ -493,6 +493,15 @@ class GitMissing(PetrovaError):
     code = "GIT_NOT_FOUND"
 
 
+# --- petrova history ---------------------------------------------------------------------------
+
+
+class LedgerHistoryMissing(PetrovaError):
+    """No commit of the control-plane repo has the ledger: nothing to tell."""
+
+    code = "LEDGER_HISTORY_MISSING"
+
+
 # --- notify (petrova notify: issues, chat, the pin PR) ------------------------------------
 
 
