@@ -90,7 +90,7 @@ def resolve_issues_repo(option: str | None, loaded: LoadedRegistry) -> str:
     return found
 
 
-def github_wiring(token: Secret | None, *, timeout: float = 20.0) -> Callable[[str], Issues] | None:
+def github_wiring(token: Secret | None, *, timeout: float = 30.0) -> Callable[[str], Issues] | None:
     """Issues clients for the trusted API host (``GITHUB_API_URL``), with the run's
     shared budget and ETags; ``None`` without a token (then GitHub is left alone)."""
     if token is None:
