@@ -523,3 +523,16 @@ class IssuesRepoUnknown(UsageError):
     control plane's github.com url)."""
 
     code = "ISSUES_REPO_UNKNOWN"
+
+
+# --- hostile input, round three (issue 22): per-repo sync warnings --------------------------
+# Not raised: a repo's row in `petrova sync` (and the manifest) carries the code, and the
+# rest of the fleet is synced. Listed here so that every code petrova emits has one home.
+
+#: The checkout holds more than ``PETROVA_MAX_CLONE_FILES`` files or
+#: ``PETROVA_MAX_CLONE_BYTES`` bytes: the clone is removed (or never renamed into place).
+SYNC_CLONE_TOO_LARGE = "SYNC_CLONE_TOO_LARGE"
+#: git cannot read the clone as its own repository: left as it is, to be deleted.
+SYNC_CLONE_CORRUPT = "SYNC_CLONE_CORRUPT"
+#: The repo's sync lock cannot be made (a link or a folder planted at its name).
+SYNC_LOCK_UNUSABLE = "SYNC_LOCK_UNUSABLE"

@@ -21,8 +21,11 @@ from petrova.commands._common import (
     say,
 )
 from petrova.delivery.publish import check_env_name, check_url
-from petrova.errors import CheckFailed, Location, PetrovaError, UsageError
+from petrova.documents.catalogue import find_catalogue
+from petrova.errors import CheckFailed, Location, OutputError, PetrovaError, UsageError
+from petrova.files.lock import file_lock
 from petrova.fleet.daily import STEPS, DailyPlan, DailyReport, StepResult, raise_for, run_daily
+from petrova.sync.workspace import manifest_path
 
 
 @click.command()
@@ -113,6 +116,9 @@ def daily(
     if publish is not None:
         check_url(publish, option="--publish", sends_token=True)
         check_env_name(token_env)
+    # refused before any step runs, as the snapshot step would refuse it after the others
+    inputs = [fleet.registry, find_catalogue(fleet.catalogue_path, fleet.registry)]
+    guard_output(output, inputs=[*inputs, manifest_path(workspace)], folders=[fleet.states])
     plan = DailyPlan(
         registry=fleet.registry,
         catalogue=fleet.catalogue_path,
@@ -135,9 +141,19 @@ def daily(
         timings.lap()
         reporter(result)
 
-    report = run_daily(plan, on_step=on_step)
-    if metrics is not None:
-        _write_metrics(metrics, fleet, output, report, started, timings.laps)
+    # one daily at a time per state folder (.daily.lock): an overlapping run waits, then
+    # exits 75, instead of observing and committing the same moment twice
+    try:
+        fleet.states.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the state directory: {exc.strerror}",
+            location=Location(str(fleet.states)),
+        ) from None
+    with file_lock(fleet.states / "daily", wait=wait):
+        report = run_daily(plan, on_step=on_step)
+        if metrics is not None:
+            _write_metrics(metrics, fleet, output, report, started, timings.laps)
     raise_for(report)
     if strict and report.warned:
         names = ", ".join(r.name for r in report.warned)

@@ -14,7 +14,7 @@ import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +106,42 @@ class Written:
 
 
 @dataclass(frozen=True)
+class AlreadyObserved:
+    """An outcome not recorded: its cell holds one from the same run window (``seen_at``)."""
+
+    slug: str
+    integration: str
+    at: str
+    seen_at: str
+
+
+@dataclass(frozen=True)
 class Recorded:
     changes: tuple[CellChange, ...]
     written: tuple[Written, ...]
+    #: Outcomes left out by the run window (``record(window=...)``).
+    already: tuple[AlreadyObserved, ...] = ()
+
+
+def seen_in_window(cell: LedgerCell, entry: ProbeEntry, window: timedelta) -> str | None:
+    """When ``cell`` already holds an outcome from ``entry``'s run window, that outcome's
+    time; else ``None`` (record ``entry``).
+
+    One observation per cell per window: an outcome less than ``window`` older than
+    ``entry`` counts, unless it was ``unreachable`` and ``entry`` is conclusive (a re-run
+    that could look, after one that could not, is recorded). So overlapping or repeated
+    runs never double an outcome, and two ``failing`` a second apart never demote.
+    """
+    at = parse_timestamp(entry.at)
+    for old in reversed(cell.history):
+        if not isinstance(old, ProbeEntry):
+            continue
+        old_at = parse_timestamp(old.at)
+        if at - old_at >= window:
+            return None
+        if entry.outcome == "unreachable" or old.outcome != "unreachable":
+            return old.at
+    return None
 
 
 def clock(now: str | None) -> datetime:
@@ -295,12 +328,22 @@ def _known_slugs(loaded: LoadedRegistry) -> str:
 
 
 def record(
-    loaded: LoadedRegistry, state_dir: Path, requests: Sequence[ProbeRequest], *, wait: float
+    loaded: LoadedRegistry,
+    state_dir: Path,
+    requests: Sequence[ProbeRequest],
+    *,
+    wait: float,
+    window: timedelta | None = None,
 ) -> Recorded:
-    """Append every outcome to its cell, all or nothing, under the ledgers' locks."""
+    """Append every outcome to its cell, all or nothing, under the ledgers' locks.
+
+    ``window``: leave out an outcome whose cell already holds one from the same run
+    window (:func:`seen_in_window`); ``probe --record`` passes its ``--window``.
+    """
     if not requests:
         return Recorded((), ())
     slugs = sorted({r.slug for r in requests})
+    already: list[AlreadyObserved] = []
     with _locked(state_dir, slugs, wait=wait):
         ledgers = {s: _read(loaded.catalogue, state_dir, s) for s in slugs}
         changes: list[CellChange] = []
@@ -308,6 +351,12 @@ def record(
         for request in requests:
             ledger = ledgers[request.slug]
             before = ledger.integrations.get(request.integration, LedgerCell())
+            seen = seen_in_window(before, request.entry, window) if window else None
+            if seen is not None:
+                already.append(
+                    AlreadyObserved(request.slug, request.integration, request.entry.at, seen)
+                )
+                continue
             newest = newest_at(before)
             if newest is not None and parse_timestamp(request.entry.at) < newest:
                 problems.append(
@@ -330,8 +379,9 @@ def record(
                 "recorded",
                 problems=problems,
             )
-        written = tuple(_write(loaded.catalogue, state_dir, ledgers[s]) for s in slugs)
-    return Recorded(tuple(changes), written)
+        changed = sorted({c.slug for c in changes})
+        written = tuple(_write(loaded.catalogue, state_dir, ledgers[s]) for s in changed)
+    return Recorded(tuple(changes), written, tuple(already))
 
 
 def promote(
