@@ -23,7 +23,8 @@ from typing import Any
 
 from petrova.net.http import Answer, NoAnswer, Secret, Transport, request
 from petrova.net.trust import is_trusted_github_host
-from petrova.probe.github import DEFAULT_API, Budget, BudgetSpent, EtagCache
+from petrova.notify.cache import NotifyCache
+from petrova.probe.github import DEFAULT_API, Budget, BudgetSpent
 
 __all__ = ["BudgetSpent", "GitHubFailed", "Issues", "Send", "http_send"]
 
@@ -93,7 +94,7 @@ class Issues:
     repo: str
     send: Send
     budget: Budget
-    cache: EtagCache
+    cache: NotifyCache
     api: str = field(default_factory=lambda: os.environ.get("GITHUB_API_URL") or DEFAULT_API)
     mutations: list[Mutation] = field(default_factory=list)
 
@@ -242,14 +243,14 @@ class Issues:
 
 #: What notify reads of an issue or pull: all that is kept (in memory and in the ETag
 #: cache); the rest of GitHub's answer (users, reactions, urls) is dropped.
-_KEPT = ("number", "state", "title", "body", "created_at", "pull_request", "merged", "name")
+KEPT = ("number", "state", "title", "body", "created_at", "pull_request", "merged", "name")
 
 
 def _trim(data: Any) -> Any:
     if isinstance(data, list):
         return [_trim(item) for item in data]
     if isinstance(data, dict):
-        return {k: data[k] for k in _KEPT if k in data}
+        return {k: data[k] for k in KEPT if k in data}
     return data
 
 

@@ -28,6 +28,7 @@ from petrova.net.http import Secret
 from petrova.notify import body as bodies
 from petrova.notify import pinpr
 from petrova.notify import state as told_state
+from petrova.notify.cache import NotifyCache
 from petrova.notify.conditions import (
     CellView,
     Condition,
@@ -55,7 +56,7 @@ from petrova.notify.session import (
     Session,
     Wiring,
 )
-from petrova.probe.github import Budget, EtagCache, default_cache_dir
+from petrova.probe.github import Budget, default_cache_dir
 
 __all__ = [
     "DEFAULT_REMINDERS",
@@ -100,7 +101,7 @@ def github_wiring(token: Secret | None, *, timeout: float = 30.0) -> Callable[[s
 
     send = http_send(token=token, transport=Transport(timeout=timeout))
     budget = Budget()
-    cache = EtagCache(default_cache_dir())
+    cache = NotifyCache(default_cache_dir())
     return lambda repo: Issues(repo, send, budget, cache)
 
 
