@@ -877,3 +877,20 @@ def test_a_duplicate_from_a_race_is_closed_and_the_oldest_kept(
     before = len(github.mutations)
     assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
     assert _mutations(github, before) == []
+
+
+def test_a_broken_etag_cache_only_means_asking_again(
+    tier2: Fleet, petrova: Petrova, github: FakeGitHub, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    e = {**env(github), "PETROVA_CACHE_DIR": str(cache)}
+    _degrade_kahn_ares(petrova, tier2)
+    assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+    assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+    kept = json.loads((cache / "notify-etags.json").read_text())
+    assert kept["version"] == 1 and kept["entries"]
+    for bad in ("{not json", '{"version": 1, "entries": {"u": ["no quotes", {}]}}', "[]"):
+        (cache / "notify-etags.json").write_text(bad)
+        before = len(github.mutations)
+        assert notify(petrova, tier2, day(2, 1), e).exit_code == 0
+        assert _mutations(github, before) == []
