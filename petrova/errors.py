@@ -472,6 +472,21 @@ class ContractSlugMismatch(ContractInvalid):
     code = "CONTRACT_SLUG_MISMATCH"
 
 
+class PromoteNotRecovered(PetrovaError):
+    """A promotion asked for while the probes' newest conclusive outcome is not ``ok``."""
+
+    code = "PROMOTE_NOT_RECOVERED"
+
+
+class StateNotPushed(StateNotCommitted):
+    """The ledgers were committed but the push failed: a warning, the commit is kept.
+
+    A kind of :class:`StateNotCommitted` (the state did not reach the repo), so that a
+    caller catching that one catches this one too."""
+
+    code = "STATE_NOT_PUSHED"
+
+
 # --- git (petrova/net/git.py: the one git runner) ------------------------------------------
 
 

@@ -65,6 +65,8 @@ class FakeGitHub:
         self.remaining = limit
         self.reset = int(time.time()) + 3600
         self.latency = latency
+        #: When set, every answer is this status (a GitHub outage: 502, 503).
+        self.outage: int | None = None
         self.hooks: dict[str, list[dict[str, Any]]] = {}  # "owner/repo" or "org" -> hooks
         self.deliveries: dict[int, list[dict[str, Any]]] = {}
         self.requests: list[Seen] = []
@@ -271,6 +273,8 @@ class FakeGitHub:
         return 404, {"message": "Not Found"}
 
     def answer(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str], bool]:
+        if self.outage is not None:
+            return self.outage, b'{"message": "Service Unavailable"}', {}, False
         auth = headers.get("authorization", "")
         if auth not in (f"Bearer {self.token}", f"token {self.token}"):
             return 401, b'{"message": "Bad credentials"}', {}, False

@@ -697,6 +697,10 @@ def test_the_daily_notifies_after_the_snapshot_and_keeps_what_it_told(
     kept = _git(remote, "ls-tree", "-r", "--name-only", "main")
     assert "state/notify/repos/kahn-hq.json" in kept and "state/notify/fleet.json" in kept
     assert "state/notify/.run.lock" not in kept
+    # the tracking issue tells how the last daily run went (the run's own record)
+    assert notify(petrova, fleet, day(2, 2), e).exit_code == 0
+    [tracking] = [i for i in github.issues(ISSUES) if i["title"] == "petrova: fleet status"]
+    assert "## Last daily run\n\n- completed; warned: sync" in tracking["body"]
     # a failed notify warns and fails nothing
     github.secondary_limit = 100
     record_with(petrova, fleet, 3, "degraded", "new detail")

@@ -58,6 +58,19 @@ from petrova.sync.workspace import manifest_path
 )
 @click.option("--push", is_flag=True, help="With --commit-state: push it, rebasing if needed.")
 @click.option(
+    "--push-branch",
+    metavar="BRANCH",
+    default=None,
+    help="With --push: commit and push the state to BRANCH (e.g. petrova/state) instead "
+    "of the checked-out branch, for a protected main.",
+)
+@click.option(
+    "--page",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Where the fleet page goes. [default: beside -o, with .html]",
+)
+@click.option(
     "--wait",
     type=click.FloatRange(min=0, max=86400),
     default=600.0,
@@ -83,6 +96,8 @@ def daily(
     self_update: bool,
     commit_state: bool,
     push: bool,
+    push_branch: str | None,
+    page: Path | None,
     wait: float,
     strict: bool,
     metrics: Path | None,
@@ -90,12 +105,16 @@ def daily(
 ) -> None:
     """Refresh, sync, probe, snapshot and publish, and keep the ledgers: the daily job.
 
-    Steps, each petrova itself in a child process: `sync --self` (refresh the
-    control-plane checkout), `sync`, `probe --record`, `snapshot -o FILE
-    [--publish URL]`, then with --commit-state a commit of state/ (and with --push a
-    push, rebased and retried when a human's PR landed meanwhile). A failed refresh,
-    sync or probe warns and the snapshot still runs; a failed snapshot, publish or
-    state commit fails the run (exit 1) and a written file stays.
+    Steps, each petrova itself in a child process: with --push, first the bot's
+    commits an earlier run could not push; `sync --self` (refresh the control-plane
+    checkout), `sync`, `probe --record`, `snapshot -o FILE [--publish URL]`, the page
+    beside it (FILE.html, or --page), then with --commit-state a commit of the bot's
+    files (state/*.yaml and state/runs/daily.json, never state/promotions/) and with
+    --push a push, rebased and retried when a human's PR landed meanwhile. A failed
+    refresh, sync, probe or push warns (a failed push is STATE_NOT_PUSHED: the commit
+    is kept and pushed next run); a failed snapshot, publish, page or state commit
+    fails the run (exit 1) and a written file stays. Every run leaves its record in
+    state/runs/daily.json, which the snapshot and the page show.
 
     With --metrics FILE, the fleet's figures (from the snapshot written) and the
     run's (start, end, last success, each step's duration and exit code) are written
@@ -113,6 +132,11 @@ def daily(
         )
     if push and not commit_state:
         raise UsageError("--push goes with --commit-state", location=Location(field="--push"))
+    if push_branch is not None and not push:
+        raise UsageError(
+            "--push-branch goes with --commit-state --push",
+            location=Location(field="--push-branch"),
+        )
     if publish is not None:
         check_url(publish, option="--publish", sends_token=True)
         check_env_name(token_env)
@@ -132,6 +156,8 @@ def daily(
         commit_state=commit_state,
         push=push,
         wait=wait,
+        page=page,
+        push_branch=push_branch,
     )
     guard_output(metrics, inputs=[fleet.registry, output])
     started, timings = clock.now(), _Timings()

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from petrova.models import Snapshot, TierGate
+from petrova.models import DailyRun, Snapshot, TierGate
 from petrova.notify.escape import safe
 
 Kind = Literal["awaiting_promotion", "unhealthy", "sync_failing", "unpinned"]
@@ -105,8 +105,8 @@ class FleetView:
     cells: tuple[CellView, ...]
     syncs: tuple[SyncView, ...] = ()
     pins: tuple[PinView, ...] = ()
-    #: The last daily run's record, as the snapshot carries it (if it does).
-    daily: Mapping[str, Any] | None = field(default=None)
+    #: The last daily run's record, as the snapshot carries it (``last_run``), if any.
+    daily: DailyRun | None = field(default=None)
 
 
 # --- building the view ---------------------------------------------------------------------

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from petrova.models import format_timestamp, parse_timestamp
+from petrova.models import DailyRun, format_timestamp, parse_timestamp
 from petrova.notify import body as bodies
 from petrova.notify import state as told_state
 from petrova.notify.conditions import Condition, FleetView
@@ -212,11 +212,25 @@ def tracking_section(view: FleetView, found: list[Condition], numbers: Mapping[s
         if p.sha != p.pinned
     ]
     lines += ["", "## Contracts merged but not pinned", "", *bodies.bullet_list(unpinned)]
-    if view.daily:
-        lines += ["", "## Last daily run", ""]
-        lines += [f"- {safe(str(k))}: {safe(str(v))}" for k, v in sorted(view.daily.items())]
+    if view.daily is not None:
+        lines += ["", "## Last daily run", "", last_run_line(view.daily)]
     lines += ["", bodies.FOOTER]
     return "\n".join(lines)
+
+
+def last_run_line(run: DailyRun) -> str:
+    """The last daily run in one line that changes only when its outcome does (not every
+    day with its times): the issue is edited when a run breaks, not because one ran."""
+    if run.finished_at is None:
+        return f"- started {safe(run.started_at)} and **never finished**"
+    bad = {
+        outcome: [s.name for s in run.steps if s.outcome == outcome]
+        for outcome in ("failed", "warned")
+    }
+    if not bad["failed"] and not bad["warned"]:
+        return "- completed, every step ok"
+    said = [f"{o}: {safe(', '.join(names))}" for o, names in bad.items() if names]
+    return "- completed; " + "; ".join(said) + " (`state/runs/daily.json` has the times)"
 
 
 def tracking_issue(

@@ -22,6 +22,7 @@ from petrova.documents.shard import Shard
 from petrova.errors import IssuesRepoUnknown, Location
 from petrova.fleet.gather import FleetInputs, gather
 from petrova.fleet.rollout import gates_document, rollout_report
+from petrova.fleet.runs import last_run
 from petrova.fleet.snapshot import GATE_DAYS, snapshot_document
 from petrova.models import Snapshot
 from petrova.net.http import Secret
@@ -114,6 +115,9 @@ def read_fleet(plan: NotifyPlan) -> tuple[LoadedRegistry, FleetInputs, Snapshot]
     document = snapshot_document(inputs, now=plan.now, stale_after=plan.stale_after)
     report = rollout_report(inputs, document, now=plan.now, days=GATE_DAYS)
     document["gates"] = gates_document(report)
+    run = last_run(plan.state_dir)
+    if run is not None:
+        document["last_run"] = run.model_dump(mode="json")
     return loaded, inputs, Snapshot.model_validate(document)
 
 
@@ -309,9 +313,8 @@ def _view(
                 contracts[entry.slug] = merged
                 pr = (mine_told.get("pin_pr") or {}).get("number")
                 pins.append(pinpr.pin_view(loaded, merged, pr=pr))
-    view = FleetView(
-        snapshot, tuple(_cells(snapshot, inputs, plan.shard)), tuple(syncs), tuple(pins)
-    )
+    cells = tuple(_cells(snapshot, inputs, plan.shard))
+    view = FleetView(snapshot, cells, tuple(syncs), tuple(pins), snapshot.last_run)
     return view, contracts
 
 

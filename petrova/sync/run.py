@@ -40,6 +40,7 @@ from petrova.files.disk import confined
 from petrova.files.lock import file_lock
 from petrova.models import RepoEntry
 from petrova.net.git import TRUSTED_HOSTS_HINT, Git, Result
+from petrova.sync.origin import ORIGIN_CONFIG_ARGS, same_repo
 from petrova.sync.paths import probe_paths, sparse_patterns
 from petrova.sync.workspace import SCRATCH_NAME, SyncRecord, read_manifest, update_manifest
 
@@ -361,8 +362,8 @@ def _refuse_if_corrupt(ctx: _Context, dest: Path, origin: Result) -> None:
 def _update(ctx: _Context, entry: RepoEntry, dest: Path) -> tuple[Action, str, _RepoProblem | None]:
     git_dir = dest / ".git"
     _clear_stale_locks(git_dir, ctx.git.timeout)
-    origin = ctx.git.run(["config", "--get", "remote.origin.url"], cwd=dest)
-    if origin.stdout.strip() != entry.url:
+    origin = ctx.git.run(list(ORIGIN_CONFIG_ARGS), cwd=dest)
+    if not same_repo(origin.stdout.strip(), entry.url):
         _refuse_if_corrupt(ctx, dest, origin)
         shown = origin.stdout.strip() or "no origin"
         raise _RepoProblem(
