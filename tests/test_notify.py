@@ -463,6 +463,7 @@ def test_a_merged_contract_gets_one_pin_pr_that_follows_it_and_closes_when_pinne
     second_sha = sha12(text.encode())
     before = len(github.mutations)
     dry = notify(petrova, fleet, day(3), e, "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
     assert f"would push {branch}: kahn-hq at {second_sha}\n" in dry.stdout
     assert (
         f"would edit-pr PR #{pr['number']}: registry: pin kahn-hq at {second_sha}\n" in dry.stdout
