@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import click
 
-from petrova import clock
-from petrova.commands._common import (
-    WAIT_SECONDS,
-    FleetOptions,
-    fleet_options,
-    is_tty,
-    say,
-    shard_option,
-)
+from petrova import clock, terminal
+from petrova.commands._options import WAIT_SECONDS, FleetOptions, fleet_options, shard_option
+from petrova.commands._output import emit, say
 from petrova.documents.shard import Shard
 from petrova.errors import Location, NotifyIncomplete, UsageError
 from petrova.net.http import Secret, is_token_text
@@ -130,13 +123,14 @@ def notify(
         return token.scrub(text) if token is not None else text
 
     if as_json:
-        click.echo(clean(json.dumps(report.as_json(), ensure_ascii=False, indent=2)))
+        text = json.dumps(report.as_json(), ensure_ascii=False, indent=2) + "\n"
+        emit(clean(text).encode(), None)
     elif dry_run:
         for action in report.actions:
-            click.echo(clean(f"would {action.verb} {action.target}: {action.what}"))
+            emit(clean(f"would {action.verb} {action.target}: {action.what}\n").encode(), None)
         if not report.actions:
-            click.echo("nothing to tell")
-    elif is_tty(sys.stderr):
+            emit(b"nothing to tell\n", None)
+    elif terminal.watching():
         for action in report.actions:
             say(clean(f"{action.verb} {action.target}: {action.what}"))
     for problem in report.problems:
