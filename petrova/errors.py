@@ -532,6 +532,29 @@ class LedgerHistoryMissing(PetrovaError):
     code = "LEDGER_HISTORY_MISSING"
 
 
+# --- notify (petrova notify: issues, chat, the pin PR) ------------------------------------
+
+
+class NotifyIncomplete(CheckFailed):
+    """Something to tell could not be told this run (GitHub, chat, git push); it is
+    tried again next run."""
+
+    code = "NOTIFY_INCOMPLETE"
+
+
+class NotifyStateInvalid(PetrovaError):
+    """``state/notify/`` holds a file petrova did not write."""
+
+    code = "NOTIFY_STATE_INVALID"
+
+
+class IssuesRepoUnknown(UsageError):
+    """No issues repo could be named (``--issues-repo``, ``PETROVA_ISSUES_REPO``, or the
+    control plane's github.com url)."""
+
+    code = "ISSUES_REPO_UNKNOWN"
+
+
 # --- warning codes -----------------------------------------------------------------------
 # A warning is a problem with one item (a repo, a cell, a registry entry) that is reported
 # and the run goes on: in a snapshot's ``warnings``, a registry check's findings, the sync

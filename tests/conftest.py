@@ -162,6 +162,13 @@ def machine_clock(monkeypatch: pytest.MonkeyPatch) -> MachineClock:
     return move
 
 
+@pytest.fixture(autouse=True)
+def _no_github_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own GITHUB_TOKEN must never reach a test (the daily's notify step
+    would talk to the real GitHub): tests that want one pass it explicitly."""
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep petrova's read cache out of the user's home during the tests."""

@@ -6,6 +6,12 @@ Modified`` (not counted against the rate limit) for a matching ``If-None-Match``
 ``x-ratelimit-limit``/``-remaining``/``-reset`` on every answer, and ``403`` with
 ``x-ratelimit-remaining: 0`` once the budget is spent. Each request is recorded, and
 ``latency`` delays every answer (the benchmark's 50 ms).
+
+For ``petrova notify`` it also keeps issues, comments, labels and pull requests of any
+repo (one number sequence per repo, as GitHub has), answers their reads with ETags and
+their writes (``POST``/``PATCH``) as GitHub does, and logs every request that changed
+something, body included (:attr:`FakeGitHub.mutations`). ``secondary_limit`` makes the
+next writes answer ``403`` with ``Retry-After`` (GitHub's secondary rate limit).
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ import json
 import re
 import threading
 import time
-from dataclasses import dataclass
+import urllib.parse
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 ARES_URL = "https://ares.devarno.cloud/hooks/github"
+_REPO_API = re.compile(r"^/repos/([^/]+/[^/]+)/(issues|pulls|labels)(?:/([^/]+))?(?:/(comments))?$")
 _HOOKS = re.compile(r"^/(?:repos/([^/]+/[^/]+)|orgs/([^/]+))/hooks(?:/(\d+)/deliveries)?$")
 
 
@@ -31,6 +39,23 @@ class Seen:
     status: int
     #: Did this answer count against the rate limit?
     counted: bool
+
+
+@dataclass(frozen=True)
+class Mutation:
+    method: str
+    path: str
+    body: dict[str, Any]
+    raw: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Repo:
+    issues: dict[int, dict[str, Any]] = field(default_factory=dict)  # pulls included
+    comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    labels: set[str] = field(default_factory=set)
+    next_number: int = 1
 
 
 class FakeGitHub:
@@ -45,6 +70,12 @@ class FakeGitHub:
         self.hooks: dict[str, list[dict[str, Any]]] = {}  # "owner/repo" or "org" -> hooks
         self.deliveries: dict[int, list[dict[str, Any]]] = {}
         self.requests: list[Seen] = []
+        self.repos: dict[str, Repo] = {}
+        self.mutations: list[Mutation] = []
+        #: Writes still to be refused with 403 + Retry-After (a secondary rate limit).
+        self.secondary_limit = 0
+        self.per_page_max = 100
+        self.now = "2026-11-26T07:00:00Z"
         self._ids = itertools.count(101)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -95,6 +126,152 @@ class FakeGitHub:
         self._server.server_close()
         self._thread.join(timeout=10)
 
+    # --- issues, comments, labels, pulls (petrova notify) ---
+
+    def repo(self, name: str) -> Repo:
+        return self.repos.setdefault(name, Repo())
+
+    def issues(self, name: str, *, pulls: bool = False) -> list[dict[str, Any]]:
+        """The repo's issues (or pull requests), oldest first."""
+        items = self.repo(name).issues.values()
+        return [i for i in items if ("pull_request" in i) == pulls]
+
+    def comments(self, name: str, number: int) -> list[dict[str, Any]]:
+        return self.repo(name).comments.get(number, [])
+
+    def add_issue(
+        self, name: str, *, title: str, body: str, labels: tuple[str, ...] = (), state: str = "open"
+    ) -> int:
+        """An issue a person opened (or one planted by a test)."""
+        repo = self.repo(name)
+        number = repo.next_number
+        repo.next_number += 1
+        repo.issues[number] = {
+            "number": number,
+            "title": title,
+            "body": body,
+            "state": state,
+            "labels": [{"name": n} for n in labels],
+            "created_at": self.now,
+            "html_url": f"https://github.com/{name}/issues/{number}",
+        }
+        return number
+
+    def _repo_get(
+        self, name: str, kind: str, item: str | None, sub: str | None, query: str
+    ) -> tuple[int, Any, dict[str, str]]:
+        repo = self.repo(name)
+        params = dict(urllib.parse.parse_qsl(query))
+        if kind == "labels":
+            if item is None:
+                return 200, [{"name": n} for n in sorted(repo.labels)], {}
+            return (
+                (200, {"name": item}, {})
+                if item in repo.labels
+                else (404, {"message": "Not Found"}, {})
+            )
+        if item is not None:
+            issue = repo.issues.get(int(item)) if item.isdigit() else None
+            if issue is None or (kind == "pulls") != ("pull_request" in issue):
+                return 404, {"message": "Not Found"}, {}
+            if sub == "comments":
+                return 200, repo.comments.get(int(item), []), {}
+            return 200, issue, {}
+        if kind == "pulls":
+            found = [i for i in repo.issues.values() if "pull_request" in i]
+            if "head" in params:
+                found = [
+                    i for i in found if f"{name.split('/')[0]}:{i['head']['ref']}" == params["head"]
+                ]
+        else:
+            found = list(repo.issues.values())  # GitHub lists pulls as issues too
+            if "labels" in params:
+                want = set(params["labels"].split(","))
+                found = [i for i in found if want <= {lb["name"] for lb in i["labels"]}]
+        state = params.get("state", "open")
+        if state != "all":
+            found = [i for i in found if i["state"] == state]
+        if params.get("direction", "desc") == "desc":  # GitHub's default: newest first
+            found = found[::-1]
+        per_page = min(int(params.get("per_page", 30)), self.per_page_max)
+        page = int(params.get("page", 1))
+        chunk = found[(page - 1) * per_page : page * per_page]
+        extra = {}
+        if page * per_page < len(found):
+            nxt = dict(params, page=str(page + 1))
+            extra["Link"] = (
+                f'<{self.url}/repos/{name}/{kind}?{urllib.parse.urlencode(nxt)}>; rel="next"'
+            )
+        return 200, chunk, extra
+
+    def write(
+        self, method: str, path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """A POST or PATCH: applied as GitHub would, and logged."""
+        auth = headers.get("authorization", "")
+        if auth not in (f"Bearer {self.token}", f"token {self.token}"):
+            return 401, b'{"message": "Bad credentials"}', {}
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            return 400, b'{"message": "Problems parsing JSON"}', {}
+        with self._lock:
+            if self.secondary_limit > 0:
+                self.secondary_limit -= 1
+                return (
+                    403,
+                    b'{"message": "You have exceeded a secondary rate limit"}',
+                    {"Retry-After": "60"},
+                )
+            if self.remaining <= 0:
+                return 403, b'{"message": "API rate limit exceeded"}', {}
+            self.remaining -= 1
+            self.mutations.append(Mutation(method, path, body, raw, dict(headers)))
+            status, result = self._apply(method, path, body)
+        return status, json.dumps(result).encode(), {}
+
+    def _apply(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        match = _REPO_API.match(path.split("?")[0])
+        if match is None:
+            return 404, {"message": "Not Found"}
+        name, kind, item, sub = match.groups()
+        repo = self.repo(name)
+        if kind == "labels" and method == "POST" and item is None:
+            repo.labels.add(body["name"])
+            return 201, {"name": body["name"]}
+        if method == "POST" and item is None and kind in ("issues", "pulls"):
+            number = repo.next_number
+            repo.next_number += 1
+            issue: dict[str, Any] = {
+                "number": number,
+                "title": body.get("title", ""),
+                "body": body.get("body", ""),
+                "state": "open",
+                "labels": [{"name": n} for n in body.get("labels", [])],
+                "created_at": self.now,
+                "html_url": f"https://github.com/{name}/{kind[:-1]}/{number}",
+            }
+            if kind == "pulls":
+                issue["pull_request"] = {}
+                issue["head"] = {"ref": body["head"]}
+                issue["base"] = {"ref": body["base"]}
+                issue["merged"] = False
+            repo.issues[number] = issue
+            return 201, issue
+        if item is None or not item.isdigit() or int(item) not in repo.issues:
+            return 404, {"message": "Not Found"}
+        issue = repo.issues[int(item)]
+        if sub == "comments" and method == "POST":
+            comment = {"id": next(self._ids), "body": body["body"], "created_at": self.now}
+            repo.comments.setdefault(int(item), []).append(comment)
+            return 201, comment
+        if method == "PATCH":
+            for key in ("title", "body", "state", "state_reason"):
+                if key in body:
+                    issue[key] = body[key]
+            return 200, issue
+        return 404, {"message": "Not Found"}
+
     def answer(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str], bool]:
         if self.outage is not None:
             return self.outage, b'{"message": "Service Unavailable"}', {}, False
@@ -103,7 +280,15 @@ class FakeGitHub:
             return 401, b'{"message": "Bad credentials"}', {}, False
         match = _HOOKS.match(path.split("?")[0])
         body: Any
-        if match is None:
+        extra: dict[str, str] = {}
+        repo_match = _REPO_API.match(path.split("?")[0])
+        if repo_match is not None:
+            name, kind, item, sub = repo_match.groups()
+            with self._lock:
+                status, body, extra = self._repo_get(
+                    name, kind, item, sub, urllib.parse.urlsplit(path).query
+                )
+        elif match is None:
             status, body = 404, {"message": "Not Found"}
         else:
             scope = match.group(1) or match.group(2)
@@ -122,7 +307,7 @@ class FakeGitHub:
             if self.remaining <= 0:
                 return 403, b'{"message": "API rate limit exceeded"}', {}, False
             self.remaining -= 1
-        return status, data, {"ETag": etag} if status == 200 else {}, True
+        return status, data, {**extra, "ETag": etag} if status == 200 else {}, True
 
 
 def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
@@ -149,5 +334,26 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def _write(self) -> None:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            status, body, extra = fake.write(self.command, self.path, headers, raw)
+            with fake._lock:
+                fake.requests.append(Seen(self.path, headers, status, status < 400))
+            self.send_response(status)
+            for name, value in extra.items():
+                self.send_header(name, value)
+            self.send_header("x-ratelimit-limit", str(fake.limit))
+            self.send_header("x-ratelimit-remaining", str(max(fake.remaining, 0)))
+            self.send_header("x-ratelimit-reset", str(fake.reset))
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = _write
+        do_PATCH = _write
 
     return Handler

@@ -8,10 +8,12 @@
 2. **sync** the consumers' clones (``petrova sync``);
 3. **probe** every wired cell and record the outcomes (``petrova probe --record``);
 4. **snapshot** to ``-o FILE`` and ``--publish`` it;
-5. **page**: the fleet page beside it (``fleet.json`` -> ``fleet.html``, or ``--page``);
-6. **keep state**: commit the bot's files (the ledgers ``state/*.yaml`` and the run
-   record ``state/runs/daily.json``, never ``state/promotions/``, which humans own);
-7. **push state**: push that commit (to the branch, or to ``--push-branch``).
+5. **notify**: issues, chat and pin PRs for what needs a human (``petrova notify``);
+6. **page**: the fleet page beside it (``fleet.json`` -> ``fleet.html``, or ``--page``);
+7. **keep state**: commit the bot's files (the ledgers ``state/*.yaml``, the run record
+   ``state/runs/daily.json`` and what notify told, ``state/notify/``; never
+   ``state/promotions/``, which humans own);
+8. **push state**: push that commit (to the branch, or to ``--push-branch``).
 
 Each step is petrova itself in a child process (or, for git, one small function), so one
 step's crash cannot take the others with it, and its exit code decides, by
@@ -57,6 +59,7 @@ STEPS: dict[str, Policy] = {
     "sync": "warn",
     "probe": "warn",
     "snapshot": "fail",
+    "notify": "warn",  # telling is retried next run; it never fails the snapshot or state
     "page": "fail",
     "keep state": "fail",
     "push state": "warn",
@@ -156,6 +159,7 @@ def step_commands(plan: DailyPlan) -> list[tuple[str, list[str]]]:
         if plan.token_env is not None:
             snapshot += ["--token-env", plan.token_env]
     steps.append(("snapshot", snapshot))
+    steps.append(("notify", [*me, "notify", *fleet]))
     return steps
 
 
@@ -404,7 +408,7 @@ def commit_ledgers(top: Path, ledgers: Sequence[str]) -> None:
 
 
 def bot_pathspecs(plan: DailyPlan, top: Path) -> list[str]:
-    """The bot's files and nothing else: the ledgers and the run record. Never a lock
+    """The bot's files and nothing else: the ledgers, the run record and notify's. Never a lock
     file, a temporary file, or ``state/promotions/`` (the humans' files); ``[]`` when
     there is none yet (git refuses a pathspec that matches nothing)."""
     try:
@@ -417,6 +421,7 @@ def bot_pathspecs(plan: DailyPlan, top: Path) -> list[str]:
     wanted = {
         f":(glob){relative}/*.yaml": any(plan.state_dir.glob("*.yaml")),
         f":(glob){relative}/{RUNS_RELPATH.as_posix()}": (plan.state_dir / RUNS_RELPATH).exists(),
+        f":(glob){relative}/notify/**/*.json": any((plan.state_dir / "notify").glob("**/*.json")),
     }
     found = [
         spec
@@ -484,6 +489,9 @@ def _commit_to_branch(top: Path, plan: DailyPlan, branch: str) -> str:
     record = plan.state_dir / RUNS_RELPATH
     if record.is_file():
         files[f"{relative}/{RUNS_RELPATH.as_posix()}"] = record
+    told = plan.state_dir / "notify"
+    for path in sorted(told.glob("**/*.json")):  # what notify told: bot-owned too
+        files[f"{relative}/{path.relative_to(plan.state_dir).as_posix()}"] = path
     tree = _tree_of(top, files)
     if tip and _git(top, "rev-parse", f"{tip}^{{tree}}").stdout.strip() == tree:
         return ""

@@ -144,7 +144,7 @@ def test_a_state_dir_outside_the_checkout_is_refused(control_plane: Fleet, tmp_p
 def test_steps_never_carry_a_token_and_follow_the_policy(control_plane: Fleet) -> None:
     plan = _plan(control_plane, publish="https://ingest.example/x", token_env="INGEST")
     names = [name for name, _ in step_commands(plan)]
-    assert names == ["refresh", "sync", "probe", "snapshot"]
+    assert names == ["refresh", "sync", "probe", "snapshot", "notify"]
     for _, argv in step_commands(plan):
         assert all("secret" not in a for a in argv)
     said: list[str] = []
@@ -157,7 +157,7 @@ def test_steps_never_carry_a_token_and_follow_the_policy(control_plane: Fleet) -
 
     report = run_daily(plan, runner=runner)  # type: ignore[arg-type]
     assert [r.name for r in report.warned] == ["sync"] and report.failed == []
-    assert said == ["sync", "sync", "probe", "snapshot"]  # the snapshot still ran
+    assert said == ["sync", "sync", "probe", "snapshot", "notify"]  # the snapshot still ran
     # the run left its record: every step and its outcome, and that it finished
     record = json.loads((control_plane.state_dir / "runs" / "daily.json").read_bytes())
     [run] = record["runs"]
@@ -167,6 +167,7 @@ def test_steps_never_carry_a_token_and_follow_the_policy(control_plane: Fleet) -
         ("sync", "warned"),
         ("probe", "ok"),
         ("snapshot", "ok"),
+        ("notify", "ok"),
     ]
 
 
