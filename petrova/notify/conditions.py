@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from petrova.models import DailyRun, Snapshot, TierGate
+from petrova.models import DailyRun, FleetSnapshot, Gate
 from petrova.notify.escape import safe
 
 Kind = Literal["awaiting_promotion", "unhealthy", "sync_failing", "unpinned"]
@@ -101,7 +101,7 @@ class PinView:
 
 @dataclass(frozen=True)
 class FleetView:
-    snapshot: Snapshot
+    snapshot: FleetSnapshot
     cells: tuple[CellView, ...]
     syncs: tuple[SyncView, ...] = ()
     pins: tuple[PinView, ...] = ()
@@ -298,7 +298,7 @@ def cell_transition(cell: CellView, told: str | None) -> Transition | None:
     return Transition(key, now, text)
 
 
-def gate_transition(gate: TierGate, told: bool | None) -> Transition | None:
+def gate_transition(gate: Gate, told: bool | None) -> Transition | None:
     """Tier gate opened or closed; the first sight of a gate is remembered, not told."""
     if told is None or told == gate.green:
         return None if told == gate.green else Transition(f"gate/{gate.tier}", _g(gate), "")
@@ -312,7 +312,7 @@ def gate_transition(gate: TierGate, told: bool | None) -> Transition | None:
     return Transition(f"gate/{gate.tier}", _g(gate), text)
 
 
-def _g(gate: TierGate) -> str:
+def _g(gate: Gate) -> str:
     return "open" if gate.green else "closed"
 
 

@@ -21,10 +21,8 @@ from petrova.documents.registry import LoadedRegistry, load_registry
 from petrova.documents.shard import Shard
 from petrova.errors import IssuesRepoUnknown, Location
 from petrova.fleet.gather import FleetInputs, gather
-from petrova.fleet.rollout import gates_document, rollout_report
-from petrova.fleet.runs import last_run
-from petrova.fleet.snapshot import GATE_DAYS, snapshot_document
-from petrova.models import Snapshot
+from petrova.fleet.snapshot import fleet_snapshot
+from petrova.models import FleetSnapshot
 from petrova.net.http import Secret
 from petrova.notify import body as bodies
 from petrova.notify import pinpr
@@ -109,19 +107,16 @@ def github_wiring(token: Secret | None, *, timeout: float = 30.0) -> Callable[[s
 # --- reading the fleet ----------------------------------------------------------------------
 
 
-def read_fleet(plan: NotifyPlan) -> tuple[LoadedRegistry, FleetInputs, Snapshot]:
+def read_fleet(plan: NotifyPlan) -> tuple[LoadedRegistry, FleetInputs, FleetSnapshot]:
     loaded = load_registry(plan.registry, plan.catalogue, today=plan.now.date())
     inputs = gather(loaded, state_dir=plan.state_dir, workspace=plan.workspace)
-    document = snapshot_document(inputs, now=plan.now, stale_after=plan.stale_after)
-    report = rollout_report(inputs, document, now=plan.now, days=GATE_DAYS)
-    document["gates"] = gates_document(report)
-    run = last_run(plan.state_dir)
-    if run is not None:
-        document["last_run"] = run.model_dump(mode="json")
-    return loaded, inputs, Snapshot.model_validate(document)
+    snapshot = fleet_snapshot(
+        inputs, state_dir=plan.state_dir, now=plan.now, stale_after=plan.stale_after
+    )
+    return loaded, inputs, snapshot
 
 
-def _cells(snapshot: Snapshot, inputs: FleetInputs, shard: Shard) -> list[CellView]:
+def _cells(snapshot: FleetSnapshot, inputs: FleetInputs, shard: Shard) -> list[CellView]:
     cells = []
     for row in snapshot.rows:
         if row.integrations is None or not shard.holds(row.slug):
@@ -263,7 +258,7 @@ def _view(
     plan: NotifyPlan,
     loaded: LoadedRegistry,
     inputs: FleetInputs,
-    snapshot: Snapshot,
+    snapshot: FleetSnapshot,
     told: told_state.NotifyState,
     mine: list[str],
 ) -> tuple[FleetView, dict[str, pinpr.Merged]]:
