@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install snapshot test test-slow test-future browser faketime lint format artefacts check-artefacts bench clean
+.PHONY: install snapshot test test-slow test-future browser node-deps faketime lint format artefacts check-artefacts bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ snapshot: $(STAMP)
 
 ## Lint, types, generated artefacts up to date, then the test suite (browser tests
 ## included; the slow fault-injection loops are `make test-slow`).
-test: lint check-artefacts browser
+test: lint check-artefacts browser node-deps
 	$(BIN)/python -m pytest -m 'not slow'
 
 ## The kill loops and the benchmark harness: long, so CI runs them as their own step.
@@ -34,7 +34,7 @@ test-slow: $(STAMP)
 
 ## The suite with the clock a year and more ahead (libfaketime moves it for every
 ## subprocess too): nothing in it may depend on today's date. Browser tests left out.
-test-future: $(STAMP) faketime
+test-future: $(STAMP) faketime node-deps
 	faketime -f '+400d' $(BIN)/python -m pytest -q -m 'not slow and not browser'
 
 ## Debian's faketime for `make test-future`, installed only when it is missing.
@@ -52,6 +52,17 @@ browser:
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	fi
 
+## zod 4, TypeScript and Ajv for tests/test_consumers.py (the dashboards' side), from the
+## npm registry at the exact versions of tests/node/package-lock.json (`npm ci`), again only
+## when the lock changed. Without node those tests skip and say so.
+node-deps:
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  echo "node/npm not found: tests/test_consumers.py (tsc, zod, Ajv) will be skipped"; \
+	elif [ ! -f tests/node/node_modules/.package-lock.json ] \
+	    || [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then \
+	  cd tests/node && npm ci --no-audit --no-fund --loglevel=error; \
+	fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check petrova tests benchmarks
 	$(BIN)/ruff format --check petrova tests benchmarks
@@ -61,7 +72,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix petrova tests benchmarks
 	$(BIN)/ruff format petrova tests benchmarks
 
-## Regenerate contracts/*.schema.json and contracts/fixtures/*.json from the code.
+## Regenerate contracts/*.schema.json, contracts/snapshot.zod.ts and contracts/fixtures/*.json
+## from the code.
 artefacts: $(STAMP)
 	$(BIN)/petrova contracts generate
 

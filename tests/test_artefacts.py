@@ -18,7 +18,7 @@ from tests.conftest import CATALOGUE, ROOT, Petrova
 def test_checked_in_artefacts_are_current(petrova: Petrova) -> None:
     run = petrova("contracts", "generate", "--check", "--root", str(ROOT))
     assert run.exit_code == 0, run.stderr
-    assert run.stderr.count("identical") == 5
+    assert run.stderr.count("identical") == 7
 
 
 def _project_copy(tmp_path: Path) -> Path:
@@ -83,6 +83,20 @@ def test_catalogue_change_flows_into_the_schemas(tmp_path: Path, petrova: Petrov
     assert (eva["applicability"], eva["declared"], eva["status"]) == ("optional", None, "pending")
     assert [w["code"] for w in fixture["warnings"]] == ["CONTRACT_INCOMPLETE", "STATE_MISSING"]
     assert "does not declare eva yet" in fixture["warnings"][0]["message"]
+    # the dashboards' module types the new id, and the consumer catalogue accepts it
+    module = (root / "contracts" / "snapshot.zod.ts").read_text()
+    ids = '["ares", "traceo", "crumb", "lore_cairnet", "eva"]'
+    assert f"export const INTEGRATION_IDS = {ids} as const;" in module
+    assert "    eva: IntegrationCellSchema.optional(),\n" in module
+    assert '  eva: "EVA",\n' in module
+    consumer = json.loads((root / "contracts" / "contract.consumer.schema.json").read_text())
+    assert list(consumer["properties"]["integrations"]["properties"]) == [
+        "ares",
+        "traceo",
+        "crumb",
+        "lore_cairnet",
+        "eva",
+    ]
 
 
 def test_shipped_registry_pins_the_control_planes_own_contract() -> None:

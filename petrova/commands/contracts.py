@@ -39,11 +39,13 @@ def contracts() -> None:
     help="Write nothing; exit 1 when a checked-in artefact differs from the code.",
 )
 def generate(root: Path, check: bool) -> None:
-    """Regenerate contracts/*.schema.json and contracts/fixtures/*.json from the code.
+    """Regenerate contracts/*.schema.json, snapshot.zod.ts and fixtures/*.json from the code.
 
-    The schemas come from the models, specialised by the catalogue; the fixtures
-    are snapshots of the shipped registry and of contracts/fixtures/all-statuses/,
-    taken at a fixed time so they are byte-for-byte reproducible.
+    The schemas come from the models, specialised by the catalogue; snapshot.zod.ts is
+    the snapshot schema as zod 4 for the dashboards, and contract.consumer.schema.json the
+    catalogue for validators with strict defaults (docs/CONSUMERS.md). The fixtures are
+    snapshots of contracts/fixtures/spine/ and contracts/fixtures/all-statuses/, taken
+    at a fixed time so they are byte-for-byte reproducible.
     """
     results = write_artefacts(root, check=check)
     for path, verb in results:

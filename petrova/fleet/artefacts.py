@@ -1,4 +1,4 @@
-"""The generated files consumers depend on: schemas and contract-test fixtures.
+"""The generated files consumers depend on: schemas, the zod module, contract-test fixtures.
 
 One function computes every artefact's bytes from the code and the shipped data;
 ``petrova contracts generate`` writes them and ``--check`` compares, so a
@@ -14,9 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from petrova.documents.catalogue import CATALOGUE_RELPATH, Catalogue, load_catalogue
-from petrova.documents.schemas import registry_schema, snapshot_schema, state_schema
+from petrova.documents.schemas import (
+    consumer_catalogue_schema,
+    open_snapshot_schema,
+    registry_schema,
+    snapshot_schema,
+    state_schema,
+)
 from petrova.files.disk import write_atomic
 from petrova.fleet.snapshot import make_snapshot
+from petrova.render.zod import zod_module
 
 #: The fixtures' clock, so that they are byte-for-byte reproducible.
 FIXTURE_TIME = datetime(2026, 11, 26, 7, 0, 0, tzinfo=UTC)
@@ -36,6 +43,20 @@ class Artefact:
 
 def _schema_bytes(schema: dict[str, Any]) -> bytes:
     return (json.dumps(schema, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+#: The dashboards' names for two of the models (their zod schemas predate petrova's).
+ZOD_NAMES = {"SnapshotCell": "IntegrationCell", "SnapshotRow": "StatusRow"}
+
+
+def _zod_bytes(catalogue: Catalogue) -> bytes:
+    """The snapshot as zod 4 schemas, from the same models and catalogue as its JSON Schema."""
+    return zod_module(
+        open_snapshot_schema(catalogue),
+        document="Snapshot",
+        renamed=ZOD_NAMES,
+        integrations=[(i.id, i.title) for i in catalogue.integrations],
+    ).encode()
 
 
 def _fixture(
@@ -62,6 +83,11 @@ def artefacts(root: Path) -> list[Artefact]:
         Artefact(contracts / "snapshot.schema.json", _schema_bytes(snapshot_schema(catalogue))),
         Artefact(contracts / "registry.schema.json", _schema_bytes(registry_schema(catalogue))),
         Artefact(contracts / "state.schema.json", _schema_bytes(state_schema(catalogue))),
+        Artefact(
+            contracts / "contract.consumer.schema.json",
+            _schema_bytes(consumer_catalogue_schema(catalogue)),
+        ),
+        Artefact(contracts / "snapshot.zod.ts", _zod_bytes(catalogue)),
         Artefact(
             fixtures / "snapshot-with-integrations.json",
             _fixture(
