@@ -14,10 +14,13 @@ from petrova.commands._common import (
     fleet_options,
     is_tty,
     say,
+    shard_option,
 )
 from petrova.delivery.publish import check_env_name, check_url
+from petrova.documents.shard import ALL, Shard
 from petrova.errors import CheckFailed, Location, UsageError
 from petrova.fleet.daily import STEPS, DailyPlan, StepResult, raise_for, run_daily
+from petrova.fleet.shards import PUSH_DEADLINE
 
 
 @click.command()
@@ -25,8 +28,8 @@ from petrova.fleet.daily import STEPS, DailyPlan, StepResult, raise_for, run_dai
     "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
-    required=True,
-    help="Where the snapshot is written (atomically replaced).",
+    default=None,
+    help="Where the snapshot is written (atomically replaced). Required, but with --shard.",
 )
 @click.option("--publish", metavar="URL", default=None, help="POST the snapshot here.")
 @click.option(
@@ -58,6 +61,34 @@ from petrova.fleet.daily import STEPS, DailyPlan, StepResult, raise_for, run_dai
     help="How long the snapshot waits for another run's lock.",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 when a step warned, not only when one failed.")
+@shard_option
+@click.option(
+    "--bundle",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="With --shard: write the shard's hand-over for the final job here (its sync "
+    "manifest records and each repo's .petrova/).",
+)
+@click.option(
+    "--final",
+    is_flag=True,
+    help="The final job of a sharded run: no sync, no probe; the snapshot from the merged "
+    "ledgers and the shards' hand-overs, published.",
+)
+@click.option(
+    "--from-shards",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="With --final: the folder holding the shards' bundles (one per sub-folder).",
+)
+@click.option(
+    "--push-deadline",
+    type=click.FloatRange(min=0, max=86400),
+    default=PUSH_DEADLINE,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --shard --push: keep rebasing and pushing (jittered backoff) this long.",
+)
 @fleet_options()
 def daily(
     output: Path,
@@ -69,6 +100,11 @@ def daily(
     push: bool,
     wait: float,
     strict: bool,
+    shard: Shard,
+    bundle: Path | None,
+    final: bool,
+    from_shards: Path | None,
+    push_deadline: float,
     fleet: FleetOptions,
 ) -> None:
     """Refresh, sync, probe, snapshot and publish, and keep the ledgers: the daily job.
@@ -79,6 +115,12 @@ def daily(
     push, rebased and retried when a human's PR landed meanwhile). A failed refresh,
     sync or probe warns and the snapshot still runs; a failed snapshot, publish or
     state commit fails the run (exit 1) and a written file stays.
+
+    Beyond one runner: `--shard K/N` syncs and probes only shard K's repos, writes
+    their hand-over with --bundle DIR, and commits only their ledgers (with --push,
+    rebased and retried with jittered backoff until --push-deadline); then one
+    `--final [--from-shards DIR]` run builds the snapshot from the merged ledgers and
+    the hand-overs and publishes it. See docs/OPERATIONS.md.
 
     Prints nothing when all is well and no terminal is attached; what it prints is
     worth a person's attention.
@@ -92,6 +134,9 @@ def daily(
         )
     if push and not commit_state:
         raise UsageError("--push goes with --commit-state", location=Location(field="--push"))
+    sharded = _check_sharding(shard, bundle, final, from_shards, output, publish)
+    if output is None:
+        output = workspace / ".petrova-shard-snapshot.json"  # never written: no snapshot step
     if publish is not None:
         check_url(publish, option="--publish", sends_token=True)
         check_env_name(token_env)
@@ -108,12 +153,48 @@ def daily(
         commit_state=commit_state,
         push=push,
         wait=wait,
+        shard=sharded,
+        bundle=bundle,
+        final=final,
+        from_shards=from_shards,
+        push_deadline=push_deadline,
     )
     report = run_daily(plan, on_step=_reporter())
     raise_for(report)
     if strict and report.warned:
         names = ", ".join(r.name for r in report.warned)
         raise CheckFailed(f"steps warned under --strict: {names}")
+
+
+def _check_sharding(
+    shard: Shard,
+    bundle: Path | None,
+    final: bool,
+    from_shards: Path | None,
+    output: Path | None,
+    publish: str | None,
+) -> Shard | None:
+    """The options of a sharded run, checked together; the shard, or None for all."""
+    sharded = None if shard == ALL else shard
+    if final and shard != ALL:
+        raise UsageError(
+            "--final runs once, after every --shard K/N run: pass one or the other",
+            location=Location(field="--final"),
+        )
+    if bundle is not None and sharded is None:
+        raise UsageError("--bundle goes with --shard K/N", location=Location(field="--bundle"))
+    if from_shards is not None and not final:
+        raise UsageError(
+            "--from-shards goes with --final", location=Location(field="--from-shards")
+        )
+    if sharded is not None and (output is not None or publish is not None):
+        raise UsageError(
+            "a shard makes no snapshot (the --final run does): drop -o and --publish",
+            location=Location(field="--shard"),
+        )
+    if sharded is None and output is None:
+        raise UsageError("-o FILE is required (but with --shard)", location=Location(field="-o"))
+    return sharded
 
 
 def _reporter() -> Callable[[StepResult], None]:

@@ -13,6 +13,11 @@ goes on: a failed refresh, sync or probe warns and the snapshot still runs on wh
 last recorded (cells go stale honestly); a failed snapshot, publish or state commit
 fails the run, and a written file stays. What a step says on stderr is passed on only
 when it is worth a person's attention: unattended and all well, the job prints nothing.
+
+Beyond one runner (SPEC §14): ``--shard K/N`` runs steps 1-3 for its share, hands its
+contracts over (``--bundle``) and keeps only its repos' ledgers, pushing until a
+deadline; ``--final`` merges the shards' hand-overs and runs step 4 without syncing or
+probing again (:mod:`petrova.fleet.shards`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,16 @@ from pathlib import Path
 from typing import Literal
 
 from petrova import clock
+from petrova.documents.shard import Shard
 from petrova.errors import DailyFailed, GitFailed, GitMissing, GitTimeout, StateNotCommitted
+from petrova.fleet.shards import (
+    PUSH_DEADLINE,
+    in_process,
+    merge_bundles,
+    push_until,
+    shard_ledgers,
+    write_bundle,
+)
 from petrova.models import format_timestamp
 from petrova.net.git import Git, Result
 
@@ -41,6 +55,9 @@ STEPS: dict[str, Policy] = {
     "probe": "warn",
     "snapshot": "fail",
     "keep state": "fail",
+    # the sharded daily (SPEC §14, petrova/fleet/shards.py)
+    "bundle": "fail",  # a shard's hand-over of its contracts to the final job
+    "shards": "warn",  # the final job merging the shards' hand-overs
 }
 
 #: The identity the job commits ledgers as, unless git's own variables say otherwise.
@@ -67,6 +84,16 @@ class DailyPlan:
     commit_state: bool = False
     push: bool = False
     wait: float = 600.0
+    #: A shard's share (``--shard K/N``): sync, probe and keep its own ledgers, no snapshot.
+    shard: Shard | None = None
+    #: A shard: where to write its hand-over for the final job (``--bundle DIR``).
+    bundle: Path | None = None
+    #: The final job (``--final``): merge the shards' bundles, snapshot, publish.
+    final: bool = False
+    #: The final job: the folder holding the shards' bundles (``--from-shards DIR``).
+    from_shards: Path | None = None
+    #: Seconds a shard keeps retrying its push (``--push-deadline``).
+    push_deadline: float = PUSH_DEADLINE
 
 
 @dataclass(frozen=True)
@@ -120,8 +147,13 @@ def step_commands(plan: DailyPlan) -> list[tuple[str, list[str]]]:
     steps: list[tuple[str, list[str]]] = []
     if plan.self_update:
         steps.append(("refresh", [*me, "sync", "--self", *common]))
-    steps.append(("sync", [*me, "sync", *common, "--workspace", str(plan.workspace), *jobs]))
-    steps.append(("probe", [*me, "probe", "--record", *fleet, *jobs]))
+    share = [] if plan.shard is None else ["--shard", str(plan.shard)]
+    if not plan.final:  # the final job builds on the shards' sync and probes
+        sync = [*me, "sync", *common, "--workspace", str(plan.workspace), *jobs, *share]
+        steps.append(("sync", sync))
+        steps.append(("probe", [*me, "probe", "--record", *fleet, *jobs, *share]))
+    if plan.shard is not None:
+        return steps  # a shard's snapshot would be a part: the final job makes the whole
     snapshot = [*me, "snapshot", *fleet, "-o", str(plan.output), "--wait", str(plan.wait)]
     if plan.publish is not None:
         snapshot += ["--publish", plan.publish]
@@ -140,12 +172,25 @@ def run_daily(
     """Run the sequence; never raises for a step's failure, the report says it."""
     report = DailyReport()
     started = file_clock_now(plan.registry.parent)  # what is older is not this run's
+
+    def in_process_step(name: str, work: Callable[[], str]) -> None:
+        result = StepResult(name, *in_process(name, work))
+        report.results.append(result)
+        if on_step is not None:
+            on_step(result)
+
+    if plan.final and plan.from_shards is not None:
+        shards_dir = plan.from_shards
+        in_process_step("shards", lambda: _said(merge_bundles(shards_dir, plan.workspace)))
     for name, argv in step_commands(plan):
         code, said = runner(argv, plan.registry.parent)
         result = StepResult(name, code, said)
         report.results.append(result)
         if on_step is not None:
             on_step(result)
+    if plan.shard is not None and plan.bundle is not None:
+        shard, bundle = plan.shard, plan.bundle
+        in_process_step("bundle", lambda: _said(write_bundle(plan.workspace, bundle, shard)))
     if plan.commit_state:
         try:
             said = keep_state(plan, started=started)
@@ -156,6 +201,11 @@ def run_daily(
         if on_step is not None:
             on_step(result)
     return report
+
+
+def _said(_report: object) -> str:
+    """In-process steps are quiet when all is well, as the child steps are."""
+    return ""
 
 
 def raise_for(report: DailyReport) -> None:
@@ -308,8 +358,10 @@ def stage_ledgers(top: Path, ledgers: Sequence[str]) -> bool:
     return not _git(top, "diff", "--cached", "--quiet", "HEAD", "--", *ledgers).ok
 
 
-def commit_ledgers(top: Path, ledgers: Sequence[str]) -> None:
+def commit_ledgers(top: Path, ledgers: Sequence[str], *, shard: Shard | None = None) -> None:
     message = f"{COMMIT_PREFIX}{format_timestamp(clock.now())}"
+    if shard is not None:
+        message += f" (shard {shard})"
     args = ["commit", "--quiet", "--no-verify", "-m", message, "--", *ledgers]
     result = _git(top, *args, env=_bot_identity())
     if not result.ok:
@@ -341,14 +393,20 @@ def keep_state(plan: DailyPlan, *, started: float | None = None) -> str:
     tracked = _git(top, "ls-files", "--", *ledgers).stdout
     if not tracked and not any(plan.state_dir.glob("*.yaml")):
         return ""  # no ledger yet, none removed: nothing to keep
+    if plan.shard is not None:  # this shard's repos' ledgers and no others
+        ledgers = shard_ledgers(plan.state_dir, tracked.split(), relative.as_posix(), plan.shard)
+        if not ledgers:
+            return ""
     said = clear_stale_index_lock(top, started)
     said += abort_own_rebase(top, started)
     branch = current_branch(top)
     if stage_ledgers(top, ledgers):
-        commit_ledgers(top, ledgers)
+        commit_ledgers(top, ledgers, shard=plan.shard)
     elif not (plan.push and unpushed(top, branch)):
         return said
-    if plan.push:
+    if plan.push and plan.shard is not None:
+        push_until(top, branch, identity=_bot_identity(), deadline=plan.push_deadline)
+    elif plan.push:
         push_with_retry(top, branch, ledgers)
     return said
 
