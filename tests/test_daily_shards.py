@@ -115,21 +115,10 @@ def test_n_shards_then_final_give_one_runners_snapshot(
     running = []
     for k in range(1, SHARDS + 1):
         root = checkout(origin, tmp_path / f"shard-{k}")
-        running.append(
-            start_daily(
-                root,
-                remotes,
-                "--no-self-update",
-                "--shard",
-                f"{k}/{SHARDS}",
-                "--workspace",
-                str(root / "workspace"),
-                "--bundle",
-                str(bundles / f"shard-{k}"),
-                "--commit-state",
-                "--push",
-            )  # fmt: skip
-        )
+        shard = ["--shard", f"{k}/{SHARDS}", "--bundle", str(bundles / f"shard-{k}")]
+        where = ["--workspace", str(root / "workspace")]
+        push = ["--commit-state", "--push"]
+        running.append(start_daily(root, remotes, "--no-self-update", *shard, *where, *push))
     for proc in running:
         assert finish(proc) == (0, "")
 
