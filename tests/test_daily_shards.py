@@ -21,7 +21,7 @@ from petrova.errors import StateNotCommitted, SyncManifestInvalid
 from petrova.files.disk import sha12
 from petrova.fleet.shards import merge_bundles, push_until, shard_ledgers, write_bundle
 from petrova.sync.workspace import read_manifest
-from tests.conftest import PETROVA_BIN, Fleet, Petrova, _clean_env
+from tests.conftest import PETROVA_BIN, Fleet, Petrova, _clean_env, run_inprocess
 from tests.syncfleet import Remotes, contract_text, git
 from tests.test_sync import keep_only, probe_catalogue
 
@@ -273,3 +273,80 @@ def test_a_push_that_never_succeeds_stops_at_its_deadline(tmp_path: Path) -> Non
     with pytest.raises(StateNotCommitted, match=r"did not succeed within 0s \(1 attempts\)"):
         push_until(clone, "main", identity=IDENTITY, deadline=0, sleep=slept.append)
     assert slept == []
+
+
+# --- a shard spends only its share of the rate limit -----------------------------------------
+
+
+def test_the_budget_gives_a_shard_its_share_of_what_is_left() -> None:
+    from petrova.net.http import Answer
+    from petrova.probe.github import Budget, BudgetSpent
+
+    budget = Budget(shares=4)
+
+    def answer(remaining: int, status: int = 200) -> Answer:
+        headers = {"x-ratelimit-remaining": str(remaining), "x-ratelimit-reset": "1900000000"}
+        return Answer(status, "", headers, b"[]")
+
+    spent = 0
+    with pytest.raises(BudgetSpent, match=r"share of the GitHub rate limit is spent \(1/4"):
+        for remaining in range(99, 0, -1):  # GitHub counts down as the others spend too
+            with budget.ask():
+                budget.update(answer(remaining))
+            spent += 1
+    assert budget.allowance == 25  # (99 left + 1 spent) // 4
+    assert spent == 25
+    single = Budget()
+    for remaining in range(99, 50, -1):
+        with single.ask():
+            single.update(answer(remaining))
+    assert single.allowance is None  # one runner: the whole budget, as before
+    assert single.counted == 49
+
+
+def test_shards_probing_at_once_share_the_budget_and_never_see_403(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    from tests.fake_github import FakeGitHub
+    from tests.fake_services import FakeService, make_certificate
+    from tests.test_probe import World
+
+    github = FakeGitHub(limit=30)
+    cert = make_certificate(tmp_path)
+    service = FakeService({}, tls=cert)
+    fleet.workspace.mkdir()
+    try:
+        world = World(fleet, run_inprocess, github, service, cert[0])
+        names = [f"hq-{i:02d}" for i in range(24)]  # 48 requests wanted, 30 left
+        for slug in names:
+            world.add_repo(slug, {"ares": world.evidence(slug, "ares")})
+        running = []
+        for k in range(1, SHARDS + 1):
+            argv = [
+                str(PETROVA_BIN), "probe", *fleet.args(), "--workspace", str(fleet.workspace),
+                "--cache-dir", str(tmp_path / f"cache-{k}"), "--shard", f"{k}/{SHARDS}",
+                "--json", "--jobs", "4",
+            ]  # fmt: skip
+            running.append(
+                subprocess.Popen(
+                    argv,
+                    env=_clean_env(world.env),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+            )
+        documents = []
+        for proc in running:
+            out, err = proc.communicate(timeout=300)
+            assert proc.returncode in (0, 1), err
+            documents.append(json.loads(out))
+    finally:
+        service.close()
+        github.close()
+    assert not [r for r in github.requests if r.status == 403]
+    assert github.counted() <= 30
+    left = [c for d in documents for c in d["left_for_next_run"]]
+    assert left and all("share of the GitHub rate limit" in c["reason"] for c in left)
+    probed = [o for d in documents for o in d["outcomes"]]
+    assert probed and all(o["outcome"] == "ok" for o in probed)
+    assert len(probed) + len(left) == len(names)
