@@ -23,6 +23,14 @@ export const INTEGRATION_TITLES: Readonly<Record<IntegrationId, string>> = {
   lore_cairnet: "LORE+CAIRNET",
 };
 
+/** One mark of a cell's trend: a probe outcome, or a human's promotion. */
+export const CellHistoryEntrySchema = z.looseObject({
+  at: z.string(),
+  outcome: z.union([z.enum(["ok", "degraded", "failing", "unreachable", "not_applicable"]), z.literal("promoted")]),
+  detail: z.string().optional(),
+});
+export type CellHistoryEntry = z.infer<typeof CellHistoryEntrySchema>;
+
 /** One thing that holds a tier's rollout gate: a repo, maybe one of its cells. */
 export const GateHoldSchema = z.looseObject({
   slug: z.string(),
@@ -41,6 +49,7 @@ export const IntegrationCellSchema = z.looseObject({
   last_verified_at: z.string().nullable(),
   review_by: z.string().nullable(),
   needs_human: z.literal(true).optional(),
+  history: z.array(CellHistoryEntrySchema).max(10).optional(),
 });
 export type IntegrationCell = z.infer<typeof IntegrationCellSchema>;
 

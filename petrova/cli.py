@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "petrova.commands.daily:daily",
         "The daily job: refresh, sync, probe, snapshot, publish.",
     ),
+    "history": (
+        "petrova.commands.history:history",
+        "A cell's transitions over its whole life, from git.",
+    ),
     "registry": (
         "petrova.commands.registry:registry",
         "Check, list, show, pin and fill registry entries.",

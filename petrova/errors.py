@@ -515,3 +515,12 @@ class GitHubAppInstallationMissing(CheckFailed):
     organisation (discovery found none, or more than one)."""
 
     code = "GITHUB_APP_INSTALLATION_MISSING"
+
+
+# --- petrova history ---------------------------------------------------------------------------
+
+
+class LedgerHistoryMissing(PetrovaError):
+    """No commit of the control-plane repo has the ledger: nothing to tell."""
+
+    code = "LEDGER_HISTORY_MISSING"

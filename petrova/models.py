@@ -391,6 +391,20 @@ def _is_none(value: Any) -> bool:
 OMITTED_IF_NONE = Field(default=None, exclude_if=_is_none)
 
 
+#: The newest ledger entries a snapshot cell carries (``history``): enough for the page's
+#: strip and a week of daily probes, small enough that a 10,000-repo snapshot stays light.
+CELL_HISTORY_LIMIT = 10
+
+
+class CellHistoryEntry(Model):
+    """One mark of a cell's trend: a probe outcome, or a human's promotion."""
+
+    at: str
+    outcome: Outcome | Literal["promoted"]
+    #: What the probe said, or the promotion's reason; absent when there was nothing.
+    detail: str | SkipJsonSchema[None] = OMITTED_IF_NONE
+
+
 class SnapshotCell(Model):
     """One dot on the dashboard: the derived ``status`` plus the inputs it came from."""
 
@@ -401,6 +415,12 @@ class SnapshotCell(Model):
     last_verified_at: str | None
     review_by: str | None
     needs_human: Literal[True] | SkipJsonSchema[None] = OMITTED_IF_NONE
+    #: Added in 1.0 (additive): the ledger's newest entries, oldest first, at most
+    #: :data:`CELL_HISTORY_LIMIT`; absent when the ledger has none for the cell.
+    history: (
+        Annotated[list[CellHistoryEntry], Field(max_length=CELL_HISTORY_LIMIT)]
+        | SkipJsonSchema[None]
+    ) = OMITTED_IF_NONE
 
 
 class SnapshotRow(Model):
@@ -461,6 +481,36 @@ class Snapshot(Model):
     rows: list[SnapshotRow]
     #: Added in 1.0 (additive): each tier's gate; absent from snapshots made before.
     gates: list[TierGate] | SkipJsonSchema[None] = OMITTED_IF_NONE
+
+
+# --- petrova history ----------------------------------------------------------------------
+
+TransitionKind = Literal[
+    "appeared",
+    "status",
+    "needs_human",
+    "promotion",
+    "override",
+    "contract",
+    "removed",
+    "unreadable",
+]
+
+
+class Transition(Model):
+    """One change in a cell's life, as ``petrova history`` reports it."""
+
+    #: When it happened: the ledger's own time where it says one, else the commit's.
+    at: str
+    #: The control-plane commit whose ledger first shows it.
+    commit: str
+    integration: str | None
+    kind: TransitionKind
+    before: str | None = None
+    after: str | None = None
+    #: Who promoted (``human:NAME``) and why; the probe's detail for other kinds.
+    by: str | None = None
+    detail: str | None = None
 
 
 REGISTRY_KEYS = key_types(Registry, RepoEntry, ApplicabilityDetail)

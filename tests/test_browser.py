@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from petrova.models import CELL_STATUSES
-from petrova.render.html import STATUS_COLOURS, STATUS_LABELS, UNMIGRATED
+from petrova.render.html import STATUS_COLOURS, STATUS_LABELS, STATUS_SPOKEN, UNMIGRATED
 from tests.conftest import ROOT, Fleet, run_inprocess
 
 pytestmark = pytest.mark.browser
@@ -392,20 +392,44 @@ def all_statuses_page(tmp_path: Path) -> Path:
 
 INDICATORS = """
 (function (selector) {
+  // What a screen reader says of a node: its text, less what is aria-hidden.
+  function spoken(node) {
+    if (node.nodeType === 3) { return node.textContent; }
+    if (node.nodeType !== 1 || node.getAttribute("aria-hidden") === "true") { return ""; }
+    return Array.from(node.childNodes).map(spoken).join("");
+  }
   return Array.from(document.querySelectorAll(selector)).map(function (e) {
     var dot = e.querySelector(".dot");
     var box = dot.getBoundingClientRect();
+    var style = getComputedStyle(dot);
     return {
       status: e.dataset.status,
       label: e.querySelector(".label").innerText,
-      colour: getComputedStyle(dot).backgroundColor,
-      aria: e.getAttribute("aria-label"),
-      title: e.getAttribute("title"),
-      visible: box.width > 0 && box.height > 0 && getComputedStyle(dot).visibility === "visible"
+      colour: style.backgroundColor,
+      ring: style.borderTopColor,
+      said: spoken(e.querySelector("summary") || e),
+      titles: e.querySelectorAll("[title]").length + (e.hasAttribute("title") ? 1 : 0),
+      interactive: e.tagName === "DETAILS",
+      visible: box.width > 0 && box.height > 0 && style.visibility === "visible"
     };
   });
 })
 """
+
+
+def details_text(page: Page, selector: str) -> list[str]:
+    """Each disclosure's facts as "name: value; ...", then its other text (read even
+    while it is closed)."""
+    found: list[str] = page.eval(
+        f"Array.from(document.querySelectorAll({json.dumps(selector)}))"
+        ".map(function (d) { var pop = d.querySelector('.pop');"
+        " var facts = Array.from(pop.querySelectorAll('dt')).map(function (dt) {"
+        " return dt.textContent + ': ' + dt.nextElementSibling.textContent; }).join('; ');"
+        " var rest = Array.from(pop.children).filter(function (c) { return c.tagName !== 'DL'; })"
+        ".map(function (c) { return c.textContent; }).join(' ');"
+        " return facts + ' | ' + rest; })"
+    )
+    return found
 
 
 def indicators(page: Page, selector: str) -> list[dict[str, Any]]:
@@ -452,8 +476,18 @@ def test_control_plane_row_shows_four_na_indicators(
         assert dot["label"] == "n/a"
         assert dot["colour"] == rgb(STATUS_COLOURS["not_applicable"])
         assert dot["visible"]
-        assert "applicability: not_applicable" in dot["aria"]
-        assert "review by: 2027-04-30" in dot["title"]
+        assert dot["titles"] == 0  # said once, in words, not again in a tooltip
+    assert [d["said"] for d in dots] == [
+        "ARES (CI/CD): not applicable",  # shown as "n/a", said in words
+        "Traceo: not applicable",
+        "CRUMB: not applicable",
+        "LORE+CAIRNET: not applicable",
+    ]
+    facts = details_text(page, 'tr[data-slug="petrova-codes"] td.cell details')
+    assert facts[0] == (
+        "applicability: not applicable; declared: not applicable; observed: nothing observed; "
+        "last verified: never; review by: 2027-04-30 | No probe outcome recorded yet."
+    )
     headers = page.eval(
         "Array.from(document.querySelectorAll('thead th.integration'))"
         ".map(function (th) { return th.innerText; })"
@@ -509,14 +543,19 @@ def test_every_status_has_its_colour_and_label(
         assert dot["visible"]
         assert dot["label"] == STATUS_LABELS[dot["status"]]
         assert dot["colour"] == rgb(STATUS_COLOURS[dot["status"]])
-        assert dot["aria"].split(": ", 1)[1].startswith(STATUS_LABELS[dot["status"]])
+        spoken = STATUS_SPOKEN.get(dot["status"], STATUS_LABELS[dot["status"]])
+        assert dot["said"].split(": ", 1)[1].startswith(spoken)
+        assert dot["titles"] == 0
+        assert dot["interactive"] == (dot["status"] != UNMIGRATED)
     colours = {dot["status"]: dot["colour"] for dot in dots}
     assert len(set(colours.values())) == len(colours)  # no two statuses look alike
     crumb = indicators(page, 'tr[data-slug="alpha-hq"] td.cell .ind')[2]
     assert crumb["status"] == "failing"
-    assert "observed: failing" in crumb["aria"]
-    assert "last verified: 2026-11-26T06:00:00Z" in crumb["title"]
-    assert "needs human" in crumb["aria"]
+    assert crumb["said"] == "CRUMB: failingneeds human"
+    text = details_text(page, 'tr[data-slug="alpha-hq"] td.cell details')[2]
+    assert "; observed: failing;" in text
+    assert "last verified: 2026-11-26 06:00 UTC" in text
+    assert "review by" not in text  # nothing to review: no "review by: —"
     flags = page.eval(
         "Array.from(document.querySelectorAll('.flag'))"
         ".filter(function (f) { return f.closest('td') && f.offsetParent !== null; })"
@@ -546,9 +585,17 @@ def test_filtering_and_sorting_work_under_the_pages_own_policy(
     choose(page, "filter-tier", "")
     choose(page, "sort", "slug")
     assert visible_slugs(page) == ["alpha-hq", "beta-hq", "gamma-hq"]
-    assert page.eval("document.querySelectorAll('tr.group:not([hidden])').length") == 0
+    assert page.eval("document.querySelectorAll('tbody.tier:not([hidden])').length") == 0
+    choose(page, "sort", "status")
+    assert visible_slugs(page) == ["alpha-hq", "beta-hq", "gamma-hq"]  # failing, pending, none
     choose(page, "sort", "tier")
-    assert page.eval("document.querySelectorAll('tr.group:not([hidden])').length") == 2
+    assert page.eval("document.querySelectorAll('tbody.tier:not([hidden])').length") == 2
+    tiers = page.eval(
+        "Array.from(document.querySelectorAll('tbody.tier')).map(function (b) {"
+        " return b.dataset.tier + ':' + Array.from(b.querySelectorAll('tr.repo'))"
+        ".map(function (r) { return r.dataset.slug; }).join(','); })"
+    )
+    assert tiers == ["2:alpha-hq,beta-hq", "3:gamma-hq"]  # each row back in its tier
     assert page.problems() == []
 
 
@@ -702,3 +749,199 @@ def test_the_tripwire_notices_a_page_that_does_load_things(
     page = open_page(browser, tab, served)
     assert f"{tripwire.origin}/control.png" in page.requests()
     assert tripwire.hits.count("/control.png") == 2
+
+
+# --- a page for everyone ----------------------------------------------------------------
+
+AXE = ROOT / "tests" / "node" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+
+
+def axe_source() -> str:
+    if not AXE.is_file():
+        pytest.fail(
+            f"axe-core is needed for the accessibility audit and was not found at {AXE}. "
+            "Run `make node-deps` (npm ci in tests/node, the version pinned there).",
+            pytrace=False,
+        )
+    return AXE.read_text()
+
+
+def axe_run(page: Page) -> dict[str, Any]:
+    """axe-core, evaluated over the DevTools protocol (so the page's own policy, which
+    allows only its own script, is left as it is), at WCAG 2.1 A/AA and best practice."""
+    page.eval(axe_source() + ";0")
+    options = json.dumps({"runOnly": {"type": "tag", "values": AXE_TAGS}})
+    found: dict[str, Any] = page.eval(
+        f"axe.run(document, {options}).then(function (r) {{ return {{"
+        " version: r.testEngine.version, passes: r.passes.length,"
+        " violations: r.violations.map(function (v) { return { id: v.id, help: v.help,"
+        " nodes: v.nodes.map(function (n) { return n.target.join(' '); }) }; }) }; })"
+    )
+    return found
+
+
+def press(page: Page, key: str, *, shift: bool = False) -> None:
+    """A real key press, as the keyboard sends it (no script calls focus() for us)."""
+    codes = {"Tab": 9, "Enter": 13, "Escape": 27, " ": 32}
+    base: dict[str, Any] = {
+        "key": key,
+        "code": {"Tab": "Tab", "Enter": "Enter", "Escape": "Escape", " ": "Space"}[key],
+        "windowsVirtualKeyCode": codes[key],
+        "modifiers": 8 if shift else 0,
+    }
+    text = {"Enter": "\r", " ": " "}.get(key)
+    down = {**base, "type": "keyDown", **({"text": text} if text else {})}
+    for event in (down, {**base, "type": "keyUp"}):
+        page.browser.call("Input.dispatchKeyEvent", event, session=page.session)
+
+
+def tab_to(page: Page, selector: str, limit: int = 200) -> int:
+    """Press Tab until ``selector`` has the focus; returns how many presses it took."""
+    for presses in range(1, limit + 1):
+        press(page, "Tab")
+        if page.eval(f"document.activeElement.matches({json.dumps(selector)})"):
+            return presses
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def ax_node(page: Page, selector: str) -> dict[str, str]:
+    """Role and name of ``selector`` in Chromium's accessibility tree."""
+    call = page.browser.call
+    root = call("DOM.getDocument", {"depth": 0}, session=page.session)["root"]["nodeId"]
+    node = call("DOM.querySelector", {"nodeId": root, "selector": selector}, session=page.session)[
+        "nodeId"
+    ]
+    tree = call(
+        "Accessibility.getPartialAXTree",
+        {"nodeId": node, "fetchRelatives": False},
+        session=page.session,
+    )
+    first = tree["nodes"][0]
+    return {"role": first["role"]["value"], "name": first.get("name", {}).get("value", "")}
+
+
+def contrast(first: str, second: str) -> float:
+    def luminance(css: str) -> float:
+        values = [c / 255 for c in channels(css)[:3]]
+        linear = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in values]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_axe_finds_no_violation_on_the_all_statuses_page(
+    browser: Browser, tab: list[Page], tmp_path: Path
+) -> None:
+    path = all_statuses_page(tmp_path)
+    for width in (1400, 320):
+        page = browser.open(path.as_uri(), width=width)
+        tab.append(page)
+        found = axe_run(page)
+        assert found["version"] == "4.14.1"
+        assert found["passes"] > 20  # it did audit the page
+        assert found["violations"] == [], width
+        # and with every dot open, so that the details are audited too
+        page.eval("document.querySelectorAll('details').forEach(function (d) { d.open = true; })")
+        assert axe_run(page)["violations"] == [], width
+    assert page.problems() == []
+
+
+def test_axe_catches_a_known_violation(browser: Browser, tab: list[Page], tmp_path: Path) -> None:
+    """The audit above could pass vacuously if axe saw nothing: a page with a known fault."""
+    control = tmp_path / "control.html"
+    control.write_text(
+        '<!DOCTYPE html><html lang="en"><title>c</title><main>'
+        '<p style="color:#aaa">faint</p><img src="x.png"></main></html>'
+    )
+    page = open_page(browser, tab, control.as_uri())
+    ids = {v["id"] for v in axe_run(page)["violations"]}
+    assert {"color-contrast", "image-alt"} <= ids
+
+
+def test_a_dots_details_and_history_are_reached_with_the_keyboard_alone(
+    browser: Browser, tab: list[Page], tmp_path: Path
+) -> None:
+    snapshot = json.loads(ALL_STATUSES.read_text())
+    history = snapshot["rows"][0]["integrations"]["crumb"]["history"]
+    page = open_page(browser, tab, all_statuses_page(tmp_path).as_uri())
+    crumb = 'tr[data-slug="alpha-hq"] td.cell[data-status="failing"] summary'  # crumb
+    assert page.eval(f"document.querySelector('{crumb}').parentNode.dataset.status") == "failing"
+    tab_to(page, crumb)
+    node = ax_node(page, crumb)
+    assert node == {"role": "DisclosureTriangle", "name": "CRUMB: failing needs human"}
+    expanded = "document.querySelector('" + crumb + "').parentNode.open"
+    assert page.eval(expanded) is False
+    press(page, "Enter")
+    assert page.eval(expanded) is True
+    pop = page.eval(
+        "(function () { var p = document.querySelector('" + crumb + "').parentNode"
+        ".querySelector('.pop'); var b = p.getBoundingClientRect();"
+        " return {w: b.width, h: b.height, items: Array.from(p.querySelectorAll('.hist li'))"
+        ".map(function (li) { return li.innerText; })}; })()"
+    )
+    assert pop["w"] > 0 and pop["h"] > 0  # shown, not only in the DOM
+    assert pop["items"] == [  # newest first, a run of equal outcomes on one line
+        "2026-11-26 06:00 UTC ok: cards built again",
+        "2026-11-25 06:00 UTC failing: card build failed",
+        "2026-11-21 06:00 UTC to 2026-11-24 06:00 UTC failing, 4 times",
+        "2026-11-20 06:00 UTC ok",
+    ]
+    # The strip beside the dot draws the same outcomes, oldest first, in their colours.
+    marks = page.eval(
+        "Array.from(document.querySelector('" + crumb + "').querySelectorAll('.strip i'))"
+        ".map(function (i) { return [i.className, getComputedStyle(i).backgroundColor]; })"
+    )
+    assert [m[0] for m in marks] == [f"o-{h['outcome']}" for h in history]
+    assert {m[1] for m in marks} == {
+        rgb(STATUS_COLOURS["ok"]),
+        rgb(STATUS_COLOURS["failing"]),
+    }
+    press(page, "Escape")
+    assert page.eval(expanded) is False
+    assert page.eval(f"document.activeElement.matches({json.dumps(crumb)})")
+    press(page, " ")  # Space opens it too
+    assert page.eval(expanded) is True
+    assert page.problems() == []
+
+
+def test_table_structure_names_and_reflow(
+    browser: Browser, tab: list[Page], tmp_path: Path, fleet: Fleet
+) -> None:
+    page = open_page(browser, tab, all_statuses_page(tmp_path).as_uri())
+    assert page.eval("document.querySelectorAll('#fleet > tbody.tier').length") == 2
+    assert page.eval("document.querySelector('#fleet caption').textContent").startswith(
+        "Repos by rollout tier"
+    )
+    assert ax_node(page, 'tr[data-slug="alpha-hq"] th')["name"] == "alpha-hq, main"
+    assert ax_node(page, 'tr[data-slug="alpha-hq"] th')["role"] == "rowheader"
+    assert ax_node(page, "#fleet")["role"] == "table"
+    assert page.eval("document.querySelectorAll('[title]').length") == 0
+    # Non-text contrast: each dot's fill, or for the greyed dot its ring, 3:1 on white.
+    for dot in indicators(page, "td.cell .ind"):
+        shape = dot["ring"] if dot["status"] == UNMIGRATED else dot["colour"]
+        assert contrast(shape, "rgb(255, 255, 255)") >= 3.0, dot["status"]
+    for url in (tmp_path / "all-statuses.html", shipped_fleet_page(fleet)):
+        narrow = browser.open(url.as_uri(), width=320, height=640)
+        tab.append(narrow)
+        widths = narrow.eval(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert widths[0] <= widths[1], widths  # no sideways scroll of the page
+        # the table scrolls in its own region, which the keyboard can reach
+        assert narrow.eval("document.querySelector('.wide').tabIndex") == 0
+
+
+def test_gate_progress_is_shown_per_tier(browser: Browser, tab: list[Page], tmp_path: Path) -> None:
+    page = open_page(browser, tab, all_statuses_page(tmp_path).as_uri())
+    gates = page.eval(
+        "Array.from(document.querySelectorAll('#gates .gate')).map(function (g) {"
+        " var p = g.querySelector('progress');"
+        " return [g.dataset.tier, p.value, p.max, g.querySelector('.progress').textContent"
+        ".trim()]; })"
+    )
+    assert gates == [
+        ["2", 0, 7, "0 of 7 days green: the clock starts again once nothing holds the tier"],
+        ["3", 0, 7, "0 of 7 days green: the clock starts again once nothing holds the tier"],
+    ]

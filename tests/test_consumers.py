@@ -133,7 +133,8 @@ def _snapshots() -> dict[str, Any]:
     later["schema_version"] = "1.4"
     later["run"] = {"started_at": "2026-11-26T06:55:00Z", "complete": True}
     later["rows"][0]["overrides"] = []
-    next(iter(later["rows"][0]["integrations"].values()))["history"] = [{"outcome": "ok"}]
+    # (not "history": 1.0 has it now, with its own shape)
+    next(iter(later["rows"][0]["integrations"].values()))["streak_days"] = [{"outcome": "ok"}]
     cases: dict[str, Any] = {
         "with-integrations": with_cells,
         "all-statuses": _fixture("snapshot-all-statuses.json"),

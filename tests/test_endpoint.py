@@ -30,11 +30,20 @@ ALL_STATUSES = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"
 
 
 def leaves(doc: Any) -> list[str]:
-    """Every integrations value's JSON pointer, computed independently of the code."""
+    """Every integrations value's JSON pointer, computed independently of the code (a
+    cell's ``history`` list counts each of its entries' fields)."""
+
+    def walk(value: Any, pointer: str) -> list[str]:
+        if isinstance(value, dict) and value:
+            return [p for key, item in value.items() for p in walk(item, f"{pointer}/{key}")]
+        if isinstance(value, list) and value:
+            return [p for n, item in enumerate(value) for p in walk(item, f"{pointer}/{n}")]
+        return [pointer]
+
     out: list[str] = []
     for i, row in enumerate(doc["rows"]):
         for iid, cell in row.get("integrations", {}).items():
-            out += [f"/rows/{i}/integrations/{iid}/{key}" for key in cell]
+            out += walk(cell, f"/rows/{i}/integrations/{iid}")
     return out
 
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -14,16 +15,18 @@ from typing import Any
 import pytest
 
 from petrova.documents.catalogue import load_catalogue
-from petrova.models import CELL_STATUSES, Snapshot
+from petrova.models import CELL_STATUSES, Snapshot, TierGate
 from petrova.render.html import (
     STATUS_COLOURS,
     STATUS_LABELS,
     UNMIGRATED,
     catalogue_titles,
     embed_json,
+    gate_progress,
     render_html,
     web_url,
 )
+from petrova.render.metrics import DailyRun, StepRun
 from tests.conftest import CATALOGUE, ROOT
 
 ALL_STATUSES = ROOT / "contracts" / "fixtures" / "snapshot-all-statuses.json"
@@ -130,9 +133,17 @@ def rows(doc: Element) -> list[Element]:
 
 def test_rows_are_grouped_by_tier_then_role_keeping_registry_order() -> None:
     doc = parse(render_html(load(SHIPPED), titles=TITLES))
-    body = doc.one("tbody")
+    table = doc.one("table", id="fleet")
+    bodies = table.find_all("tbody")
+    assert [b.attrs["data-tier"] for b in bodies] == ["1", "2", "3"]  # one per tier
+    for body in bodies:  # each tier's rows, led by its own header row
+        first = next(c for c in body.children if isinstance(c, Element))
+        assert "group" in first.attrs["class"]
+        assert all(r.attrs["data-tier"] == body.attrs["data-tier"] for r in body.find_all("tr"))
+    assert table.one("caption").text.startswith("Repos by rollout tier.")
     order = [
         ("group", e.attrs["data-tier"]) if "group" in e.attrs["class"] else e.attrs["data-slug"]
+        for body in bodies
         for e in body.find_all("tr")
     ]
     assert order == [
@@ -147,7 +158,7 @@ def test_rows_are_grouped_by_tier_then_role_keeping_registry_order() -> None:
         "choco-hq",
         "devarno-cloud",
     ]
-    groups = body.find_all("tr", class_="group")
+    groups = table.find_all("tr", class_="group")
     assert [g.text for g in groups] == [
         "Tier 1 · 1 repo, 1 migrated",
         "Tier 2 · 2 repos, 0 migrated",
@@ -164,19 +175,23 @@ def test_a_row_shows_slug_link_role_profile_sha_and_one_dot_per_integration() ->
     assert link.text == "petrova-codes"
     cells = [c for c in row.children if isinstance(c, Element)]
     assert [c.text for c in cells[2:5]] == ["control-plane", "strict", "5442defd6b27"]
-    dots = row.find_all("span", class_="ind")
+    assert row.one("th").text == "petrova-codesmain"  # CSS puts ", " before the branch
+    dots = row.find_all("details", class_="ind")
     assert [d.attrs["data-status"] for d in dots] == ["not_applicable"] * 4
     assert [d.one("span", class_="label").text for d in dots] == ["n/a"] * 4
-    assert dots[0].attrs["role"] == "img"
-    assert dots[0].attrs["title"].splitlines() == [
-        "ARES (CI/CD): n/a",
-        "applicability: not_applicable",
-        "declared: not_applicable",
-        "observed: —",
-        "last verified: —",
-        "review by: 2027-04-30",
+    assert dots[0].one("summary").text == "ARES (CI/CD): n/anot applicable"
+    assert dots[0].one("span", class_="label").attrs["aria-hidden"] == "true"  # "n/a" is shown,
+    assert dots[0].find_all("span", class_="vh")[1].text == "not applicable"  # this is said
+    facts = dots[0].one("dl").find_all("dt"), dots[0].one("dl").find_all("dd")
+    assert [(t.text, d.text) for t, d in zip(*facts, strict=True)] == [
+        ("applicability", "not applicable"),
+        ("declared", "not applicable"),
+        ("observed", "nothing observed"),
+        ("last verified", "never"),
+        ("review by", "2027-04-30"),
     ]
-    assert dots[0].attrs["aria-label"] == "; ".join(dots[0].attrs["title"].splitlines())
+    # each thing said once: no tooltip, no label repeating the text
+    assert not [e for e in row.walk() if "title" in e.attrs or "aria-label" in e.attrs]
 
 
 def test_headers_take_the_catalogue_titles_and_fall_back_to_ids() -> None:
@@ -184,12 +199,7 @@ def test_headers_take_the_catalogue_titles_and_fall_back_to_ids() -> None:
     with_titles = parse(render_html(snapshot, titles=TITLES))
     headers = [th.text for th in with_titles.find_all("th", class_="integration")]
     assert headers == ["ARES (CI/CD)", "Traceo", "CRUMB", "LORE+CAIRNET"]
-    assert [th.attrs["title"] for th in with_titles.find_all("th", class_="integration")] == [
-        "id: ares",
-        "id: traceo",
-        "id: crumb",
-        "id: lore_cairnet",
-    ]
+    assert not [th for th in with_titles.find_all("th") if "title" in th.attrs]
     without = parse(render_html(snapshot))
     assert [th.text for th in without.find_all("th", class_="integration")] == list(
         snapshot.integration_ids
@@ -212,7 +222,8 @@ def test_unmigrated_rows_get_as_many_greyed_dots_as_there_are_integrations() -> 
 
 def test_every_status_is_labelled_and_needs_human_is_marked() -> None:
     doc = parse(render_html(load(ALL_STATUSES)))
-    dots = doc.one("table").find_all("span", class_="ind")
+    table = doc.one("table")
+    dots = table.find_all("details", class_="ind") + table.find_all("span", class_="ind")
     seen = {d.attrs["data-status"]: d.one("span", class_="label").text for d in dots}
     assert seen == {s: STATUS_LABELS[s] for s in (*CELL_STATUSES, UNMIGRATED)}
     flags = doc.one("table").find_all("span", class_="flag")
@@ -220,7 +231,8 @@ def test_every_status_is_labelled_and_needs_human_is_marked() -> None:
     alpha = doc.one("tr", data_slug="alpha-hq")
     crumb = alpha.find_all("td", class_="cell")[2]
     assert crumb.find_all("span", class_="flag") == flags
-    assert "needs human" in crumb.one("span", class_="ind").attrs["aria-label"]
+    assert crumb.one("summary").text == "crumb: failingneeds human"  # no titles: the ids
+    assert "Needs a human:" in crumb.one("p", class_="hint").text
     assert "needs_human" in alpha.attrs["data-statuses"].split()
 
 
@@ -254,7 +266,7 @@ def test_legend_totals_warnings_and_generation_time_are_shown() -> None:
         "need a human": "1",
         "warnings": "0",
     }
-    assert doc.one("time").attrs["datetime"] == "2026-11-26T07:00:00Z"
+    assert doc.one("time", id="generated").attrs["datetime"] == "2026-11-26T07:00:00Z"
     assert doc.one("title").text == "petrova fleet · 2026-11-26T07:00:00Z"
     assert doc.one("section", id="warnings").text == "WarningsNo warnings."
     data = json.loads(ALL_STATUSES.read_text())
@@ -295,9 +307,9 @@ def test_hostile_strings_stay_text_everywhere() -> None:
     assert row.one("a").text == EVIL
     assert row.one("a").attrs["href"] == "https://example.org/" + EVIL
     assert row.one("span", class_="branch").text == EVIL + "\u2028\u2029"
-    assert EVIL in row.find_all("span", class_="ind")[0].attrs["title"]
+    assert EVIL in row.find_all("details", class_="ind")[0].one("dl").text
     assert doc.one("title").text == "petrova fleet · " + EVIL
-    assert doc.one("time").attrs["datetime"] == EVIL
+    assert doc.one("time", id="generated").attrs["datetime"] == EVIL
     assert doc.one("section", id="warnings").one("li").text == (
         f"STATE_UNREADABLE [{EVIL}] {EVIL}</script>"
     )
@@ -309,7 +321,7 @@ def test_only_http_urls_become_links() -> None:
     assert hrefs == ["https://example.org/" + EVIL]
     beta = doc.one("tr", data_slug="beta-hq")
     assert beta.find_all("a") == []
-    assert beta.one("th").find_all("span")[0].attrs["title"].startswith("javascript:alert(3)")
+    assert beta.one("th").find_all("span")[0].text == "beta-hq"  # shown as text, no link
     assert web_url("HTTPS://example.org/x") == "HTTPS://example.org/x"
     assert web_url("http://example.org") == "http://example.org"
     bad_urls = ("javascript:alert(1)", "data:text/html,x", "//example.org", "https:/x", "")
@@ -329,7 +341,7 @@ def test_embedded_json_cannot_close_its_script_or_break_lines() -> None:
     body = block.split(">", 1)[1]
     assert Snapshot.model_validate_json(body) == hostile_snapshot()
     assert embed_json({"a": "</script><!--\u2028&"}) == (
-        '{\n  "a": "\\u003c/script\\u003e\\u003c!--\\u2028\\u0026"\n}'
+        '{"a":"\\u003c/script\\u003e\\u003c!--\\u2028\\u0026"}'
     )
 
 
@@ -386,3 +398,82 @@ def test_non_ascii_text_survives_as_utf8() -> None:
     page = render_html(Snapshot.model_validate(data))
     assert b'<meta charset="utf-8">' in page
     assert "Grüße — 東京 ✓" in page.decode("utf-8")
+
+
+# --- the trend ------------------------------------------------------------------------
+
+
+def test_each_cell_lists_its_recent_outcomes_newest_first_as_text() -> None:
+    data = json.loads(ALL_STATUSES.read_text())
+    data["rows"][0]["integrations"]["traceo"]["history"][-1]["detail"] = EVIL
+    doc = parse(render_html(Snapshot.model_validate(data), titles=TITLES))
+    traceo = doc.one("tr", data_slug="alpha-hq").find_all("details", class_="ind")[1]
+    items = traceo.one("ol", class_="hist").find_all("li")
+    assert [li.text for li in items] == [
+        f"2026-11-26 06:00 UTC degraded: {EVIL}",
+        "2026-11-25 06:00 UTC failing: baseline bl-7 not found",
+        "2026-11-24 06:00 UTC ok",
+    ]
+    crumb = doc.one("tr", data_slug="alpha-hq").find_all("details", class_="ind")[2]
+    assert [li.text for li in crumb.one("ol", class_="hist").find_all("li")] == [
+        "2026-11-26 06:00 UTC ok: cards built again",
+        "2026-11-25 06:00 UTC failing: card build failed",
+        "2026-11-21 06:00 UTC to 2026-11-24 06:00 UTC failing, 4 times",  # one run, one line
+        "2026-11-20 06:00 UTC ok",
+    ]
+    strip = traceo.one("span", class_="strip")
+    assert strip.attrs["aria-hidden"] == "true"  # for the eye; the list says it in words
+    assert [i.attrs["class"] for i in strip.find_all("i")] == ["o-ok", "o-failing", "o-degraded"]
+    assert "img" not in {e.tag for e in doc.walk()}
+    beta = doc.one("tr", data_slug="beta-hq").find_all("details", class_="ind")[1]
+    assert beta.find_all("span", class_="strip") == []
+    assert beta.one("div", class_="pop").find_all("p")[0].text == "No probe outcome recorded yet."
+
+
+def test_gate_progress_counts_whole_days_or_says_what_restarts_it() -> None:
+    now = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
+    counting = TierGate(
+        tier=2,
+        days=7,
+        green=False,
+        green_since="2026-11-23T06:00:00Z",
+        green_at="2026-11-30T06:00:00Z",
+        holds=[],
+    )
+    assert gate_progress(counting, now) == (3, "green at 2026-11-30 06:00 UTC at the earliest")
+    green = counting.model_copy(update={"green": True, "green_since": "2026-11-01T00:00:00Z"})
+    assert gate_progress(green, now) == (7, "window met")
+    held = counting.model_copy(update={"green_since": None, "green_at": None})
+    assert gate_progress(held, now) == (0, "the clock starts again once nothing holds the tier")
+    data = json.loads(ALL_STATUSES.read_text())
+    data["gates"][0] = counting.model_dump(mode="json")
+    doc = parse(render_html(Snapshot.model_validate(data)))
+    gate = doc.one("li", data_tier="2")
+    assert gate.one("progress").attrs == {"max": "7", "value": "3", "aria-hidden": "true"}
+    assert gate.one("p", class_="progress").text.strip() == (
+        "3 of 7 days green: green at 2026-11-30 06:00 UTC at the earliest"
+    )
+
+
+def test_the_last_daily_run_is_shown_when_known() -> None:
+    snapshot = load(ALL_STATUSES)
+    assert parse(render_html(snapshot)).find_all("section", id="daily") == []
+    run = DailyRun(
+        started=datetime(2026, 11, 26, 7, 0, tzinfo=UTC),
+        ended=datetime(2026, 11, 26, 7, 2, 5, tzinfo=UTC),
+        ok=False,
+        steps=[StepRun("sync", 0, 100.0), StepRun("snapshot", 1, 25.0)],
+        last_success=datetime(2026, 11, 25, 7, 1, tzinfo=UTC),
+    )
+    section = parse(render_html(snapshot, daily=run)).one("section", id="daily")
+    assert section.one("p").text == (
+        "Failed: started 2026-11-26 07:00 UTC, took 125 s; last success 2026-11-25 07:01 UTC."
+    )
+    rows = [
+        [c.text for c in tr.children if isinstance(c, Element)] for tr in section.find_all("tr")
+    ]
+    assert rows == [
+        ["Step", "Outcome", "Duration"],
+        ["sync", "ok", "100 s"],
+        ["snapshot", "failed (exit 1)", "25 s"],
+    ]

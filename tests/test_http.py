@@ -8,8 +8,10 @@ any socket connects.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ import pytest
 from petrova.net import http as net
 from petrova.net.http import NoAnswer, Secret, Transport, address_allowed, is_loopback
 from petrova.probe import http as probe_http
+from tests.fake_services import FakeService, make_certificate
 from tests.ingest_server import DROP, GARBLE, HANG, Answer, IngestServer, Seen, Servers
 
 TOKEN = "tok-5e1d9a-never-shown"
@@ -349,3 +352,35 @@ def test_unusable_urls_are_a_reason_never_a_crash(url: str) -> None:
     with pytest.raises(probe_http.CouldNotLook) as caught:
         probe_http.request(url, transport=transport)
     assert caught.value.reason
+
+
+def test_a_vetted_tls_connection_checks_the_certificate_against_the_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Connecting to the vetted address keeps the name for SNI and the certificate check:
+    the fake's certificate names 127.0.0.1 only, so reaching it as another name fails,
+    and reaching it as 127.0.0.1 succeeds."""
+    cert, key = make_certificate(tmp_path)
+    service = FakeService({"/x": 200}, tls=(cert, key))
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        monkeypatch.setattr(net, "address_allowed", lambda a: a == "127.0.0.1")
+        transport = Transport(timeout=5, context=context, allow_inward=False)
+        ok = net.request("GET", f"{service.base}/x", transport=transport)
+        assert ok.status == 200
+        _resolve_to(monkeypatch, "127.0.0.1")
+        port = service.base.rsplit(":", 1)[1]
+        with pytest.raises(NoAnswer) as caught:
+            net.request("GET", f"https://service.example:{port}/x", transport=transport)
+        assert caught.value.kind == "tls"
+    finally:
+        service.close()
+
+
+@pytest.mark.parametrize("value", ["a\r\nX-Evil: 1", "caf\u00e9\u2603"])
+def test_a_header_that_cannot_be_sent_is_a_reason_not_a_crash(ingest: Servers, value: str) -> None:
+    server = ingest(lambda s, seen: Answer(200, b"{}"))
+    with pytest.raises(NoAnswer) as caught:
+        net.request("GET", server.url, transport=Transport(timeout=5), headers={"X-Thing": value})
+    assert caught.value.kind == "bad_url"
+    assert server.count() == 0

@@ -118,3 +118,13 @@ def test_the_github_token_goes_to_no_host_but_a_trusted_github_host(world: World
         in (cell["detail"])
     )
     assert all(world.github.token not in sent for sent in _sent_tokens(world))
+
+
+def test_a_redirect_is_an_answer_never_followed(world: World) -> None:
+    world.add_repo("alpha-hq", {"traceo": world.evidence("alpha-hq", "traceo")})
+    world.service.routes["/traceo/alpha-hq"] = 302
+    got = world.outcomes()
+    cell = got["alpha-hq traceo"]
+    assert cell["outcome"] != "ok"
+    assert "answered 302" in cell["detail"]
+    assert len(world.service.seen("/traceo/alpha-hq")) == 1

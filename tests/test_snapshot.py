@@ -11,7 +11,7 @@ import pytest
 
 from petrova.fleet.snapshot import derive_status
 from petrova.ledger.rules import observed_status
-from petrova.models import LedgerCell, ProbeEntry
+from petrova.models import CELL_HISTORY_LIMIT, LedgerCell, ProbeEntry
 from tests.conftest import ROOT, Fleet, Petrova
 
 FIXTURE_EPOCH = "1795676400"  # 2026-11-26T07:00:00Z, the fixtures' clock
@@ -198,7 +198,9 @@ def test_migrated_consumer(fleet: Fleet, petrova: Petrova) -> None:
         "observed": "ok",
         "last_verified_at": "2026-11-26T06:00:00Z",
         "review_by": None,
+        "history": [{"at": "2026-11-26T06:00:00Z", "outcome": "ok"}],
     }
+    assert "history" not in kahn["crumb"]  # no ledger entry: the key is left out
     assert kahn["traceo"]["status"] == "pending"
     assert (kahn["crumb"]["status"], kahn["crumb"]["observed"]) == ("pending", None)
     assert kahn["lore_cairnet"]["status"] == "not_applicable"
@@ -401,3 +403,46 @@ def test_the_document_keeps_the_models_key_order() -> None:
     cells = [c for r in document["rows"] for c in r.get("integrations", {}).values()]
     assert any("needs_human" in c for c in cells)  # the optional keys are exercised too
     assert any("integrations" not in r for r in document["rows"])
+
+
+def test_a_cell_carries_its_newest_outcomes_and_promotions(fleet: Fleet, petrova: Petrova) -> None:
+    """The page's strip reads these: at most CELL_HISTORY_LIMIT, oldest first, a
+    promotion as ``promoted`` with its reason, a probe's detail as it was recorded."""
+    _migrate_kahn(fleet, KAHN_CONTRACT, None)
+    args = fleet.args("--workspace", str(fleet.workspace))
+    for day in range(1, 13):
+        outcome = "failing" if day in (9, 10, 11) else "ok"
+        run = petrova(
+            "state",
+            "record",
+            "kahn-hq",
+            "ares",
+            outcome,
+            "--at",
+            f"2025-10-{day:02d}T06:00:00Z",
+            "--detail",
+            f"day {day}",
+            *fleet.args(),
+        )
+        assert run.exit_code == 0, run.stderr
+    run = petrova(
+        "state",
+        "promote",
+        "kahn-hq",
+        "ares",
+        "--by",
+        "human:ana",
+        "--reason",
+        "fixed",
+        "--now",
+        "2025-10-13T06:00:00Z",
+        *fleet.args(),
+    )
+    assert run.exit_code == 0, run.stderr
+    run = petrova("snapshot", *args, env={"SOURCE_DATE_EPOCH": FIXTURE_EPOCH})
+    assert run.exit_code == 0, run.stderr
+    history = json.loads(run.stdout)["rows"][1]["integrations"]["ares"]["history"]
+    assert len(history) == CELL_HISTORY_LIMIT
+    assert history[-1] == {"at": "2025-10-13T06:00:00Z", "outcome": "promoted", "detail": "fixed"}
+    assert [h["at"][8:10] for h in history] == [f"{d:02d}" for d in range(4, 14)]
+    assert history[5] == {"at": "2025-10-09T06:00:00Z", "outcome": "failing", "detail": "day 9"}

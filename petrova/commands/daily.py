@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import click
 
+from petrova import clock
 from petrova.commands._common import (
     FleetOptions,
+    emit,
     fleet_options,
+    guard_output,
     is_tty,
     say,
     shard_option,
 )
 from petrova.delivery.publish import check_env_name, check_url
 from petrova.documents.shard import ALL, Shard
-from petrova.errors import CheckFailed, Location, UsageError
-from petrova.fleet.daily import STEPS, DailyPlan, StepResult, raise_for, run_daily
+from petrova.errors import CheckFailed, Location, PetrovaError, UsageError
+from petrova.fleet.daily import STEPS, DailyPlan, DailyReport, StepResult, raise_for, run_daily
 from petrova.fleet.shards import PUSH_DEADLINE
 
 
@@ -61,6 +66,14 @@ from petrova.fleet.shards import PUSH_DEADLINE
     help="How long the snapshot waits for another run's lock.",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 when a step warned, not only when one failed.")
+@click.option(
+    "--metrics",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Also write the fleet's and this run's metrics here (Prometheus text format, "
+    "atomically replaced), for the node exporter's textfile collector.",
+)
 @shard_option
 @click.option(
     "--bundle",
@@ -105,6 +118,7 @@ def daily(
     final: bool,
     from_shards: Path | None,
     push_deadline: float,
+    metrics: Path | None,
     fleet: FleetOptions,
 ) -> None:
     """Refresh, sync, probe, snapshot and publish, and keep the ledgers: the daily job.
@@ -115,6 +129,10 @@ def daily(
     push, rebased and retried when a human's PR landed meanwhile). A failed refresh,
     sync or probe warns and the snapshot still runs; a failed snapshot, publish or
     state commit fails the run (exit 1) and a written file stays.
+
+    With --metrics FILE, the fleet's figures (from the snapshot written) and the
+    run's (start, end, last success, each step's duration and exit code) are written
+    to FILE after the run, whether it succeeded or not (docs/METRICS.md).
 
     Beyond one runner: `--shard K/N` syncs and probes only shard K's repos, writes
     their hand-over with --bundle DIR, and commits only their ledgers (with --push,
@@ -159,7 +177,17 @@ def daily(
         from_shards=from_shards,
         push_deadline=push_deadline,
     )
-    report = run_daily(plan, on_step=_reporter())
+    guard_output(metrics, inputs=[fleet.registry, output])
+    started, timings = clock.now(), _Timings()
+    reporter = _reporter()
+
+    def on_step(result: StepResult) -> None:
+        timings.lap()
+        reporter(result)
+
+    report = run_daily(plan, on_step=on_step)
+    if metrics is not None:
+        _write_metrics(metrics, fleet, output, report, started, timings.laps)
     raise_for(report)
     if strict and report.warned:
         names = ", ".join(r.name for r in report.warned)
@@ -219,3 +247,37 @@ def _reporter() -> Callable[[StepResult], None]:
             say(f"::{level} title=petrova daily: {result.name}::exit {result.code}")
 
     return report
+
+
+class _Timings:
+    """Each step's wall time, measured between the reports of the steps."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+        self.laps: list[float] = []
+
+    def lap(self) -> None:
+        now = time.monotonic()
+        self.laps.append(now - self.last)
+        self.last = now
+
+
+def _write_metrics(
+    path: Path,
+    fleet: FleetOptions,
+    output: Path,
+    report: DailyReport,
+    started: datetime,
+    laps: list[float],
+) -> None:
+    from petrova.fleet.trend import daily_run, metrics_bytes, previous_success, written_snapshot
+
+    try:
+        catalogue = fleet.catalogue()
+    except PetrovaError:
+        catalogue = None
+    steps = [(r.name, r.code, s) for r, s in zip(report.results, laps, strict=True)]
+    run = daily_run(
+        steps, started=started, ok=not report.failed, previous_success=previous_success(path)
+    )
+    emit(metrics_bytes(written_snapshot(output, catalogue), run), path)

@@ -16,6 +16,7 @@ publishes (``delivery``). Nothing here reaches back up.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ from petrova.fleet.gather import FleetInputs, RepoInputs, gather
 from petrova.fleet.rollout import gates_document, rollout_report
 from petrova.ledger.rules import DEFAULT_STALE_AFTER, FUTURE_SKEW, Observation, observed_status
 from petrova.models import (
+    CELL_HISTORY_LIMIT,
     ApplicabilityDetail,
     CellStatus,
     RepoEntry,
@@ -212,7 +214,26 @@ def _cell(
     }
     if seen is not None and seen.needs_human:
         cell["needs_human"] = True
+    if seen is not None and seen.history:
+        cell["history"] = cell_history(seen.history)
     return cell
+
+
+def cell_history(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The newest ledger entries as the snapshot carries them: time, outcome (or
+    ``promoted``) and the probe's detail (or the promotion's reason), oldest first."""
+    marks: list[dict[str, Any]] = []
+    for entry in history[-CELL_HISTORY_LIMIT:]:
+        promoted = "outcome" not in entry
+        mark: dict[str, Any] = {
+            "at": entry["at"],
+            "outcome": "promoted" if promoted else entry["outcome"],
+        }
+        detail = entry.get("reason") if promoted else entry.get("detail")
+        if detail is not None:
+            mark["detail"] = detail
+        marks.append(mark)
+    return marks
 
 
 def _future(seen: Observation) -> str | None:

@@ -60,6 +60,9 @@ _REPO_VARIABLES = (
 )
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_TIMEOUT = 300.0
+TRUSTED_HOSTS_HINT = (
+    "only github.com, GITHUB_API_URL's host and PETROVA_TRUSTED_GIT_HOSTS receive it"
+)
 
 
 @dataclass(frozen=True)
@@ -149,9 +152,10 @@ class Git:
         self._credential = credential if token_env else None
         if self._credential is not None and token_env:
             source.pop(token_env, None)  # the App's token replaces the variable's
-        self.token = source.get(token_env, "") if token_env else ""
-        self.token_env = token_env if self.token or self._credential is not None else None
-        self._tokens = {self.token} if self.token else set()
+        token = source.get(token_env, "") if token_env else ""
+        # held to scrub output (every token the App gave this run); git reads it from the env
+        self._secrets = [Secret(token)] if token else []
+        self.token_env = token_env if token or self._credential is not None else None
         #: The first reason the App's token could not be had (the command then ran without).
         self.credential_failure: str | None = None
         self.trusted = trusted_github_hosts(source)
@@ -186,6 +190,10 @@ class Git:
             return False
         return is_trusted_github_host(parts.hostname, self._source, port=port or 443)
 
+    def token_withheld(self, url: str | None) -> bool:
+        """Was there a token that this URL's commands were not given (an untrusted host)?"""
+        return self.token_env is not None and url is not None and not self.may_receive_token(url)
+
     def env_for(self, url: str | None) -> dict[str, str]:
         """The environment for a command that talks to ``url``: the token only for an
         HTTPS URL on a trusted GitHub host, as the one credential helper of each trusted
@@ -200,8 +208,8 @@ class Git:
             except (GitHubAppAuthFailed, GitHubAppInstallationMissing) as exc:
                 self.credential_failure = self.credential_failure or exc.render()
                 return env  # no token: git fails to authenticate, as without one
-            self._tokens.add(current)
-            self.token = current
+            if all(s.reveal() != current for s in self._secrets):
+                self._secrets.append(Secret(current))
             env[self.token_env] = current
         try:
             count = int(env.get("GIT_CONFIG_COUNT", "0"))
@@ -220,8 +228,8 @@ class Git:
 
     def scrub(self, text: str) -> str:
         """``text`` with the token (any the App gave this run) hidden, should git echo it."""
-        for token in sorted(self._tokens, key=len, reverse=True):
-            text = text.replace(token, "***")
+        for secret in self._secrets:
+            text = secret.scrub(text)
         return text
 
     def run(
@@ -267,8 +275,8 @@ class Git:
                 os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
             timed_out = True
-        for token in self._tokens:
-            out = out.replace(token.encode(), b"***")
+        for secret in self._secrets:
+            out = out.replace(secret.reveal().encode(), b"***")
         return Result(
             proc.returncode,
             self.scrub(out.decode("utf-8", "replace")),

@@ -626,8 +626,9 @@ def _send(
         ) from None
     except socket.gaierror:
         raise NoAnswer("resolve", f"cannot resolve {target.host}") from None
-    except UnicodeError:
-        raise NoAnswer("bad_url", "the URL cannot be encoded for a request") from None
+    except (UnicodeError, ValueError, http.client.InvalidURL):
+        # a header or URL http.client refuses to put on the wire (a newline, non-Latin-1)
+        raise NoAnswer("bad_url", "the request cannot be encoded (its URL or a header)") from None
     except ConnectionRefusedError:
         raise NoAnswer("connect", "connection refused") from None
     except (ConnectionError, http.client.HTTPException, OSError) as exc:

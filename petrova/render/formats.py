@@ -111,9 +111,16 @@ def snapshot_html(snapshot: Snapshot) -> bytes:
     return render_html(snapshot, titles=default_titles())
 
 
+def snapshot_openmetrics(snapshot: Snapshot) -> bytes:
+    from petrova.render.metrics import snapshot_openmetrics as metrics
+
+    return metrics(snapshot)
+
+
 SNAPSHOT_FORMATS: dict[str, Callable[[Snapshot], bytes]] = {
     "json": snapshot_json,
     "table": snapshot_table,
     "markdown": snapshot_markdown,
     "html": snapshot_html,
+    "openmetrics": snapshot_openmetrics,
 }

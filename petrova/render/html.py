@@ -17,15 +17,26 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from html import escape
 from importlib import resources
 from urllib.parse import urlsplit
 
 import orjson
 
-from petrova.models import ROLES, Snapshot, SnapshotCell, SnapshotRow
+from petrova.models import (
+    ROLES,
+    CellHistoryEntry,
+    Snapshot,
+    SnapshotCell,
+    SnapshotRow,
+    TierGate,
+    format_timestamp,
+    parse_timestamp,
+)
 from petrova.render.formats import gate_line
+from petrova.render.metrics import DailyRun
 
 #: The dot's class suffix for a row that has no ``integrations`` yet.
 UNMIGRATED = "unmigrated"
@@ -44,13 +55,45 @@ STATUS_LABELS: dict[str, str] = {
 #: Fill colour per status (CSS hex). Tests read these back from the rendered page.
 STATUS_COLOURS: dict[str, str] = {
     "ok": "#1a7f37",
-    "degraded": "#d4a72c",
+    "degraded": "#9a6700",
     "failing": "#cf222e",
     "stale": "#8250df",
     "pending": "#0969da",
     "not_applicable": "#6e7781",
     UNMIGRATED: "#d0d7de",
 }
+
+#: Each recent outcome's mark: the colour of the status it points to, and its words.
+OUTCOME_COLOURS: dict[str, str] = {
+    "ok": STATUS_COLOURS["ok"],
+    "degraded": STATUS_COLOURS["degraded"],
+    "failing": STATUS_COLOURS["failing"],
+    "unreachable": STATUS_COLOURS["stale"],
+    "not_applicable": STATUS_COLOURS["not_applicable"],
+    "promoted": "#1f2328",
+}
+OUTCOME_LABELS: dict[str, str] = {
+    "ok": "ok",
+    "degraded": "degraded",
+    "failing": "failing",
+    "unreachable": "unreachable",
+    "not_applicable": "not applicable",
+    "promoted": "promoted by a human",
+}
+
+#: What a screen reader says where the visible label is an abbreviation.
+STATUS_SPOKEN: dict[str, str] = {"not_applicable": "not applicable"}
+
+
+def _label(status: str) -> str:
+    """The visible label, and the words a screen reader says instead where they differ
+    (each audience hears it once: "n/a" is shown, "not applicable" is said)."""
+    shown = _text(STATUS_LABELS[status])
+    spoken = STATUS_SPOKEN.get(status)
+    if spoken is None:
+        return f'<span class="label">{shown}</span>'
+    return f'<span class="label" aria-hidden="true">{shown}</span><span class="vh">{spoken}</span>'
+
 
 STATUS_MEANINGS: dict[str, str] = {
     "ok": "declared wired and probes confirm it",
@@ -92,6 +135,7 @@ _JSON_ESCAPES = {
 _STYLE = _asset("page.css")
 
 _STYLE += "".join(f".s-{status}{{--c:{colour}}}\n" for status, colour in STATUS_COLOURS.items())
+_STYLE += "".join(f".o-{name}{{--m:{colour}}}\n" for name, colour in OUTCOME_COLOURS.items())
 
 # Reads the DOM the server rendered; the page is complete without it (the controls stay
 # hidden when scripts are off). Filtering hides rows; sorting moves them, and the default
@@ -125,8 +169,9 @@ def catalogue_titles(ids: Iterable[str], known: Mapping[str, str]) -> dict[str, 
 
 def embed_json(data: object) -> str:
     """JSON safe inside a ``<script>`` element: no ``</script>``, no ``<!--``, no line breaks
-    that old JavaScript parsers choke on."""
-    text = orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
+    that old JavaScript parsers choke on. Compact: it is there for machines, and on a large
+    fleet the indentation alone was a third of it."""
+    text = orjson.dumps(data).decode()
     for char, replacement in _JSON_ESCAPES.items():
         text = text.replace(char, replacement)
     return text
@@ -177,34 +222,103 @@ def _row_rank(row: SnapshotRow) -> int:
     return min((STATUS_RANK.index(s) for s in _row_statuses(row)), default=len(STATUS_RANK))
 
 
-def _indicator(status: str, title: str, detail: list[str], *, needs_human: bool) -> str:
-    label = STATUS_LABELS[status]
-    lines = [f"{title}: {label}", *detail]
-    if needs_human:
-        lines.append(f"needs human: {NEEDS_HUMAN_HINT}")
-    flag = ""
-    if needs_human:
-        flag = (
-            f'<span class="flag" aria-hidden="true" title="{_attr(NEEDS_HUMAN_HINT)}">'
-            "needs human</span>"
+def _words(value: str | None, *, missing: str = "none") -> str:
+    """A stored value as people say it: ``not_applicable`` reads "not applicable"."""
+    return value.replace("_", " ") if value else missing
+
+
+def _when(value: str) -> str:
+    """A timestamp as people read it (``2026-11-26 06:00 UTC``); anything else as it is."""
+    try:
+        moment = parse_timestamp(value)
+    except ValueError:
+        return value
+    return moment.isoformat(sep=" ", timespec="minutes")[:16] + " UTC"
+
+
+def _time(value: str) -> str:
+    return f'<time datetime="{_attr(value)}">{_text(_when(value))}</time>'
+
+
+def cell_history(cell: SnapshotCell) -> Sequence[CellHistoryEntry]:
+    """The recent outcomes a cell carries, oldest first (none in older snapshots)."""
+    return cell.history or ()
+
+
+def _strip(marks: Sequence[CellHistoryEntry]) -> str:
+    """The small marks drawn beside a dot: for the eye only, the list says it in words."""
+    if not marks:
+        return ""
+    inner = "".join(f'<i class="o-{_attr(m.outcome)}"></i>' for m in marks)
+    return f'<span class="strip" aria-hidden="true">{inner}</span>'
+
+
+def _runs(marks: Sequence[CellHistoryEntry]) -> list[list[CellHistoryEntry]]:
+    """Newest first, consecutive equal outcomes without a detail folded into one run
+    (newest mark first): a week of ``ok`` is one line, not seven."""
+    runs: list[list[CellHistoryEntry]] = []
+    for mark in reversed(marks):
+        last = runs[-1][-1] if runs else None
+        plain = last is not None and not mark.detail and not last.detail
+        if plain and last is not None and last.outcome == mark.outcome:
+            runs[-1].append(mark)
+        else:
+            runs.append([mark])
+    return runs
+
+
+def _history_list(marks: Sequence[CellHistoryEntry]) -> str:
+    if not marks:
+        return "<p>No probe outcome recorded yet.</p>"
+    items: list[str] = []
+    for run in _runs(marks):
+        newest, oldest = run[0], run[-1]
+        what = OUTCOME_LABELS.get(newest.outcome, newest.outcome)
+        when = _when(newest.at)
+        if len(run) > 1:
+            when = f"{_when(oldest.at)} to {when}"
+            what += f", {len(run)} times"
+        detail = f": {newest.detail}" if newest.detail else ""
+        items.append(
+            f'<li class="o-{_attr(newest.outcome)}">{_text(when + " " + what + detail)}</li>'
         )
-    return (
-        f'<span class="ind s-{status}" role="img" data-status="{status}" '
-        f'aria-label="{_attr("; ".join(lines))}" title="{_attr(chr(10).join(lines))}">'
-        f'<span class="dot" aria-hidden="true"></span>'
-        f'<span class="label" aria-hidden="true">{_text(label)}</span></span>{flag}'
-    )
+    return f'<p>Recent outcomes, newest first:</p><ol class="hist">{"".join(items)}</ol>'
 
 
 def _cell_html(cell: SnapshotCell, title: str) -> str:
-    detail = [
-        f"applicability: {_dash(cell.applicability)}",
-        f"declared: {_dash(cell.declared)}",
-        f"observed: {_dash(cell.observed)}",
-        f"last verified: {_dash(cell.last_verified_at)}",
-        f"review by: {_dash(cell.review_by)}",
+    """A dot as a disclosure: the summary says the status once; opening it (click, or
+    Tab and Enter) shows the inputs and the recent outcomes, as text."""
+    status = cell.status
+    marks = cell_history(cell)
+    # (name, markup): every value escaped here, where it is made
+    facts = [
+        ("applicability", _text(_words(cell.applicability, missing="not set"))),
+        ("declared", _text(_words(cell.declared, missing="nothing declared"))),
+        ("observed", _text(_words(cell.observed, missing="nothing observed"))),
+        ("last verified", _time(cell.last_verified_at) if cell.last_verified_at else "never"),
     ]
-    return _indicator(cell.status, title, detail, needs_human=bool(cell.needs_human))
+    if cell.review_by:  # said only when there is a date: no "review by: none"
+        facts.append(("review by", _text(cell.review_by)))
+    rows = "".join(f"<dt>{name}</dt><dd>{markup}</dd>" for name, markup in facts)
+    flag = ""
+    hint = ""
+    if cell.needs_human:
+        flag = '<span class="flag">needs human</span>'
+        hint = f'<p class="hint">Needs a human: {_text(NEEDS_HUMAN_HINT)}.</p>'
+    return (
+        f'<details class="ind s-{status}" data-status="{status}"><summary>'
+        f'<span class="dot" aria-hidden="true"></span><span class="vh">{_text(title)}: </span>'
+        f"{_label(status)}{flag}{_strip(marks)}"
+        f'</summary><div class="pop"><dl>{rows}</dl>{hint}{_history_list(marks)}</div></details>'
+    )
+
+
+def _unmigrated_html(title: str) -> str:
+    return (
+        f'<span class="ind s-{UNMIGRATED}" data-status="{UNMIGRATED}">'
+        f'<span class="dot" aria-hidden="true"></span><span class="vh">{_text(title)}: </span>'
+        f"{_label(UNMIGRATED)}</span>"
+    )
 
 
 def _row_html(position: int, row: SnapshotRow, ids: list[str], titles: Mapping[str, str]) -> str:
@@ -214,19 +328,18 @@ def _row_html(position: int, row: SnapshotRow, ids: list[str], titles: Mapping[s
         tokens.append("needs_human")
     href = web_url(row.url)
     slug = _text(row.slug)
-    link_title = _attr(f"{row.url}\nbranch: {row.default_branch}")
     name = (
-        f'<a href="{_attr(href)}" rel="noopener noreferrer" title="{link_title}">{slug}</a>'
+        f'<a href="{_attr(href)}" rel="noopener noreferrer">{slug}</a>'
         if href is not None
-        else f'<span title="{link_title}">{slug}</span>'
+        else f"<span>{slug}</span>"
     )
     cells: list[str] = []
     for integration_id in ids:
         title = titles.get(integration_id, integration_id)
         if row.integrations is None:
-            detail = ["no contract_sha pinned yet: petrova bootstrap, then petrova registry pin"]
-            inner = _indicator(UNMIGRATED, title, detail, needs_human=False)
-            cells.append(f'<td class="cell" data-status="{UNMIGRATED}">{inner}</td>')
+            cells.append(
+                f'<td class="cell" data-status="{UNMIGRATED}">{_unmigrated_html(title)}</td>'
+            )
         else:
             cell = row.integrations[integration_id]
             cells.append(
@@ -252,32 +365,34 @@ def _plural(count: int, word: str) -> str:
 
 
 def _table(snapshot: Snapshot, titles: Mapping[str, str]) -> str:
+    """One ``<tbody>`` per tier, led by its group header, so that the table itself says
+    which rows a tier holds (and the script can sort within the table without losing it)."""
     ids = list(snapshot.integration_ids)
     head = "".join(
-        f'<th scope="col" class="integration" title="{_attr("id: " + i)}">'
-        f"{_text(titles.get(i, i))}</th>"
-        for i in ids
+        f'<th scope="col" class="integration">{_text(titles.get(i, i))}</th>' for i in ids
     )
     width = 5 + len(ids)
-    body: list[str] = []
-    current_tier: int | None = None
+    groups: list[str] = []
     ordered = grouped_rows(snapshot)
-    for position, row in enumerate(ordered):
-        if row.tier != current_tier:
-            current_tier = row.tier
-            members = [r for r in ordered if r.tier == row.tier]
-            migrated = sum(r.integrations is not None for r in members)
-            body.append(
-                f'<tr class="group" data-tier="{row.tier}"><th colspan="{width}" '
-                f'scope="rowgroup">Tier {row.tier} <span class="sub">· '
-                f"{_plural(len(members), 'repo')}, {migrated} migrated</span></th></tr>"
-            )
-        body.append(_row_html(position, row, ids, titles))
+    for tier in sorted({row.tier for row in ordered}):
+        members = [(p, r) for p, r in enumerate(ordered) if r.tier == tier]
+        migrated = sum(r.integrations is not None for _, r in members)
+        header = (
+            f'<tr class="group" data-tier="{tier}"><th colspan="{width}" '
+            f'scope="rowgroup">Tier {tier} <span class="sub">· '
+            f"{_plural(len(members), 'repo')}, {migrated} migrated</span></th></tr>"
+        )
+        body = "".join(_row_html(p, r, ids, titles) for p, r in members)
+        groups.append(f'<tbody class="tier" data-tier="{tier}">{header}{body}</tbody>')
     return (
-        '<table id="fleet"><thead><tr><th scope="col">Tier</th><th scope="col">Repo</th>'
+        '<div class="wide" tabindex="0" role="region" aria-labelledby="repos-caption">'
+        '<table id="fleet"><caption id="repos-caption">Repos by rollout tier. Each '
+        "integration column holds the repo's dot: open one for its details and recent "
+        "outcomes.</caption>"
+        '<thead><tr><th scope="col">Tier</th><th scope="col">Repo</th>'
         '<th scope="col">Role</th><th scope="col">Profile</th>'
         f'<th scope="col">Contract</th>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
+        f"{''.join(groups)}</table></div>"
     )
 
 
@@ -305,7 +420,7 @@ def _legend_and_totals(snapshot: Snapshot) -> str:
     legend = "".join(
         f'<li data-status="{status}"><span class="ind s-{status}">'
         f'<span class="dot" aria-hidden="true"></span>'
-        f'<span class="label">{_text(STATUS_LABELS[status])}</span></span>'
+        f"{_label(status)}</span>"
         f'<span class="meaning">{_text(STATUS_MEANINGS[status])}</span>'
         f'<span class="count">({counts[status]})</span></li>'
         for status in STATUS_RANK
@@ -315,9 +430,16 @@ def _legend_and_totals(snapshot: Snapshot) -> str:
         f'<span class="meaning">{_text(NEEDS_HUMAN_HINT)}</span>'
         f'<span class="count">({needs_human})</span></li>'
     )
+    marks = "".join(
+        f'<li class="o-{name}" data-outcome="{name}"><i aria-hidden="true"></i>{_text(label)}</li>'
+        for name, label in OUTCOME_LABELS.items()
+    )
     return (
         f'<ul class="totals" id="totals">{totals_html}</ul>'
         f'<h2>Legend</h2><ul class="legend" id="legend">{legend}</ul>'
+        '<p class="marks-intro" id="marks-intro">Beside each dot, its recent probe outcomes, '
+        "oldest first:</p>"
+        f'<ul class="legend marks" id="marks" aria-labelledby="marks-intro">{marks}</ul>'
     )
 
 
@@ -341,21 +463,82 @@ def _controls(snapshot: Snapshot) -> str:
     )
 
 
+def gate_progress(gate: TierGate, now: datetime) -> tuple[int, str]:
+    """Whole days of green time the gate has counted (capped at its window), and what it
+    waits for in words: the window's end, or what restarts the clock."""
+    days = 0
+    if gate.green_since is not None:
+        counted = (now - parse_timestamp(gate.green_since)).total_seconds() // 86400
+        days = int(min(max(counted, 0), gate.days))
+    if gate.green:
+        return gate.days, "window met"
+    if gate.green_at is not None:
+        return days, f"green at {_when(gate.green_at)} at the earliest"
+    return days, "the clock starts again once nothing holds the tier"
+
+
 def _gates(snapshot: Snapshot) -> str:
-    """Each tier's rollout gate: green since when, when it can be green, what holds it."""
+    """Each tier's rollout gate: how far toward its window, and what holds it."""
     if snapshot.gates is None:  # a snapshot from before gates were added
         return ""
+    now = _generated(snapshot)
     items = []
     for gate in snapshot.gates:
         state = "green" if gate.green else "held"
         holds = "".join(
             f'<li data-reason="{_attr(h.reason)}">{_text(h.message)}</li>' for h in gate.holds
         )
+        progress = ""
+        if now is not None:
+            days, waits = gate_progress(gate, now)
+            progress = (
+                f'<p class="progress"><progress max="{gate.days}" value="{days}" '
+                f'aria-hidden="true"></progress> {days} of {_plural(gate.days, "day")} '
+                f"green: {_text(waits)}</p>"
+            )
         items.append(
             f'<li class="gate gate-{state}" data-tier="{gate.tier}">'
-            f"<b>{_text(gate_line(gate))}</b>" + (f"<ul>{holds}</ul>" if holds else "") + "</li>"
+            f"<b>{_text(gate_line(gate))}</b>{progress}"
+            + (f"<ul>{holds}</ul>" if holds else "")
+            + "</li>"
         )
     return f'<section id="gates"><h2>Rollout gates</h2><ul>{"".join(items)}</ul></section>'
+
+
+def _generated(snapshot: Snapshot) -> datetime | None:
+    try:
+        return parse_timestamp(snapshot.generated_at)
+    except ValueError:  # an archived file may say anything; the page still renders
+        return None
+
+
+def _daily(run: DailyRun | None) -> str:
+    """The last daily run, when the caller knows it: when, how long, each step."""
+    if run is None:
+        return ""
+    steps = "".join(
+        f'<tr data-step="{_attr(step.name)}"><th scope="row">{_text(step.name)}</th>'
+        f"<td>{'ok' if step.ok else f'failed (exit {step.exit_code})'}</td>"
+        f"<td>{step.seconds:.0f} s</td></tr>"
+        for step in run.steps
+    )
+    success = (
+        f"last success {_time(_stamp(run.last_success))}"
+        if run.last_success is not None
+        else "no success recorded"
+    )
+    return (
+        '<section id="daily"><h2>Last daily run</h2>'
+        f"<p>{'Succeeded' if run.ok else 'Failed'}: started {_time(_stamp(run.started))}, "
+        f"took {run.seconds:.0f} s; {success}.</p>"
+        '<table class="steps"><caption>Steps of the last daily run</caption>'
+        '<thead><tr><th scope="col">Step</th><th scope="col">Outcome</th>'
+        f'<th scope="col">Duration</th></tr></thead><tbody>{steps}</tbody></table></section>'
+    )
+
+
+def _stamp(moment: datetime) -> str:
+    return format_timestamp(moment)
 
 
 def _warnings(snapshot: Snapshot) -> str:
@@ -372,11 +555,16 @@ def _warnings(snapshot: Snapshot) -> str:
     )
 
 
-def render_html(snapshot: Snapshot, *, titles: Mapping[str, str] | None = None) -> bytes:
+def render_html(
+    snapshot: Snapshot,
+    *,
+    titles: Mapping[str, str] | None = None,
+    daily: DailyRun | None = None,
+) -> bytes:
     """The page for ``snapshot``; ``titles`` maps integration ids to column headers.
 
     Ids without a title (no catalogue, or one that no longer knows an archived id) are
-    shown as the id itself.
+    shown as the id itself. ``daily`` is the last daily run, shown when given.
     """
     headers = catalogue_titles(snapshot.integration_ids, titles or {})
     style = _STYLE
@@ -400,11 +588,12 @@ def render_html(snapshot: Snapshot, *, titles: Mapping[str, str] | None = None) 
         f'<p class="meta">Snapshot generated <time id="generated" '
         f'datetime="{_attr(snapshot.generated_at)}">{generated}</time> by '
         f"{_text(snapshot.generator)} · schema {_text(snapshot.schema_version)}</p></header>\n"
-        f"<main>{_legend_and_totals(snapshot)}\n{_gates(snapshot)}\n"
+        f"<main>{_legend_and_totals(snapshot)}\n{_gates(snapshot)}\n{_daily(daily)}"
         f"<h2>Repos</h2>{_controls(snapshot)}\n{_table(snapshot, headers)}\n"
         f"{_warnings(snapshot)}</main>\n"
         "<footer>Intent is not observation: <i>declared</i> comes from each repo's "
-        "contract, <i>observed</i> from the probe ledgers. Hover a dot for the details. "
+        "contract, <i>observed</i> from the probe ledgers. Open a dot (click it, or Tab to "
+        "it and press Enter) for its details and recent outcomes. "
         "The snapshot this page shows is embedded below as JSON "
         "(<code>script#snapshot-data</code>).</footer>\n"
         f'<script type="application/json" id="snapshot-data">{data}</script>\n'

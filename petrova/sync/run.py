@@ -31,7 +31,7 @@ from petrova.errors import LockTimeout, PetrovaError, ProbePathUnsafe
 from petrova.files.disk import confined
 from petrova.files.lock import file_lock
 from petrova.models import RepoEntry
-from petrova.net.git import Git, Result
+from petrova.net.git import TRUSTED_HOSTS_HINT, Git, Result
 from petrova.sync.paths import probe_paths, sparse_patterns
 from petrova.sync.workspace import SCRATCH_NAME, SyncRecord, read_manifest, update_manifest
 
@@ -85,7 +85,7 @@ def default_jobs() -> int:
     return min(32, 4 * (os.cpu_count() or 1))
 
 
-def _classify(result: Result, url: str, *, timeout: float) -> _RepoProblem:
+def _classify(result: Result, url: str, *, timeout: float, git: Git | None = None) -> _RepoProblem:
     if result.timed_out:
         return _RepoProblem(
             "SYNC_FAILED", f"{url}: git timed out after {timeout:g}s", timed_out=True
@@ -107,6 +107,8 @@ def _classify(result: Result, url: str, *, timeout: float) -> _RepoProblem:
         "the requested url returned error: 403",
     )
     if any(marker in lowered for marker in auth):
+        if git is not None and git.token_withheld(url):
+            reason += f" (the token is not given to this host: {TRUSTED_HOSTS_HINT})"
         return _RepoProblem("SYNC_AUTH_FAILED", f"{url}: {reason}")
     return _RepoProblem("SYNC_FAILED", f"{url}: {reason}")
 
@@ -155,7 +157,7 @@ def _read_text(path: Path) -> str | None:
 def _git_ok(ctx: _Context, args: Sequence[str], *, cwd: Path, url: str | None) -> Result:
     result = ctx.git.run(args, cwd=cwd, url=url)
     if not result.ok:
-        raise _classify(result, url or str(cwd), timeout=ctx.git.timeout)
+        raise _classify(result, url or str(cwd), timeout=ctx.git.timeout, git=ctx.git)
     return result
 
 
@@ -169,7 +171,7 @@ def _apply_paths(ctx: _Context, repo: Path, url: str) -> _RepoProblem | None:
             ["sparse-checkout", "set", "--no-cone", "--stdin"], cwd=repo, url=url, stdin=wanted
         )
         if not result.ok:
-            raise _classify(result, url, timeout=ctx.git.timeout)
+            raise _classify(result, url, timeout=ctx.git.timeout, git=ctx.git)
     return problem
 
 
@@ -275,7 +277,7 @@ def _update(ctx: _Context, entry: RepoEntry, dest: Path) -> tuple[Action, str, _
             "SYNC_BRANCH_MISSING", f"{entry.url}: branch {branch!r} is not on the remote"
         )
     if not remote.ok:
-        raise _classify(remote, entry.url, timeout=ctx.git.timeout)
+        raise _classify(remote, entry.url, timeout=ctx.git.timeout, git=ctx.git)
     remote_head = remote.stdout.split()[0] if remote.stdout.split() else None
     before = ctx.previous.get(entry.slug)
     settled = (
