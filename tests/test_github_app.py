@@ -20,6 +20,7 @@ from petrova.errors import (
     GitHubAppConfigInvalid,
     GitHubAppInstallationMissing,
 )
+from petrova.files.disk import sha12
 from petrova.net.github_app import (
     REFRESH_MARGIN,
     CredentialEnviron,
@@ -401,3 +402,60 @@ def test_a_bad_key_stops_sync_and_probe_with_exit_2(petrova: Petrova, fleet: Fle
         assert run.exit_code == 2, run.stderr
         assert "GITHUB_APP_CONFIG_INVALID" in run.stderr
         assert "not a key" not in run.stderr
+
+
+def test_the_daily_syncs_and_probes_with_the_app_alone(
+    fleet: Fleet, github: FakeGitHub, key: Any, git_host: tuple[GitHttpServer, Path], tmp_path: Path
+) -> None:
+    """The whole daily (sync, probe, snapshot) with the App's settings and no token."""
+    server, cert = git_host
+    remotes = Remotes(tmp_path / "git")
+    contract = contract_text("kahn-hq").replace(
+        "  ares: {status: pending}",
+        "  ares:\n    status: wired\n    evidence: {org_or_repo_scope: kahn-hq/kahn}",
+    )
+    probe_catalogue(fleet)
+    keep_only(fleet, {"kahn-hq"})
+    remotes.publish(KAHN, {".petrova/contract.yaml": contract, VTM: "# VTM\n"})
+    text = fleet.registry.read_text().replace(KAHN, f"{server.base}kahn-hq/kahn")
+    pinned = "    role: production\n"
+    applicability = "{ares: required, traceo: required, crumb: required, lore_cairnet: required}"
+    pin = f"    contract_sha: {sha12(contract.encode())}\n"
+    text = text.replace(
+        pinned, f"{pinned}{pin}    integrations_applicability: {applicability}\n", 1
+    )
+    fleet.registry.write_text(text)
+    github.add_hook("kahn-hq/kahn")
+    env = {
+        "GIT_SSL_CAINFO": str(cert),
+        "PETROVA_TRUSTED_GIT_HOSTS": f"127.0.0.1:{server.port}",
+        "PETROVA_CACHE_DIR": str(tmp_path / "cache"),
+        **app_env(github, key),
+    }
+    proc = subprocess.run(
+        [
+            str(PETROVA_BIN), "daily", "--no-self-update", "-o", str(tmp_path / "fleet.json"),
+            *fleet.args("--workspace", str(fleet.workspace)),
+        ],
+        env=_clean_env(isolated_git_env(env)),
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == proc.stderr == b"", proc.stderr.decode()
+    (row,) = [
+        r
+        for r in json.loads((tmp_path / "fleet.json").read_text())["rows"]
+        if r["slug"] == "kahn-hq"
+    ]
+    assert row["integrations"]["ares"]["observed"] == "ok"
+    assert row["integrations"]["traceo"]["observed"] == "ok"
+    assert github.app is not None
+    tokens = set(github.app.issued)
+    assert len(tokens) == 2  # one per process that needs GitHub: sync, probe
+    assert {r.password for r in server.requests if r.status == 200} <= tokens
+    hooks = [r for r in github.requests if "/hooks" in r.path]
+    assert hooks and {r.headers["authorization"].split()[1] for r in hooks} <= tokens
+    for token in tokens:
+        assert token.encode() not in proc.stderr
