@@ -11,7 +11,11 @@ processes, with the suite's fixed clock:
   --push`` in four checkouts of a second origin, started together (each with its own
   workspace and ETag cache, as each matrix job has), then **the final step alone**
   (``--final --from-shards``), whose snapshot must be byte-identical to one runner's;
-- **day 2, nothing changed** (the clock one day on), both ways again.
+- **day 2, nothing changed** (the clock one day on), both ways again;
+- **one shard alone** (``--shard 1/4`` on day 1, nothing else running): what one matrix
+  job takes on a runner of its own, which is how the matrix runs on GitHub.
+
+Where the time goes: each step's duration, from the daily's own ``--metrics`` file.
 
 For each: wall time, git commands started (a counting ``git`` early on PATH; git's own
 helpers are not counted) and how many of them fetched or cloned, GitHub requests and how
@@ -220,6 +224,16 @@ class Harness:
         }
 
 
+def step_seconds(metrics: Path) -> dict[str, float]:
+    """Each step's duration from a ``--metrics`` file (Prometheus text format)."""
+    found: dict[str, float] = {}
+    for line in metrics.read_text().splitlines():
+        if line.startswith("petrova_daily_step_duration_seconds{"):
+            name = line.split('step="', 1)[1].split('"', 1)[0]
+            found[name] = round(float(line.rsplit(" ", 1)[1]), 1)
+    return found
+
+
 def bench(count: int, shards: int, latency: float) -> dict[str, Any]:
     github = FakeGitHub(limit=100 * count + 1000, latency=latency)
     rows: dict[str, Any] = {}
@@ -230,14 +244,27 @@ def bench(count: int, shards: int, latency: float) -> dict[str, Any]:
             origin = build(root, count, github)
             sharded_origin = root / "sharded.git"
             git(root, "clone", "-q", "--bare", str(origin), str(sharded_origin))
+            alone_origin = root / "alone.git"
+            git(root, "clone", "-q", "--bare", str(origin), str(alone_origin))
             setup = time.perf_counter() - started
             h = Harness(root, github, latency)
             one = h.checkout(origin, "one")
             cache = {"PETROVA_CACHE_DIR": str(root / "cache-one")}
+            alone = h.checkout(alone_origin, "alone")
+            alone_cmd = h.daily(alone, "--shard", f"1/{shards}", "--bundle", str(root / "b1"))
+            alone_cmd += ["--commit-state", "--push", "--metrics", str(root / "alone.prom")]
+            alone_env = {"PETROVA_CACHE_DIR": str(root / "cache-alone")}
+            alone_env["SOURCE_DATE_EPOCH"] = str(DAY1)
+            row = h.run([(alone_cmd, alone_env)])
+            row["steps_s"] = step_seconds(root / "alone.prom")
+            rows[f"day 1: shard 1/{shards} alone"] = row
             for day, epoch in (("day 1", DAY1), ("day 2, nothing changed", DAY2)):
                 clock = {"SOURCE_DATE_EPOCH": str(epoch)}
                 one_cmd = h.daily(one, "-o", str(one / "fleet.json"), "--commit-state", "--push")
-                rows[f"{day}: one runner"] = h.run([(one_cmd, {**cache, **clock})])
+                one_cmd += ["--metrics", str(root / "one.prom")]
+                row = h.run([(one_cmd, {**cache, **clock})])
+                row["steps_s"] = step_seconds(root / "one.prom")
+                rows[f"{day}: one runner"] = row
                 commands = []
                 for k in range(1, shards + 1):
                     where = h.checkout(sharded_origin, f"shard-{k}")

@@ -58,6 +58,7 @@ STEPS: dict[str, Policy] = {
     # the sharded daily (SPEC §14, petrova/fleet/shards.py)
     "bundle": "fail",  # a shard's hand-over of its contracts to the final job
     "shards": "warn",  # the final job merging the shards' hand-overs
+    "notify": "warn",  # telling the humans (SPEC §13): see notify_command
 }
 
 #: The identity the job commits ledgers as, unless git's own variables say otherwise.
@@ -160,7 +161,21 @@ def step_commands(plan: DailyPlan) -> list[tuple[str, list[str]]]:
         if plan.token_env is not None:
             snapshot += ["--token-env", plan.token_env]
     steps.append(("snapshot", snapshot))
+    notify = notify_command(plan)
+    if notify is not None:
+        steps.append(("notify", notify))
     return steps
+
+
+def notify_command(plan: DailyPlan) -> list[str] | None:
+    """The notify step's command line, run once per daily: by the one runner or by the
+    final job of a sharded run, never by a shard (``step_commands`` returns before the
+    snapshot for a shard). ``None`` while ``petrova notify`` (SPEC §13) is not part of
+    petrova: wiring it is this function returning ``[sys.executable, "-m", "petrova",
+    "notify", ...]``; it gets the GitHub credential from
+    :func:`petrova.net.github_app.github_credential`."""
+    del plan
+    return None
 
 
 def run_daily(
