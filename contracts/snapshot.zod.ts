@@ -31,6 +31,25 @@ export const CellHistoryEntrySchema = z.looseObject({
 });
 export type CellHistoryEntry = z.infer<typeof CellHistoryEntrySchema>;
 
+/** One step of a daily run and how it ended (``code``: its exit code). */
+export const DailyRunStepSchema = z.looseObject({
+  name: z.string(),
+  outcome: z.enum(["ok", "warned", "failed"]),
+  code: z.int(),
+});
+export type DailyRunStep = z.infer<typeof DailyRunStepSchema>;
+
+/**
+ * One daily run: written when it starts (``finished_at`` null) and when it ends, so a run
+ * killed on the way is still null the next day.
+ */
+export const DailyRunSchema = z.looseObject({
+  started_at: z.string(),
+  finished_at: z.string().nullable(),
+  steps: z.array(DailyRunStepSchema).optional(),
+});
+export type DailyRun = z.infer<typeof DailyRunSchema>;
+
 /** One thing that holds a tier's rollout gate: a repo, maybe one of its cells. */
 export const GateHoldSchema = z.looseObject({
   slug: z.string(),
@@ -39,6 +58,14 @@ export const GateHoldSchema = z.looseObject({
   message: z.string(),
 });
 export type GateHold = z.infer<typeof GateHoldSchema>;
+
+/** Who overrode a cell to ok without an observed recovery, when and why. */
+export const SnapshotOverrideSchema = z.looseObject({
+  at: z.string(),
+  by: z.string(),
+  reason: z.string(),
+});
+export type SnapshotOverride = z.infer<typeof SnapshotOverrideSchema>;
 
 /** One dot on the dashboard: the derived ``status`` plus the inputs it came from. */
 export const IntegrationCellSchema = z.looseObject({
@@ -49,6 +76,7 @@ export const IntegrationCellSchema = z.looseObject({
   last_verified_at: z.string().nullable(),
   review_by: z.string().nullable(),
   needs_human: z.literal(true).optional(),
+  override: SnapshotOverrideSchema.optional(),
   history: z.array(CellHistoryEntrySchema).max(10).optional(),
 });
 export type IntegrationCell = z.infer<typeof IntegrationCellSchema>;
@@ -114,5 +142,6 @@ export const SnapshotSchema = z.looseObject({
   warnings: z.array(SnapshotWarningSchema),
   rows: z.array(StatusRowSchema),
   gates: z.array(TierGateSchema).optional(),
+  last_run: DailyRunSchema.optional(),
 });
 export type Snapshot = z.infer<typeof SnapshotSchema>;

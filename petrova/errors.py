@@ -472,6 +472,21 @@ class ContractSlugMismatch(ContractInvalid):
     code = "CONTRACT_SLUG_MISMATCH"
 
 
+class PromoteNotRecovered(PetrovaError):
+    """A promotion asked for while the probes' newest conclusive outcome is not ``ok``."""
+
+    code = "PROMOTE_NOT_RECOVERED"
+
+
+class StateNotPushed(StateNotCommitted):
+    """The ledgers were committed but the push failed: a warning, the commit is kept.
+
+    A kind of :class:`StateNotCommitted` (the state did not reach the repo), so that a
+    caller catching that one catches this one too."""
+
+    code = "STATE_NOT_PUSHED"
+
+
 # --- git (petrova/net/git.py: the one git runner) ------------------------------------------
 
 
@@ -524,3 +539,16 @@ class LedgerHistoryMissing(PetrovaError):
     """No commit of the control-plane repo has the ledger: nothing to tell."""
 
     code = "LEDGER_HISTORY_MISSING"
+
+
+# --- hostile input, round three (issue 22): per-repo sync warnings --------------------------
+# Not raised: a repo's row in `petrova sync` (and the manifest) carries the code, and the
+# rest of the fleet is synced. Listed here so that every code petrova emits has one home.
+
+#: The checkout holds more than ``PETROVA_MAX_CLONE_FILES`` files or
+#: ``PETROVA_MAX_CLONE_BYTES`` bytes: the clone is removed (or never renamed into place).
+SYNC_CLONE_TOO_LARGE = "SYNC_CLONE_TOO_LARGE"
+#: git cannot read the clone as its own repository: left as it is, to be deleted.
+SYNC_CLONE_CORRUPT = "SYNC_CLONE_CORRUPT"
+#: The repo's sync lock cannot be made (a link or a folder planted at its name).
+SYNC_LOCK_UNUSABLE = "SYNC_LOCK_UNUSABLE"

@@ -314,6 +314,9 @@ class PromotionEntry(Model):
     promoted_to: Literal["ok"] = "ok"
     by: Annotated[str, Field(pattern=r"^human:[A-Za-z0-9._@-]+$")]
     reason: Annotated[str, Field(min_length=1, max_length=500)]
+    #: Added in schema 1 (additive): the human lifted the dot without an observed recovery
+    #: (``petrova state promote --override``); green time starts at the next ``ok`` outcome.
+    override: Literal[True] | None = None
 
 
 def _history_kind(value: Any) -> str:
@@ -380,6 +383,58 @@ class Ledger(Model):
     )
 
 
+# --- state/promotions/<slug>.yaml: what humans write (SPEC §12) -------------------------
+
+
+class HumanPromotion(Model):
+    """One human promotion (or override) of one cell, as ``petrova state promote`` appends it.
+
+    Humans own this file and the daily job never writes it, so a promotion reviewed as a
+    PR merges without conflict however many bot runs happened meanwhile.
+    """
+
+    integration: NonEmpty
+    at: Timestamp
+    by: Annotated[str, Field(pattern=r"^human:[A-Za-z0-9._@-]+$")]
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    override: Literal[True] | None = None
+
+
+class PromotionsFile(Model):
+    schema_version: SchemaVersion
+    slug: Slug
+    promotions: list[HumanPromotion] = Field(default_factory=list)
+
+
+# --- state/runs/daily.json: what the daily job did (SPEC §12) ----------------------------
+
+StepOutcome = Literal["ok", "warned", "failed"]
+
+
+class DailyRunStep(Model):
+    """One step of a daily run and how it ended (``code``: its exit code)."""
+
+    name: str
+    outcome: StepOutcome
+    code: int
+
+
+class DailyRun(Model):
+    """One daily run: written when it starts (``finished_at`` null) and when it ends, so a
+    run killed on the way is still null the next day."""
+
+    #: Times as petrova writes them (UTC, ``Z``); plain strings, as the snapshot's others.
+    started_at: str
+    finished_at: str | None
+    steps: list[DailyRunStep] = Field(default_factory=list)
+
+
+class DailyRuns(Model):
+    schema_version: SchemaVersion
+    #: Newest last; a few are kept, so that a killed run is still seen by the next one.
+    runs: list[DailyRun] = Field(default_factory=list)
+
+
 # --- the fleet snapshot (SPEC §7) -----------------------------------------------------
 
 
@@ -389,6 +444,14 @@ def _is_none(value: Any) -> bool:
 
 #: An optional key that is left out of the JSON, not written as ``null``.
 OMITTED_IF_NONE = Field(default=None, exclude_if=_is_none)
+
+
+class SnapshotOverride(Model):
+    """Who overrode a cell to ok without an observed recovery, when and why."""
+
+    at: str
+    by: str
+    reason: str
 
 
 #: The newest ledger entries a snapshot cell carries (``history``): enough for the page's
@@ -415,6 +478,9 @@ class SnapshotCell(Model):
     last_verified_at: str | None
     review_by: str | None
     needs_human: Literal[True] | SkipJsonSchema[None] = OMITTED_IF_NONE
+    #: Added in 1.0 (additive): the dot is ok on a human's override
+    #: (``petrova state promote --override``) and no probe has seen ``ok`` since.
+    override: SnapshotOverride | SkipJsonSchema[None] = OMITTED_IF_NONE
     #: Added in 1.0 (additive): the ledger's newest entries, oldest first, at most
     #: :data:`CELL_HISTORY_LIMIT`; absent when the ledger has none for the cell.
     history: (
@@ -481,6 +547,9 @@ class Snapshot(Model):
     rows: list[SnapshotRow]
     #: Added in 1.0 (additive): each tier's gate; absent from snapshots made before.
     gates: list[TierGate] | SkipJsonSchema[None] = OMITTED_IF_NONE
+    #: Added in 1.0 (additive): the newest daily run that is not in progress (``finished_at``
+    #: null: it never finished); absent when no daily run was recorded.
+    last_run: DailyRun | SkipJsonSchema[None] = OMITTED_IF_NONE
 
 
 # --- petrova history ----------------------------------------------------------------------
@@ -516,6 +585,7 @@ class Transition(Model):
 REGISTRY_KEYS = key_types(Registry, RepoEntry, ApplicabilityDetail)
 CONTRACT_KEYS = key_types(Contract, ContractCell)
 LEDGER_KEYS = key_types(Ledger, LedgerCell, ProbeEntry, PromotionEntry)
+PROMOTIONS_KEYS = key_types(PromotionsFile, HumanPromotion)
 
 
 def is_slug(value: str) -> bool:

@@ -110,6 +110,8 @@ class FakeGitHub:
         self.remaining = limit
         self.reset = int(time.time()) + 3600
         self.latency = latency
+        #: When set, every answer is this status (a GitHub outage: 502, 503).
+        self.outage: int | None = None
         self.hooks: dict[str, list[dict[str, Any]]] = {}  # "owner/repo" or "org" -> hooks
         self.deliveries: dict[int, list[dict[str, Any]]] = {}
         self.requests: list[Seen] = []
@@ -195,6 +197,8 @@ class FakeGitHub:
         return 404, b'{"message": "Not Found"}', {}, False
 
     def answer(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str], bool]:
+        if self.outage is not None:
+            return self.outage, b'{"message": "Service Unavailable"}', {}, False
         auth = headers.get("authorization", "")
         if self.app is not None:
             scheme, _, given = auth.partition(" ")

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from petrova.migrate.bootstrap import PHASES, normalise_remote
+from petrova.migrate.bootstrap import PHASES
+from petrova.sync.origin import normalise_remote
 from tests.conftest import Fleet, Petrova, git_status
 
 KAHN_ORIGIN = "git@github.com:kahn-hq/kahn.git"
@@ -506,3 +508,25 @@ def test_phase_needs_resume(petrova: Petrova, fleet: Fleet, kahn: Path) -> None:
     assert run.exit_code == 2
     assert "add --resume" in run.stderr
     assert not (kahn / ".petrova").exists()
+
+
+def test_bootstrap_and_sync_agree_about_origin_under_insteadof(
+    petrova: Petrova, fleet: Fleet, kahn: Path, tmp_path: Path
+) -> None:
+    """One origin rule (SPEC §12): the url as configured, before insteadOf rewrites it,
+    for bootstrap as for sync; a mirror is the operator's transport, not another repo."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    subprocess.run(
+        ["git", "-C", str(kahn), "config", f"url.file://{mirror}/.insteadOf", "git@github.com:"],
+        check=True,
+    )
+    rewritten = subprocess.run(
+        ["git", "-C", str(kahn), "remote", "get-url", "origin"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    assert rewritten.startswith("file://")  # what bootstrap used to compare, and refuse
+    run = boot(petrova, fleet, kahn, "--defaults")
+    assert run.exit_code == 0, run.stderr
+    assert "REPO_NOT_IN_REGISTRY" not in run.stderr
+    assert (kahn / ".petrova" / "contract.yaml").exists()

@@ -632,7 +632,12 @@ NOTHING_RAN = """
 def poisoned_fleet(fleet: Fleet, trip: str) -> dict[str, str]:
     """The shipped fleet with markup in every string an outsider controls."""
     url = "https://evil.example/" + payload("url", trip)
-    branch = "main " + payload("branch", trip)
+    # A branch name git itself would accept (no space, no colon, no "//"), markup and all:
+    # the registry refuses any other, so the page must be safe with exactly these.
+    branch = (
+        'main"\'></a></script><script>window.__pwned="branch";document.title="pwned"'
+        "</script><svg/onload=\"window.__pwned='branch'\"></svg>"
+    )
     text = fleet.registry.read_text()
     text = text.replace(
         "    url: https://github.com/kahn-hq/kahn\n    default_branch: main\n",

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from petrova.errors import StateNotCommitted
-from petrova.fleet.daily import BOT_NAME, DailyPlan, keep_state, run_daily, step_commands
+from petrova.errors import StateNotCommitted, StateNotPushed
+from petrova.fleet.daily import (
+    BOT_NAME,
+    DailyPlan,
+    keep_state,
+    push_state,
+    run_daily,
+    step_commands,
+)
 from tests.conftest import Fleet, Petrova
 
 GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
@@ -59,7 +67,8 @@ def _plan(fleet: Fleet, **kw: object) -> DailyPlan:
 
 
 def _record(petrova: Petrova, fleet: Fleet, outcome: str = "not_applicable") -> None:
-    run = petrova("state", "record", "petrova-codes", "ares", outcome, *fleet.args())
+    # --force: the suite's fixed clock may be ahead of the machine's (faketime)
+    run = petrova("state", "record", "petrova-codes", "ares", outcome, "--force", *fleet.args())
     assert run.exit_code == 0, run.stderr
 
 
@@ -69,6 +78,7 @@ def test_ledgers_are_committed_as_the_bot_and_pushed(
     _record(petrova, control_plane)
     (control_plane.root / "notes.txt").write_text("an operator's scratch file\n")
     assert keep_state(_plan(control_plane, commit_state=True, push=True)) == ""
+    push_state(_plan(control_plane, commit_state=True, push=True))
     origin = tmp_path / "origin.git"
     log = git(origin, "log", "-1", "--format=%an|%s", "main")
     assert log.startswith(f"{BOT_NAME}|state: probe outcomes of 2026-11-26T07:00:00Z")
@@ -90,6 +100,7 @@ def test_a_push_overtaken_by_a_human_pr_is_rebased_and_retried(
     git(other, "push", "-q", "origin", "main")
     _record(petrova, control_plane)
     keep_state(_plan(control_plane, commit_state=True, push=True))
+    push_state(_plan(control_plane, commit_state=True, push=True))
     subjects = git(tmp_path / "origin.git", "log", "--format=%s", "main").splitlines()
     assert subjects[:2] == [subjects[0], "a human's registry PR"]
     assert subjects[0].startswith("state: probe outcomes")
@@ -100,6 +111,7 @@ def test_a_conflicting_ledger_edit_keeps_the_commit_local_and_says_so(
 ) -> None:
     _record(petrova, control_plane)
     keep_state(_plan(control_plane, commit_state=True, push=True))
+    push_state(_plan(control_plane, commit_state=True, push=True))
     other = tmp_path / "human"
     git(tmp_path, "clone", "-q", str(tmp_path / "origin.git"), str(other))
     ledger = other / "state" / "petrova-codes.yaml"
@@ -115,11 +127,13 @@ def test_a_conflicting_ledger_edit_keeps_the_commit_local_and_says_so(
         "not_applicable",
         "--now",
         "2026-11-26T08:00:00Z",
+        "--force",
         *control_plane.args(),
     )
     assert run.exit_code == 0, run.stderr
-    with pytest.raises(StateNotCommitted, match="could not be rebased"):
-        keep_state(_plan(control_plane, commit_state=True, push=True))
+    keep_state(_plan(control_plane, commit_state=True))
+    with pytest.raises(StateNotPushed, match="could not be rebased"):
+        push_state(_plan(control_plane, commit_state=True, push=True))
     assert git(control_plane.root, "status", "--porcelain", "--untracked-files=no") == ""
 
 
@@ -145,8 +159,62 @@ def test_steps_never_carry_a_token_and_follow_the_policy(control_plane: Fleet) -
     report = run_daily(plan, runner=runner)  # type: ignore[arg-type]
     assert [r.name for r in report.warned] == ["sync"] and report.failed == []
     assert said == ["sync", "sync", "probe", "snapshot"]  # the snapshot still ran
+    # the run left its record: every step and its outcome, and that it finished
+    record = json.loads((control_plane.state_dir / "runs" / "daily.json").read_bytes())
+    [run] = record["runs"]
+    assert run["finished_at"] is not None
+    assert [(s["name"], s["outcome"]) for s in run["steps"]] == [
+        ("refresh", "ok"),
+        ("sync", "warned"),
+        ("probe", "ok"),
+        ("snapshot", "ok"),
+    ]
 
 
 def test_no_ledger_yet_is_nothing_to_commit(control_plane: Fleet, tmp_path: Path) -> None:
     assert keep_state(_plan(control_plane, commit_state=True, push=True)) == ""
     assert git(tmp_path / "origin.git", "rev-list", "--count", "main").strip() == "1"
+
+
+def test_a_protected_main_keeps_the_state_on_its_own_branch(
+    control_plane: Fleet, petrova: Petrova, tmp_path: Path
+) -> None:
+    """--push-branch: the forge refuses pushes to main; the bot's state goes to its own
+    branch, main (local and origin) never carries a bot commit, so the refresh always
+    fast-forwards, and a fresh checkout restores the ledgers from that branch."""
+    origin = tmp_path / "origin.git"
+    hook = origin / "hooks" / "pre-receive"
+    hook.write_text(
+        "#!/bin/sh\nwhile read old new ref; do\n"
+        '  [ "$ref" = refs/heads/main ] && { echo "main is protected" >&2; exit 1; }\n'
+        "done\nexit 0\n"
+    )
+    hook.chmod(0o755)
+    head = git(control_plane.root, "rev-parse", "HEAD")
+    plan = _plan(control_plane, commit_state=True, push=True, push_branch="petrova/state")
+    _record(petrova, control_plane)
+    keep_state(plan)
+    push_state(plan)
+    _record(petrova, control_plane, "ok")
+    keep_state(plan)
+    push_state(plan)
+    assert git(control_plane.root, "rev-parse", "HEAD") == head  # main untouched
+    assert git(control_plane.root, "status", "--porcelain", "--", "registry.yaml") == ""
+    log = git(origin, "log", "--format=%an|%s", "petrova/state").splitlines()
+    assert len(log) == 2 and all(line.startswith(f"{BOT_NAME}|state: ") for line in log)
+    files = git(origin, "ls-tree", "-r", "--name-only", "petrova/state").split()
+    assert files == ["state/petrova-codes.yaml"]
+    # The snapshot job on a fresh checkout of main reads the state from its branch.
+    fresh = tmp_path / "fresh"
+    git(tmp_path, "clone", "-q", str(origin), str(fresh))
+    git(fresh, "fetch", "-q", "origin", "petrova/state")
+    git(fresh, "restore", "--source=FETCH_HEAD", "--worktree", "--", "state/")
+    assert (fresh / "state" / "petrova-codes.yaml").read_bytes() == (
+        control_plane.state_dir / "petrova-codes.yaml"
+    ).read_bytes()
+    # Without --push-branch the same push is refused: a warning, the commit kept.
+    plain = _plan(control_plane, commit_state=True, push=True)
+    keep_state(_plan(control_plane, commit_state=True))
+    with pytest.raises(StateNotPushed, match="--push-branch"):
+        push_state(plain)
+    assert git(control_plane.root, "rev-list", "--count", "origin/main..main").strip() == "1"

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from petrova.documents.shard import Shard
-from petrova.errors import StateNotCommitted, SyncManifestInvalid
+from petrova.errors import StateNotPushed, SyncManifestInvalid
 from petrova.files.disk import sha12
 from petrova.fleet.shards import merge_bundles, push_until, shard_ledgers, write_bundle
 from petrova.sync.workspace import read_manifest
@@ -270,7 +270,7 @@ def test_a_push_that_never_succeeds_stops_at_its_deadline(tmp_path: Path) -> Non
     git(clone, "commit", "-qm", "x")
     git(clone, "remote", "add", "origin", str(tmp_path / "missing.git"))
     slept: list[float] = []
-    with pytest.raises(StateNotCommitted, match=r"did not succeed within 0s \(1 attempts\)"):
+    with pytest.raises(StateNotPushed, match=r"did not succeed within 0s \(1 attempts\)"):
         push_until(clone, "main", identity=IDENTITY, deadline=0, sleep=slept.append)
     assert slept == []
 

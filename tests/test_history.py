@@ -125,28 +125,18 @@ def test_a_cells_whole_life_comes_back_from_git(plane: Fleet, petrova: Petrova) 
             "before": "false",
             "after": "true",
         },
+        # The promotion is committed in the humans' file at c6 (SPEC §12: a human never
+        # writes the ledger); the ledger shows it, at its time, from the bot's next
+        # write (c7), and history tells it once, at the ledger's commit.
         {
             "at": "2025-10-05T09:00:00Z",
-            "commit": c6,
+            "commit": c7,
             "kind": "promotion",
             "after": "ok",
             "by": "human:ana",
             "detail": "checked the key",
         },
-        {
-            "at": "2025-10-05T09:00:00Z",
-            "commit": c6,
-            "kind": "status",
-            "before": "degraded",
-            "after": "ok",
-        },
-        {
-            "at": "2025-10-05T09:00:00Z",
-            "commit": c6,
-            "kind": "needs_human",
-            "before": "true",
-            "after": "false",
-        },
+        # the rest of what c7's ledger shows (one commit, so in the order history reads it)
         {
             "at": "2025-10-07T06:00:00Z",
             "commit": c7,
@@ -154,10 +144,25 @@ def test_a_cells_whole_life_comes_back_from_git(plane: Fleet, petrova: Petrova) 
             "before": SHA_A,
             "after": SHA_B,
         },
+        {
+            "at": "2025-10-05T09:00:00Z",
+            "commit": c7,
+            "kind": "status",
+            "before": "degraded",
+            "after": "ok",
+        },
+        {
+            "at": "2025-10-07T06:00:00Z",
+            "commit": c7,
+            "kind": "needs_human",
+            "before": "true",
+            "after": "false",
+        },
     ]
 
     since = petrova("history", "kahn-hq", "ares", "--json", "--since", "2025-10-05", *fleet.args())
-    assert [t["commit"] for t in json.loads(since.stdout)["transitions"]] == [c5, c6, c6, c6, c7]
+    assert [t["commit"] for t in json.loads(since.stdout)["transitions"]] == [c5, c7, c7, c7, c7]
+    assert c6 != c7
 
     text = petrova("history", "kahn-hq", "ares", *fleet.args())
     assert text.exit_code == 0, text.stderr

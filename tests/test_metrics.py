@@ -190,7 +190,7 @@ def test_daily_writes_its_metrics_file_atomically_after_the_run(
     document = json.loads(out.read_bytes())
     assert value(series, "petrova_daily_success") == 1
     steps = {labels[0][1] for (name, labels) in series if name == "petrova_daily_step_success"}
-    assert steps == {"sync", "probe", "snapshot"}
+    assert steps == {"sync", "probe", "snapshot", "page"}
     total = sum(v for (n, _), v in series.items() if n == "petrova_repos")
     assert total == document["totals"]["repos"]
     assert [p.name for p in metrics.parent.iterdir()] == ["petrova.prom"]  # no temp file left

@@ -15,7 +15,7 @@ import yaml
 
 from petrova.files.disk import sha12
 from tests.catalogue_edits import add_integration
-from tests.conftest import Fleet, Petrova, Run, make_git_repo
+from tests.conftest import FIXED_NOW, Fleet, Petrova, Run, make_git_repo
 from tests.fake_github import FakeGitHub
 from tests.fake_services import TRICKLE, FakeService, make_certificate
 
@@ -518,8 +518,9 @@ def test_record_is_silent_unattended_and_demotes_by_the_rules(world: World) -> N
     first = world.probe("--record")
     assert (first.exit_code, first.stdout, first.stderr) == (0, "", "")
     world.service.routes["/traceo/alpha-hq"] = 404
-    for _ in range(2):
-        run = world.probe("--record")
+    for day in (1, 2):  # one run a day: a run within --window of the last adds nothing
+        later = str(int(FIXED_NOW.timestamp()) + day * 86400)
+        run = world.probe("--record", env={"SOURCE_DATE_EPOCH": later})
         assert (run.exit_code, run.stdout, run.stderr) == (0, "", "")
     ledger = yaml.safe_load((world.fleet.state_dir / "alpha-hq.yaml").read_text())
     cell = ledger["integrations"]["traceo"]

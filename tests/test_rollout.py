@@ -90,7 +90,8 @@ def test_one_failing_outcome_on_day_5_resets_the_streak(tier2: Fleet, petrova: P
     assert code == 1
     [held] = [line for line in out.splitlines() if "held:" in line]
     assert held == (
-        "  held: kahn-hq traceo: ok since 2026-11-07T06:00:00Z, 1d 1h of 7d; "
+        "  held: kahn-hq traceo: ok since 2026-11-07T06:00:00Z, 1d 1h of 7d (window "
+        "restarted at 2026-11-06T06:00:00Z by a non-ok outcome); "
         "green at 2026-11-14T06:00:00Z if every outcome until then is ok"
     )
     for n in range(8, 14):
@@ -99,7 +100,8 @@ def test_one_failing_outcome_on_day_5_resets_the_streak(tier2: Fleet, petrova: P
     assert _gate(run, tier2, day(13, 0.1))[0] == 0
 
 
-def test_unreachable_neither_demotes_nor_counts_as_green(tier2: Fleet, petrova: Petrova) -> None:
+def test_unreachable_neither_demotes_nor_breaks_the_run(tier2: Fleet, petrova: Petrova) -> None:
+    """SPEC §12: one 503 day neither counts nor restarts the window."""
     run = petrova
     for n in range(8):
         if n == 3:
@@ -110,9 +112,8 @@ def test_unreachable_neither_demotes_nor_counts_as_green(tier2: Fleet, petrova: 
             code, out, _ = _gate(run, tier2, day(3, 1))
             assert code == 1
             assert (
-                "  held: stratt-hq ares: ok, but not observed ok at every outcome since "
-                "2026-11-04T06:00:00Z (newest: unreachable at 2026-11-04T06:00:00Z); the "
-                "7-day clock restarts at the next ok outcome" in out
+                "  held: stratt-hq ares: ok since 2026-11-01T06:00:00Z, 3d 1h of 7d; "
+                "green at 2026-11-08T06:00:00Z if every outcome until then is ok" in out
             )
     status = json.loads(
         run("rollout", "status", "--json", "--now", day(7, 1), *fleet_args(tier2)).stdout
@@ -123,13 +124,25 @@ def test_unreachable_neither_demotes_nor_counts_as_green(tier2: Fleet, petrova: 
         "status": "ok",  # never demoted
         "applicable": True,
         "needs_human": False,
-        "ok_since": "2026-11-05T06:00:00Z",  # the clock restarted after the unreachable
+        "ok_since": "2026-11-01T06:00:00Z",  # the unreachable day did not restart it
     }
-    assert [h["integration"] for h in tier2_view["holds"]] == ["ares"]
-    assert tier2_view["holds"][0]["green_at"] == "2026-11-12T06:00:00Z"
-    for n in range(8, 12):
+    assert tier2_view["holds"] == []
+    assert _gate(run, tier2, day(7, 0.1))[0] == 0
+
+
+def test_a_gap_longer_than_the_staleness_window_restarts_the_run(
+    tier2: Fleet, petrova: Petrova
+) -> None:
+    run = petrova
+    for n in (0, 1, 2, 6, 7, 8, 9):  # days 3-5 missed: 96 hours without an outcome
         _record_day(run, tier2, n)
-    assert _gate(run, tier2, day(11, 0.1))[0] == 0
+    code, out, _ = _gate(run, tier2, day(9, 1))
+    assert code == 1
+    assert (
+        "  held: kahn-hq ares: ok since 2026-11-07T06:00:00Z, 3d 1h of 7d (window restarted "
+        "at 2026-11-07T06:00:00Z by no conclusive outcome for longer than the staleness "
+        "window); green at 2026-11-14T06:00:00Z if every outcome until then is ok" in out
+    )
 
 
 def test_recovery_after_failing_waits_for_promote(tier2: Fleet, petrova: Petrova) -> None:
@@ -175,15 +188,27 @@ def test_recovery_after_failing_waits_for_promote(tier2: Fleet, petrova: Petrova
     cell = kahn_ares(epoch(7, 3))
     assert cell["status"] == "ok"
     assert "needs_human" not in cell
+    # the humans' file holds it; the bot's ledger copies it at its next write
+    assert (
+        (tier2.state_dir / "promotions" / "kahn-hq.yaml")
+        .read_text()
+        .endswith(
+            '  - integration: "ares"\n'
+            '    at: "2026-11-08T08:00:00Z"\n'
+            '    by: "human:ada"\n'
+            '    reason: "token rotated; probe green twice"\n'
+        )
+    )
+    _record_day(run, tier2, 8)
     ledger = json.loads((tier2.state_dir / "kahn-hq.yaml").read_text())
-    assert ledger["integrations"]["ares"]["history"][-1] == {
+    assert ledger["integrations"]["ares"]["history"][-2] == {
         "at": "2026-11-08T08:00:00Z",
         "promoted_to": "ok",
         "by": "human:ada",
         "reason": "token rotated; probe green twice",
     }
     # the gate's clock starts at the promotion, not at the first ok the probe saw
-    for n in range(8, 15):
+    for n in range(9, 15):
         _record_day(run, tier2, n)
     assert _gate(run, tier2, day(14, 1.99))[0] == 1
     assert _gate(run, tier2, day(14, 2))[0] == 0

@@ -123,9 +123,19 @@ def test_promote(fleet: Fleet, petrova: Petrova) -> None:
     assert run.stdout == (
         "kahn-hq crumb: promoted by human:grace at 2026-11-05T06:00:00Z: degraded -> ok\n"
     )
+    # The humans' file holds it; the bot's ledger is not touched by a human (SPEC §12)...
+    promotions = (fleet.root / "state" / "promotions" / "kahn-hq.yaml").read_text()
+    assert promotions.endswith(
+        '  - integration: "crumb"\n    at: "2026-11-05T06:00:00Z"\n'
+        '    by: "human:grace"\n    reason: "cards regenerated"\n'
+    )
+    cell = json.loads((fleet.root / LEDGER).read_text())["integrations"]["crumb"]
+    assert cell["current_status"] == "degraded"
+    # ... and the next outcome recorded is applied after it, the promotion copied in.
+    assert _record(petrova, fleet, "kahn-hq", "crumb", "ok", "--at", day(5))[0] == 0
     cell = json.loads((fleet.root / LEDGER).read_text())["integrations"]["crumb"]
     assert (cell["current_status"], cell["needs_human"], cell["ok_since"]) == ("ok", False, day(4))
-    assert cell["history"][-1] == {
+    assert cell["history"][-2] == {
         "at": day(4),
         "promoted_to": "ok",
         "by": "human:grace",

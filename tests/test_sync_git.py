@@ -389,9 +389,35 @@ def test_self_refuses_local_changes(
     run = self_sync(petrova_inprocess, checkout)
     assert run.exit_code == 1
     assert "SYNC_SELF_REFUSED" in run.stderr
-    assert "has local changes (registry.yaml)" in run.stderr
+    assert "has local changes to files the update would change (registry.yaml)" in run.stderr
     assert (checkout / "registry.yaml").read_text() == local
     assert git(checkout, "rev-parse", "HEAD") == before
+
+
+def test_self_is_not_stopped_by_a_humans_promotion_or_the_bots_ledgers(
+    petrova_inprocess: Petrova, control_plane: tuple[Path, Path]
+) -> None:
+    """SPEC §12: a promotion made on the cron host (an untracked file in
+    state/promotions/) and uncommitted tracked files the update does not touch are
+    left as they are, and the merged registry PR still arrives."""
+    work, checkout = control_plane
+    (work / "notes.md").write_text("tracked\n")
+    git(work, "add", "notes.md")
+    git(work, "commit", "-q", "-m", "notes")
+    git(work, "push", "-q", "origin", "main")
+    assert self_sync(petrova_inprocess, checkout).exit_code == 0
+    changed = (work / "registry.yaml").read_text() + "# merged\n"
+    head = merge_upstream(work, changed)
+    promotion = checkout / "state" / "promotions" / "kahn-hq.yaml"
+    promotion.parent.mkdir(parents=True)
+    promotion.write_text("a human's promotion, not committed yet\n")
+    (checkout / "notes.md").write_text("changed here, untouched upstream\n")
+    run = self_sync(petrova_inprocess, checkout)
+    assert (run.exit_code, run.stderr) == (0, "")
+    assert git(checkout, "rev-parse", "HEAD").strip() == head
+    assert (checkout / "registry.yaml").read_text() == changed
+    assert promotion.read_text() == "a human's promotion, not committed yet\n"
+    assert (checkout / "notes.md").read_text() == "changed here, untouched upstream\n"
 
 
 def test_self_refuses_a_diverged_checkout(

@@ -20,6 +20,7 @@ from petrova.documents.catalogue import Catalogue, find_catalogue, load_catalogu
 from petrova.documents.registry import LoadedRegistry, default_registry_path, load_registry
 from petrova.errors import Location, OutputError, OutputIsInput
 from petrova.files.disk import check_output, write_atomic
+from petrova.sync.workspace import MANIFEST_NAME, SCRATCH_NAME
 from petrova.terminal import visible
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -170,9 +171,20 @@ def guard_output(
     name), or when it is one of the command's inputs: one of ``inputs``, or a file in
     one of ``folders`` (compared by identity, so another spelling or a hard link is
     caught too). A link is replaced by the rename, never written through, so a link to
-    an input is harmless and allowed."""
+    an input is harmless and allowed.
+
+    Whatever the command, ``-o`` never names what ``petrova sync`` keeps in a workspace
+    (its manifest, ``.petrova-sync.json``, or anything in ``.petrova-sync.d``), existing
+    or not: written over, the next sync would refuse the whole fleet."""
     if output is None:
         return
+    if output.name == MANIFEST_NAME or SCRATCH_NAME in output.parts:
+        raise OutputIsInput(
+            f"is where `petrova sync` keeps its own records ({MANIFEST_NAME}, "
+            f"{SCRATCH_NAME}/); writing there would make the next sync refuse the fleet: "
+            "write the output somewhere else",
+            location=Location(str(output)),
+        )
     check_output(output)
     try:
         info = os.lstat(output)

@@ -22,10 +22,13 @@ from petrova.commands._common import (
     shard_option,
 )
 from petrova.delivery.publish import check_env_name, check_url
+from petrova.documents.catalogue import find_catalogue
 from petrova.documents.shard import ALL, Shard
-from petrova.errors import CheckFailed, Location, PetrovaError, UsageError
+from petrova.errors import CheckFailed, Location, OutputError, PetrovaError, UsageError
+from petrova.files.lock import file_lock
 from petrova.fleet.daily import STEPS, DailyPlan, DailyReport, StepResult, raise_for, run_daily
 from petrova.fleet.shards import PUSH_DEADLINE
+from petrova.sync.workspace import manifest_path
 
 
 @click.command()
@@ -57,6 +60,19 @@ from petrova.fleet.shards import PUSH_DEADLINE
     help="Commit state/ (the ledgers) to the control-plane repo as petrova-bot.",
 )
 @click.option("--push", is_flag=True, help="With --commit-state: push it, rebasing if needed.")
+@click.option(
+    "--push-branch",
+    metavar="BRANCH",
+    default=None,
+    help="With --push: commit and push the state to BRANCH (e.g. petrova/state) instead "
+    "of the checked-out branch, for a protected main.",
+)
+@click.option(
+    "--page",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Where the fleet page goes. [default: beside -o, with .html]",
+)
 @click.option(
     "--wait",
     type=click.FloatRange(min=0, max=86400),
@@ -111,6 +127,8 @@ def daily(
     self_update: bool,
     commit_state: bool,
     push: bool,
+    push_branch: str | None,
+    page: Path | None,
     wait: float,
     strict: bool,
     shard: Shard,
@@ -123,12 +141,16 @@ def daily(
 ) -> None:
     """Refresh, sync, probe, snapshot and publish, and keep the ledgers: the daily job.
 
-    Steps, each petrova itself in a child process: `sync --self` (refresh the
-    control-plane checkout), `sync`, `probe --record`, `snapshot -o FILE
-    [--publish URL]`, then with --commit-state a commit of state/ (and with --push a
-    push, rebased and retried when a human's PR landed meanwhile). A failed refresh,
-    sync or probe warns and the snapshot still runs; a failed snapshot, publish or
-    state commit fails the run (exit 1) and a written file stays.
+    Steps, each petrova itself in a child process: with --push, first the bot's
+    commits an earlier run could not push; `sync --self` (refresh the control-plane
+    checkout), `sync`, `probe --record`, `snapshot -o FILE [--publish URL]`, the page
+    beside it (FILE.html, or --page), then with --commit-state a commit of the bot's
+    files (state/*.yaml and state/runs/daily.json, never state/promotions/) and with
+    --push a push, rebased and retried when a human's PR landed meanwhile. A failed
+    refresh, sync, probe or push warns (a failed push is STATE_NOT_PUSHED: the commit
+    is kept and pushed next run); a failed snapshot, publish, page or state commit
+    fails the run (exit 1) and a written file stays. Every run leaves its record in
+    state/runs/daily.json, which the snapshot and the page show.
 
     With --metrics FILE, the fleet's figures (from the snapshot written) and the
     run's (start, end, last success, each step's duration and exit code) are written
@@ -152,12 +174,26 @@ def daily(
         )
     if push and not commit_state:
         raise UsageError("--push goes with --commit-state", location=Location(field="--push"))
+    if push_branch is not None and not push:
+        raise UsageError(
+            "--push-branch goes with --commit-state --push",
+            location=Location(field="--push-branch"),
+        )
     sharded = _check_sharding(shard, bundle, final, from_shards, output, publish)
+    if sharded is not None and push_branch is not None:
+        raise UsageError(
+            "--push-branch does not go with --shard: a state branch's commit is built from "
+            "the whole state folder, which would put back other shards' older ledgers",
+            location=Location(field="--push-branch"),
+        )
     if output is None:
         output = workspace / ".petrova-shard-snapshot.json"  # never written: no snapshot step
     if publish is not None:
         check_url(publish, option="--publish", sends_token=True)
         check_env_name(token_env)
+    # refused before any step runs, as the snapshot step would refuse it after the others
+    inputs = [fleet.registry, find_catalogue(fleet.catalogue_path, fleet.registry)]
+    guard_output(output, inputs=[*inputs, manifest_path(workspace)], folders=[fleet.states])
     plan = DailyPlan(
         registry=fleet.registry,
         catalogue=fleet.catalogue_path,
@@ -171,6 +207,8 @@ def daily(
         commit_state=commit_state,
         push=push,
         wait=wait,
+        page=page,
+        push_branch=push_branch,
         shard=sharded,
         bundle=bundle,
         final=final,
@@ -185,9 +223,19 @@ def daily(
         timings.lap()
         reporter(result)
 
-    report = run_daily(plan, on_step=on_step)
-    if metrics is not None:
-        _write_metrics(metrics, fleet, output, report, started, timings.laps)
+    # one daily at a time per state folder (.daily.lock): an overlapping run waits, then
+    # exits 75, instead of observing and committing the same moment twice
+    try:
+        fleet.states.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the state directory: {exc.strerror}",
+            location=Location(str(fleet.states)),
+        ) from None
+    with file_lock(fleet.states / "daily", wait=wait):
+        report = run_daily(plan, on_step=on_step)
+        if metrics is not None:
+            _write_metrics(metrics, fleet, output, report, started, timings.laps)
     raise_for(report)
     if strict and report.warned:
         names = ", ".join(r.name for r in report.warned)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,12 @@ from petrova.commands._common import (
     shard_option,
 )
 from petrova.documents.shard import Shard
-from petrova.errors import ProbesIncomplete
+from petrova.errors import Location, OutputError, ProbesIncomplete
 from petrova.files.json_strict import to_json_bytes
+from petrova.files.lock import file_lock
+
+#: ``probe --record``'s run-wide lock, in the state folder (``.probe.lock``).
+RUN_LOCK_NAME = "probe"
 
 #: Names shown in the one-line summary before "and N more".
 _SHOWN = 10
@@ -57,7 +63,17 @@ _SHOWN = 10
     "--wait",
     type=click.FloatRange(min=0),
     default=60.0,
-    help="With --record: seconds to wait for another run holding a ledger's lock.",
+    help="With --record: seconds to wait for another run holding the run's or a ledger's lock.",
+)
+@click.option(
+    "--window",
+    type=click.FloatRange(min=0, max=24 * 366),
+    default=12.0,
+    show_default=True,
+    envvar="PETROVA_PROBE_WINDOW_HOURS",
+    metavar="HOURS",
+    help="With --record: a cell that already has an outcome less than HOURS old gets no "
+    "second one (0: record every outcome). [env: PETROVA_PROBE_WINDOW_HOURS]",
 )
 @json_option
 @shard_option
@@ -71,6 +87,7 @@ def probe(
     timeout: float,
     cache_dir: Path | None,
     wait: float,
+    window: float,
     as_json: bool,
     shard: Shard,
     fleet: FleetOptions,
@@ -82,8 +99,57 @@ def probe(
     (all lines checked first, under the ledgers' locks). Not applicable, pending and
     undeclared cells are not probed. Exit 0 when every probe looked, 1 when some could
     not (their outcomes are `unreachable`, or the GitHub rate limit left them for the
-    next run), 2 on bad usage. See docs/PROBES.md.
+    next run), 2 on bad usage. With --record the whole run holds one lock
+    (state/.probe.lock; another run waits up to --wait seconds, then exit 75), and a
+    cell observed less than --window hours ago gets no second outcome. See
+    docs/PROBES.md.
     """
+    with contextlib.ExitStack() as stack:
+        if record and not dry_run:
+            stack.enter_context(_run_lock(fleet.states, wait))
+        _probe(
+            slugs,
+            integration,
+            record=record,
+            dry_run=dry_run,
+            jobs=jobs,
+            timeout=timeout,
+            cache_dir=cache_dir,
+            wait=wait,
+            window=window,
+            as_json=as_json,
+            shard=shard,
+            fleet=fleet,
+        )
+
+
+def _run_lock(states: Path, wait: float) -> contextlib.AbstractContextManager[None]:
+    """One ``probe --record`` at a time per state folder: two overlapping runs would
+    each observe the same moment."""
+    try:
+        states.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the state directory: {exc.strerror}", location=Location(str(states))
+        ) from None
+    return file_lock(states / RUN_LOCK_NAME, wait=wait)
+
+
+def _probe(
+    slugs: tuple[str, ...],
+    integration: str | None,
+    *,
+    record: bool,
+    dry_run: bool,
+    jobs: int,
+    timeout: float,
+    cache_dir: Path | None,
+    wait: float,
+    window: float,
+    as_json: bool,
+    shard: Shard,
+    fleet: FleetOptions,
+) -> None:
     from petrova import clock
     from petrova.ledger import record as core
     from petrova.probe.plan import make_plan
@@ -119,18 +185,34 @@ def probe(
         say(f"petrova: warning: {failure}")
     lines = b"".join(json.dumps(o).encode() + b"\n" for o in result.outcomes)
     changes: list[dict[str, Any]] = []
+    already: tuple[Any, ...] = ()
     if record:
         requests = core.read_batch(lines, "<probe>", loaded, now=clock.now())
-        recorded = core.record(loaded, states, requests, wait=wait)
+        recorded = core.record(
+            loaded, states, requests, wait=wait, window=timedelta(hours=window) or None
+        )
         changes = [core.change_as_dict(c) for c in recorded.changes]
+        already = recorded.already
         if not as_json and is_tty(sys.stdout):
             for change in recorded.changes:
                 click.echo(core.describe(change))
+        if is_tty(sys.stderr):
+            for seen in already:
+                say(
+                    f"not recorded: {seen.slug} {seen.integration}: already observed at "
+                    f"{seen.seen_at} (within --window {window:g}h)"
+                )
     blind = [s for s in plan.skipped if s.blind]
     if as_json:
         document = {
             "outcomes": result.outcomes,
             "recorded": changes if record else None,
+            "already_observed": [
+                {"slug": a.slug, "integration": a.integration, "seen_at": a.seen_at}
+                for a in already
+            ]
+            if record
+            else None,
             "left_for_next_run": [cell.as_dict() for cell in result.left],
             "not_probed": [
                 {"slug": s.slug, "integration": s.integration, "reason": s.reason}

@@ -27,6 +27,7 @@ from petrova.fleet.snapshot import make_snapshot, snapshot_time
 from petrova.ledger.rules import DEFAULT_STALE_AFTER
 from petrova.net.http import scrub
 from petrova.render.formats import SNAPSHOT_FORMATS
+from petrova.sync.workspace import manifest_path
 from petrova.terminal import visible
 
 
@@ -112,7 +113,12 @@ def snapshot(
     workspace = fleet.workspace
     guard_output(
         output,
-        inputs=[registry_file, catalogue_file, *_contracts(output, registry_file, workspace)],
+        inputs=[
+            registry_file,
+            catalogue_file,
+            *([manifest_path(workspace)] if workspace is not None else []),
+            *_contracts(output, registry_file, workspace),
+        ],
         folders=[states],
     )
     with _locked(output, wait):

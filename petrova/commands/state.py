@@ -145,6 +145,12 @@ def record(
 @click.argument("integration")
 @click.option("--by", required=True, help="Who decided: human:NAME.")
 @click.option("--reason", required=True, help="Why the integration is ok again.")
+@click.option(
+    "--override",
+    is_flag=True,
+    help="Lift the dot although the probes' newest outcome is not ok; recorded and shown "
+    "as an override, and green time starts only at the next ok outcome.",
+)
 @click.option("--now", default=None, help=_NOW_HELP)
 @click.option("--wait", type=WAIT_SECONDS, default=60.0, help=_WAIT_HELP)
 @click.option("--force", is_flag=True, help=_FORCE_HELP)
@@ -157,6 +163,7 @@ def promote(
     integration: str,
     by: str,
     reason: str,
+    override: bool,
     now: str | None,
     wait: float,
     force: bool,
@@ -167,8 +174,12 @@ def promote(
 ) -> None:
     """Set an observed status back to ok: the only way up, recorded with who and why.
 
-    Clears needs_human and the demotion streak. Refused for a cell that is pending
-    (nothing observed yet) or already ok with nothing waiting for a human.
+    Appended to state/promotions/SLUG.yaml, the humans' file (the daily job never
+    writes it; commit it as yourself or open a PR), and merged into the ledger by
+    every read. Clears needs_human and the demotion streak. Refused for a cell that
+    is pending, already ok with nothing waiting for a human, or whose newest
+    conclusive outcome is not ok (PROMOTE_NOT_RECOVERED; --override records an
+    override instead).
     """
     clock = core.clock(now)
     loaded = open_registry(registry_path, catalogue_path, today=clock.date())
@@ -187,8 +198,14 @@ def promote(
         reason=reason,
         now=clock,
         wait=wait,
+        override=override,
     )
     _report(result, as_json=as_json)
+    for written in result.written:
+        say(
+            f"commit it as yourself: git add {written.path} && git commit -m "
+            f"'state: promote {slug} {integration}' (then push, or open a PR)"
+        )
 
 
 def _read_batch(batch: Path) -> tuple[bytes, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import click
@@ -20,7 +21,7 @@ from petrova.errors import SyncFailed, UsageError
 from petrova.net.git import DEFAULT_TIMEOUT, Git, check_token_env
 from petrova.net.github_app import app_token_source, registry_organisation
 from petrova.sync.checkout import sync_self
-from petrova.sync.run import default_jobs, results_json, sync_fleet
+from petrova.sync.run import clone_limits, default_jobs, results_json, sync_fleet
 
 
 @click.command()
@@ -72,9 +73,11 @@ def sync(
     probes read, at the head of the repo's default branch. The control plane's own
     contract is read from the registry's checkout, not cloned. A repo that cannot be
     synced is a warning (SYNC_FAILED, SYNC_AUTH_FAILED, SYNC_BRANCH_MISSING,
-    SYNC_ORIGIN_MISMATCH, SYNC_NOT_A_CLONE, SYNC_NO_CONTRACT, ...) and the rest are
-    synced; the exit is 1 when any failed. What each clone was synced to is kept in
-    <workspace>/.petrova-sync.json.
+    SYNC_ORIGIN_MISMATCH, SYNC_NOT_A_CLONE, SYNC_NO_CONTRACT, SYNC_CLONE_TOO_LARGE,
+    SYNC_CLONE_CORRUPT, ...) and the rest are synced; the exit is 1 when any failed.
+    What each clone was synced to is kept in <workspace>/.petrova-sync.json. A clone
+    may hold at most PETROVA_MAX_CLONE_FILES files (2000) and PETROVA_MAX_CLONE_BYTES
+    bytes (20 MiB) outside .git.
 
     Quiet when all is well and there is no terminal (cron); a progress line on a terminal.
     """
@@ -97,6 +100,7 @@ def sync(
         raise UsageError(
             "where should the clones go? pass --workspace DIR or set PETROVA_WORKSPACE"
         )
+    limits = clone_limits(os.environ)
     loaded = fleet.load()
     organisation = registry_organisation((e.url, e.role) for e in loaded.registry.repos)
     app = app_token_source(None, organisation=organisation)  # the GitHub App, if configured
@@ -109,6 +113,7 @@ def sync(
         shard=shard,
         jobs=jobs,
         progress=progress_reporter("sync"),
+        limits=limits,
     )
     for result in report.failures:
         say(f"petrova: warning: {result.record.code}: {result.slug}: {result.record.message}")

@@ -161,6 +161,69 @@ def _fast_valid(data: Any) -> bool:
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
+# --- evidence that becomes a path: one rule for sync and probe -----------------------------
+
+#: Top folders of a clone that evidence may never name: git's own data, and petrova's
+#: contract (which a probe would then find by construction: a false green).
+RESERVED_TOP = (".git", ".petrova")
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _decoded(text: str) -> str:
+    """``text`` with every ``%XX`` decoded, repeatedly: ``%252e`` is a dot to a server
+    that decodes twice, so it is one here too."""
+    for _ in range(4):
+        decoded = _PERCENT.sub(lambda m: chr(int(m.group(1), 16)), text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def segment_problem(segment: str) -> str | None:
+    """Why ``segment`` may not be one part of a path (a URL's or a clone's), or None.
+
+    Refused, raw or percent-decoded: empty, ``.``, ``..``, a ``/`` or a backslash inside,
+    a control character (NUL included) or a non-printing one. This is the rule every
+    evidence value that becomes a path segment follows, wherever it is used.
+    """
+    if not segment:
+        return "is empty"
+    for text in (segment, _decoded(segment)):
+        if text in (".", ".."):
+            return "is . or .. (it would name another folder)"
+        if "/" in text or "\\" in text:
+            return "holds a slash or a backslash"
+        if any(ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 for ch in text):
+            return "holds a control character"
+    return None
+
+
+def path_problem(path: str) -> str | None:
+    """Why ``path`` may not name a file or folder in a consumer's clone, or None.
+
+    A path is relative, ``/``-separated (one trailing ``/`` allowed), each part a safe
+    :func:`segment_problem`, and neither inside ``.git`` (at any depth) nor inside
+    ``.petrova``. Used by ``petrova sync`` (what is checked out) and by the ``file``
+    probe (what is looked at): the two can never disagree.
+    """
+    if not path:
+        return "is empty"
+    if path.startswith("/"):
+        return "is absolute"
+    parts = path.removesuffix("/").split("/")
+    for part in parts:
+        problem = segment_problem(part)
+        if problem is not None:
+            if not part or _decoded(part) in (".", ".."):
+                return "leaves the repo (., .. or an empty part)"
+            return f"has a part that {problem}"
+        if _decoded(part).casefold() == ".git":
+            return "is inside .git"
+    if _decoded(parts[0]).casefold() in RESERVED_TOP:
+        return f"is inside {parts[0]}"
+    return None
+
 
 @dataclass(frozen=True)
 class Check:

@@ -219,6 +219,15 @@ def _check_fleet(
                 )
             )
         seen_urls.setdefault(url_key, index)
+        branch_problem = branch_name_problem(repo.default_branch)
+        if branch_problem is not None:
+            problems.append(
+                Problem(
+                    f"{repo.default_branch!r} is not a branch name git accepts: it "
+                    f"{branch_problem} (see `git check-ref-format --branch`)",
+                    locate((*base, "default_branch")),
+                )
+            )
         if repo.role == "control-plane":
             control_planes.append(index)
         raw_app = raw_repos[index].get("integrations_applicability") or {}
@@ -247,6 +256,37 @@ def _check_fleet(
             )
         )
     return problems
+
+
+_BRANCH_FORBIDDEN = frozenset(" ~^:?*[\\\x7f")
+
+
+def branch_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a branch name git accepts (``git check-ref-format --branch``),
+    or None. A pure function, so the registry refuses ``*``, a newline or ``a:b`` at its
+    line instead of handing them to ``git clone --branch``."""
+    if not name:
+        return "is empty"
+    if any(ord(ch) < 32 or ch in _BRANCH_FORBIDDEN for ch in name):
+        return "holds a control character, a space or one of ~ ^ : ? * [ \\"
+    if name.startswith("-"):
+        return "starts with '-'"
+    if name in ("HEAD", "@"):
+        return f"is {name!r}, which git reserves"
+    if "@{" in name:
+        return "holds '@{'"
+    if ".." in name:
+        return "holds '..'"
+    if name.startswith("/") or name.endswith("/") or "//" in name:
+        return "starts or ends with '/', or holds '//'"
+    if name.endswith("."):
+        return "ends with '.'"
+    for part in name.split("/"):
+        if part.startswith("."):
+            return "has a part that starts with '.'"
+        if part.endswith(".lock"):
+            return "has a part that ends with '.lock'"
+    return None
 
 
 def _normalise_url(url: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from petrova.documents.catalogue import Catalogue
-from petrova.documents.contract import CONTRACT_RELPATH, load_contract
+from petrova.documents.contract import CONTRACT_RELPATH, LoadedContract, load_contract
 from petrova.documents.registry import LoadedRegistry
 from petrova.errors import PetrovaError
 from petrova.files.disk import confined
@@ -41,6 +41,8 @@ class ContractRead:
     sha: str | None = None
     declared: dict[str, Declared] | None = None
     error: str | None = None
+    #: The contract itself, for readers that need more than the snapshot (probe's evidence).
+    loaded: LoadedContract | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def read_contract(root: Path, catalogue: Catalogue) -> ContractRead:
         return ContractRead(shown, error=exc.render())
     cells = loaded.contract.integrations
     declared = {i: Declared(c.status, c.review_by) for i, c in cells.items()}
-    return ContractRead(shown, loaded.contract.slug, loaded.sha, declared)
+    return ContractRead(shown, loaded.contract.slug, loaded.sha, declared, loaded=loaded)
 
 
 def read_ledger(state_dir: Path, slug: str, catalogue: Catalogue) -> LedgerRead:
@@ -141,7 +143,7 @@ def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -
         warnings: list[SnapshotWarning] = []
         root = clone_root(entry, registry_path=loaded.path, workspace=workspace)
         contract = read_contract(root, catalogue) if root is not None else None
-        declared = _declared_for(entry, contract, catalogue, warnings)
+        declared = declared_for(entry, contract, catalogue, warnings)
         observed = _observed_for(entry, read_ledger(state_dir, entry.slug, catalogue), warnings)
         sha = contract.sha if contract is not None and declared is not None else None
         record = synced.get(entry.slug)
@@ -172,12 +174,16 @@ def _manifest(workspace: Path | None) -> tuple[dict[str, SyncRecord], str | None
         return {}, exc.render()
 
 
-def _declared_for(
+def declared_for(
     entry: RepoEntry,
     contract: ContractRead | None,
     catalogue: Catalogue,
     warnings: list[SnapshotWarning],
 ) -> dict[str, Declared] | None:
+    """What the contract declares, or ``None`` when the snapshot will not take it (a
+    ``CONTRACT_UNREADABLE`` warning says why). ``petrova probe`` plans by the same rule:
+    a contract the snapshot refuses is never probed."""
+
     def unreadable(message: str) -> None:
         warnings.append(
             SnapshotWarning(slug=entry.slug, code="CONTRACT_UNREADABLE", message=message)

@@ -14,7 +14,9 @@ Green time counts from the dot, not from probe history alone: only the newest un
 run of ``ok`` outcomes whose ``evidence_sha`` is the pinned contract's (the contract
 that declares the cell wired) counts, starting at its first such outcome, or at the
 human promotion that began it. An ``ok`` seen while the contract still declared the
-cell ``pending``, or under an earlier contract, does not count. The run is read from
+cell ``pending``, or under an earlier contract, does not count. What restarts the run is
+exactly SPEC §12's list, one pure rule (:func:`petrova.ledger.window.green_window`),
+and each hold line names it; ``unreachable`` neither counts nor breaks it. The run is read from
 the history the ledger keeps (its last 20 entries), so a cell probed more than 20 times
 in a window is counted from its oldest kept entry: later, never earlier.
 """
@@ -29,7 +31,8 @@ from typing import Any, Literal
 from petrova.errors import TierUnknown
 from petrova.files.json_strict import to_json_bytes
 from petrova.fleet.gather import FleetInputs, RepoInputs
-from petrova.ledger.rules import PROMOTED, Observation, ok_trail
+from petrova.ledger.rules import Observation
+from petrova.ledger.window import RESTART_WORDS, green_window
 from petrova.models import (
     CellStatus,
     RepoEntry,
@@ -85,6 +88,8 @@ class CellView:
     applicable: bool
     needs_human: bool
     ok_since: str | None
+    #: The dot is ok on a human's override alone (shown as ``*``, like the snapshot's table).
+    override: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -227,7 +232,9 @@ def rollout_report(
             cells.append(view)
             if not view.applicable:
                 continue
-            hold = _hold(entry.slug, view, shown, stored, now=now, window=window)
+            hold = _hold(
+                entry.slug, view, shown, stored, now=now, window=window, pin=entry.contract_sha
+            )
             if hold is not None:
                 holds.append(hold)
             elif view.ok_since is not None:
@@ -290,15 +297,23 @@ def _unknowns(entry: RepoEntry, read: RepoInputs | None) -> list[Hold]:
 
 
 def counted_since(seen: Observation, pin: str | None) -> str | None:
-    """When the dot's counted green run began: see the module's docstring."""
-    start: str | None = None
-    for at, sha in reversed(ok_trail(seen.history)):
-        if sha == PROMOTED:
-            return at
-        if pin is None or sha is None or not (sha.startswith(pin) or pin.startswith(sha)):
-            break
-        start = at
-    return start
+    """When the dot's counted green run began: the window rule (:mod:`petrova.ledger.window`)."""
+    return green_window(seen.history, pin=pin).start
+
+
+def _restart_note(stored: Observation, pin: str | None) -> str:
+    """`` (window restarted at T by ...)`` when something in the kept history did."""
+    if green_window(stored.history, pin=pin).restart is None:
+        return ""
+    return f" (window {_restarted(stored, pin)})"
+
+
+def _restarted(stored: Observation, pin: str | None) -> str:
+    """What restarted the cell's window last, in words for a hold line (SPEC §12)."""
+    window = green_window(stored.history, pin=pin)
+    if window.restart is None:
+        return "nothing in the kept history restarted it"
+    return f"restarted at {window.restarted_at} by {RESTART_WORDS[window.restart]}"
 
 
 def _cell_view(
@@ -312,7 +327,8 @@ def _cell_view(
         else None
     )
     needs_human = bool(shown.get("needs_human", False))
-    return CellView(integration, shown["status"], applicable, needs_human, counted)
+    override = "override" in shown
+    return CellView(integration, shown["status"], applicable, needs_human, counted, override)
 
 
 def _hold(
@@ -323,6 +339,7 @@ def _hold(
     *,
     now: datetime,
     window: timedelta,
+    pin: str | None = None,
 ) -> Hold | None:
     """Why this applicable cell holds its tier back, or ``None`` when it is green."""
     name = f"{slug} {view.integration}"
@@ -358,36 +375,20 @@ def _hold(
                 f"(petrova state promote {slug} {view.integration} ...)"
             )
         return Hold(slug, view.integration, "not_ok", status, since, None, message)
-    if stored.ok_since is None:
-        since = stored.run_broken_at
-        what, newest_at = stored.newest_what, stored.newest_at
-        return Hold(
-            slug,
-            view.integration,
-            "run_broken",
-            status,
-            since,
-            None,
-            f"{name}: ok, but not observed ok at every outcome since {since} "
-            f"(newest: {what} at {newest_at}); the {window.days}-day clock restarts at "
-            "the next ok outcome",
-        )
     if view.ok_since is None:
         if shown["declared"] is None:
             return None  # the repo's contract_unknown hold says it once for every cell
-        why = (
-            "no ok outcome checked against the pinned contract yet (probes with "
-            "evidence_sha of the pinned contract)"
-        )
+        restarted = green_window(stored.history, pin=pin)
         return Hold(
             slug,
             view.integration,
             "run_broken",
             status,
-            stored.ok_since,
+            restarted.restarted_at,
             None,
-            f"{name}: ok, but the dot's green time has not started: {why}; the "
-            f"{window.days}-day clock starts at the next such ok outcome",
+            f"{name}: ok, but the dot's green time has not started: the window was "
+            f"{_restarted(stored, pin)}; the {window.days}-day clock starts at the next ok "
+            "outcome checked against the pinned contract (evidence_sha of the pin)",
         )
     ok_since = parse_timestamp(view.ok_since)
     if now - ok_since < window:
@@ -403,7 +404,8 @@ def _hold(
             view.ok_since,
             green_at,
             f"{name}: ok since {view.ok_since}, {_span(now - ok_since)} of "
-            f"{window.days}d; green at {green_at} if every outcome until then is ok",
+            f"{window.days}d{_restart_note(stored, pin)}; green at {green_at} if every "
+            "outcome until then is ok",
         )
     return None
 
@@ -442,6 +444,8 @@ def status_text(report: RolloutReport) -> bytes:
         parts.append("\n")
     if any(c.needs_human for t in report.tiers for r in t.repos for c in r.cells):
         parts.append("! = the newest outcome waits for a human: petrova state promote\n")
+    if any(c.override for t in report.tiers for r in t.repos for c in r.cells):
+        parts.append("* = ok on a human's override, not yet observed ok\n")
     return "".join(parts).encode()
 
 
@@ -468,4 +472,8 @@ def _tier_heading(tier: TierView, report: RolloutReport) -> str:
 
 
 def _dot(cell: CellView) -> str:
-    return STATUS_LABELS[cell.status] + ("!" if cell.needs_human else "")
+    return (
+        STATUS_LABELS[cell.status]
+        + ("!" if cell.needs_human else "")
+        + ("*" if cell.override else "")
+    )

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from petrova.documents.shard import Shard
-from petrova.errors import PetrovaError, StateNotCommitted, SyncManifestInvalid
+from petrova.errors import PetrovaError, StateNotPushed, SyncManifestInvalid
 from petrova.net.git import Git, Result
 from petrova.sync.workspace import MANIFEST_NAME, read_manifest, render_manifest, update_manifest
 
@@ -157,8 +157,9 @@ def push_until(
     doubling up to :data:`BACKOFF_CAP`), rebase onto what landed, and try again, until
     ``deadline`` seconds have passed. Returns the number of attempts.
 
-    A rebase conflict (someone else changed one of this shard's ledgers) or a dirty work
-    tree stops at once with :class:`StateNotCommitted`; the commit stays local.
+    A rebase conflict (someone else changed one of this shard's ledgers) or a local change
+    to a file upstream changed too stops at once with :class:`StateNotPushed`; the commit
+    stays local for the next run.
     """
     rng = rng or random.Random()
     end = time.monotonic() + deadline
@@ -170,7 +171,7 @@ def push_until(
             return attempt
         left = end - time.monotonic()
         if left <= 0:
-            raise StateNotCommitted(
+            raise StateNotPushed(
                 f"git push of the ledgers did not succeed within {deadline:g}s "
                 f"({attempt} attempts): {pushed.reason()}; the commit stays local and the "
                 "next run pushes it"
@@ -180,19 +181,24 @@ def push_until(
 
 
 def _rebase(top: Path, branch: str, identity: Mapping[str, str]) -> None:
-    dirty = sorted(n for n in _git(top, "diff", "--name-only", "HEAD").stdout.splitlines() if n)
+    """Rebase onto what landed, carrying local changes across (``--autostash``: the run
+    record is written in the work tree), unless one is to a file upstream changed too."""
+    _git(top, "fetch", "--quiet", "origin", branch)
+    changed = _git(top, "diff", "--name-only", f"HEAD...refs/remotes/origin/{branch}").stdout
+    local = _git(top, "diff", "--name-only", "HEAD").stdout
+    dirty = sorted(set(local.split()) & set(changed.split()))
     if dirty:
-        raise StateNotCommitted(
+        raise StateNotPushed(
             f"the ledgers could not be rebased onto origin/{branch}: the checkout has "
-            f"uncommitted changes to tracked files ({', '.join(dirty[:5])}); the commit "
-            "stays local and the next run tries again"
+            f"uncommitted changes to tracked files ({', '.join(dirty[:5])}) that "
+            f"origin/{branch} changed too; the commit stays local and the next run tries again"
         )
-    pulled = _git(top, "pull", "--rebase", "--quiet", "origin", branch, env=identity)
+    pulled = _git(top, "pull", "--rebase", "--autostash", "--quiet", "origin", branch, env=identity)
     if pulled.ok:
         return
     conflicted = _git(top, "diff", "--name-only", "--diff-filter=U").stdout.split()
     _git(top, "rebase", "--abort")
-    raise StateNotCommitted(
+    raise StateNotPushed(
         f"the ledgers could not be rebased onto origin/{branch}: "
         + (
             f"a change to the same ledger landed meanwhile ({', '.join(sorted(conflicted))})"

@@ -29,6 +29,7 @@ from petrova.documents.schemas import check_snapshot
 from petrova.files.json_strict import to_json_bytes
 from petrova.fleet.gather import FleetInputs, RepoInputs, gather
 from petrova.fleet.rollout import gates_document, rollout_report
+from petrova.fleet.runs import last_run
 from petrova.ledger.rules import DEFAULT_STALE_AFTER, FUTURE_SKEW, Observation, observed_status
 from petrova.models import (
     CELL_HISTORY_LIMIT,
@@ -74,6 +75,9 @@ def make_snapshot(
     document = snapshot_document(inputs, now=now, stale_after=stale_after)
     report = rollout_report(inputs, document, now=now, days=GATE_DAYS)
     document["gates"] = gates_document(report)
+    run = last_run(state_dir)
+    if run is not None:
+        document["last_run"] = run.model_dump(mode="json")
     check_snapshot(document, catalogue)
     return Made(
         to_json_bytes(document),
@@ -214,6 +218,8 @@ def _cell(
     }
     if seen is not None and seen.needs_human:
         cell["needs_human"] = True
+    if seen is not None and seen.override is not None and status == "ok":
+        cell["override"] = {k: seen.override[k] for k in ("at", "by", "reason")}
     if seen is not None and seen.history:
         cell["history"] = cell_history(seen.history)
     return cell

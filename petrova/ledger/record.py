@@ -14,7 +14,7 @@ import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from petrova.errors import (
     PetrovaError,
     ProbeInputInvalid,
     Problem,
+    PromoteNotRecovered,
     RepoNotInRegistry,
     TimestampInFuture,
     TimestampInvalid,
@@ -42,21 +43,31 @@ from petrova.errors import (
 from petrova.files import json_strict
 from petrova.files.disk import WriteVerb, confined, decode_text
 from petrova.files.lock import file_lock
+from petrova.ledger.promotions import append_promotion, promotions_path, read_promotions
 from petrova.ledger.rules import (
     DEMOTION,
     FUTURE_SKEW,
     apply_outcome,
     apply_promotion,
     newest_at,
+    newest_conclusive,
     promotion_entry,
 )
-from petrova.ledger.store import empty_ledger, ledger_path, load_ledger, write_ledger
+from petrova.ledger.store import (
+    empty_ledger,
+    ledger_path,
+    load_ledger,
+    merge_ledger,
+    write_ledger,
+)
 from petrova.models import (
     HistoryEntry,
+    HumanPromotion,
     Ledger,
     LedgerCell,
     Outcome,
     ProbeEntry,
+    PromotionEntry,
     format_timestamp,
     parse_timestamp,
 )
@@ -106,9 +117,42 @@ class Written:
 
 
 @dataclass(frozen=True)
+class AlreadyObserved:
+    """An outcome not recorded: its cell holds one from the same run window (``seen_at``)."""
+
+    slug: str
+    integration: str
+    at: str
+    seen_at: str
+
+
+@dataclass(frozen=True)
 class Recorded:
     changes: tuple[CellChange, ...]
     written: tuple[Written, ...]
+    #: Outcomes left out by the run window (``record(window=...)``).
+    already: tuple[AlreadyObserved, ...] = ()
+
+
+def seen_in_window(cell: LedgerCell, entry: ProbeEntry, window: timedelta) -> str | None:
+    """When ``cell`` already holds an outcome from ``entry``'s run window, that outcome's
+    time; else ``None`` (record ``entry``).
+
+    One observation per cell per window: an outcome less than ``window`` older than
+    ``entry`` counts, unless it was ``unreachable`` and ``entry`` is conclusive (a re-run
+    that could look, after one that could not, is recorded). So overlapping or repeated
+    runs never double an outcome, and two ``failing`` a second apart never demote.
+    """
+    at = parse_timestamp(entry.at)
+    for old in reversed(cell.history):
+        if not isinstance(old, ProbeEntry):
+            continue
+        old_at = parse_timestamp(old.at)
+        if at - old_at >= window:
+            return None
+        if entry.outcome == "unreachable" or old.outcome != "unreachable":
+            return old.at
+    return None
 
 
 def clock(now: str | None) -> datetime:
@@ -295,19 +339,38 @@ def _known_slugs(loaded: LoadedRegistry) -> str:
 
 
 def record(
-    loaded: LoadedRegistry, state_dir: Path, requests: Sequence[ProbeRequest], *, wait: float
+    loaded: LoadedRegistry,
+    state_dir: Path,
+    requests: Sequence[ProbeRequest],
+    *,
+    wait: float,
+    window: timedelta | None = None,
 ) -> Recorded:
-    """Append every outcome to its cell, all or nothing, under the ledgers' locks."""
+    """Append every outcome to its cell, all or nothing, under the ledgers' locks.
+
+    ``window``: leave out an outcome whose cell already holds one from the same run
+    window (:func:`seen_in_window`); ``probe --record`` passes its ``--window``.
+    """
     if not requests:
         return Recorded((), ())
     slugs = sorted({r.slug for r in requests})
+    already: list[AlreadyObserved] = []
     with _locked(state_dir, slugs, wait=wait):
-        ledgers = {s: _read(loaded.catalogue, state_dir, s) for s in slugs}
+        # A promotion made while this batch was being probed (later than its oldest
+        # outcome) waits for the next read, so that it never makes the batch out of order.
+        until = {s: min(r.entry.at for r in requests if r.slug == s) for s in slugs}
+        ledgers = {s: _read(loaded.catalogue, state_dir, s, until=until[s]) for s in slugs}
         changes: list[CellChange] = []
         problems: list[Problem] = []
         for request in requests:
             ledger = ledgers[request.slug]
             before = ledger.integrations.get(request.integration, LedgerCell())
+            seen = seen_in_window(before, request.entry, window) if window else None
+            if seen is not None:
+                already.append(
+                    AlreadyObserved(request.slug, request.integration, request.entry.at, seen)
+                )
+                continue
             newest = newest_at(before)
             if newest is not None and parse_timestamp(request.entry.at) < newest:
                 problems.append(
@@ -330,8 +393,9 @@ def record(
                 "recorded",
                 problems=problems,
             )
-        written = tuple(_write(loaded.catalogue, state_dir, ledgers[s]) for s in slugs)
-    return Recorded(tuple(changes), written)
+        changed = sorted({c.slug for c in changes})
+        written = tuple(_write(loaded.catalogue, state_dir, ledgers[s]) for s in changed)
+    return Recorded(tuple(changes), written, tuple(already))
 
 
 def promote(
@@ -344,34 +408,86 @@ def promote(
     reason: str,
     now: datetime,
     wait: float,
+    override: bool = False,
 ) -> Recorded:
-    """Lift one cell to ``ok`` on a human's word, recorded with who and why."""
+    """Lift one cell to ``ok`` on a human's word, recorded with who and why.
+
+    Written to ``state/promotions/<slug>.yaml``, the humans' file, never to the ledger
+    the daily job rewrites (SPEC §12). Refused (``PROMOTE_NOT_RECOVERED``) while the
+    cell's newest conclusive outcome is not ``ok``, unless ``override``: then it is
+    recorded as an override, and green time waits for the next ``ok`` outcome.
+    """
     request_fields = {"slug": slug, "integration": integration, "outcome": "ok"}
     checked = make_request(loaded, request_fields, now=now)
     slug, integration = checked.slug, checked.integration
-    entry = promotion_entry(by, reason, format_timestamp(now))
-    with _locked(state_dir, [slug], wait=wait):
-        ledger = _read(loaded.catalogue, state_dir, slug)
-        before = ledger.integrations.get(integration)
-        if before is None:
-            raise NothingToPromote(
-                f"{slug} {integration}: nothing has been observed yet "
-                f"({ledger_path(state_dir, slug)} has no entry for it)"
-            )
-        newest = newest_at(before)
-        if newest is not None and now < newest:
-            raise OutcomeOutOfOrder(
-                f"{slug} {integration}: the newest entry is at {format_timestamp(newest)}, "
-                f"after now ({format_timestamp(now)}); check the clock or --now",
-                location=Location(field="--now"),
-            )
-        try:
-            after = apply_promotion(before, entry)
-        except NothingToPromote as exc:
-            raise NothingToPromote(f"{slug} {integration}: {exc.message}") from None
-        updated = _with_cell(ledger, integration, after, loaded)
-        written = _write(loaded.catalogue, state_dir, updated)
+    entry = promotion_entry(by, reason, format_timestamp(now), override=override)
+    ledger_path(state_dir, slug)  # the slug is safe to make a file name of
+    target = promotions_path(state_dir, slug)
+    confined(state_dir, target.relative_to(state_dir))  # never written through a link
+    _promotion_of(loaded, state_dir, slug, integration, entry, now=now)  # refused: no trace
+    _make_folder(target.parent)
+    with file_lock(target, wait=wait):
+        before, after = _promotion_of(loaded, state_dir, slug, integration, entry, now=now)
+        item = HumanPromotion(
+            integration=integration,
+            at=entry.at,
+            by=entry.by,
+            reason=entry.reason,
+            override=entry.override,
+        )
+        verb = append_promotion(target, item, loaded.catalogue, slug=slug)
+    written = Written(target, verb)
     return Recorded((CellChange(slug, integration, entry, before, after),), (written,))
+
+
+def _promotion_of(
+    loaded: LoadedRegistry,
+    state_dir: Path,
+    slug: str,
+    integration: str,
+    entry: PromotionEntry,
+    *,
+    now: datetime,
+) -> tuple[LedgerCell, LedgerCell]:
+    """The cell before and after the promotion, as the ledger and the humans' file say
+    now; every refusal of :func:`promote` is raised here."""
+    ledger = _read(loaded.catalogue, state_dir, slug)
+    before = ledger.integrations.get(integration)
+    if before is None:
+        raise NothingToPromote(
+            f"{slug} {integration}: nothing has been observed yet "
+            f"({ledger_path(state_dir, slug)} has no entry for it)"
+        )
+    newest = newest_at(before)
+    if newest is not None and now < newest:
+        raise OutcomeOutOfOrder(
+            f"{slug} {integration}: the newest entry is at {format_timestamp(newest)}, "
+            f"after now ({format_timestamp(now)}); check the clock or --now",
+            location=Location(field="--now"),
+        )
+    try:
+        after = apply_promotion(before, entry)
+    except NothingToPromote as exc:
+        raise NothingToPromote(f"{slug} {integration}: {exc.message}") from None
+    seen = newest_conclusive([e.model_dump(mode="json") for e in before.history])
+    if seen != "ok" and not entry.override:
+        raise PromoteNotRecovered(
+            f"{slug} {integration}: the newest conclusive probe outcome is "
+            f"{seen or 'none yet'}, not ok; a promotion follows an observed recovery. "
+            "Wait for a probe to see ok (`petrova probe --record`), or record an "
+            "override with --override --reason TEXT (the dot turns ok, marked as an "
+            "override, and green time starts at the next ok outcome)"
+        )
+    return before, after
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the folder: {exc.strerror}", location=Location(str(folder))
+        ) from None
 
 
 @contextlib.contextmanager
@@ -390,13 +506,18 @@ def _locked(state_dir: Path, slugs: Sequence[str], *, wait: float) -> Any:
         yield
 
 
-def _read(catalogue: Catalogue, state_dir: Path, slug: str) -> Ledger:
+def _read(catalogue: Catalogue, state_dir: Path, slug: str, *, until: str | None = None) -> Ledger:
+    """The ledger with the humans' promotions merged (those up to ``until`` when given)."""
     path = ledger_path(state_dir, slug)
     confined(state_dir, Path(path.name))  # a linked ledger is someone else's file: refused
     try:
-        return load_ledger(path, catalogue, slug=slug)
+        ledger = load_ledger(path, catalogue, slug=slug)
     except FileNotFoundError:
         return empty_ledger(slug)
+    promoted = read_promotions(promotions_path(state_dir, slug), catalogue, slug=slug)
+    if until is not None:
+        promoted = {i: [p for p in ps if p.at <= until] for i, ps in promoted.items()}
+    return merge_ledger(ledger, promoted) if promoted else ledger
 
 
 def _with_cell(
@@ -419,7 +540,8 @@ def describe(change: CellChange) -> str:
     if isinstance(change.entry, ProbeEntry):
         head += f"{change.entry.outcome} at {change.entry.at}: "
     else:
-        head += f"promoted by {change.entry.by} at {change.entry.at}: "
+        verb = "overridden" if change.entry.override else "promoted"
+        head += f"{verb} by {change.entry.by} at {change.entry.at}: "
     if before.current_status != after.current_status:
         text = f"{before.current_status} -> {after.current_status}"
     else:

@@ -77,7 +77,7 @@ def check_cell(cell: LedgerCell) -> tuple[LedgerCell | None, list[FieldProblem]]
     given = cell.model_fields_set | {"current_status"}
     stored = state_of(cell)
     for prune in (True, False):  # the likely starts first; all of them to explain a "no"
-        results, refused = _replay_all(_possible_starts(cell, prune=prune), history)
+        results, refused = _replay_all(possible_starts(cell, prune=prune), history)
         for result in results:
             if all(getattr(result, f) == getattr(stored, f) for f in DERIVED_FIELDS if f in given):
                 filled = {f: getattr(result, f) for f in DERIVED_FIELDS if f not in given}
@@ -116,7 +116,7 @@ _REACHABLE: dict[str, frozenset[str]] = {
 }
 
 
-def _possible_starts(cell: LedgerCell, *, prune: bool = False) -> list[State]:
+def possible_starts(cell: LedgerCell, *, prune: bool = False) -> list[State]:
     if len(cell.history) < HISTORY_LIMIT:
         return [State()]
     first = cell.history[0].at
@@ -169,7 +169,7 @@ def _replay_all(
                 after[step_outcome(state, entry.outcome, entry.at)] = None
                 continue
             try:
-                after[step_promotion(state, entry.at)] = None
+                after[step_promotion(state, entry.at, override=bool(entry.override))] = None
             except NothingToPromote as exc:
                 refused = (index, f"a promotion cannot happen here: {exc.message}")
         states = after
@@ -255,8 +255,12 @@ def step_outcome(state: State, outcome: str, at: str) -> State:
     )
 
 
-def step_promotion(state: State, at: str) -> State:
-    """The rule for a promotion; :class:`NothingToPromote` when there is nothing to lift."""
+def step_promotion(state: State, at: str, *, override: bool = False) -> State:
+    """The rule for a promotion; :class:`NothingToPromote` when there is nothing to lift.
+
+    An override lifts the dot as a promotion does, but starts no green time: ``ok_since``
+    stays empty until a probe sees ``ok`` (SPEC §12).
+    """
     status = state.current_status
     if status == "pending":
         raise NothingToPromote(
@@ -269,7 +273,7 @@ def step_promotion(state: State, at: str) -> State:
         "ok",
         state.status_since if status == "ok" else at,
         state.last_verified_at,
-        state.ok_since or at,
+        None if override else state.ok_since or at,
         False,
         0,
     )
@@ -290,10 +294,10 @@ def promote(cell: LedgerCell, by: str, reason: str, at: str) -> LedgerCell:
     return apply_promotion(cell, promotion_entry(by, reason, at))
 
 
-def promotion_entry(by: str, reason: str, at: str) -> PromotionEntry:
+def promotion_entry(by: str, reason: str, at: str, *, override: bool = False) -> PromotionEntry:
     """Check a promotion's who, why and when before any ledger is touched."""
     try:
-        return PromotionEntry(at=at, by=by, reason=reason)
+        return PromotionEntry(at=at, by=by, reason=reason, override=True if override else None)
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):
@@ -308,7 +312,7 @@ def promotion_entry(by: str, reason: str, at: str) -> PromotionEntry:
 
 
 def apply_promotion(cell: LedgerCell, entry: PromotionEntry) -> LedgerCell:
-    state = step_promotion(state_of(cell), entry.at)
+    state = step_promotion(state_of(cell), entry.at, override=bool(entry.override))
     return _with_state(cell, state, _capped([*cell.history, entry]))
 
 
@@ -329,30 +333,6 @@ def run_broken_at(history: Sequence[Mapping[str, Any]]) -> str | None:
             break
         since = entry["at"]
     return since
-
-
-#: Stands for a human promotion in :func:`ok_trail` (a promotion checks no contract).
-PROMOTED = "promoted"
-
-
-def ok_trail(history: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, str | None], ...]:
-    """The newest unbroken run of ``ok`` outcomes, oldest first, as ``(at, evidence_sha)``.
-
-    Walking back from the newest entry it takes ``ok`` outcomes and stops at anything
-    else; a promotion is taken as ``(at, PROMOTED)`` and ends the walk, since before it
-    the cell was demoted whatever the outcomes said. The rollout gate reads this to count
-    green time only for outcomes checked against the pinned contract (SPEC §11).
-    """
-    trail: list[tuple[str, str | None]] = []
-    for entry in reversed(history):
-        if "outcome" not in entry:
-            trail.append((entry["at"], PROMOTED))
-            break
-        if entry["outcome"] != "ok":
-            break
-        trail.append((entry["at"], entry.get("evidence_sha")))
-    trail.reverse()
-    return tuple(trail)
 
 
 #: How far ahead of the clock a ledger entry may be before it counts as the future:
@@ -377,8 +357,10 @@ class Observation(NamedTuple):
     #: See :func:`run_broken_at`.
     run_broken_at: str | None
     #: The cell's history in its JSON form, as read (shared, not copied): the gate reads
-    #: :func:`ok_trail` from it for the few cells that show ok.
+    #: its green window (:mod:`petrova.ledger.window`) from it for the cells that show ok.
     history: Sequence[Mapping[str, Any]] = ()
+    #: The override (its JSON form) the dot stands on: see :func:`standing_override`.
+    override: Mapping[str, Any] | None = None
 
 
 def observe(cell: LedgerCell | Mapping[str, Any]) -> Observation:
@@ -404,7 +386,28 @@ def observe(cell: LedgerCell | Mapping[str, Any]) -> Observation:
         None if newest is None else newest.get("outcome", "promotion"),
         run_broken_at(history),
         history,
+        standing_override(history),
     )
+
+
+def standing_override(history: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The newest promotion when it was an override and no probe has seen ``ok`` since:
+    the dot is green on a human's word alone, which the dashboard says (SPEC §12)."""
+    for entry in reversed(history):
+        if "outcome" not in entry:
+            return entry if entry.get("override") else None
+        if entry["outcome"] == "ok":
+            return None
+    return None
+
+
+def newest_conclusive(history: Sequence[Mapping[str, Any]]) -> str | None:
+    """The newest conclusive probe outcome (``unreachable`` says nothing), or ``None``."""
+    for entry in reversed(history):
+        outcome = entry.get("outcome")
+        if outcome in CONCLUSIVE:
+            return str(outcome)
+    return None
 
 
 def observed_status(

@@ -1,5 +1,9 @@
 """Ledger files (``state/<slug>.yaml``): read, check, seal and write.
 
+Every read for the snapshot and the gate merges the humans' promotions
+(``state/promotions/<slug>.yaml``) into the bot's ledger by time; see
+:mod:`petrova.ledger.merge`.
+
 A ledger ends with a seal (sha256 over the rules' version and its canonical JSON); when
 the seal holds, a read builds the observations straight from the JSON, and when it does
 not, the ledger gets the full check (:func:`petrova.ledger.rules.check_cell`), so a hand
@@ -9,7 +13,7 @@ edit is still ``STATE_INVALID`` at its line.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +32,14 @@ from petrova.errors import (
 from petrova.files.disk import WriteVerb, decode_text, read_as, write_atomic
 from petrova.files.json_strict import orjson_unique, to_json_bytes
 from petrova.files.yaml_strict import YamlDocument, parse_yaml
+from petrova.ledger.merge import merge_promotions, promotion_key
+from petrova.ledger.promotions import promotions_path, read_promotions
 from petrova.ledger.rules import Observation, check_cell, observe
 from petrova.models import (
     LEDGER_KEYS,
     Ledger,
     LedgerCell,
+    PromotionEntry,
     is_slug,
 )
 
@@ -75,7 +82,12 @@ def read_observations(path: Path, catalogue: Catalogue, *, slug: str) -> dict[st
     """
     shown = str(path)
     raw = _read_raw(path, shown)
+    promoted = read_promotions(promotions_path(path.parent, slug), catalogue, slug=slug)
     cells = _sealed_cells(raw, catalogue, slug=slug)
+    if promoted and (cells is None or _any_pending_safe(cells, promoted)):
+        # a human's promotion the ledger does not hold yet, merged by time: the full reading
+        ledger = merge_ledger(_parse_raw(raw, shown, catalogue, slug=slug), promoted)
+        return {i: observe(cell) for i, cell in ledger.integrations.items()}
     if cells is not None:
         try:
             return {i: observe(cells[i]) for i in catalogue.ids if i in cells}
@@ -83,6 +95,43 @@ def read_observations(path: Path, catalogue: Catalogue, *, slug: str) -> dict[st
             pass  # a matching seal over shapes petrova never writes: the full check says
     ledger = _parse_raw(raw, shown, catalogue, slug=slug)
     return {i: observe(cell) for i, cell in ledger.integrations.items()}
+
+
+def merge_ledger(ledger: Ledger, promoted: Mapping[str, Sequence[PromotionEntry]]) -> Ledger:
+    """The ledger with the humans' promotions merged into each cell by time (SPEC §12)."""
+    cells = {
+        i: merge_promotions(cell, promoted.get(i, ())) for i, cell in ledger.integrations.items()
+    }
+    return ledger.model_copy(update={"integrations": cells})
+
+
+def _any_pending_safe(
+    cells: Mapping[str, Any], promoted: Mapping[str, Sequence[PromotionEntry]]
+) -> bool:
+    try:
+        return _any_pending(cells, promoted)
+    except (AttributeError, KeyError, TypeError):
+        return True  # shapes petrova never writes: the full check says what is wrong
+
+
+def _any_pending(
+    cells: Mapping[str, Any], promoted: Mapping[str, Sequence[PromotionEntry]]
+) -> bool:
+    """Whether a sealed ledger's JSON cells lack a promotion the humans' file holds
+    (the cheap question; :func:`petrova.ledger.merge.pending_promotions` is the rule)."""
+    for integration, entries in promoted.items():
+        history = cells.get(integration, {}).get("history") or []
+        if not history:
+            continue
+        known = {
+            (e.get("at"), e.get("by"), e.get("reason"), bool(e.get("override")))
+            for e in history
+            if "by" in e
+        }
+        first = history[0].get("at", "")
+        if any(promotion_key(p) not in known and p.at >= first for p in entries):
+            return True
+    return False
 
 
 def seal_of(document: Mapping[str, Any]) -> str:

@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from petrova.documents.catalogue import Catalogue, EvidenceField
 from petrova.documents.contract import (
@@ -62,6 +61,7 @@ from petrova.models import (
     applicability_value,
 )
 from petrova.net.git import Git, Result
+from petrova.sync.origin import ORIGIN_CONFIG_ARGS, normalise_remote
 
 
 @dataclass(frozen=True)
@@ -151,25 +151,10 @@ def contract_target(repo: RepoInfo) -> Path:
 
 
 def read_origin(repo: RepoInfo) -> str | None:
-    proc = _git(["remote", "get-url", "origin"], repo.root)
+    """The origin as configured, before any insteadOf: the one rule sync uses too."""
+    proc = _git(list(ORIGIN_CONFIG_ARGS), repo.root)
     url = proc.stdout.strip()
     return url if proc.returncode == 0 and url else None
-
-
-def normalise_remote(url: str) -> str:
-    """``host/owner/name``, lowercase: ssh, scp-like and https forms of one repo agree."""
-    text = url.strip()
-    if "://" in text:
-        parts = urlsplit(text)
-        host = (parts.hostname or "").lower()
-        path = parts.path
-    elif ":" in text and "/" not in text.split(":", 1)[0]:  # git@host:owner/name
-        host_part, path = text.split(":", 1)
-        host = host_part.rsplit("@", 1)[-1].lower()
-    else:
-        return text.lower().rstrip("/").removesuffix(".git")
-    path = path.strip("/").removesuffix(".git").rstrip("/")
-    return f"{host}/{path}".lower()
 
 
 # --- phase 3: the registry entry ------------------------------------------------------

@@ -16,7 +16,8 @@ from pathlib import Path
 from petrova.documents.contract import CONTRACT_RELPATH, LoadedContract
 from petrova.documents.registry import LoadedRegistry
 from petrova.errors import ContractSlugMismatch, Location, PetrovaError
-from petrova.migrate.bootstrap import find_repo, normalise_remote, read_origin
+from petrova.migrate.bootstrap import find_repo, read_origin
+from petrova.sync.origin import normalise_remote
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -144,12 +145,48 @@ def default_cache_dir() -> Path | None:
     return Path(base) / "petrova"
 
 
+#: An entity tag as RFC 9110 writes it, visible ASCII only: anything else (a newline, a
+#: character outside Latin-1) could not be sent back in ``If-None-Match``.
+_ETAG = re.compile(r'(?:W/)?"[\x21\x23-\x7e]{0,500}"')
+
+
+def valid_etag(value: object) -> bool:
+    return isinstance(value, str) and _ETAG.fullmatch(value) is not None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def valid_kept(url: str, kept: object) -> bool:
+    """Is ``kept`` what this module keeps for ``url`` (see ``_keep_hooks`` and
+    ``_keep_deliveries`` in :mod:`petrova.probe.kinds`)? A cache entry of another shape
+    is dropped on load, never served for a ``304``."""
+    path = url.split("?", 1)[0]
+    if not isinstance(kept, list):
+        return False
+    if path.endswith("/deliveries"):
+        return len(kept) <= 1 and all(k is None or _is_int(k) for k in kept)
+    if path.endswith("/hooks"):
+        return all(
+            isinstance(h, dict)
+            and set(h) == {"id", "active", "host"}
+            and _is_int(h["id"])
+            and isinstance(h["active"], bool)
+            and isinstance(h["host"], str)
+            for h in kept
+        )
+    return False
+
+
 class EtagCache:
     """``{url: [etag, kept body]}`` in one JSON file; any trouble with it is ignored.
 
     Only what a ``304`` needs to recompute the same outcome is kept (hook ids, their
     ``active`` flag and the *host* of their URL; a delivery's status code), never a
-    token and never a full webhook URL, which may carry a secret in its query.
+    token and never a full webhook URL, which may carry a secret in its query. Every
+    entry is checked on load (:func:`valid_etag`, :func:`valid_kept`): a bad one is
+    dropped, and the file is rewritten without it when the run ends.
     """
 
     def __init__(self, directory: Path | None) -> None:
@@ -166,9 +203,17 @@ class EtagCache:
                         self._entries = {
                             k: v
                             for k, v in entries.items()
-                            if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
+                            if isinstance(v, list)
+                            and len(v) == 2
+                            and valid_etag(v[0])
+                            and valid_kept(k, v[1])
                         }
-            except (OSError, ValueError, RecursionError):
+                        self._dirty = len(self._entries) != len(entries)
+                    else:
+                        self._dirty = True
+                else:
+                    self._dirty = True
+            except (OSError, ValueError, RecursionError, PetrovaError):
                 self._dirty = True  # absent or corrupt: start afresh, replace it on save
 
     def get(self, url: str) -> tuple[str, Any] | None:
@@ -177,6 +222,8 @@ class EtagCache:
         return None if entry is None else (entry[0], entry[1])
 
     def put(self, url: str, etag: str, kept: Any) -> None:
+        if not (valid_etag(etag) and valid_kept(url, kept)):
+            return  # an odd ETag is not kept: the next run asks in full
         with self._lock:
             if self._entries.get(url) != [etag, kept]:
                 self._entries[url] = [etag, kept]

@@ -3,7 +3,10 @@
 Each kind is a function ``(check, cell) -> Result``. A check never raises for what it
 observes: a missing file is a ``fail``, a refused connection is ``unreachable``. Only
 :class:`~petrova.probe.github.BudgetSpent` passes through, so that the whole cell is
-left for the next run.
+left for the next run. Whatever else a check raises is contained by :func:`run_probe`:
+evidence that cannot be true (:class:`EvidenceMalformed`) makes the check fail
+(``failing``), anything else makes it ``unreachable``; one consumer's contract can never
+stop the fleet's probes.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import stat
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,18 +22,37 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from petrova.documents.probe_spec import Check, ProbeSpec
+from petrova.documents.probe_spec import Check, ProbeSpec, path_problem, segment_problem
 from petrova.errors import PetrovaError
 from petrova.files.disk import confined
 from petrova.models import parse_timestamp
 from petrova.net.http import Secret
-from petrova.probe.github import GitHub
+from petrova.probe.github import BudgetSpent, GitHub
 from petrova.probe.http import CouldNotLook, Transport, probe_token, request
+from petrova.probe.urls import UrlRefused, safe_url
 
 Verdict = Literal["pass", "skip", "fail", "unreachable"]
-#: Files counted under a path at most: a count past this is reported as a mismatch.
+#: Entries (files and folders) a count looks at, at most: a folder a probe path names is
+#: walked no further, and the count is reported as unknown.
 MAX_COUNTED = 100_000
+#: Folder levels below the counted path a count descends, at most.
+MAX_DEPTH = 64
+#: The failure mode of evidence that cannot be true (an unsafe path, a URL that is none):
+#: always ``failing``, whatever the catalogue maps the kind's modes to.
+MALFORMED = "malformed"
+
+
+class EvidenceMalformed(Exception):
+    """A check's evidence cannot be looked at as given: the check fails (``failing``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: How far ahead of the probe's clock an evidence time may be (clocks differ a little).
+FUTURE_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -60,12 +83,20 @@ def token(name: str, environ: Mapping[str, str], url: str | None = None) -> Secr
     return probe_token(name, environ, url=url)
 
 
+def _text(cell: Cell, name: str) -> str:
+    value = cell.evidence[name]
+    if not isinstance(value, str):
+        raise EvidenceMalformed(f"{name} is not text")
+    return value
+
+
 def check_file(check: Check, cell: Cell) -> Result:
-    rel = str(cell.evidence[check.params["path_field"]])
+    rel = _text(cell, check.params["path_field"])
     shown = _short(rel)
+    problem = path_problem(rel)
+    if problem is not None:
+        raise EvidenceMalformed(f"{shown!r} {problem}; not a path a probe may look at")
     pure = PurePosixPath(rel)
-    if pure.is_absolute() or not pure.parts or ".." in pure.parts:
-        return Result(check.id, "fail", f"{shown} is not a path inside the repo", "missing")
     try:
         path = confined(cell.clone, Path(*pure.parts))
     except PetrovaError:
@@ -80,7 +111,9 @@ def check_file(check: Check, cell: Cell) -> Result:
     expected = cell.evidence.get(count["field"])
     if not isinstance(expected, int) or isinstance(expected, bool):
         return Result(check.id, "pass", f"{shown} is in the repo")
-    found = _count(path, count["pattern"])
+    found, cut_short = _count(path, count["pattern"])
+    if cut_short is not None:
+        return Result(check.id, "fail", f"{shown}: {cut_short}; the count is unknown", "count")
     tolerance = int(count.get("tolerance", 0))
     if abs(found - expected) > tolerance:
         within = f" (within {tolerance})" if tolerance else ""
@@ -94,25 +127,41 @@ def check_file(check: Check, cell: Cell) -> Result:
     return Result(check.id, "pass", f"{shown} holds {found} file(s), as declared")
 
 
-def _count(root: Path, pattern: str) -> int:
+def _count(root: Path, pattern: str) -> tuple[int, str | None]:
     """Regular files under ``root`` whose relative path matches ``pattern`` (``**/`` = any
-    depth); links are neither followed nor counted."""
-    if root.is_file():
-        return 1 if _matches(root.name, pattern) else 0
+    depth), and why the walk stopped short (``None`` when it did not).
+
+    Walked with an explicit stack, never by recursion, at most :data:`MAX_DEPTH` levels
+    down and :data:`MAX_COUNTED` entries in all: a consumer's folder 1,100 levels deep or
+    with a million files costs a bounded walk. Links are neither followed nor counted.
+    """
+    info = root.lstat()
+    if stat.S_ISREG(info.st_mode):
+        return (1 if _matches(root.name, pattern) else 0), None
+    if not stat.S_ISDIR(info.st_mode):
+        return 0, None
     found = 0
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]  # noqa: PTH114, PTH118
-        rel = os.path.relpath(folder, root)
-        for name in files:
-            full = os.path.join(folder, name)  # noqa: PTH118
-            if os.path.islink(full):  # noqa: PTH114
-                continue
-            path = name if rel == "." else f"{rel}/{name}"
-            if _matches(path, pattern):
+    seen = 0
+    stack: list[tuple[str, str, int]] = [(str(root), "", 0)]
+    while stack:
+        folder, rel, depth = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listed = sorted(entries, key=lambda e: e.name)
+        except OSError as exc:
+            return found, f"a folder could not be read ({exc.strerror or 'error'})"
+        for entry in listed:
+            seen += 1
+            if seen > MAX_COUNTED:
+                return found, f"more than {MAX_COUNTED} entries"
+            path = f"{rel}{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                if depth + 1 > MAX_DEPTH:
+                    return found, f"folders nested deeper than {MAX_DEPTH} levels"
+                stack.append((entry.path, path + "/", depth + 1))
+            elif entry.is_file(follow_symlinks=False) and _matches(path, pattern):
                 found += 1
-                if found >= MAX_COUNTED:
-                    return found
-    return found
+    return found, None
 
 
 def _matches(path: str, pattern: str) -> bool:
@@ -126,9 +175,12 @@ def check_age(check: Check, cell: Cell) -> Result:
     try:
         moment = parse_timestamp(str(cell.evidence[name]))
     except ValueError:
-        return Result(check.id, "fail", f"{name} is not a timestamp", "old")
+        raise EvidenceMalformed(f"{name} is not a timestamp") from None
     limit = timedelta(days=int(check.params["max_days"]))
     age = cell.now - moment
+    if age < -FUTURE_SKEW:
+        # a time to come proves nothing about freshness; if it passed, it would forever
+        return Result(check.id, "fail", f"{name} is in the future (after the probe's clock)", "old")
     if age > limit:
         return Result(
             check.id,
@@ -145,6 +197,11 @@ def check_http(check: Check, cell: Cell) -> Result:
     if "base_url_env" in params:
         base = cell.environ.get(params["base_url_env"]) or None
     base = (base or params.get("base_url") or "").rstrip("/")
+    if base:
+        try:
+            safe_url(base + "/")
+        except UrlRefused as exc:
+            return Result(check.id, "unreachable", f"the service's base URL: {exc.reason}")
     url = _build_url(params["url"], cell.evidence, base)
     if url is None:
         return Result(check.id, "unreachable", "no base URL for a relative URL")
@@ -177,16 +234,38 @@ def check_http(check: Check, cell: Cell) -> Result:
 
 
 def _build_url(template: str, evidence: Mapping[str, Any], base: str) -> str | None:
+    """The URL to ask, safe to send (:func:`~petrova.probe.urls.safe_url`); ``None`` for a
+    relative one without a base. A ``{field}`` that is the whole template is a whole URL;
+    inside a template it is one path segment and follows the segment rule everywhere
+    evidence becomes a path (:func:`~petrova.documents.probe_spec.segment_problem`)."""
     whole = _PLACEHOLDER.fullmatch(template)
     if whole is not None:
-        url = str(evidence[whole.group(1)])
+        url = _evidence_text(evidence, whole.group(1))
     else:
-        url = _PLACEHOLDER.sub(
-            lambda m: urllib.parse.quote(str(evidence[m.group(1)]), safe=""), template
-        )
+
+        def segment(match: re.Match[str]) -> str:
+            value = _evidence_text(evidence, match.group(1))
+            problem = segment_problem(value)
+            if problem is not None:
+                raise EvidenceMalformed(f"{match.group(1)} {_short(value)!r} {problem}")
+            return urllib.parse.quote(value, safe="")
+
+        url = _PLACEHOLDER.sub(segment, template)
     if url.startswith("/"):
-        return base + url if base else None
-    return url
+        if not base:
+            return None
+        url = base + url
+    try:
+        return safe_url(url)
+    except UrlRefused as exc:
+        raise EvidenceMalformed(f"{_short(url)!r}: {exc.reason}") from None
+
+
+def _evidence_text(evidence: Mapping[str, Any], name: str) -> str:
+    value = evidence[name]
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise EvidenceMalformed(f"{name} is not text")
+    return str(value)
 
 
 def _passes(status: int, allowed: list[Any]) -> bool:
@@ -219,11 +298,13 @@ def check_github_webhook(check: Check, cell: Cell) -> Result:
     secret = token(env_name, cell.environ)
     if isinstance(secret, str):
         return Result(check.id, "unreachable", secret)
-    scope = str(cell.evidence[params["scope_field"]]).strip("/")
+    scope = _text(cell, params["scope_field"]).strip("/")
     host = str(params["host"]).lower()
     parts = scope.split("/")
-    if len(parts) > 2 or not all(re.fullmatch(r"[A-Za-z0-9_.-]+", p) for p in parts):
-        return Result(check.id, "fail", f"{_short(scope)} is not an org or org/repo", "no_hook")
+    if len(parts) > 2 or not all(
+        segment_problem(p) is None and re.fullmatch(r"[A-Za-z0-9_.-]+", p) for p in parts
+    ):
+        raise EvidenceMalformed(f"{_short(scope)!r} is not an org or org/repo")
     base = f"/orgs/{parts[0]}/hooks" if len(parts) == 1 else f"/repos/{scope}/hooks"
     try:
         status, hooks = cell.github.get(base + "?per_page=100", secret, _keep_hooks)
@@ -293,8 +374,23 @@ def run_probe(spec: ProbeSpec, cell: Cell) -> tuple[str, str]:
         if any(cell.evidence.get(name) in (None, "") for name in check.fields()):
             results.append(Result(check.id, "skip", "not declared"))
             continue
-        results.append(KINDS[check.kind](check, cell))
+        results.append(contained(check, cell))
     return combine(spec, results)
+
+
+def contained(check: Check, cell: Cell) -> Result:
+    """One check, whatever it raises: malformed evidence fails it, anything else (a bug,
+    a file system surprise, a library's error on odd input) means it could not look."""
+    try:
+        return KINDS[check.kind](check, cell)
+    except BudgetSpent:
+        raise
+    except EvidenceMalformed as exc:
+        return Result(check.id, "fail", exc.reason, MALFORMED)
+    except RecursionError:
+        return Result(check.id, "unreachable", "the check could not run (nesting too deep)")
+    except Exception as exc:  # containment is the point
+        return Result(check.id, "unreachable", f"the check could not run ({type(exc).__name__})")
 
 
 def combine(spec: ProbeSpec, results: list[Result]) -> tuple[str, str]:
@@ -304,7 +400,7 @@ def combine(spec: ProbeSpec, results: list[Result]) -> tuple[str, str]:
     worst, worst_detail = "ok", ""
     for r in results:
         if r.verdict == "fail":
-            outcome = fails[r.check].fail[r.mode or ""]
+            outcome = "failing" if r.mode == MALFORMED else fails[r.check].fail[r.mode or ""]
             if _RANK[outcome] > _RANK[worst]:
                 worst, worst_detail = outcome, f"{r.check}: {r.detail}"
     blind = [r for r in results if r.verdict == "unreachable"]

@@ -3,9 +3,13 @@
 A cell is probed when the repo is migrated, the registry does not mark the integration
 not applicable, the catalogue declares a probe for it, and the repo's contract (read
 from its synced clone, or beside the registry for the control plane) declares it
-``wired``. Cells are ordered longest-unobserved first (the ledger's
-``last_verified_at``, never observed before all), so that when the rate limit runs
-out the cells left for the next run are the freshest ones.
+``wired``. The contract is read exactly as the snapshot reads it
+(:func:`~petrova.fleet.gather.read_contract` and
+:func:`~petrova.fleet.gather.declared_for`): one the snapshot refuses as
+``CONTRACT_UNREADABLE`` (another repo's slug, a link, invalid) is not probed. Cells
+are ordered longest-unobserved first (the ledger's ``last_verified_at``, never observed
+before all), so that when the rate limit runs out the cells left for the next run are
+the freshest ones.
 """
 
 from __future__ import annotations
@@ -15,13 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from petrova.documents.contract import load_contract
 from petrova.documents.registry import LoadedRegistry
 from petrova.documents.shard import ALL, Shard
 from petrova.errors import IntegrationUnknown, PetrovaError, RepoNotInRegistry, UsageError
-from petrova.fleet.gather import contract_location
+from petrova.fleet.gather import clone_root, declared_for, read_contract
 from petrova.ledger.store import ledger_path, read_observations
-from petrova.models import applicability_value
+from petrova.models import SnapshotWarning, applicability_value
 
 
 @dataclass(frozen=True)
@@ -100,15 +103,17 @@ def make_plan(
                 "probes read the synced clones: give --workspace or set PETROVA_WORKSPACE "
                 "(the folder `petrova sync` fills)"
             )
-        try:
-            path = contract_location(entry, registry_path=loaded.path, workspace=workspace)
-            assert path is not None
-            contract = load_contract(path, catalogue)
-        except PetrovaError as exc:
+        root = clone_root(entry, registry_path=loaded.path, workspace=workspace)
+        assert root is not None
+        read = read_contract(root, catalogue)
+        refused: list[SnapshotWarning] = []
+        if declared_for(entry, read, catalogue, refused) is None or read.loaded is None:
+            why = next((w.message for w in refused if w.code == "CONTRACT_UNREADABLE"), "")
             skipped.append(
-                Skipped(entry.slug, None, f"contract not read: {exc.render()}", blind=True)
+                Skipped(entry.slug, None, f"contract not read: CONTRACT_UNREADABLE: {why}", True)
             )
             continue
+        contract = read.loaded
         observed = _observed(loaded, state_dir, entry.slug)
         for iid in candidates:
             cell = contract.contract.integrations.get(iid)
@@ -122,7 +127,7 @@ def make_plan(
                         entry.slug,
                         iid,
                         entry.url,
-                        path.parent.parent,
+                        root,
                         dict(cell.evidence or {}),
                         contract.sha,
                         observed.get(iid),

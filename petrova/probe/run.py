@@ -94,6 +94,8 @@ def run_plan(
             outcome, detail = run_probe(catalogue_probe(planned.integration), cell)
         except BudgetSpent as exc:
             return Left(planned.slug, planned.integration, planned.last_verified_at, exc.reason)
+        except Exception as exc:  # one cell's trouble stays that cell's
+            outcome, detail = "unreachable", f"the probe could not run ({type(exc).__name__})"
         for secret in secrets:
             detail = detail.replace(secret, "***")
         return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from petrova.files.json_strict import to_json_bytes
-from petrova.models import Snapshot, TierGate
+from petrova.models import DailyRun, Snapshot, TierGate
 from petrova.terminal import visible
 
 #: The short text of each dot status, for tables (n/a, FAILING stands out).
@@ -53,7 +53,8 @@ def _snapshot_grid(snapshot: Snapshot) -> tuple[list[str], list[list[str]]]:
                 continue
             cell = row.integrations[integration_id]
             text = STATUS_LABELS[cell.status]
-            cells.append(text + ("!" if cell.needs_human else ""))
+            text += "!" if cell.needs_human else ""
+            cells.append(text + ("*" if cell.override is not None else ""))
         rows.append([row.slug, str(row.tier), row.role, row.contract_sha or "-", *cells])
     return headers, rows
 
@@ -69,14 +70,34 @@ def gate_line(gate: TierGate) -> str:
     return f"tier {gate.tier} gate: held by {first}{more}{earliest}"
 
 
+def run_line(run: DailyRun) -> str:
+    """The last daily run in words: when, whether it finished, how each step ended."""
+    steps = ", ".join(f"{s.name} {s.outcome}" for s in run.steps) or "no step ended"
+    if run.finished_at is None:
+        return f"last daily run: started {run.started_at}, never finished ({steps})"
+    return f"last daily run: {run.started_at} to {run.finished_at} ({steps})"
+
+
 def _footer(snapshot: Snapshot) -> list[str]:
     lines = [
         f"{snapshot.totals.repos} repos, {snapshot.totals.migrated} migrated; "
         f"generated {snapshot.generated_at} by {snapshot.generator}",
     ]
+    if snapshot.last_run is not None:
+        lines.append(run_line(snapshot.last_run))
     lines += [gate_line(gate) for gate in snapshot.gates or ()]
-    if any(c.needs_human for r in snapshot.rows for c in (r.integrations or {}).values()):
+    cells = [c for r in snapshot.rows for c in (r.integrations or {}).values()]
+    if any(c.needs_human for c in cells):
         lines.append("! = a recovery waits for a human: petrova state promote")
+    lines += [
+        visible(
+            f"* = {r.slug} {i}: ok on an override by {c.override.by} at {c.override.at} "
+            f"({c.override.reason}), not yet observed ok"
+        )
+        for r in snapshot.rows
+        for i, c in (r.integrations or {}).items()
+        if c.override is not None
+    ]
     lines += [
         visible(f"warning {w.code} [{w.slug or '-'}]: {w.message}") for w in snapshot.warnings
     ]

@@ -35,7 +35,7 @@ from petrova.models import (
     format_timestamp,
     parse_timestamp,
 )
-from petrova.render.formats import gate_line
+from petrova.render.formats import gate_line, run_line
 from petrova.render.metrics import DailyRun
 
 #: The dot's class suffix for a row that has no ``integrations`` yet.
@@ -299,12 +299,17 @@ def _cell_html(cell: SnapshotCell, title: str) -> str:
     ]
     if cell.review_by:  # said only when there is a date: no "review by: none"
         facts.append(("review by", _text(cell.review_by)))
+    if cell.override is not None:  # ok on a human's word alone (SPEC §12)
+        o = cell.override
+        facts.append(("override", _text(f"by {o.by} at {o.at}: {o.reason} (not yet observed ok)")))
     rows = "".join(f"<dt>{name}</dt><dd>{markup}</dd>" for name, markup in facts)
     flag = ""
     hint = ""
     if cell.needs_human:
         flag = '<span class="flag">needs human</span>'
         hint = f'<p class="hint">Needs a human: {_text(NEEDS_HUMAN_HINT)}.</p>'
+    if cell.override is not None:
+        flag += '<span class="flag override">override</span>'
     return (
         f'<details class="ind s-{status}" data-status="{status}"><summary>'
         f'<span class="dot" aria-hidden="true"></span><span class="vh">{_text(title)}: </span>'
@@ -505,6 +510,22 @@ def _gates(snapshot: Snapshot) -> str:
     return f'<section id="gates"><h2>Rollout gates</h2><ul>{"".join(items)}</ul></section>'
 
 
+def _last_run(snapshot: Snapshot) -> str:
+    """When the daily job last ran and whether it finished (SPEC §12)."""
+    run = snapshot.last_run
+    if run is None:
+        return ""
+    state = "finished" if run.finished_at is not None else "unfinished"
+    steps = "".join(
+        f'<li data-outcome="{_attr(s.outcome)}">{_text(s.name)}: {_text(s.outcome)}</li>'
+        for s in run.steps
+    )
+    return (
+        f'<section id="last-run" data-state="{state}"><h2>Last daily run</h2>'
+        f"<p>{_text(run_line(run))}</p>" + (f"<ul>{steps}</ul>" if steps else "") + "</section>"
+    )
+
+
 def _generated(snapshot: Snapshot) -> datetime | None:
     try:
         return parse_timestamp(snapshot.generated_at)
@@ -588,7 +609,8 @@ def render_html(
         f'<p class="meta">Snapshot generated <time id="generated" '
         f'datetime="{_attr(snapshot.generated_at)}">{generated}</time> by '
         f"{_text(snapshot.generator)} · schema {_text(snapshot.schema_version)}</p></header>\n"
-        f"<main>{_legend_and_totals(snapshot)}\n{_gates(snapshot)}\n{_daily(daily)}"
+        f"<main>{_legend_and_totals(snapshot)}\n{_gates(snapshot)}\n"
+        f"{_daily(daily) if daily is not None else _last_run(snapshot)}"
         f"<h2>Repos</h2>{_controls(snapshot)}\n{_table(snapshot, headers)}\n"
         f"{_warnings(snapshot)}</main>\n"
         "<footer>Intent is not observation: <i>declared</i> comes from each repo's "

@@ -11,7 +11,7 @@ one collector:
 
 Labels are bounded by design: ``tier`` (at most 99), ``integration`` (the catalogue),
 ``status`` (six), ``migrated`` (two), ``code`` (the warning codes of ``errors.py``),
-``step`` (the daily's five). No family carries a slug or any free text: a slug label
+``step`` (the daily's steps, at most eight). No family carries a slug or any free text: a slug label
 multiplies the series by the fleet's size (10,000 repos x 4 integrations x 6 statuses is
 240,000 series from one file, each a new series whenever a repo is added), which is the
 cardinality Prometheus' own guidance warns against. Which repo is behind a number is what

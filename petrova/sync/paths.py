@@ -9,9 +9,9 @@ control; anything but a plain relative path inside the repo is refused.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from pathlib import PurePosixPath
 from typing import Any
 
+from petrova.documents.probe_spec import path_problem
 from petrova.errors import Location, ProbePathUnsafe
 
 ALWAYS = ".petrova"
@@ -51,19 +51,9 @@ def _fields_by_integration(catalogue_schema: Mapping[str, Any]) -> dict[str, lis
 
 
 def unsafe_reason(path: str) -> str | None:
-    """Why ``path`` may not name a file in a consumer repo, or None when it may."""
-    if not path:
-        return "is empty"
-    if any(ord(ch) < 32 or ch == "\x7f" for ch in path) or "\\" in path:
-        return "holds a control character or a backslash"
-    pure = PurePosixPath(path)
-    if pure.is_absolute():
-        return "is absolute"
-    if any(part in ("", ".", "..") for part in path.rstrip("/").split("/")):
-        return "leaves the repo (., .. or an empty part)"
-    if pure.parts[0] == ".git":
-        return "is inside .git"
-    return None
+    """Why ``path`` may not name a file in a consumer repo, or None when it may: the one
+    rule the ``file`` probe follows too (:func:`~petrova.documents.probe_spec.path_problem`)."""
+    return path_problem(path)
 
 
 def probe_paths(catalogue_schema: dict[str, Any], contract_data: dict[str, Any]) -> list[str]:

@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,15 +27,28 @@ from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import CONTRACT_RELPATH, load_contract
 from petrova.documents.registry import LoadedRegistry
 from petrova.documents.shard import ALL, Shard
-from petrova.errors import LockTimeout, PetrovaError, ProbePathUnsafe
+from petrova.errors import (
+    SYNC_CLONE_CORRUPT,
+    SYNC_CLONE_TOO_LARGE,
+    SYNC_LOCK_UNUSABLE,
+    LockTimeout,
+    PetrovaError,
+    ProbePathUnsafe,
+    UsageError,
+)
 from petrova.files.disk import confined
 from petrova.files.lock import file_lock
 from petrova.models import RepoEntry
 from petrova.net.git import TRUSTED_HOSTS_HINT, Git, Result
+from petrova.sync.origin import ORIGIN_CONFIG_ARGS, same_repo
 from petrova.sync.paths import probe_paths, sparse_patterns
 from petrova.sync.workspace import SCRATCH_NAME, SyncRecord, read_manifest, update_manifest
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
+#: What one clone's work tree may hold at most (``.git`` not counted); the environment
+#: variables of the same names raise or lower them (docs/SYNC.md).
+DEFAULT_MAX_CLONE_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_CLONE_FILES = 2_000
 Action = Literal["cloned", "updated", "unchanged", "failed", "read"]
 Progress = Callable[[int, int], None]
 
@@ -114,12 +127,83 @@ def _classify(result: Result, url: str, *, timeout: float, git: Git | None = Non
 
 
 @dataclass(frozen=True)
+class CloneLimits:
+    """Bounds on one clone's work tree, checked after every checkout."""
+
+    max_bytes: int = DEFAULT_MAX_CLONE_BYTES
+    max_files: int = DEFAULT_MAX_CLONE_FILES
+
+
+def clone_limits(environ: Mapping[str, str]) -> CloneLimits:
+    """The limits from ``PETROVA_MAX_CLONE_BYTES`` and ``PETROVA_MAX_CLONE_FILES``; a value
+    that is not a positive whole number is a usage error (exit 2), before any clone."""
+
+    def read(name: str, default: int) -> int:
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise UsageError(f"{name}={raw!r} is not a positive whole number")
+        return value
+
+    return CloneLimits(
+        read("PETROVA_MAX_CLONE_BYTES", DEFAULT_MAX_CLONE_BYTES),
+        read("PETROVA_MAX_CLONE_FILES", DEFAULT_MAX_CLONE_FILES),
+    )
+
+
+def oversize(tree: Path, limits: CloneLimits) -> str | None:
+    """How a checked-out work tree passes ``limits``, or None when it does not: files
+    (links included) and their bytes, ``.git`` left out. Walked with an explicit stack,
+    and stopped as soon as a limit is passed, so a huge tree costs little to refuse."""
+    files = size = 0
+    stack = [tree]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError:
+            continue
+        for entry in entries:
+            if folder == tree and entry.name == ".git":
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+                continue
+            files += 1
+            with contextlib.suppress(OSError):
+                size += entry.stat(follow_symlinks=False).st_size
+            if files > limits.max_files:
+                return f"more than {limits.max_files} files (PETROVA_MAX_CLONE_FILES)"
+            if size > limits.max_bytes:
+                return f"more than {limits.max_bytes} bytes (PETROVA_MAX_CLONE_BYTES)"
+    return None
+
+
+@dataclass(frozen=True)
 class _Context:
     workspace: Path
     scratch: Path
     git: Git
     catalogue: Catalogue
     previous: dict[str, SyncRecord]
+    limits: CloneLimits = field(default_factory=CloneLimits)
+
+
+def _too_large(ctx: _Context, entry: RepoEntry, tree: Path) -> _RepoProblem | None:
+    over = oversize(tree, ctx.limits)
+    if over is None:
+        return None
+    return _RepoProblem(
+        SYNC_CLONE_TOO_LARGE,
+        f"{entry.url}: the checkout holds {over}; the clone is not kept, so its contract is "
+        "not read (the repo's .petrova/ and probe paths must stay small)",
+    )
 
 
 def _wanted_paths(repo: Path, catalogue: Catalogue) -> tuple[list[str], _RepoProblem | None]:
@@ -229,6 +313,9 @@ def _clone(ctx: _Context, entry: RepoEntry, dest: Path) -> tuple[str, _RepoProbl
         _sparse_file(tmp).write_text(sparse_patterns([]))
         _git_ok(ctx, ["checkout", "--quiet"], cwd=tmp, url=entry.url)
         problem = _apply_paths(ctx, tmp, entry.url)
+        too_large = _too_large(ctx, entry, tmp)
+        if too_large is not None:
+            raise too_large  # the unfinished clone is removed below, never renamed in
         commit = _head(ctx, tmp)
         if commit is None:
             raise _RepoProblem("SYNC_FAILED", f"{entry.url}: the new clone has no HEAD")
@@ -256,11 +343,28 @@ def _clear_stale_locks(git_dir: Path, older_than: float) -> None:
                 lock.unlink()
 
 
+def _refuse_if_corrupt(ctx: _Context, dest: Path, origin: Result) -> None:
+    """A clone git cannot read as its own repository is damaged, not someone else's: say
+    so (``SYNC_CLONE_CORRUPT``) rather than "its origin is no origin". git would look
+    past a broken ``.git`` for a repository in a folder above; that one is not ours."""
+    where = ctx.git.run(["rev-parse", "--absolute-git-dir"], cwd=dest)
+    ours = os.path.realpath(dest / ".git")
+    broken = origin.returncode not in (0, 1) or not where.ok
+    if broken or os.path.realpath(where.stdout.strip()) != ours:
+        reason = (where if not where.ok else origin).reason() if broken else "not a repository"
+        raise _RepoProblem(
+            SYNC_CLONE_CORRUPT,
+            f"{dest} is a damaged clone (git: {reason}); left as it is: delete it and sync "
+            "again to clone it afresh",
+        )
+
+
 def _update(ctx: _Context, entry: RepoEntry, dest: Path) -> tuple[Action, str, _RepoProblem | None]:
     git_dir = dest / ".git"
     _clear_stale_locks(git_dir, ctx.git.timeout)
-    origin = ctx.git.run(["config", "--get", "remote.origin.url"], cwd=dest)
-    if origin.stdout.strip() != entry.url:
+    origin = ctx.git.run(list(ORIGIN_CONFIG_ARGS), cwd=dest)
+    if not same_repo(origin.stdout.strip(), entry.url):
+        _refuse_if_corrupt(ctx, dest, origin)
         shown = origin.stdout.strip() or "no origin"
         raise _RepoProblem(
             "SYNC_ORIGIN_MISMATCH",
@@ -315,6 +419,12 @@ def _update(ctx: _Context, entry: RepoEntry, dest: Path) -> tuple[Action, str, _
         action = "unchanged" if new_head == head else "updated"
         head = new_head
     problem = _apply_paths(ctx, dest, entry.url)
+    too_large = _too_large(ctx, entry, dest)
+    if too_large is not None:
+        # the clone is petrova's (its origin is the registry's url): removed, so that
+        # neither the snapshot nor a probe reads a checkout past the limits
+        shutil.rmtree(dest, ignore_errors=True)
+        raise too_large
     return action, head, problem
 
 
@@ -369,9 +479,15 @@ def _sync_repo(ctx: _Context, entry: RepoEntry) -> RepoResult:
         problem = exc
     except LockTimeout:
         problem = _RepoProblem("SYNC_BUSY", f"{dest}: another petrova sync is still working on it")
+    except PetrovaError as exc:  # the repo's lock cannot be made (a link planted there)
+        problem = _RepoProblem(
+            SYNC_LOCK_UNUSABLE,
+            f"{exc.render()}; this repo was not synced (remove that file and sync again)",
+        )
     except OSError as exc:
         problem = _RepoProblem("SYNC_FAILED", f"{dest}: {exc.strerror or exc}")
-    if problem is not None and (dest / ".git").is_dir() and not dest.is_symlink():
+    corrupt = problem is not None and problem.code == SYNC_CLONE_CORRUPT
+    if problem is not None and not corrupt and (dest / ".git").is_dir() and not dest.is_symlink():
         commit = _head(ctx, dest)  # what is on disk, for the record
     record = SyncRecord(
         url=entry.url,
@@ -433,6 +549,7 @@ def sync_fleet(
     shard: Shard = ALL,
     jobs: int | None = None,
     progress: Progress | None = None,
+    limits: CloneLimits | None = None,
 ) -> SyncReport:
     """Sync every selected repo, ``jobs`` at a time; record each in the manifest."""
     entries = select_entries(loaded, slugs, shard)
@@ -440,7 +557,9 @@ def sync_fleet(
     workspace.mkdir(parents=True, exist_ok=True)
     scratch = workspace / SCRATCH_NAME
     scratch.mkdir(exist_ok=True)
-    ctx = _Context(workspace, scratch, git, loaded.catalogue, read_manifest(workspace))
+    ctx = _Context(
+        workspace, scratch, git, loaded.catalogue, read_manifest(workspace), limits or CloneLimits()
+    )
     results: dict[str, RepoResult] = {}
     clones = [e for e in entries if e.role != "control-plane"]
     for entry in entries:
