@@ -21,7 +21,7 @@ from petrova.errors import StateNotPushed, SyncManifestInvalid
 from petrova.files.disk import sha12
 from petrova.fleet.shards import merge_bundles, push_until, shard_ledgers, write_bundle
 from petrova.sync.workspace import read_manifest
-from tests.conftest import PETROVA_BIN, Fleet, Petrova, _clean_env, run_inprocess
+from tests.conftest import FIXED_NOW, PETROVA_BIN, Fleet, Petrova, _clean_env, run_inprocess
 from tests.syncfleet import Remotes, contract_text, git
 from tests.test_sync import keep_only, probe_catalogue
 
@@ -148,6 +148,7 @@ def test_n_shards_then_final_give_one_runners_snapshot(
     proc = start_daily(
         final, remotes, "--no-self-update", "--final", "--from-shards", str(bundles),
         "-o", str(final / "fleet.json"), "--workspace", str(final / "workspace"),
+        "--commit-state", "--push",
         env={"GIT_CONFIG_KEY_0": "url.file:///nonexistent/.insteadOf"},  # no git remote works
     )  # fmt: skip
     assert finish(proc) == (0, "")
@@ -160,6 +161,28 @@ def test_n_shards_then_final_give_one_runners_snapshot(
     assert rows["team-01"]["observed"] == "ok"
     assert document["warnings"] == []
     assert read_manifest(final / "workspace").keys() == {*slugs(), "petrova-codes"}
+    # the final job committed its run record, and nothing else
+    changed = git(origin, "show", "--name-only", "--format=", "main").split()
+    assert changed == ["state/runs/daily.json"]
+
+    # the next day: fresh checkouts hold that record, each shard rewrites it in its work
+    # tree (a tracked file, changed) and still pushes only its ledgers, rebased as needed
+    next_day = {"SOURCE_DATE_EPOCH": str(int(FIXED_NOW.timestamp()) + 86400)}
+    running = []
+    for k in range(1, SHARDS + 1):
+        root = checkout(origin, tmp_path / f"day2-shard-{k}")
+        shard = ["--shard", f"{k}/{SHARDS}", "--workspace", str(root / "workspace")]
+        push = ["--commit-state", "--push"]
+        running.append(start_daily(root, remotes, "--no-self-update", *shard, *push, env=next_day))
+    for proc in running:
+        assert finish(proc) == (0, "")
+    subjects = git(origin, "log", "--format=%s", "main").splitlines()
+    assert sum("(shard " in s for s in subjects) == 2 * len(shard_commits)
+    for slug in slugs():
+        ledger = yaml.safe_load(git(origin, "show", f"main:state/{slug}.yaml"))
+        assert len(ledger["integrations"]["traceo"]["history"]) == 2, slug
+    record = json.loads(git(origin, "show", "main:state/runs/daily.json"))
+    assert "shards" in json.dumps(record)  # the final job's, untouched by the shards
 
 
 def test_shard_options_are_checked_together(petrova: Petrova, fleet: Fleet, tmp_path: Path) -> None:
@@ -170,6 +193,10 @@ def test_shard_options_are_checked_together(petrova: Petrova, fleet: Fleet, tmp_
         (["--bundle", str(tmp_path / "b"), "-o", "f.json"], "--bundle goes with --shard"),
         (["--from-shards", str(tmp_path), "-o", "f.json"], "--from-shards goes with --final"),
         ([], "-o FILE is required"),
+        (
+            ["--shard", "1/4", "--commit-state", "--push", "--push-branch", "state"],
+            "--push-branch does not go with --shard",
+        ),
         (["--shard", "5/4"], "is not K/N"),
     ]
     for extra, words in cases:
