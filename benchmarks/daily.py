@@ -18,7 +18,8 @@ processes, with the suite's fixed clock:
 Where the time goes: each step's duration, from the daily's own ``--metrics`` file.
 
 For each: wall time, git commands started (a counting ``git`` early on PATH; git's own
-helpers are not counted) and how many of them fetched or cloned, GitHub requests and how
+helpers are not counted) and how many of them fetched or cloned a consumer's repo (and how
+many fetched the control plane: the state push's), GitHub requests and how
 many counted against the rate limit, and the peak resident memory of the largest
 process. Nothing here asserts a time; the figures go to benchmarks/RESULTS.md.
 """
@@ -151,7 +152,12 @@ def counting_path(root: Path) -> tuple[str, Path]:
     wrapper_dir.mkdir()
     counter = root / "git-calls"
     wrapper = wrapper_dir / "git"
-    body = 'for a in "$@"; do case "$a" in -*) ;; *) echo "$a" >> "{c}"; break;; esac; done\n'
+    # the subcommand; "+consumer" when it fetches a consumer's clone (sync's shallow
+    # fetches and clones), not the control plane (the state push's fetch and rebase)
+    body = (
+        'kind=""; for a in "$@"; do case "$a" in --depth=1|clone) kind="+consumer";; esac; done\n'
+        'for a in "$@"; do case "$a" in -*) ;; *) echo "$a$kind" >> "{c}"; break;; esac; done\n'
+    )
     wrapper.write_text("#!/bin/sh\n" + body.format(c=counter) + f'exec {real} "$@"\n')
     wrapper.chmod(0o755)
     return f"{wrapper_dir}{os.pathsep}{os.environ.get('PATH', '')}", counter
@@ -217,7 +223,8 @@ class Harness:
         return {
             "wall_s": round(wall, 1),
             "git_commands": sum(calls.values()),
-            "git_fetch_or_clone": calls["fetch"] + calls["clone"],
+            "consumer_fetch_or_clone": calls["fetch+consumer"] + calls["clone+consumer"],
+            "control_plane_fetch": calls["fetch"],
             "github_requests": len(self.github.requests) - requests,
             "counted_against_rate_limit": self.github.counted() - counted,
             "peak_rss_mib": round(max(peaks) / 1024, 1),
