@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install snapshot test test-slow test-future browser node-deps faketime lint format artefacts check-artefacts bench clean
+.PHONY: install snapshot test test-slow test-future test-past test-pythons browser node-deps faketime lint format artefacts check-artefacts bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,12 +32,24 @@ test: lint check-artefacts browser node-deps
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
-## The suite with the clock a year and more ahead (libfaketime moves it for every
-## subprocess too): nothing in it may depend on today's date. Browser tests left out.
+## The suite with the machine's clock a year and more ahead (libfaketime moves it for
+## every subprocess too), and half a year behind the suite's own fixed date: the suite
+## pins every clock petrova reads, so nothing in it may depend on the day it runs.
+## Browser tests left out.
 test-future: $(STAMP) faketime node-deps
 	faketime -f '+400d' $(BIN)/python -m pytest -q -m 'not slow and not browser'
 
-## Debian's faketime for `make test-future`, installed only when it is missing.
+test-past: $(STAMP) faketime node-deps
+	faketime '2026-06-01 00:00:00' $(BIN)/python -m pytest -q -m 'not slow and not browser'
+
+## The fast suite (no browser, no slow loops) on every Python petrova supports that this
+## machine has, each in its own venv (.venv-3.11, .venv-3.12, .venv-3.13); a missing one
+## is skipped with a word. `make test-pythons PYTHONS="3.13"` runs one.
+PYTHONS ?=
+test-pythons: node-deps
+	.ci/test-pythons $(PYTHONS)
+
+## Debian's faketime for `make test-future` and `make test-past`, installed only when it is missing.
 faketime:
 	@command -v faketime >/dev/null 2>&1 || { \
 	  echo "faketime not found: installing Debian's faketime"; \

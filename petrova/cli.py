@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from petrova import __version__
-from petrova.errors import EXIT_CODES, Exit, Location, PetrovaError
+from petrova.errors import EXIT_CODES, ErrorsShown, Exit, Location, PetrovaError
 
 #: name -> (module:attribute, one-line help). The help is here so that listing
 #: commands does not import them.
@@ -92,7 +92,8 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PetrovaError as exc:
-            report_error(exc)
+            if not isinstance(exc, ErrorsShown):
+                report_error(exc)
             ctx.exit(exc.exit_code)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
@@ -181,8 +182,7 @@ def main() -> None:
 
     The cyclic garbage collector is off for the run: a command is a short batch job over
     acyclic data (reference counting frees it), and at fleet scale the collector's
-    passes over hundreds of thousands of live objects cost a fifth of a snapshot, and
-    in forked readers copied the parent's memory page by page.
+    passes over hundreds of thousands of live objects cost a fifth of a snapshot.
     """
     gc.disable()
     sys.exit(cli.main(prog_name="petrova"))

@@ -126,6 +126,21 @@ class UsageError(PetrovaError):
     code = "USAGE_ERROR"
 
 
+class ErrorsShown(PetrovaError):
+    """Errors a command has already shown in its own form (one per file on stderr, or
+    inside its ``--json`` document): the boundary in ``cli.py`` shows nothing more and
+    exits with the worst one's code. A command never ends with an exit code of its own."""
+
+    code = "ERRORS_SHOWN"
+
+    def __init__(self, shown: Sequence[PetrovaError]) -> None:
+        super().__init__(
+            f"{len(shown)} error(s), shown above",
+            problems=[problem for error in shown for problem in error.problems],
+        )
+        self.exit_code = max((error.exit_code for error in shown), default=Exit.USAGE)
+
+
 class YamlInvalid(PetrovaError):
     """A file is not well-formed YAML (or breaks a loader rule such as duplicate keys)."""
 
@@ -541,9 +556,54 @@ class LedgerHistoryMissing(PetrovaError):
     code = "LEDGER_HISTORY_MISSING"
 
 
-# --- hostile input, round three (issue 22): per-repo sync warnings --------------------------
-# Not raised: a repo's row in `petrova sync` (and the manifest) carries the code, and the
-# rest of the fleet is synced. Listed here so that every code petrova emits has one home.
+# --- warning codes -----------------------------------------------------------------------
+# A warning is a problem with one item (a repo, a cell, a registry entry) that is reported
+# and the run goes on: in a snapshot's ``warnings``, a registry check's findings, the sync
+# manifest, on stderr as ``warning: CODE: ...``. Its code is as stable as an error's, and
+# is written only as one of these names (tests/test_errors.py checks both, and that
+# docs/ lists every one). Where the same problem stops a command that is about that one
+# item, the warning shares the error class's code.
+
+#: A ``review_by`` date of a not-applicable cell is past: someone should look again.
+REVIEW_OVERDUE = "REVIEW_OVERDUE"
+#: An integration id the catalogue renamed, used under its old name.
+LEGACY_INTEGRATION_ID = "LEGACY_INTEGRATION_ID"
+#: A migrated repo's registry entry gives no applicability for a catalogue integration.
+APPLICABILITY_MISSING = "APPLICABILITY_MISSING"
+#: The registry and the contract disagree about whether an integration applies.
+APPLICABILITY_CONFLICT = ApplicabilityConflict.code
+#: A migrated repo's contract cannot be read or does not load.
+CONTRACT_UNREADABLE = "CONTRACT_UNREADABLE"
+#: A migrated repo's contract is not the one its ``contract_sha`` pins.
+CONTRACT_SHA_DRIFT = "CONTRACT_SHA_DRIFT"
+#: The catalogue gained an integration the contract does not declare yet.
+CONTRACT_INCOMPLETE = "CONTRACT_INCOMPLETE"
+#: A migrated repo with an applicable integration has no ledger yet.
+STATE_MISSING = "STATE_MISSING"
+#: A ledger cannot be read or does not load.
+STATE_UNREADABLE = "STATE_UNREADABLE"
+#: A ledger entry is later than the snapshot's time (a replay wrote the future).
+TIMESTAMP_IN_FUTURE = TimestampInFuture.code
+#: The sync manifest cannot be read: every repo's sync is unknown.
+SYNC_MANIFEST_INVALID = SyncManifestInvalid.code
+#: git failed for one repo: unreachable, not found, timed out.
+SYNC_FAILED = SyncFailed.code
+#: The host wanted credentials it did not get, or refused them.
+SYNC_AUTH_FAILED = "SYNC_AUTH_FAILED"
+#: The registry's ``default_branch`` is not on the remote.
+SYNC_BRANCH_MISSING = "SYNC_BRANCH_MISSING"
+#: The clone in the workspace is of another url; left alone.
+SYNC_ORIGIN_MISMATCH = "SYNC_ORIGIN_MISMATCH"
+#: Something that is not a clone stands at ``<workspace>/<slug>``; left alone.
+SYNC_NOT_A_CLONE = "SYNC_NOT_A_CLONE"
+#: The registry pins a contract but the branch has none.
+SYNC_NO_CONTRACT = "SYNC_NO_CONTRACT"
+#: A probe path in the contract was refused.
+SYNC_PROBE_PATH_UNSAFE = ProbePathUnsafe.code
+#: Another sync held this repo's lock for longer than ``--timeout``.
+SYNC_BUSY = "SYNC_BUSY"
+#: The sync manifest names a repo the registry no longer has.
+SYNC_NOT_IN_REGISTRY = "SYNC_NOT_IN_REGISTRY"
 
 #: The checkout holds more than ``PETROVA_MAX_CLONE_FILES`` files or
 #: ``PETROVA_MAX_CLONE_BYTES`` bytes: the clone is removed (or never renamed into place).
@@ -552,3 +612,10 @@ SYNC_CLONE_TOO_LARGE = "SYNC_CLONE_TOO_LARGE"
 SYNC_CLONE_CORRUPT = "SYNC_CLONE_CORRUPT"
 #: The repo's sync lock cannot be made (a link or a folder planted at its name).
 SYNC_LOCK_UNUSABLE = "SYNC_LOCK_UNUSABLE"
+
+#: Every warning code, for the docs and the tests.
+WARNING_CODES: frozenset[str] = frozenset(
+    value
+    for name, value in list(globals().items())
+    if name.isupper() and isinstance(value, str) and value == name
+)

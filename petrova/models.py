@@ -216,7 +216,7 @@ def _scalar_kinds(annotation: Any) -> set[str]:
 
 class Model(BaseModel):
     # defer_build: a model's validator is built the first time it is used, so a command
-    # pays only for the models it touches (a snapshot from the memo touches none).
+    # pays only for the models it touches.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False, defer_build=True)
 
 

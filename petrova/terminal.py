@@ -11,7 +11,8 @@ through it.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from petrova.errors import PetrovaError
@@ -37,6 +38,25 @@ def visible(text: str, *, keep_lines: bool = False) -> str:
     if pattern.search(text) is None:  # the common case: nothing to do, no copy
         return text
     return pattern.sub(_escape, text)
+
+
+def is_tty(stream: Any) -> bool:
+    """``stream`` is a terminal (a closed or replaced stream is not)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def watching() -> bool:
+    """A person is watching: stderr, where petrova speaks to people, is a terminal.
+
+    The one test for every note that only a person needs (progress, a summary line,
+    retries, a line per step): cron, CI and a pipe into a file get none of them, so an
+    unattended run that went well prints nothing. Call it as ``terminal.watching()``
+    (tests replace it there).
+    """
+    return is_tty(sys.stderr)
 
 
 def error_text(exc: PetrovaError) -> str:

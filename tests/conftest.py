@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import settings
 
 from petrova.cli import cli
+from petrova.clock import MACHINE_ENV
 from tests.ingest_server import Servers
 from tests.ingest_server import servers as serve_ingest
 
@@ -23,6 +25,27 @@ CATALOGUE = ROOT / "contracts" / "contract.schema.json"
 PETROVA_BIN = Path(sys.executable).parent / "petrova"
 #: The suite's own fleet: a registry and the control plane's contract, never the shipped ones.
 FIXTURE_FLEET = Path(__file__).resolve().parent / "fixtures" / "fleet"
+
+
+# --- Hypothesis: the same examples on every run, unless asked to explore ----------------
+# ``ci`` (the default, and what CI runs): derandomized, so every run draws the same
+# examples and a run that passed once passes again; no deadline, since a loaded machine
+# is not a failure. ``explore`` (``HYPOTHESIS_PROFILE=explore make test``): random seeds,
+# 10,000 examples for every property, and the example database under .hypothesis/, so a
+# failure found replays on the next run until it is fixed (then pin it with @example).
+EXPLORE_EXAMPLES = 10_000
+settings.register_profile("ci", derandomize=True, deadline=None, database=None, print_blob=True)
+settings.register_profile(
+    "explore", max_examples=EXPLORE_EXAMPLES, derandomize=False, deadline=None, print_blob=True
+)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or "ci"
+settings.load_profile(PROFILE)
+
+
+def examples(ci: int) -> int:
+    """A property's number of examples: its own budget in CI, the exploratory one when
+    exploring (an explicit ``max_examples`` would otherwise win over the profile's)."""
+    return max(ci, EXPLORE_EXAMPLES) if PROFILE == "explore" else ci
 
 
 @dataclass(frozen=True)
@@ -36,13 +59,19 @@ class Run:
 Petrova = Callable[..., Run]
 
 
+def _users_setting(name: str) -> bool:
+    """A ``PETROVA_*`` variable from the developer's shell, kept away from the tests (the
+    suite's own clock is not one)."""
+    return name.startswith("PETROVA_") and name != MACHINE_ENV
+
+
 #: What every petrova the suite starts is given (a test may override it): the fake services
 #: listen on 127.0.0.1, which probes refuse to connect to unless the operator allows it.
 SUITE_ENV = {"PETROVA_PROBE_ALLOW_PRIVATE": "1"}
 
 
 def _clean_env(env: Mapping[str, str] | None) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PETROVA_")}
+    base = {k: v for k, v in os.environ.items() if not _users_setting(k)}
     base.update(SUITE_ENV)
     base.update(env or {})
     return base
@@ -55,7 +84,7 @@ def run_inprocess(
     input: str | bytes | None = None,
 ) -> Run:
     runner = CliRunner()
-    full_env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PETROVA_")}
+    full_env: dict[str, str | None] = {k: None for k in os.environ if _users_setting(k)}
     full_env.update(SUITE_ENV)
     full_env.update(env or {})
     old = Path.cwd()
@@ -100,15 +129,36 @@ FIXED_NOW = datetime(2026, 11, 26, 7, 0, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def _fixed_clock(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pin petrova's clock (``SOURCE_DATE_EPOCH``) for the test and every process it starts.
+    """Pin both of petrova's clocks to :data:`FIXED_NOW`, for the test and every process
+    it starts: its own (``SOURCE_DATE_EPOCH``) and the machine's that the
+    future-timestamp guard reads (``PETROVA_MACHINE_EPOCH``). So the suite passes on any
+    day the machine thinks it is (CI runs it under ``faketime`` a year ahead and half a
+    year behind).
 
     A test marked ``real_clock`` runs on the machine's clock and must assert nothing
     that depends on the date.
     """
     if request.node.get_closest_marker("real_clock"):
         monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+        monkeypatch.delenv(MACHINE_ENV, raising=False)
     else:
         monkeypatch.setenv("SOURCE_DATE_EPOCH", str(int(FIXED_NOW.timestamp())))
+        monkeypatch.setenv(MACHINE_ENV, str(int(FIXED_NOW.timestamp())))
+
+
+MachineClock = Callable[[str], None]
+
+
+@pytest.fixture
+def machine_clock(monkeypatch: pytest.MonkeyPatch) -> MachineClock:
+    """Move the machine's clock (the future-timestamp guard's) to an RFC 3339 time: for a
+    story told with ``--now`` past :data:`FIXED_NOW`, whose outcomes are not a replay."""
+
+    def move(moment: str) -> None:
+        when = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        monkeypatch.setenv(MACHINE_ENV, str(int(when.timestamp())))
+
+    return move
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from petrova.documents.catalogue import find_catalogue, load_catalogue, parse_catalogue
 from petrova.errors import CatalogueInvalid, CatalogueNotFound
-from tests.conftest import CATALOGUE
+from tests.conftest import CATALOGUE, examples
 
 
 def test_shipped_catalogue() -> None:
@@ -200,7 +200,7 @@ contracts = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(contracts)
 def test_fast_contract_check_agrees_with_jsonschema(contract: dict[str, Any]) -> None:
     catalogue = load_catalogue(CATALOGUE)

@@ -61,12 +61,12 @@ def test_unknown_command_is_a_usage_error(petrova: Petrova) -> None:
 def test_unexpected_errors_are_bugs_without_traceback(
     monkeypatch: pytest.MonkeyPatch, tmp_path: object
 ) -> None:
-    import petrova.commands.registry as registry_commands
+    import petrova.commands._options as common
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(registry_commands, "open_registry", boom)
+    monkeypatch.setattr(common, "open_registry", boom)
     run = run_inprocess("registry", "list")
     assert run.exit_code == 70
     assert run.stderr.startswith("petrova: INTERNAL_ERROR: RuntimeError: kaboom\n")

@@ -18,7 +18,7 @@ from petrova.fleet.daily import (
     run_daily,
     step_commands,
 )
-from tests.conftest import Fleet, Petrova
+from tests.conftest import Fleet, MachineClock, Petrova
 
 GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 
@@ -67,8 +67,7 @@ def _plan(fleet: Fleet, **kw: object) -> DailyPlan:
 
 
 def _record(petrova: Petrova, fleet: Fleet, outcome: str = "not_applicable") -> None:
-    # --force: the suite's fixed clock may be ahead of the machine's (faketime)
-    run = petrova("state", "record", "petrova-codes", "ares", outcome, "--force", *fleet.args())
+    run = petrova("state", "record", "petrova-codes", "ares", outcome, *fleet.args())
     assert run.exit_code == 0, run.stderr
 
 
@@ -107,7 +106,7 @@ def test_a_push_overtaken_by_a_human_pr_is_rebased_and_retried(
 
 
 def test_a_conflicting_ledger_edit_keeps_the_commit_local_and_says_so(
-    control_plane: Fleet, petrova: Petrova, tmp_path: Path
+    control_plane: Fleet, petrova: Petrova, tmp_path: Path, machine_clock: MachineClock
 ) -> None:
     _record(petrova, control_plane)
     keep_state(_plan(control_plane, commit_state=True, push=True))
@@ -119,6 +118,7 @@ def test_a_conflicting_ledger_edit_keeps_the_commit_local_and_says_so(
     ledger.write_text(text.replace('"seal": "', '"seal": "0', 1))
     git(other, "commit", "-qam", "a hand edit of the same ledger")
     git(other, "push", "-q", "origin", "main")
+    machine_clock("2026-11-26T08:00:00Z")  # an hour later, on every clock
     run = petrova(
         "state",
         "record",
@@ -127,7 +127,6 @@ def test_a_conflicting_ledger_edit_keeps_the_commit_local_and_says_so(
         "not_applicable",
         "--now",
         "2026-11-26T08:00:00Z",
-        "--force",
         *control_plane.args(),
     )
     assert run.exit_code == 0, run.stderr

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from petrova.commands._common import progress_reporter
+from petrova.commands._output import progress_reporter
 
 
 def test_progress_only_on_a_terminal_after_a_second(monkeypatch: pytest.MonkeyPatch) -> None:

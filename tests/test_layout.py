@@ -8,6 +8,7 @@ a lower layer never needs a higher one.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import petrova
@@ -34,6 +35,9 @@ def _imports(path: Path) -> list[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("petrova."):
             found.append(node.module)
+        elif isinstance(node, ast.ImportFrom) and node.module == "petrova":
+            # ``from petrova import clock``: a package; ``__version__``: the package's own
+            found += [f"petrova.{a.name if a.name in LEVEL else '__init__'}" for a in node.names]
         elif isinstance(node, ast.Import):
             found += [a.name for a in node.names if a.name.startswith("petrova.")]
     return found
@@ -64,3 +68,24 @@ def test_the_core_never_imports_click() -> None:
         if p.name not in ("cli.py", "__main__.py") and "import click" in p.read_text()
     ]
     assert clicky == []
+
+
+def _design_code_map() -> list[tuple[int, list[str]]]:
+    """docs/DESIGN.md's code map: (layer, packages) per row, in the table's order."""
+    text = (ROOT.parent / "docs" / "DESIGN.md").read_text()
+    section = text.split("## Code map", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].isdigit():
+            names = re.findall(r"`([\w]+)(?:\.py|/)`", cells[1])
+            rows.append((int(cells[0]), names))
+    return rows
+
+
+def test_the_code_map_in_design_md_is_this_layer_table() -> None:
+    rows = _design_code_map()
+    assert [layer for layer, _ in rows] == sorted(layer for layer, _ in rows), "out of order"
+    documented = {name: layer for layer, names in rows for name in names}
+    assert sum(len(names) for _, names in rows) == len(documented), "a package twice"
+    assert documented == {name: level for name, level in LEVEL.items() if name != "__init__"}

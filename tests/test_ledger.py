@@ -24,7 +24,7 @@ from petrova.files.yaml_strict import parse_yaml
 from petrova.ledger.rules import Observation, apply_outcome, observe, observed_status, promote
 from petrova.ledger.store import load_ledger, parse_ledger, read_observations, render_ledger
 from petrova.models import HISTORY_LIMIT, Ledger, LedgerCell, ProbeEntry, format_timestamp
-from tests.conftest import CATALOGUE, ROOT, Fleet, Petrova
+from tests.conftest import CATALOGUE, ROOT, Fleet, Petrova, examples
 from tests.tierfleet import day, epoch, fleet_args, migrate_tier2, state_args
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -85,7 +85,7 @@ OUTCOME = st.sampled_from(["ok", "degraded", "failing", "unreachable", "not_appl
 EVENTS = st.lists(st.one_of(OUTCOME, OUTCOME, OUTCOME, st.just(PROMOTE)), max_size=45)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(EVENTS)
 def test_hysteresis_matches_the_reference_and_never_rises_without_a_promote(
     events: list[str],
@@ -111,7 +111,7 @@ def _refused(events: Sequence[str], states: Sequence[LedgerCell]) -> int:
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(EVENTS)
 def test_every_ledger_the_rules_write_reads_back(events: list[str]) -> None:
     """The replay check accepts whatever the rules produce, capped history included."""
@@ -123,7 +123,7 @@ def test_every_ledger_the_rules_write_reads_back(events: list[str]) -> None:
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(EVENTS.filter(lambda e: 0 < len(e) < HISTORY_LIMIT), st.sampled_from(list(RANK)))
 def test_a_status_edited_by_hand_is_refused(events: list[str], forged: str) -> None:
     cell = _run(events)[-1]
@@ -474,7 +474,7 @@ def test_the_seal_is_written_last_and_is_deterministic(tmp_path: Path) -> None:
     assert render_ledger(forged) == path.read_bytes()
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(EVENTS, EVENTS, EVENTS)
 def test_sealed_and_full_reads_observe_the_same(
     ares: list[str], traceo: list[str], crumb: list[str]

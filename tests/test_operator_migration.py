@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -341,13 +341,13 @@ def test_fill_applicability_named_repo_with_paperwork(
 
 
 # --- 4. a replay cannot write the future into the real ledger -----------------------------
-# Two clocks: petrova's (SOURCE_DATE_EPOCH, pinned by the suite to FIXED_NOW, or --now)
-# and the machine's, which the guard reads and nothing overrides. The tests take the
-# machine's clock as it is and place the replay a week after it.
+# Two clocks: petrova's (SOURCE_DATE_EPOCH, or --now) and the machine's, which the guard
+# reads and neither moves. The suite pins both to FIXED_NOW (PETROVA_MACHINE_EPOCH for
+# the machine's) and places the replay a week after it.
 
 
 def _week_ahead_of_the_machine() -> str:
-    return format_timestamp(datetime.now(UTC).replace(microsecond=0) + timedelta(days=7))
+    return format_timestamp(FIXED_NOW + timedelta(days=7))
 
 
 def test_a_replay_ahead_of_the_machine_clock_is_refused_in_the_real_ledger(
@@ -361,8 +361,7 @@ def test_a_replay_ahead_of_the_machine_clock_is_refused_in_the_real_ledger(
     assert "petrova: TIMESTAMP_IN_FUTURE:" in run.stderr
     assert "scratch ledger" in run.stderr and "--force" in run.stderr
     assert not (fleet.state_dir / "petrova-codes.yaml").exists()
-    # petrova's own (pinned) clock is behind the machine's: recording at it is fine.
-    assert datetime.now(UTC) > FIXED_NOW
+    # At petrova's own clock, the machine's time, recording is fine.
     fine = petrova_inprocess("state", "record", "petrova-codes", "ares", "ok", *fleet.args())
     assert fine.exit_code == 0, fine.stderr
 

@@ -150,9 +150,9 @@ def test_a_person_watching_sees_the_retries_and_the_result(
     fake_clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from petrova.commands import _publishing
+    from petrova import terminal
 
-    monkeypatch.setattr(_publishing, "is_tty", lambda stream: True)
+    monkeypatch.setattr(terminal, "watching", lambda: True)
     server = ingest(fail_then_store(503, 1))
     run = petrova_inprocess(*snapshot_args(fleet, server.url), env=ENV)
     assert run.exit_code == 0, run.stderr

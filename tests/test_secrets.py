@@ -170,9 +170,9 @@ def test_the_token_given_where_its_variable_name_goes_is_not_echoed(
 def test_a_person_watching_sees_retries_without_the_token(
     petrova_inprocess: Petrova, fleet: Fleet, servers: Servers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from petrova.commands import _publishing
+    from petrova import terminal
 
-    monkeypatch.setattr(_publishing, "is_tty", lambda stream: True)
+    monkeypatch.setattr(terminal, "watching", lambda: True)
     calls: list[int] = []
 
     def busy_then_echo(server: IngestServer, seen: Seen) -> Answer:
@@ -193,9 +193,9 @@ def test_a_person_watching_sees_retries_without_the_token(
 def test_a_person_watching_a_success_does_not_see_a_token_in_the_url(
     petrova_inprocess: Petrova, fleet: Fleet, servers: Servers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from petrova.commands import _publishing
+    from petrova import terminal
 
-    monkeypatch.setattr(_publishing, "is_tty", lambda stream: True)
+    monkeypatch.setattr(terminal, "watching", lambda: True)
     server = servers(store_and_echo)
     url = f"{server.url}?t={TOKEN}"
     run = petrova_inprocess("snapshot", *fleet.args(), "--publish", url, env=ENV)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from petrova.files.lock import file_lock
-from tests.conftest import PETROVA_BIN, Fleet, Petrova, _clean_env
+from tests.conftest import PETROVA_BIN, Fleet, MachineClock, Petrova, _clean_env
 from tests.tierfleet import batch, day, epoch, fleet_args, migrate_tier2, state_args
 
 LEDGER = "state/kahn-hq.yaml"
@@ -22,6 +22,13 @@ def _files(fleet: Fleet) -> dict[str, bytes]:
         for p in sorted(fleet.root.rglob("*"))
         if p.is_file() and not p.name.endswith(".lock")
     }
+
+
+@pytest.fixture(autouse=True)
+def _the_machine_is_at_day_30(machine_clock: MachineClock) -> None:
+    """These ledgers are written on the tier story's day 30 (``--now``), after the suite's
+    fixed clock: the machine's clock is there too, or the guard would call them a replay."""
+    machine_clock(day(30))
 
 
 def _record(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from petrova.commands._common import TIMEOUT_SECONDS, is_tty, say
+from petrova import terminal
+from petrova.commands._options import TIMEOUT_SECONDS
+from petrova.commands._output import say
 from petrova.delivery.publish import DEFAULT_TOKEN_ENV, RetryNote, RetryPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,15 +47,10 @@ def http_options(func: F) -> F:
 
 def retry_reporter() -> Callable[[RetryNote], None] | None:
     """Retry notes for a person watching; unattended runs stay quiet unless they fail."""
-    if not interactive():
+    if not terminal.watching():
         return None
 
     def report(note: RetryNote) -> None:
         say(f"attempt {note.attempt} failed ({note.reason}); retrying in {note.delay:g}s")
 
     return report
-
-
-def interactive() -> bool:
-    """A person is watching: both streams are terminals (cron and CI have neither)."""
-    return is_tty(sys.stdout) and is_tty(sys.stderr)

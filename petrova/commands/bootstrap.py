@@ -10,14 +10,8 @@ from typing import Any
 
 import click
 
-from petrova.commands._common import (
-    catalogue_option,
-    emit,
-    is_tty,
-    open_registry,
-    registry_option,
-    say,
-)
+from petrova.commands._options import FleetOptions, fleet_options
+from petrova.commands._output import emit, say
 from petrova.documents.catalogue import (
     CATALOGUE_RELPATH,
     Catalogue,
@@ -29,7 +23,7 @@ from petrova.documents.registry import LoadedRegistry
 from petrova.errors import Location, UsageError
 from petrova.migrate.answers import Question, coerce_field, field_schema
 from petrova.migrate.bootstrap import LAST_PHASE, PHASES, Outcome, Request, run
-from petrova.terminal import visible
+from petrova.terminal import is_tty, visible
 
 
 class PromptAsker:
@@ -187,8 +181,7 @@ command to run from the control-plane repo once the PR with the contract merges
     default=None,
     help="Prompt in phase 5. [default: when stdin is a terminal]",
 )
-@registry_option
-@catalogue_option
+@fleet_options(state=False, workspace=False)
 def bootstrap(
     repo: Path,
     slug: str | None,
@@ -198,8 +191,7 @@ def bootstrap(
     use_defaults: bool,
     dry_run: bool,
     interactive: bool | None,
-    registry_path: Path | None,
-    catalogue_path: Path | None,
+    fleet: FleetOptions,
 ) -> None:
     if phase is not None and not resume:
         raise UsageError(
@@ -207,7 +199,7 @@ def bootstrap(
             f"(petrova bootstrap --resume --phase {phase})",
             location=Location(field="--phase"),
         )
-    loaded = open_registry(registry_path, catalogue_path)
+    loaded = fleet.load()
     prompting = is_tty(sys.stdin) if interactive is None else interactive
     asking = prompting and answers_path is None and not use_defaults
     asker = PromptAsker(loaded.catalogue) if asking else None

@@ -7,18 +7,18 @@ from pathlib import Path
 import click
 
 from petrova.clock import today
-from petrova.commands._common import (
-    catalogue_option,
-    emit,
-    json_option,
-    open_catalogue,
-    registry_option,
-    say,
-)
+from petrova.commands._options import FleetOptions, fleet_options, json_option
+from petrova.commands._output import emit, say
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import LoadedContract, load_contract
 from petrova.documents.registry import LoadedRegistry, default_registry_path, load_registry
-from petrova.errors import ContractInvalid, EvidenceInvalid, PetrovaError
+from petrova.errors import (
+    LEGACY_INTEGRATION_ID,
+    ContractInvalid,
+    ErrorsShown,
+    EvidenceInvalid,
+    PetrovaError,
+)
 from petrova.files.json_strict import to_json_bytes
 from petrova.files.yaml_strict import load_yaml_file
 from petrova.migrate.answers import explain_wired
@@ -37,10 +37,6 @@ def _load(path: Path, catalogue: Catalogue) -> LoadedContract:
         raise explain_wired(exc, data, catalogue) from None
 
 
-def _catalogue(catalogue_path: Path | None) -> Catalogue:
-    return open_catalogue(catalogue_path, default_registry_path())
-
-
 @click.group()
 def contract() -> None:
     """Validate a consumer contract (.petrova/contract.yaml) and print its sha."""
@@ -56,13 +52,11 @@ def _registry_for_hook(registry_path: Path | None, catalogue: Catalogue) -> Load
 
 @contract.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@catalogue_option
-@registry_option
+@fleet_options(state=False, workspace=False)
 @json_option
 def validate(
     paths: tuple[Path, ...],
-    catalogue_path: Path | None,
-    registry_path: Path | None,
+    fleet: FleetOptions,
     as_json: bool,
 ) -> None:
     """Check each contract against the catalogue; exit 2 if any is invalid.
@@ -75,16 +69,16 @@ def validate(
     warning (REVIEW_OVERDUE). This is what the `petrova-contract` pre-commit hook
     runs.
     """
-    catalogue = _catalogue(catalogue_path)
-    fleet = _registry_for_hook(registry_path, catalogue)
+    catalogue = fleet.catalogue()
+    known = _registry_for_hook(fleet.registry_path, catalogue)
     results: list[dict[str, object]] = []
-    worst = 0
+    failed: list[PetrovaError] = []
     for path in paths:
         try:
             loaded = _load(path, catalogue)
-            check_slug(path, loaded, fleet)
+            check_slug(path, loaded, known)
         except PetrovaError as exc:
-            worst = max(worst, exc.exit_code)
+            failed.append(exc)
             results.append({"path": str(path), "valid": False, "error": exc.as_dict()})
             if not as_json:
                 say(f"petrova: {error_text(exc)}")
@@ -107,23 +101,23 @@ def validate(
             for warning in overdue:
                 say(f"warning: {warning}")
             for old, new in loaded.renamed:
-                say(f"warning: LEGACY_INTEGRATION_ID: {path}: {old!r} was renamed to {new!r}")
+                say(f"warning: {LEGACY_INTEGRATION_ID}: {path}: {old!r} was renamed to {new!r}")
             count = len(loaded.contract.integrations)
             click.echo(visible(f"{path}: valid ({count} integrations, contract_sha {loaded.sha})"))
     if as_json:
         emit(to_json_bytes(results), None)
-    if worst:
-        raise click.exceptions.Exit(worst)
+    if failed:
+        raise ErrorsShown(failed)
 
 
 @contract.command()
 @click.argument("path", type=click.Path(path_type=Path))
-@catalogue_option
-def sha(path: Path, catalogue_path: Path | None) -> None:
+@fleet_options(registry=False, state=False, workspace=False)
+def sha(path: Path, fleet: FleetOptions) -> None:
     """Print the contract's sha: what `sha256sum PATH | cut -c1-12` prints.
 
     The contract is validated first: the sha of a contract that does not load is
     not something to pin.
     """
-    loaded = _load(path, _catalogue(catalogue_path))
+    loaded = _load(path, fleet.catalogue())
     click.echo(loaded.sha)

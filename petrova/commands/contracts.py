@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from petrova.commands._common import emit, json_option, say
+from petrova.commands._options import json_option
+from petrova.commands._output import emit, say
 from petrova.commands._publishing import http_options, retry_reporter
 from petrova.delivery.endpoint import (
     FIXTURE_RELPATH,

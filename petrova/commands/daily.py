@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -11,16 +10,9 @@ from pathlib import Path
 
 import click
 
-from petrova import clock
-from petrova.commands._common import (
-    FleetOptions,
-    emit,
-    fleet_options,
-    guard_output,
-    is_tty,
-    say,
-    shard_option,
-)
+from petrova import clock, terminal
+from petrova.commands._options import FleetOptions, SecondsType, fleet_options, shard_option
+from petrova.commands._output import emit, guard_output, say
 from petrova.delivery.publish import check_env_name, check_url
 from petrova.documents.catalogue import find_catalogue
 from petrova.documents.shard import ALL, Shard
@@ -75,7 +67,7 @@ from petrova.sync.workspace import manifest_path
 )
 @click.option(
     "--wait",
-    type=click.FloatRange(min=0, max=86400),
+    type=SecondsType(0, maximum=86400),
     default=600.0,
     show_default=True,
     metavar="SECONDS",
@@ -275,13 +267,13 @@ def _check_sharding(
 
 def _reporter() -> Callable[[StepResult], None]:
     """Pass on what needs a person; on a terminal, also a line per step."""
-    terminal = is_tty(sys.stderr)
+    watching = terminal.watching()
     actions = os.environ.get("GITHUB_ACTIONS") == "true"
 
     def report(result: StepResult) -> None:
         said = result.said.rstrip()
         if result.ok and not said:
-            if terminal:
+            if watching:
                 say(f"petrova daily: {result.name}: ok")
             return
         verdict = "ok" if result.ok else f"exit {result.code}"

@@ -7,7 +7,8 @@ from datetime import date
 
 import click
 
-from petrova.commands._common import FleetOptions, emit, fleet_options, json_option, say
+from petrova.commands._options import FleetOptions, fleet_options, json_option
+from petrova.commands._output import emit, say
 from petrova.errors import IntegrationUnknown, Location, UsageError
 from petrova.files.json_strict import to_json_bytes
 from petrova.models import Transition

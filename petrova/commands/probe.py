@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -13,15 +12,16 @@ from typing import Any
 
 import click
 
-from petrova.commands._common import (
+from petrova import terminal
+from petrova.commands._options import (
+    WAIT_SECONDS,
     FleetOptions,
-    emit,
+    SecondsType,
     fleet_options,
-    is_tty,
     json_option,
-    say,
     shard_option,
 )
+from petrova.commands._output import emit, say
 from petrova.documents.shard import Shard
 from petrova.errors import Location, OutputError, ProbesIncomplete
 from petrova.files.json_strict import to_json_bytes
@@ -48,7 +48,7 @@ _SHOWN = 10
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1, max=600),
+    type=SecondsType(0.1, maximum=600),
     default=10.0,
     show_default=True,
     help="Seconds one request may take in all (connect, headers and body).",
@@ -61,13 +61,13 @@ _SHOWN = 10
 )
 @click.option(
     "--wait",
-    type=click.FloatRange(min=0),
+    type=WAIT_SECONDS,
     default=60.0,
     help="With --record: seconds to wait for another run holding the run's or a ledger's lock.",
 )
 @click.option(
     "--window",
-    type=click.FloatRange(min=0, max=24 * 366),
+    type=SecondsType(0, maximum=24 * 366, unit="hours"),
     default=12.0,
     show_default=True,
     envvar="PETROVA_PROBE_WINDOW_HOURS",
@@ -193,10 +193,10 @@ def _probe(
         )
         changes = [core.change_as_dict(c) for c in recorded.changes]
         already = recorded.already
-        if not as_json and is_tty(sys.stdout):
+        if not as_json and terminal.watching():
             for change in recorded.changes:
                 click.echo(core.describe(change))
-        if is_tty(sys.stderr):
+        if terminal.watching():
             for seen in already:
                 say(
                     f"not recorded: {seen.slug} {seen.integration}: already observed at "
@@ -227,11 +227,11 @@ def _probe(
         emit(to_json_bytes(document), None)
     elif not record:
         emit(lines, None)
-    interactive = is_tty(sys.stderr)
-    if interactive or result.left:
+    watching = terminal.watching()
+    if watching or result.left:
         for cell in result.left:
             say(f"left for the next run: {cell.slug} {cell.integration} ({cell.reason})")
-    if interactive:
+    if watching:
         for outcome in result.unreachable:
             say(f"unreachable: {outcome['slug']} {outcome['integration']}: {outcome['detail']}")
         for skipped in blind:

@@ -9,21 +9,13 @@ from typing import Any
 
 import click
 
-from petrova.commands._common import (
-    catalogue_option,
-    emit,
-    json_option,
-    open_catalogue,
-    open_registry,
-    registry_option,
-    resolve_registry_path,
-    say,
-    workspace_option,
-)
+from petrova.commands._options import FleetOptions, fleet_options, json_option
+from petrova.commands._output import emit, say
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import LoadedContract, load_contract, load_contract_bytes
 from petrova.documents.registry import load_registry
 from petrova.errors import (
+    ErrorsShown,
     Location,
     PetrovaError,
     PinStale,
@@ -48,22 +40,21 @@ def registry() -> None:
 
 
 @registry.command()
-@registry_option
-@catalogue_option
+@fleet_options(state=False, workspace=False)
 @json_option
-def validate(registry_path: Path | None, catalogue_path: Path | None, as_json: bool) -> None:
+def validate(fleet: FleetOptions, as_json: bool) -> None:
     """Check the registry against the catalogue; exit 2 with every problem at its line.
 
     Soft problems (an overdue review_by, a renamed integration id) are warnings on
     stderr and do not fail the check.
     """
     try:
-        loaded = open_registry(registry_path, catalogue_path)
+        loaded = fleet.load()
     except PetrovaError as exc:
         if not as_json:
             raise
         emit(to_json_bytes({"valid": False, "error": exc.as_dict(), "warnings": []}), None)
-        raise click.exceptions.Exit(exc.exit_code) from None
+        raise ErrorsShown([exc]) from None
     repos = loaded.registry.repos
     warnings = [
         {"slug": f.slug, "code": f.code, "message": f.message, "location": str(f.location)}
@@ -99,12 +90,11 @@ def _entry_json(entry: RepoEntry) -> dict[str, Any]:
 
 
 @registry.command("list")
-@registry_option
-@catalogue_option
+@fleet_options(state=False, workspace=False)
 @json_option
-def list_(registry_path: Path | None, catalogue_path: Path | None, as_json: bool) -> None:
+def list_(fleet: FleetOptions, as_json: bool) -> None:
     """List the governed repos in registry order."""
-    loaded = open_registry(registry_path, catalogue_path)
+    loaded = fleet.load()
     if as_json:
         emit(to_json_bytes([_entry_json(r) for r in loaded.registry.repos]), None)
         return
@@ -119,12 +109,11 @@ def list_(registry_path: Path | None, catalogue_path: Path | None, as_json: bool
 
 @registry.command()
 @click.argument("slug")
-@registry_option
-@catalogue_option
+@fleet_options(state=False, workspace=False)
 @json_option
-def show(slug: str, registry_path: Path | None, catalogue_path: Path | None, as_json: bool) -> None:
+def show(slug: str, fleet: FleetOptions, as_json: bool) -> None:
     """Show one registry entry, applicability per catalogue integration included."""
-    loaded = open_registry(registry_path, catalogue_path)
+    loaded = fleet.load()
     entry = loaded.require(slug)
     if as_json:
         emit(to_json_bytes(_entry_json(entry)), None)
@@ -183,18 +172,14 @@ def _count(n: int, noun: str) -> str:
 )
 @click.option("--check", is_flag=True, help="Exit 1 when the pin is stale; write nothing (CI).")
 @click.option("--dry-run", is_flag=True, help="Print the change as a diff; write nothing.")
-@registry_option
-@catalogue_option
-@workspace_option
+@fleet_options(state=False)
 def pin(
     slug: str,
     contract_path: Path | None,
     repo_path: Path | None,
     check: bool,
     dry_run: bool,
-    registry_path: Path | None,
-    catalogue_path: Path | None,
-    workspace: Path | None,
+    fleet: FleetOptions,
 ) -> None:
     """Pin a merged contract: set SLUG's contract_sha and fill its applicability.
 
@@ -211,8 +196,8 @@ def pin(
     says is not applicable is refused. The edit is surgical: every byte of
     registry.yaml outside that entry's changed lines stays as it was.
     """
-    path = resolve_registry_path(registry_path)
-    catalogue = open_catalogue(catalogue_path, path)
+    path = fleet.registry
+    catalogue = fleet.catalogue()
     writing = not (check or dry_run)
     with file_lock(path) if writing and path.is_file() else contextlib.nullcontext():
         loaded = load_registry(path, catalogue)
@@ -224,7 +209,7 @@ def pin(
             contract_path=contract_path,
             repo_path=repo_path,
             registry_path=loaded.path,
-            workspace=workspace,
+            workspace=fleet.workspace,
         )
         plan = plan_pin(loaded, raw, slug, contract)
         index = loaded.entry_index(slug)
@@ -318,8 +303,7 @@ def _pin_source(
     "--review-by", default=None, help="When to look again, YYYY-MM-DD (with not_applicable)."
 )
 @click.option("--dry-run", is_flag=True, help="Print the change as a diff; write nothing.")
-@registry_option
-@catalogue_option
+@fleet_options(state=False, workspace=False)
 def fill_applicability(
     slugs: tuple[str, ...],
     every: bool,
@@ -328,8 +312,7 @@ def fill_applicability(
     reason: str | None,
     review_by: str | None,
     dry_run: bool,
-    registry_path: Path | None,
-    catalogue_path: Path | None,
+    fleet: FleetOptions,
 ) -> None:
     """Fill in missing applicability keys for SLUG... (or --all migrated repos).
 
@@ -338,8 +321,8 @@ def fill_applicability(
     This adds the missing keys with --value, touching nothing else in registry.yaml
     (the same surgical splice as `registry pin`). Keys already there are never changed.
     """
-    path = resolve_registry_path(registry_path)
-    catalogue = open_catalogue(catalogue_path, path)
+    path = fleet.registry
+    catalogue = fleet.catalogue()
     item = applicability_of(value, reason=reason, review_by=review_by)
     with file_lock(path) if not dry_run and path.is_file() else contextlib.nullcontext():
         loaded = load_registry(path, catalogue)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from petrova.commands._common import catalogue_option, emit, guard_output, say
-from petrova.documents.catalogue import find_catalogue, load_catalogue
-from petrova.documents.registry import default_registry_path
+from petrova.commands._options import FleetOptions, fleet_options
+from petrova.commands._output import emit, guard_output, say
+from petrova.documents.catalogue import load_catalogue
 from petrova.documents.snapshot_file import read_snapshot
 
 
@@ -21,8 +21,8 @@ from petrova.documents.snapshot_file import read_snapshot
     default=None,
     help="Write the page here (atomically replaced) instead of stdout.",
 )
-@catalogue_option
-def render(snapshot_file: Path, output: Path | None, catalogue_path: Path | None) -> None:
+@fleet_options(registry=False, state=False, workspace=False)
+def render(snapshot_file: Path, output: Path | None, fleet: FleetOptions) -> None:
     """Render SNAPSHOT_FILE (a fleet.json) as one self-contained HTML page.
 
     The file is checked against the snapshot schema for its own integration ids,
@@ -32,7 +32,7 @@ def render(snapshot_file: Path, output: Path | None, catalogue_path: Path | None
     """
     from petrova.render.html import render_html
 
-    catalogue_file = find_catalogue(catalogue_path, default_registry_path())
+    catalogue_file = fleet.catalogue_file()
     guard_output(output, inputs=[snapshot_file, catalogue_file])
     catalogue = load_catalogue(catalogue_file)
     loaded = read_snapshot(snapshot_file, catalogue)

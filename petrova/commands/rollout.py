@@ -6,14 +6,8 @@ from datetime import timedelta
 
 import click
 
-from petrova.commands._common import (
-    DURATION,
-    FleetOptions,
-    emit,
-    fleet_options,
-    json_option,
-    say,
-)
+from petrova.commands._options import DURATION, FleetOptions, fleet_options, json_option
+from petrova.commands._output import emit, say
 from petrova.errors import GateClosed, Location, UsageError
 from petrova.fleet.gather import gather
 from petrova.fleet.rollout import (

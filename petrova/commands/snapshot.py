@@ -9,16 +9,10 @@ from pathlib import Path
 
 import click
 
-from petrova.commands._common import (
-    DURATION,
-    WAIT_SECONDS,
-    FleetOptions,
-    emit,
-    fleet_options,
-    guard_output,
-    say,
-)
-from petrova.commands._publishing import http_options, interactive, retry_reporter
+from petrova import terminal
+from petrova.commands._options import DURATION, WAIT_SECONDS, FleetOptions, fleet_options
+from petrova.commands._output import emit, guard_output, say
+from petrova.commands._publishing import http_options, retry_reporter
 from petrova.delivery.publish import RetryPolicy, check_url, request, token_from_env
 from petrova.documents.catalogue import find_catalogue, load_catalogue
 from petrova.errors import CheckFailed, IngestFailed, Location, OutputError
@@ -42,7 +36,7 @@ from petrova.terminal import visible
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(sorted(SNAPSHOT_FORMATS)),
+    type=click.Choice(sorted(["json", *SNAPSHOT_FORMATS])),
     default="json",
     show_default=True,
     help="Output format.",
@@ -135,7 +129,7 @@ def snapshot(
         verb = emit(data, output)
         for code, slug, message in made.warnings:
             say(f"warning: {code} [{slug or '-'}]: {visible(message)}")
-        if output is not None and interactive():
+        if output is not None and terminal.watching():
             say(
                 f"{verb} {output}: {made.repos} repos, {made.migrated} migrated, "
                 f"{len(made.warnings)} warning(s)"
@@ -154,7 +148,7 @@ def snapshot(
             except IngestFailed as exc:
                 kept = f"; {output} was written and stays" if output is not None else ""
                 raise IngestFailed(exc.message + kept, location=exc.location) from None
-            if interactive():
+            if terminal.watching():
                 shown = scrub(publish, token)  # a URL may repeat the token in its query
                 say(f"published to {shown}: HTTP {sent.status} ({sent.attempts} attempt(s))")
     if strict and made.warnings:

@@ -7,18 +7,15 @@ from pathlib import Path
 
 import click
 
-from petrova.clock import system_now
-from petrova.commands._common import (
+from petrova.clock import machine_now
+from petrova.commands._options import (
     WAIT_SECONDS,
-    catalogue_option,
-    emit,
+    FleetOptions,
+    fleet_options,
     json_option,
-    open_registry,
-    registry_option,
     resolve_state_dir,
-    say,
-    state_dir_option,
 )
+from petrova.commands._output import emit, say
 from petrova.errors import InputTooLarge, Location, ProbeInputInvalid, UsageError
 from petrova.files.disk import max_input_bytes, read_input
 from petrova.files.json_strict import to_json_bytes
@@ -40,7 +37,7 @@ def _guard(
     """The real ledger (state/ beside the registry) takes no outcome from the future."""
     real = resolve_state_dir(None, registry).resolve()
     scratch = state_dir is not None and state_dir.resolve() != real
-    core.guard_real_clock(times, real_now=system_now(), allowed=scratch or force)
+    core.guard_real_clock(times, real_now=machine_now(), allowed=scratch or force)
 
 
 @click.group()
@@ -71,9 +68,7 @@ def state() -> None:
 @click.option("--wait", type=WAIT_SECONDS, default=60.0, help=_WAIT_HELP)
 @click.option("--force", is_flag=True, help=_FORCE_HELP)
 @json_option
-@registry_option
-@catalogue_option
-@state_dir_option
+@fleet_options(workspace=False)
 def record(
     slug: str | None,
     integration: str | None,
@@ -86,9 +81,7 @@ def record(
     wait: float,
     force: bool,
     as_json: bool,
-    registry_path: Path | None,
-    catalogue_path: Path | None,
-    state_dir: Path | None,
+    fleet: FleetOptions,
 ) -> None:
     """Append probe outcomes to the ledger: SLUG INTEGRATION OUTCOME, or --from FILE.
 
@@ -101,7 +94,7 @@ def record(
     away from the registry's state/ (a scratch replay) or --force is given.
     """
     clock = core.clock(now)
-    loaded = open_registry(registry_path, catalogue_path, today=clock.date())
+    loaded = fleet.load(today=clock.date())
     single = (slug, integration, outcome)
     if batch is not None:
         if any(v is not None for v in (*single, detail, evidence_sha, at)):
@@ -127,14 +120,16 @@ def record(
         requests = [core.make_request(loaded, fields, now=clock)]
     _guard(
         [(r.entry.at, r.location) for r in requests],
-        state_dir=state_dir,
+        state_dir=fleet.state_dir,
         registry=loaded.path,
         force=force,
     )
     for request in requests:
         if request.legacy_id is not None:
             say(f"note: {request.legacy_id!r} is the old name of {request.integration!r}")
-    result = core.record(loaded, resolve_state_dir(state_dir, loaded.path), requests, wait=wait)
+    result = core.record(
+        loaded, resolve_state_dir(fleet.state_dir, loaded.path), requests, wait=wait
+    )
     _report(result, as_json=as_json)
     if not requests:
         say("nothing to record: the file has no outcomes")
@@ -155,9 +150,7 @@ def record(
 @click.option("--wait", type=WAIT_SECONDS, default=60.0, help=_WAIT_HELP)
 @click.option("--force", is_flag=True, help=_FORCE_HELP)
 @json_option
-@registry_option
-@catalogue_option
-@state_dir_option
+@fleet_options(workspace=False)
 def promote(
     slug: str,
     integration: str,
@@ -168,9 +161,7 @@ def promote(
     wait: float,
     force: bool,
     as_json: bool,
-    registry_path: Path | None,
-    catalogue_path: Path | None,
-    state_dir: Path | None,
+    fleet: FleetOptions,
 ) -> None:
     """Set an observed status back to ok: the only way up, recorded with who and why.
 
@@ -182,16 +173,16 @@ def promote(
     override instead).
     """
     clock = core.clock(now)
-    loaded = open_registry(registry_path, catalogue_path, today=clock.date())
+    loaded = fleet.load(today=clock.date())
     _guard(
         [(format_timestamp(clock), Location(field="--now"))],
-        state_dir=state_dir,
+        state_dir=fleet.state_dir,
         registry=loaded.path,
         force=force,
     )
     result = core.promote(
         loaded,
-        resolve_state_dir(state_dir, loaded.path),
+        resolve_state_dir(fleet.state_dir, loaded.path),
         slug=slug,
         integration=integration,
         by=by,

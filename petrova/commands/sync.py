@@ -8,14 +8,14 @@ import shutil
 import click
 import orjson
 
-from petrova.commands._common import (
+from petrova.commands._options import (
     FleetOptions,
+    SecondsType,
     fleet_options,
     json_option,
-    progress_reporter,
-    say,
     shard_option,
 )
+from petrova.commands._output import progress_reporter, say
 from petrova.documents.shard import ALL, Shard
 from petrova.errors import SyncFailed, UsageError
 from petrova.net.git import DEFAULT_TIMEOUT, Git, check_token_env
@@ -51,7 +51,7 @@ from petrova.sync.run import clone_limits, default_jobs, results_json, sync_flee
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1, max=86400),
+    type=SecondsType(1, maximum=86400),
     default=DEFAULT_TIMEOUT,
     show_default=True,
     help="Seconds each git command may take before it is killed.",

@@ -8,7 +8,6 @@ an integration is a schema edit and nothing else.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -61,8 +60,6 @@ class Catalogue:
     path: str
     schema: dict[str, Any]
     integrations: tuple[Integration, ...]
-    #: The file's bytes, so caches can key on the catalogue's content.
-    raw: bytes = b""
 
     @cached_property
     def ids(self) -> tuple[str, ...]:
@@ -228,7 +225,7 @@ def load_catalogue(path: Path) -> Catalogue:
         raise CatalogueInvalid(
             f"not valid JSON: {getattr(exc, 'msg', exc)}", location=Location(shown, line, col)
         ) from None
-    catalogue = dataclasses.replace(parse_catalogue(schema, shown), raw=raw)
+    catalogue = parse_catalogue(schema, shown)
     if key is not None:
         _CACHE[key] = catalogue
     return catalogue

@@ -22,6 +22,9 @@ from petrova import clock
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.validation import capped, pydantic_problems
 from petrova.errors import (
+    APPLICABILITY_MISSING,
+    LEGACY_INTEGRATION_ID,
+    REVIEW_OVERDUE,
     Location,
     Problem,
     RegistryInvalid,
@@ -41,8 +44,6 @@ from petrova.models import (
 )
 
 DEFAULT_REGISTRY = Path("registry.yaml")
-#: A migrated entry without applicability for a catalogue id: a warning, not a failure.
-APPLICABILITY_MISSING = "APPLICABILITY_MISSING"
 #: Unknown integration ids listed per entry; the rest are counted.
 _SHOWN_UNKNOWN = 20
 
@@ -115,19 +116,15 @@ def read_registry_text(path: Path) -> str:
         raise RegistryInvalid(exc.message, problems=exc.problems) from None
 
 
-def load_registry(
-    path: Path, catalogue: Catalogue, *, today: date | None = None, text: str | None = None
-) -> LoadedRegistry:
+def load_registry(path: Path, catalogue: Catalogue, *, today: date | None = None) -> LoadedRegistry:
     """Load, validate and check the registry; ``REGISTRY_INVALID`` lists every problem.
 
     Valid registries are read by the fast parser when it provably agrees with the strict
-    loader (``io.fast_parse``); anything else, and every invalid registry, goes through
-    the strict loader so that each problem is reported at its line. ``text``: the file's
-    text when the caller has read it already (with :func:`read_registry_text`).
+    loader (:func:`petrova.files.yaml_fast.fast_parse`); anything else, and every invalid
+    registry, goes through the strict loader so that each problem is reported at its line.
     """
     shown = str(path)
-    if text is None:
-        text = read_registry_text(path)
+    text = read_registry_text(path)
     day = today or clock.today()
 
     def no_line(field_path: FieldPath) -> Location:
@@ -322,7 +319,7 @@ def _soft_findings(
                 findings.append(
                     Finding(
                         repo.slug,
-                        "LEGACY_INTEGRATION_ID",
+                        LEGACY_INTEGRATION_ID,
                         f"integration id {key!r} was renamed to {current!r}; update the key",
                         locate(("repos", index, "integrations_applicability", key)),
                     )
@@ -335,7 +332,7 @@ def _soft_findings(
                 findings.append(
                     Finding(
                         repo.slug,
-                        "REVIEW_OVERDUE",
+                        REVIEW_OVERDUE,
                         f"{integration_id}: {applicability_value(item)} was due for review "
                         f"on {item.review_by}",
                         locate(("repos", index, "integrations_applicability", key, "review_by")),

@@ -163,15 +163,6 @@ def clone_root(path: Path) -> Path:
     return folder
 
 
-def same_file(a: Path, b: Path) -> bool:
-    """``a`` and ``b`` are one file (by device and inode); missing files are no file."""
-    try:
-        first, second = a.stat(), b.stat()
-    except OSError:
-        return False
-    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
-
-
 def check_output(path: Path) -> None:
     """Refuse an output path that is not a regular file, a link or a new name: before
     any work, before a lock file is made beside it. Writing would replace a device or a

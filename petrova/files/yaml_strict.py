@@ -229,14 +229,6 @@ def parse_yaml(
 DEFAULT_MAX_ALIAS_NODES = 100_000
 
 
-def limits_in_force() -> str:
-    """The input limits as set, for cache keys: a read refused under one limit may
-    succeed under another, so a cached answer must not outlive a change of limits."""
-    return "\0".join(
-        os.environ.get(name, "") for name in ("PETROVA_MAX_INPUT_BYTES", "PETROVA_MAX_ALIAS_NODES")
-    )
-
-
 def max_alias_nodes() -> int:
     raw = os.environ.get("PETROVA_MAX_ALIAS_NODES")
     if raw is None:

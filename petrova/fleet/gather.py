@@ -17,7 +17,16 @@ from typing import NamedTuple
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.contract import CONTRACT_RELPATH, LoadedContract, load_contract
 from petrova.documents.registry import LoadedRegistry
-from petrova.errors import PetrovaError
+from petrova.errors import (
+    CONTRACT_INCOMPLETE,
+    CONTRACT_SHA_DRIFT,
+    CONTRACT_UNREADABLE,
+    STATE_MISSING,
+    STATE_UNREADABLE,
+    SYNC_FAILED,
+    SYNC_MANIFEST_INVALID,
+    PetrovaError,
+)
 from petrova.files.disk import confined
 from petrova.ledger.rules import Observation
 from petrova.ledger.store import ledger_path, read_observations
@@ -134,7 +143,7 @@ def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -
     fleet_warnings: list[SnapshotWarning] = []
     if manifest_problem is not None:
         fleet_warnings.append(
-            SnapshotWarning(slug=None, code="SYNC_MANIFEST_INVALID", message=manifest_problem)
+            SnapshotWarning(slug=None, code=SYNC_MANIFEST_INVALID, message=manifest_problem)
         )
     repos: dict[str, RepoInputs] = {}
     for entry in loaded.registry.repos:
@@ -149,11 +158,11 @@ def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -
         record = synced.get(entry.slug)
         failure = None
         if record is not None and record.status != "ok":
-            failure = f"{record.code or 'SYNC_FAILED'}: {record.message or 'no reason given'}"
+            failure = f"{record.code or SYNC_FAILED}: {record.message or 'no reason given'}"
             warnings.append(
                 SnapshotWarning(
                     slug=entry.slug,
-                    code="SYNC_FAILED",
+                    code=SYNC_FAILED,
                     message=f"its last sync ({record.synced_at}) failed, so the contract "
                     f"read may be out of date: {failure}",
                 )
@@ -185,9 +194,7 @@ def declared_for(
     a contract the snapshot refuses is never probed."""
 
     def unreadable(message: str) -> None:
-        warnings.append(
-            SnapshotWarning(slug=entry.slug, code="CONTRACT_UNREADABLE", message=message)
-        )
+        warnings.append(SnapshotWarning(slug=entry.slug, code=CONTRACT_UNREADABLE, message=message))
 
     if contract is None:
         unreadable(
@@ -207,7 +214,7 @@ def declared_for(
         warnings.append(
             SnapshotWarning(
                 slug=entry.slug,
-                code="CONTRACT_INCOMPLETE",
+                code=CONTRACT_INCOMPLETE,
                 message=f"{where} does not declare {', '.join(missing)} yet (the catalogue "
                 "gained it); re-run `petrova bootstrap --resume --phase 6` in that repo",
             )
@@ -216,7 +223,7 @@ def declared_for(
         warnings.append(
             SnapshotWarning(
                 slug=entry.slug,
-                code="CONTRACT_SHA_DRIFT",
+                code=CONTRACT_SHA_DRIFT,
                 message=f"{where} has sha {contract.sha} but the registry pins "
                 f"{entry.contract_sha}; run `petrova registry pin {entry.slug}` after review",
             )
@@ -239,13 +246,13 @@ def _observed_for(
             warnings.append(
                 SnapshotWarning(
                     slug=entry.slug,
-                    code="STATE_MISSING",
+                    code=STATE_MISSING,
                     message=f"{read.path} does not exist yet: nothing observed for "
                     f"{', '.join(applicable)}",
                 )
             )
         return None
     warnings.append(
-        SnapshotWarning(slug=entry.slug, code="STATE_UNREADABLE", message=read.error or "")
+        SnapshotWarning(slug=entry.slug, code=STATE_UNREADABLE, message=read.error or "")
     )
     return None

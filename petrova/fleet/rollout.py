@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from petrova.errors import TierUnknown
+from petrova.errors import CONTRACT_UNREADABLE, STATE_UNREADABLE, TierUnknown
 from petrova.files.json_strict import to_json_bytes
 from petrova.fleet.gather import FleetInputs, RepoInputs
 from petrova.ledger.rules import Observation
@@ -283,7 +283,7 @@ def _unknowns(entry: RepoEntry, read: RepoInputs | None) -> list[Hold]:
     if read is not None and read.sync_failure is not None:
         hold("sync_failed", f"its last sync failed ({read.sync_failure}); what was read may be old")
     if read is None or read.declared is None:
-        why = said.get("CONTRACT_UNREADABLE", "the contract was not read")
+        why = said.get(CONTRACT_UNREADABLE, "the contract was not read")
         hold("contract_unknown", f"contract not read: {why}")
     elif read.contract_sha != entry.contract_sha:
         hold(
@@ -291,8 +291,8 @@ def _unknowns(entry: RepoEntry, read: RepoInputs | None) -> list[Hold]:
             f"the contract's sha is {read.contract_sha}, the registry pins "
             f"{entry.contract_sha}: the dots are of a contract nobody pinned",
         )
-    if read is not None and "STATE_UNREADABLE" in said:
-        hold("ledger_unreadable", f"ledger not readable: {said['STATE_UNREADABLE']}")
+    if read is not None and STATE_UNREADABLE in said:
+        hold("ledger_unreadable", f"ledger not readable: {said[STATE_UNREADABLE]}")
     return holds
 
 

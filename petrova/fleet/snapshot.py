@@ -26,6 +26,7 @@ from petrova import __version__, clock
 from petrova.documents.catalogue import Catalogue
 from petrova.documents.registry import load_registry
 from petrova.documents.schemas import check_snapshot
+from petrova.errors import APPLICABILITY_CONFLICT, REVIEW_OVERDUE, TIMESTAMP_IN_FUTURE
 from petrova.files.json_strict import to_json_bytes
 from petrova.fleet.gather import FleetInputs, RepoInputs, gather
 from petrova.fleet.rollout import gates_document, rollout_report
@@ -180,7 +181,7 @@ def _cell(
         warnings.append(
             _warning(
                 entry.slug,
-                "APPLICABILITY_CONFLICT",
+                APPLICABILITY_CONFLICT,
                 f"{integration_id}: the contract declares it wired but the registry "
                 "says not_applicable; the registry wins until one of them is changed",
             )
@@ -196,7 +197,7 @@ def _cell(
             warnings.append(
                 _warning(
                     entry.slug,
-                    "REVIEW_OVERDUE",
+                    REVIEW_OVERDUE,
                     f"{integration_id}: the contract's not_applicable was due for "
                     f"review on {review_by}",
                 )
@@ -258,7 +259,7 @@ def _future_check(
         warnings.append(
             _warning(
                 slug,
-                "TIMESTAMP_IN_FUTURE",
+                TIMESTAMP_IN_FUTURE,
                 f"{integration_id}: the ledger has an entry at {latest}, later than this "
                 f"snapshot's time ({format_timestamp(now)}); a replay with --now may have "
                 "written the future into the real ledger",

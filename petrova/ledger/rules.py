@@ -49,9 +49,6 @@ DEFAULT_STALE_AFTER = timedelta(hours=72)
 CONCLUSIVE = frozenset({"ok", "degraded", "failing", "not_applicable"})
 
 
-NON_OK = frozenset({"degraded", "failing"})
-
-
 #: status -> (consecutive non-ok outcomes that demote it, the status it demotes to)
 DEMOTION: dict[str, tuple[int, StoredStatus]] = {"ok": (2, "degraded"), "degraded": (3, "failing")}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from petrova.documents.contract import CONTRACT_RELPATH, LoadedContract
 from petrova.documents.registry import LoadedRegistry
-from petrova.errors import ContractSlugMismatch, Location, PetrovaError
+from petrova.errors import REVIEW_OVERDUE, ContractSlugMismatch, Location, PetrovaError
 from petrova.migrate.bootstrap import find_repo, read_origin
 from petrova.sync.origin import normalise_remote
 
@@ -76,7 +76,7 @@ def overdue_reviews(contract: LoadedContract, today: date) -> list[HookWarning]:
         if cell.review_by is not None and date.fromisoformat(cell.review_by) < today:
             out.append(
                 HookWarning(
-                    "REVIEW_OVERDUE",
+                    REVIEW_OVERDUE,
                     f"{iid}: {cell.status} was due for review on {cell.review_by}; check it "
                     "still holds and move the date",
                     contract.document.locate(("integrations", iid, "review_by")),

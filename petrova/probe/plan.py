@@ -21,7 +21,13 @@ from typing import Any
 
 from petrova.documents.registry import LoadedRegistry
 from petrova.documents.shard import ALL, Shard
-from petrova.errors import IntegrationUnknown, PetrovaError, RepoNotInRegistry, UsageError
+from petrova.errors import (
+    CONTRACT_UNREADABLE,
+    IntegrationUnknown,
+    PetrovaError,
+    RepoNotInRegistry,
+    UsageError,
+)
 from petrova.fleet.gather import clone_root, declared_for, read_contract
 from petrova.ledger.store import ledger_path, read_observations
 from petrova.models import SnapshotWarning, applicability_value
@@ -108,9 +114,9 @@ def make_plan(
         read = read_contract(root, catalogue)
         refused: list[SnapshotWarning] = []
         if declared_for(entry, read, catalogue, refused) is None or read.loaded is None:
-            why = next((w.message for w in refused if w.code == "CONTRACT_UNREADABLE"), "")
+            why = next((w.message for w in refused if w.code == CONTRACT_UNREADABLE), "")
             skipped.append(
-                Skipped(entry.slug, None, f"contract not read: CONTRACT_UNREADABLE: {why}", True)
+                Skipped(entry.slug, None, f"contract not read: {CONTRACT_UNREADABLE}: {why}", True)
             )
             continue
         contract = read.loaded

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from petrova.files.json_strict import to_json_bytes
 from petrova.models import DailyRun, Snapshot, TierGate
 from petrova.terminal import visible
 
@@ -104,10 +103,6 @@ def _footer(snapshot: Snapshot) -> list[str]:
     return lines
 
 
-def snapshot_json(snapshot: Snapshot) -> bytes:
-    return to_json_bytes(snapshot.model_dump(mode="json"))
-
-
 def snapshot_table(snapshot: Snapshot) -> bytes:
     headers, rows = _snapshot_grid(snapshot)
     text = text_table(headers, rows) + "\n" + "\n".join(_footer(snapshot)) + "\n"
@@ -138,8 +133,8 @@ def snapshot_openmetrics(snapshot: Snapshot) -> bytes:
     return metrics(snapshot)
 
 
+#: The reporters of ``snapshot --format`` besides ``json``, which is the document itself.
 SNAPSHOT_FORMATS: dict[str, Callable[[Snapshot], bytes]] = {
-    "json": snapshot_json,
     "table": snapshot_table,
     "markdown": snapshot_markdown,
     "html": snapshot_html,

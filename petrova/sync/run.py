@@ -28,9 +28,17 @@ from petrova.documents.contract import CONTRACT_RELPATH, load_contract
 from petrova.documents.registry import LoadedRegistry
 from petrova.documents.shard import ALL, Shard
 from petrova.errors import (
+    SYNC_AUTH_FAILED,
+    SYNC_BRANCH_MISSING,
+    SYNC_BUSY,
     SYNC_CLONE_CORRUPT,
     SYNC_CLONE_TOO_LARGE,
+    SYNC_FAILED,
     SYNC_LOCK_UNUSABLE,
+    SYNC_NO_CONTRACT,
+    SYNC_NOT_A_CLONE,
+    SYNC_NOT_IN_REGISTRY,
+    SYNC_ORIGIN_MISMATCH,
     LockTimeout,
     PetrovaError,
     ProbePathUnsafe,
@@ -100,16 +108,14 @@ def default_jobs() -> int:
 
 def _classify(result: Result, url: str, *, timeout: float, git: Git | None = None) -> _RepoProblem:
     if result.timed_out:
-        return _RepoProblem(
-            "SYNC_FAILED", f"{url}: git timed out after {timeout:g}s", timed_out=True
-        )
+        return _RepoProblem(SYNC_FAILED, f"{url}: git timed out after {timeout:g}s", timed_out=True)
     text = result.stderr
     lowered = text.lower()
     reason = result.reason()
     if ("remote branch" in lowered and "not found" in lowered) or "couldn't find remote ref" in (
         lowered
     ):
-        return _RepoProblem("SYNC_BRANCH_MISSING", f"{url}: {reason}")
+        return _RepoProblem(SYNC_BRANCH_MISSING, f"{url}: {reason}")
     auth = (
         "authentication failed",
         "could not read username",
@@ -122,8 +128,8 @@ def _classify(result: Result, url: str, *, timeout: float, git: Git | None = Non
     if any(marker in lowered for marker in auth):
         if git is not None and git.token_withheld(url):
             reason += f" (the token is not given to this host: {TRUSTED_HOSTS_HINT})"
-        return _RepoProblem("SYNC_AUTH_FAILED", f"{url}: {reason}")
-    return _RepoProblem("SYNC_FAILED", f"{url}: {reason}")
+        return _RepoProblem(SYNC_AUTH_FAILED, f"{url}: {reason}")
+    return _RepoProblem(SYNC_FAILED, f"{url}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -318,7 +324,7 @@ def _clone(ctx: _Context, entry: RepoEntry, dest: Path) -> tuple[str, _RepoProbl
             raise too_large  # the unfinished clone is removed below, never renamed in
         commit = _head(ctx, tmp)
         if commit is None:
-            raise _RepoProblem("SYNC_FAILED", f"{entry.url}: the new clone has no HEAD")
+            raise _RepoProblem(SYNC_FAILED, f"{entry.url}: the new clone has no HEAD")
         if dest.is_dir():  # an empty folder stood there (checked by the caller)
             dest.rmdir()
         tmp.rename(dest)
@@ -367,7 +373,7 @@ def _update(ctx: _Context, entry: RepoEntry, dest: Path) -> tuple[Action, str, _
         _refuse_if_corrupt(ctx, dest, origin)
         shown = origin.stdout.strip() or "no origin"
         raise _RepoProblem(
-            "SYNC_ORIGIN_MISMATCH",
+            SYNC_ORIGIN_MISMATCH,
             f"{dest}: its origin is {shown}, not the registry's {entry.url}; left as it is "
             "(move it away and sync again to clone the registry's repo)",
         )
@@ -378,7 +384,7 @@ def _update(ctx: _Context, entry: RepoEntry, dest: Path) -> tuple[Action, str, _
     )
     if remote.returncode == 2 and not remote.timed_out:
         raise _RepoProblem(
-            "SYNC_BRANCH_MISSING", f"{entry.url}: branch {branch!r} is not on the remote"
+            SYNC_BRANCH_MISSING, f"{entry.url}: branch {branch!r} is not on the remote"
         )
     if not remote.ok:
         raise _classify(remote, entry.url, timeout=ctx.git.timeout, git=ctx.git)
@@ -415,7 +421,7 @@ def _update(ctx: _Context, entry: RepoEntry, dest: Path) -> tuple[Action, str, _
         )
         new_head = _head(ctx, dest)
         if new_head is None:
-            raise _RepoProblem("SYNC_FAILED", f"{dest}: no HEAD after the update")
+            raise _RepoProblem(SYNC_FAILED, f"{dest}: no HEAD after the update")
         action = "unchanged" if new_head == head else "updated"
         head = new_head
     problem = _apply_paths(ctx, dest, entry.url)
@@ -434,7 +440,7 @@ def _sync_locked(ctx: _Context, entry: RepoEntry, dest: Path) -> tuple[Action, s
         shutil.rmtree(stale, ignore_errors=True)
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         raise _RepoProblem(
-            "SYNC_NOT_A_CLONE",
+            SYNC_NOT_A_CLONE,
             f"{dest} is not a folder petrova cloned (a file or a link); left as it is",
         )
     empty = dest.is_dir() and not any(dest.iterdir())
@@ -442,7 +448,7 @@ def _sync_locked(ctx: _Context, entry: RepoEntry, dest: Path) -> tuple[Action, s
     if dest.is_dir() and not empty:
         if not (dest / ".git").is_dir() or (dest / ".git").is_symlink():
             raise _RepoProblem(
-                "SYNC_NOT_A_CLONE",
+                SYNC_NOT_A_CLONE,
                 f"{dest} is not a git clone; left as it is (move it away and sync again)",
             )
         try:
@@ -458,7 +464,7 @@ def _sync_locked(ctx: _Context, entry: RepoEntry, dest: Path) -> tuple[Action, s
         action = "cloned"
     if problem is None and entry.migrated and not _has_contract(dest):
         problem = _RepoProblem(
-            "SYNC_NO_CONTRACT",
+            SYNC_NO_CONTRACT,
             f"{entry.url}: no {CONTRACT_RELPATH} on {entry.default_branch} at "
             f"{commit}, though the registry pins one; has its PR merged?",
         )
@@ -478,14 +484,14 @@ def _sync_repo(ctx: _Context, entry: RepoEntry) -> RepoResult:
     except _RepoProblem as exc:
         problem = exc
     except LockTimeout:
-        problem = _RepoProblem("SYNC_BUSY", f"{dest}: another petrova sync is still working on it")
+        problem = _RepoProblem(SYNC_BUSY, f"{dest}: another petrova sync is still working on it")
     except PetrovaError as exc:  # the repo's lock cannot be made (a link planted there)
         problem = _RepoProblem(
             SYNC_LOCK_UNUSABLE,
             f"{exc.render()}; this repo was not synced (remove that file and sync again)",
         )
     except OSError as exc:
-        problem = _RepoProblem("SYNC_FAILED", f"{dest}: {exc.strerror or exc}")
+        problem = _RepoProblem(SYNC_FAILED, f"{dest}: {exc.strerror or exc}")
     corrupt = problem is not None and problem.code == SYNC_CLONE_CORRUPT
     if problem is not None and not corrupt and (dest / ".git").is_dir() and not dest.is_symlink():
         commit = _head(ctx, dest)  # what is on disk, for the record
@@ -532,7 +538,7 @@ def _strays(workspace: Path, known: set[str]) -> list[Notice]:
         notices.append(
             Notice(
                 child.name,
-                "SYNC_NOT_IN_REGISTRY",
+                SYNC_NOT_IN_REGISTRY,
                 f"{child} is not a registry repo (it left the registry?); left as it is, "
                 "remove it when it is no longer needed",
             )

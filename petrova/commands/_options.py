@@ -1,14 +1,12 @@
-"""Options and loading shared by several commands (SPEC §8 defaults)."""
+"""What every command takes: the fleet's files as one :class:`FleetOptions` (one decorator,
+:func:`fleet_options`, the SPEC §8 defaults), ``--json``, ``--shard``, and the click types
+that refuse what is not a duration or a number of seconds."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-import os
-import stat
-import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -18,15 +16,11 @@ import click
 
 from petrova.documents.catalogue import Catalogue, find_catalogue, load_catalogue
 from petrova.documents.registry import LoadedRegistry, default_registry_path, load_registry
-from petrova.errors import Location, OutputError, OutputIsInput
-from petrova.files.disk import check_output, write_atomic
-from petrova.sync.workspace import MANIFEST_NAME, SCRATCH_NAME
-from petrova.terminal import visible
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def registry_option(func: F) -> F:
+def _registry_option(func: F) -> F:
     return click.option(
         "--registry",
         "registry_path",
@@ -36,7 +30,7 @@ def registry_option(func: F) -> F:
     )(func)
 
 
-def catalogue_option(func: F) -> F:
+def _catalogue_option(func: F) -> F:
     return click.option(
         "--catalogue",
         "catalogue_path",
@@ -47,7 +41,7 @@ def catalogue_option(func: F) -> F:
     )(func)
 
 
-def state_dir_option(func: F) -> F:
+def _state_dir_option(func: F) -> F:
     return click.option(
         "--state-dir",
         type=click.Path(path_type=Path, file_okay=False),
@@ -56,7 +50,7 @@ def state_dir_option(func: F) -> F:
     )(func)
 
 
-def workspace_option(func: F) -> F:
+def _workspace_option(func: F) -> F:
     return click.option(
         "--workspace",
         type=click.Path(path_type=Path, file_okay=False),
@@ -90,6 +84,11 @@ class FleetOptions:
         """``--state-dir``, else ``state/`` beside the registry."""
         return resolve_state_dir(self.state_dir, self.registry)
 
+    def catalogue_file(self) -> Path:
+        """Where the catalogue is: ``--catalogue``, ``$PETROVA_CATALOGUE``, beside the
+        registry, else the one petrova ships."""
+        return find_catalogue(self.catalogue_path, self.registry)
+
     def catalogue(self) -> Catalogue:
         return open_catalogue(self.catalogue_path, self.registry)
 
@@ -98,15 +97,18 @@ class FleetOptions:
         return open_registry(self.registry_path, self.catalogue_path, today=today)
 
 
-def fleet_options(*, state: bool = True, workspace: bool = True) -> Callable[[F], F]:
-    """Add ``--registry``, ``--catalogue`` and, as asked, ``--state-dir`` and
-    ``--workspace``; the command receives them as one ``fleet: FleetOptions``."""
+def fleet_options(
+    *, state: bool = True, workspace: bool = True, registry: bool = True
+) -> Callable[[F], F]:
+    """Add ``--catalogue`` and, as asked, ``--registry``, ``--state-dir`` and
+    ``--workspace``; the command receives them as one ``fleet: FleetOptions``. Every
+    command that takes any of them takes them this way (tests/test_commands.py)."""
 
     def decorate(func: F) -> F:
         @functools.wraps(func)
         def command(*args: Any, **kwargs: Any) -> Any:
             fleet = FleetOptions(
-                kwargs.pop("registry_path"),
+                kwargs.pop("registry_path", None),
                 kwargs.pop("catalogue_path"),
                 kwargs.pop("state_dir", None),
                 kwargs.pop("workspace", None),
@@ -114,9 +116,10 @@ def fleet_options(*, state: bool = True, workspace: bool = True) -> Callable[[F]
             return func(*args, fleet=fleet, **kwargs)
 
         wrapped: Any = command
-        chosen = [registry_option, catalogue_option]
-        chosen += [state_dir_option] if state else []
-        chosen += [workspace_option] if workspace else []
+        chosen = [_registry_option] if registry else []
+        chosen += [_catalogue_option]
+        chosen += [_state_dir_option] if state else []
+        chosen += [_workspace_option] if workspace else []
         for option in reversed(chosen):
             wrapped = option(wrapped)
         return wrapped  # type: ignore[no-any-return]
@@ -145,82 +148,6 @@ def open_registry(
 ) -> LoadedRegistry:
     path = resolve_registry_path(registry_path)
     return load_registry(path, open_catalogue(catalogue_path, path), today=today)
-
-
-def emit(data: bytes, output: Path | None) -> str | None:
-    """Data to stdout, or atomically to ``output``; returns the write verb for a file."""
-    if output is None:
-        stream = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
-        if stream is not None:
-            stream.write(data)
-            stream.flush()
-        else:  # pragma: no cover - only odd embedders give a text-only stdout
-            click.echo(data.decode(), nl=False)
-        return None
-    if not output.parent.is_dir():
-        raise OutputError(
-            f"directory {str(output.parent)!r} does not exist", location=Location(str(output))
-        )
-    return write_atomic(output, data)
-
-
-def guard_output(
-    output: Path | None, *, inputs: Iterable[Path] = (), folders: Iterable[Path] = ()
-) -> None:
-    """Refuse ``-o`` before any work when it is not a regular file (or a link or a new
-    name), or when it is one of the command's inputs: one of ``inputs``, or a file in
-    one of ``folders`` (compared by identity, so another spelling or a hard link is
-    caught too). A link is replaced by the rename, never written through, so a link to
-    an input is harmless and allowed.
-
-    Whatever the command, ``-o`` never names what ``petrova sync`` keeps in a workspace
-    (its manifest, ``.petrova-sync.json``, or anything in ``.petrova-sync.d``), existing
-    or not: written over, the next sync would refuse the whole fleet."""
-    if output is None:
-        return
-    if output.name == MANIFEST_NAME or SCRATCH_NAME in output.parts:
-        raise OutputIsInput(
-            f"is where `petrova sync` keeps its own records ({MANIFEST_NAME}, "
-            f"{SCRATCH_NAME}/); writing there would make the next sync refuse the fleet: "
-            "write the output somewhere else",
-            location=Location(str(output)),
-        )
-    check_output(output)
-    try:
-        info = os.lstat(output)
-    except OSError:
-        return  # a new path cannot be an input
-    if not stat.S_ISREG(info.st_mode):
-        return
-    target = (info.st_dev, info.st_ino)
-    candidates = list(inputs)
-    for folder in folders:
-        with contextlib.suppress(OSError):
-            candidates += [Path(entry.path) for entry in os.scandir(folder)]
-    for candidate in candidates:
-        try:
-            seen = candidate.stat()
-        except OSError:
-            continue
-        if (seen.st_dev, seen.st_ino) == target:
-            raise OutputIsInput(
-                f"is also an input of this command ({candidate}); writing it would destroy "
-                "that input: write the output somewhere else",
-                location=Location(str(output)),
-            )
-
-
-def say(message: str) -> None:
-    """A note for people: always on stderr, so stdout stays data; control characters
-    from inputs are shown, not obeyed."""
-    click.echo(visible(message, keep_lines=True), err=True)
-
-
-def is_tty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
 
 
 class DurationType(click.ParamType):  # type: ignore[type-arg]
@@ -252,14 +179,26 @@ DURATION = DurationType()
 
 
 class SecondsType(click.ParamType):  # type: ignore[type-arg]
-    """A finite number of seconds, at least ``minimum`` (above it when ``open_min``):
-    ``nan``, ``inf`` and negatives are usage errors, not an endless wait or a crash."""
+    """A finite number of seconds (or of ``unit``), at least ``minimum`` (above it when
+    ``open_min``) and at most ``maximum``: ``nan``, ``inf`` and negatives are usage
+    errors, not an endless wait or a crash. Every option that takes a number of seconds
+    or hours uses it (click's ``FloatRange`` lets ``nan`` through every bound)."""
 
     name = "seconds"
 
-    def __init__(self, minimum: float = 0.0, *, open_min: bool = False) -> None:
+    def __init__(
+        self,
+        minimum: float = 0.0,
+        *,
+        maximum: float | None = None,
+        open_min: bool = False,
+        unit: str = "seconds",
+    ) -> None:
         self.minimum = minimum
+        self.maximum = maximum
         self.open_min = open_min
+        self.unit = unit
+        self.name = unit
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         try:
@@ -267,10 +206,13 @@ class SecondsType(click.ParamType):  # type: ignore[type-arg]
         except (TypeError, ValueError):
             number = math.nan
         low_ok = number > self.minimum if self.open_min else number >= self.minimum
-        if not (math.isfinite(number) and low_ok):
+        high_ok = self.maximum is None or number <= self.maximum
+        if not (math.isfinite(number) and low_ok and high_ok):
             bound = "above" if self.open_min else "at least"
+            most = f" and at most {self.maximum:g}" if self.maximum is not None else ""
             self.fail(
-                f"{value!r} is not a number of seconds {bound} {self.minimum:g} (e.g. 30)",
+                f"{value!r} is not a number of {self.unit} {bound} {self.minimum:g}{most} "
+                "(e.g. 30)",
                 param,
                 ctx,
             )
@@ -281,25 +223,6 @@ class SecondsType(click.ParamType):  # type: ignore[type-arg]
 WAIT_SECONDS = SecondsType(0.0)
 #: ``--timeout``: more than zero seconds.
 TIMEOUT_SECONDS = SecondsType(0.0, open_min=True)
-
-
-def progress_reporter(label: str) -> Callable[[int, int], None] | None:
-    """A progress line on stderr for people: only on a terminal, and only once a run
-    has lasted a second (cron and pipes get nothing)."""
-    if not is_tty(sys.stderr):
-        return None
-    import time
-
-    started = time.monotonic()
-
-    def report(done: int, total: int) -> None:
-        if time.monotonic() - started < 1.0:
-            return
-        end = "\n" if done >= total else ""
-        sys.stderr.write(f"\r{label}: {done}/{total}{end}")
-        sys.stderr.flush()
-
-    return report
 
 
 def shard_option(func: F) -> F:
