@@ -104,7 +104,7 @@ from petrova.sync.workspace import manifest_path
 )
 @click.option(
     "--push-deadline",
-    type=click.FloatRange(min=0, max=86400),
+    type=SecondsType(0, maximum=86400),
     default=PUSH_DEADLINE,
     show_default=True,
     metavar="SECONDS",
