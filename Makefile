@@ -79,6 +79,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check petrova tests benchmarks
 	$(BIN)/ruff format --check petrova tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/actionlint .github/workflows/*.yml
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix petrova tests benchmarks

@@ -523,6 +523,30 @@ class GitMissing(PetrovaError):
     code = "GIT_NOT_FOUND"
 
 
+# --- the GitHub App (petrova/net/github_app.py: installation tokens) ----------------------
+
+
+class GitHubAppConfigInvalid(PetrovaError):
+    """The App's settings cannot work: an app id that is not a number, a private key that
+    is missing, unreadable or not an RSA key in PEM, or an installation id that is not one."""
+
+    code = "GITHUB_APP_CONFIG_INVALID"
+
+
+class GitHubAppAuthFailed(CheckFailed):
+    """GitHub refused the App's JWT (a wrong key for the app id, a clock far off) or gave
+    no usable installation token; the run goes on as a failed sync or probe would."""
+
+    code = "GITHUB_APP_AUTH_FAILED"
+
+
+class GitHubAppInstallationMissing(CheckFailed):
+    """No installation of the App to use: revoked, uninstalled, or none for the fleet's
+    organisation (discovery found none, or more than one)."""
+
+    code = "GITHUB_APP_INSTALLATION_MISSING"
+
+
 # --- petrova history ---------------------------------------------------------------------------
 
 

@@ -12,6 +12,11 @@ repo (one number sequence per repo, as GitHub has), answers their reads with ETa
 their writes (``POST``/``PATCH``) as GitHub does, and logs every request that changed
 something, body included (:attr:`FakeGitHub.mutations`). ``secondary_limit`` makes the
 next writes answer ``403`` with ``Retry-After`` (GitHub's secondary rate limit).
+With a :class:`FakeApp`, it is also a GitHub App's side of GitHub: it issues installation
+tokens (``POST /app/installations/{id}/access_tokens``) only for a JWT that verifies
+against the App's public key with GitHub's time rules (and GitHub's words when they are
+broken), finds installations (``GET /orgs/{org}/installation``, ``GET /app/installations``),
+and then answers the API only with an installation token it issued and that has not expired.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import hashlib
 import itertools
 import json
 import re
+import secrets
 import threading
 import time
 import urllib.parse
@@ -29,6 +35,8 @@ from typing import Any
 
 ARES_URL = "https://ares.devarno.cloud/hooks/github"
 _REPO_API = re.compile(r"^/repos/([^/]+/[^/]+)/(issues|pulls|labels)(?:/([^/]+))?(?:/(comments))?$")
+_ACCESS = re.compile(r"^/app/installations/(\d+)/access_tokens$")
+_ORG_INSTALLATION = re.compile(r"^/orgs/([^/]+)/installation$")
 _HOOKS = re.compile(r"^/(?:repos/([^/]+/[^/]+)|orgs/([^/]+))/hooks(?:/(\d+)/deliveries)?$")
 
 
@@ -58,9 +66,70 @@ class Repo:
     next_number: int = 1
 
 
+@dataclass
+class FakeApp:
+    """A GitHub App as GitHub knows it: its id, its public key, one installation."""
+
+    app_id: str
+    public_key: Any  # cryptography's RSAPublicKey
+    installation_id: int = 4242
+    account: str = "devarno-cloud"
+    revoked: bool = False
+    token_lifetime: int = 3600  # seconds an installation token is valid
+    issued: dict[str, float] = field(default_factory=dict)  # token -> expires (epoch)
+
+    def check_jwt(self, bearer: str) -> str | None:
+        """None when the JWT is good; else GitHub's message for why not."""
+        import jwt
+
+        try:
+            claims = jwt.decode(
+                bearer,
+                self.public_key,
+                algorithms=["RS256"],
+                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+            )
+        except jwt.PyJWTError:
+            return "A JSON web token could not be decoded"
+        now = time.time()
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not isinstance(iat, int) or iat > now:
+            return "'Issued at' claim ('iat') must be an Integer representing a time in the past"
+        if not isinstance(exp, int) or exp > now + 600:
+            return "'Expiration time' claim ('exp') is too far in the future"
+        if exp <= now:
+            return (
+                "'Expiration time' claim ('exp') must be a numeric value representing the "
+                "future time at which the assertion expires"
+            )
+        if str(claims.get("iss")) != self.app_id:
+            return "Integration not found"
+        return None
+
+    def issue(self) -> tuple[str, str]:
+        token = "ghs_" + secrets.token_hex(18)
+        expires = time.time() + self.token_lifetime
+        self.issued[token] = expires
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
+        return token, at
+
+    def valid(self, token: str) -> bool:
+        expires = self.issued.get(token)
+        return expires is not None and time.time() < expires and not self.revoked
+
+
 class FakeGitHub:
-    def __init__(self, *, token: str = "gh-test-token", limit: int = 5000, latency: float = 0.0):
+    def __init__(
+        self,
+        *,
+        token: str = "gh-test-token",
+        limit: int = 5000,
+        latency: float = 0.0,
+        app: FakeApp | None = None,
+    ):
         self.token = token
+        #: With an App, the API takes only installation tokens the App was issued.
+        self.app = app
         self.limit = limit
         self.remaining = limit
         self.reset = int(time.time()) + 3600
@@ -204,12 +273,19 @@ class FakeGitHub:
             )
         return 200, chunk, extra
 
+    def authorised(self, auth: str) -> bool:
+        """The ``Authorization`` header GitHub would take: an installation token the App
+        issued when there is an App, else the one personal token."""
+        if self.app is not None:
+            scheme, _, given = auth.partition(" ")
+            return scheme.lower() in ("bearer", "token") and self.app.valid(given)
+        return auth in (f"Bearer {self.token}", f"token {self.token}")
+
     def write(
         self, method: str, path: str, headers: dict[str, str], raw: bytes
     ) -> tuple[int, bytes, dict[str, str]]:
         """A POST or PATCH: applied as GitHub would, and logged."""
-        auth = headers.get("authorization", "")
-        if auth not in (f"Bearer {self.token}", f"token {self.token}"):
+        if not self.authorised(headers.get("authorization", "")):
             return 401, b'{"message": "Bad credentials"}', {}
         try:
             body = json.loads(raw or b"{}")
@@ -272,11 +348,41 @@ class FakeGitHub:
             return 200, issue
         return 404, {"message": "Not Found"}
 
+    def answer_app(
+        self, method: str, path: str, headers: dict[str, str]
+    ) -> tuple[int, bytes, dict[str, str], bool] | None:
+        """The App's endpoints (JWT-authenticated, not counted against the rate limit);
+        ``None`` for any other path."""
+        app = self.app
+        route = path.split("?")[0]
+        access = _ACCESS.match(route)
+        org = _ORG_INSTALLATION.match(route)
+        if app is None or not (access or org or route == "/app/installations"):
+            return None
+        auth = headers.get("authorization", "")
+        problem = app.check_jwt(auth[len("Bearer ") :]) if auth.startswith("Bearer ") else ""
+        if problem is not None:
+            message = problem or "A JSON web token could not be decoded"
+            return 401, json.dumps({"message": message}).encode(), {}, False
+        mine = {"id": app.installation_id, "account": {"login": app.account}}
+        if access is not None and method == "POST":
+            if int(access.group(1)) != app.installation_id or app.revoked:
+                return 404, b'{"message": "Not Found"}', {}, False
+            token, expires_at = app.issue()
+            body = {"token": token, "expires_at": expires_at, "permissions": {}}
+            return 201, json.dumps(body).encode(), {}, False
+        if org is not None and method == "GET":
+            if org.group(1) != app.account or app.revoked:
+                return 404, b'{"message": "Not Found"}', {}, False
+            return 200, json.dumps(mine).encode(), {}, False
+        if route == "/app/installations" and method == "GET":
+            return 200, json.dumps([] if app.revoked else [mine]).encode(), {}, False
+        return 404, b'{"message": "Not Found"}', {}, False
+
     def answer(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str], bool]:
         if self.outage is not None:
             return self.outage, b'{"message": "Service Unavailable"}', {}, False
-        auth = headers.get("authorization", "")
-        if auth not in (f"Bearer {self.token}", f"token {self.token}"):
+        if not self.authorised(headers.get("authorization", "")):
             return 401, b'{"message": "Bad credentials"}', {}, False
         match = _HOOKS.match(path.split("?")[0])
         body: Any
@@ -317,11 +423,12 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def do_GET(self) -> None:
+        def do_GET(self, method: str = "GET") -> None:
             if fake.latency:
                 time.sleep(fake.latency)
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status, body, extra, counted = fake.answer(self.path, headers)
+            app = fake.answer_app(method, self.path, headers)
+            status, body, extra, counted = app or fake.answer(self.path, headers)
             with fake._lock:
                 fake.requests.append(Seen(self.path, headers, status, counted))
             self.send_response(status)
@@ -339,9 +446,14 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            status, body, extra = fake.write(self.command, self.path, headers, raw)
+            app = fake.answer_app(self.command, self.path, headers)  # the App's token POST
+            if app is not None:
+                status, body, extra, counted = app
+            else:
+                status, body, extra = fake.write(self.command, self.path, headers, raw)
+                counted = status < 400
             with fake._lock:
-                fake.requests.append(Seen(self.path, headers, status, status < 400))
+                fake.requests.append(Seen(self.path, headers, status, counted))
             self.send_response(status)
             for name, value in extra.items():
                 self.send_header(name, value)

@@ -39,7 +39,18 @@ def _reminders(text: str) -> tuple[int, ...]:
     return days
 
 
-def _token() -> Secret | None:
+def _token(fleet: FleetOptions) -> Secret | None:
+    """The GitHub credential: the GitHub App's installation token when the App is
+    configured (``PETROVA_GITHUB_APP_ID``, SPEC §14), else ``GITHUB_TOKEN``."""
+    from petrova.net.github_app import APP_ID_ENV, github_credential, registry_organisation
+
+    if os.environ.get(APP_ID_ENV, "").strip():
+        from petrova.documents.registry import load_registry
+
+        loaded = load_registry(fleet.registry, fleet.catalogue(), today=clock.now().date())
+        organisation = registry_organisation((e.url, e.role) for e in loaded.registry.repos)
+        credential = github_credential(os.environ, organisation=organisation)
+        return None if credential is None else credential.secret()
     value = os.environ.get(TOKEN_ENV, "").strip()
     if not value:
         return None
@@ -103,7 +114,7 @@ def notify(
     exit 1 (NOTIFY_INCOMPLETE) when something could not be told (it is tried again
     next run).
     """
-    token = _token()
+    token = _token(fleet)
     plan = NotifyPlan(
         registry=fleet.registry,
         catalogue=fleet.catalogue(),

@@ -347,3 +347,174 @@ def test_the_operations_guide_shows_the_shipped_lines() -> None:
     assert "sudo systemctl enable --now petrova-snapshot.timer" in guide
     readme = (ROOT / "README.md").read_text()
     assert "petrova daily -o fleet.json --publish" in readme
+
+
+# --- beyond one runner: the sharded jobs of the same workflow --------------------------------
+
+ACTIONLINT = PETROVA_BIN.parent / "actionlint"
+
+
+def job(name: str) -> dict[str, Any]:
+    found: dict[str, Any] = workflow()["jobs"][name]
+    return found
+
+
+def job_step(job_name: str, name: str) -> dict[str, Any]:
+    (found,) = [s for s in job(job_name)["steps"] if s.get("name") == name]
+    return found
+
+
+def test_actionlint_passes_every_workflow_and_can_fail(tmp_path: Path) -> None:
+    files = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+    assert files
+    proc = subprocess.run(
+        [str(ACTIONLINT), *map(str, files)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        WORKFLOW.read_text().replace("needs.plan.outputs.matrix", "needs.plann.outputs.matrix")
+    )
+    proc = subprocess.run(
+        [str(ACTIONLINT), str(broken)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 1 and "plann" in proc.stdout
+
+
+def test_one_runner_or_the_shards_never_both() -> None:
+    switch = "inputs.shards || vars.PETROVA_SHARDS"
+    assert job("snapshot")["if"] == f"${{{{ !({switch}) }}}}"
+    assert job("plan")["if"] == f"${{{{ {switch} }}}}"
+    assert job("shard")["needs"] == "plan"
+    assert job("final")["needs"] == ["plan", "shard"]
+    # the final job runs after a failed shard too (its repos then say why), never cancelled
+    assert "!cancelled()" in job("final")["if"]
+    assert job("shard")["strategy"]["fail-fast"] is False
+    assert (
+        job("shard")["strategy"]["matrix"]["shard"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
+    )
+    wf = workflow()
+    assert wf["concurrency"] == {"group": "fleet-snapshot", "cancel-in-progress": False}
+
+
+def test_each_job_has_the_least_privilege_it_needs() -> None:
+    assert workflow()["permissions"] == {"contents": "read"}
+    assert job("plan")["permissions"] == {}
+    assert job("shard")["permissions"] == {"contents": "write"}  # pushes its ledgers
+    assert job("final")["permissions"] == {"contents": "write"}  # the run record
+    for name in ("shard", "final"):
+        checkout = job(name)["steps"][0]
+        assert checkout["uses"].startswith("actions/checkout@")
+        assert checkout["with"]["ref"] == "${{ github.ref_name }}"  # the head, not the trigger
+
+
+def test_each_shard_keeps_its_own_cache_and_hands_over_hidden_files() -> None:
+    cache = job_step("shard", "Keep this shard's clones and GitHub ETags between runs")
+    key = cache["with"]["key"]
+    assert "${{ matrix.shard }}-of-${{ needs.plan.outputs.count }}" in key
+    assert cache["with"]["restore-keys"] in key
+    upload = job_step("shard", "Hand the contracts to the final job")
+    assert upload["with"]["include-hidden-files"] is True  # .petrova/ is a dot folder
+    assert upload["with"]["path"] == "shard-bundle"
+    download = job_step("final", "The shards' contracts")
+    assert download["with"] == {"pattern": "petrova-shard-*", "path": "shard-bundles"}
+
+
+def test_no_job_puts_a_secret_on_a_command_line() -> None:
+    for name, body in workflow()["jobs"].items():
+        assert "secrets." not in json.dumps(body.get("env", {})), name
+        for s in body["steps"]:
+            assert "secrets." not in s.get("run", ""), (name, s.get("name"))
+            assert "TOKEN" not in s.get("run", ""), (name, s.get("name"))
+            assert "PRIVATE_KEY" not in s.get("run", ""), (name, s.get("name"))
+    shard_env = job_step("shard", "The shard's daily run")["env"]
+    assert shard_env["PETROVA_GITHUB_APP_PRIVATE_KEY"] == (
+        "${{ secrets.PETROVA_GITHUB_APP_PRIVATE_KEY }}"
+    )
+
+
+def test_the_plan_step_refuses_a_bad_count(tmp_path: Path) -> None:
+    script = job_step("plan", "The shards")["run"]
+    for count, matrix in (("4", "[1,2,3,4]"), ("2", "[1,2]")):
+        output = tmp_path / f"out-{count}"
+        proc = run_shell(script, cwd=tmp_path, env={"SHARDS": count, "GITHUB_OUTPUT": str(output)})
+        assert proc.returncode == 0, proc.stderr
+        assert output.read_text() == f"count={count}\nmatrix={matrix}\n"
+    for bad in ("1", "0", "65", "four", "4; rm -rf /"):
+        out = tmp_path / "bad"
+        proc = run_shell(script, cwd=tmp_path, env={"SHARDS": bad, "GITHUB_OUTPUT": str(out)})
+        assert proc.returncode == 1
+        assert "::error title=PETROVA_SHARDS::" in proc.stdout
+
+
+def test_the_sharded_jobs_run_for_real_and_match_one_runner(
+    host: tuple[Fleet, dict[str, str]], ingest: Ingest, tmp_path: Path
+) -> None:
+    """The shard job's command in N checkouts at once, the artifacts laid out as
+    download-artifact does, then the final job's command: the same snapshot as the one
+    runner's job, published once."""
+    _fleet, env = host
+    origin = tmp_path / "control-plane.git"
+    one_origin = tmp_path / "one.git"
+    _git(tmp_path, "clone", "-q", "--bare", str(origin), str(one_origin))
+
+    def checkout(name: str, source: Path) -> Path:
+        root = tmp_path / name
+        _git(tmp_path, "clone", "-q", str(source), str(root))
+        (root / ".venv" / "bin").mkdir(parents=True)
+        (root / ".venv" / "bin" / "petrova").symlink_to(PETROVA_BIN)
+        return root
+
+    server = ingest(store_and_echo)
+    one = checkout("one", one_origin)
+    one_env = {**env, "PETROVA_INGEST_URL": server.url, "PETROVA_WORKSPACE": str(tmp_path / "w1")}
+    proc = run_shell(step("The daily run")["run"], cwd=one, env=one_env)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+    count = 3
+    script = job_step("shard", "The shard's daily run")["run"]
+    running = []
+    for k in range(1, count + 1):
+        root = checkout(f"shard-{k}", origin)
+        shard_env = {**env, "SHARD": f"{k}/{count}", "PETROVA_WORKSPACE": str(root / "ws")}
+        running.append(
+            (
+                root,
+                subprocess.Popen(
+                    ["bash", "-e", "-o", "pipefail", "-c", script],
+                    cwd=root,
+                    env=_clean_env(shard_env),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+            )
+        )
+    downloads = None
+    for k, (root, shard_proc) in enumerate(running, start=1):
+        out, err = shard_proc.communicate(timeout=300)
+        assert shard_proc.returncode == 0 and out == err == "", err
+        # download-artifact with a pattern: one folder per artifact, named after it
+        if downloads is None:
+            downloads = tmp_path / "final" / "shard-bundles"
+        shutil.copytree(root / "shard-bundle", downloads / f"petrova-shard-{k}")
+    final = tmp_path / "final"
+    _git(final.parent, "clone", "-q", str(origin), str(tmp_path / "final-checkout"))
+    shutil.copytree(tmp_path / "final-checkout", final, dirs_exist_ok=True)
+    (final / ".venv" / "bin").mkdir(parents=True)
+    (final / ".venv" / "bin" / "petrova").symlink_to(PETROVA_BIN)
+    final_env = {**env, "PETROVA_INGEST_URL": server.url, "PETROVA_WORKSPACE": str(final / "ws")}
+    proc = run_shell(job_step("final", "The final run")["run"], cwd=final, env=final_env)
+    assert proc.returncode == 0 and proc.stdout == proc.stderr == "", proc.stderr
+    assert (final / "fleet.json").read_bytes() == (one / "fleet.json").read_bytes()
+    assert [r.body for r in server.requests] == [(one / "fleet.json").read_bytes()] * 2
+    # each shard synced only its share, and together all of the fleet, once
+    synced = [
+        sorted(p.name for p in (r / "ws").iterdir() if p.is_dir() and p.name[0] != ".")
+        for r, _ in running
+    ]
+    everything = sorted(
+        p.name for p in (tmp_path / "w1").iterdir() if p.is_dir() and p.name[0] != "."
+    )
+    assert sorted(n for names in synced for n in names) == everything
+    assert all(len(names) < len(everything) for names in synced)
