@@ -404,10 +404,10 @@ def test_a_bad_key_stops_sync_and_probe_with_exit_2(petrova: Petrova, fleet: Fle
         assert "not a key" not in run.stderr
 
 
-def test_the_daily_syncs_and_probes_with_the_app_alone(
+def test_the_daily_syncs_probes_and_notifies_with_the_app_alone(
     fleet: Fleet, github: FakeGitHub, key: Any, git_host: tuple[GitHttpServer, Path], tmp_path: Path
 ) -> None:
-    """The whole daily (sync, probe, snapshot) with the App's settings and no token."""
+    """The whole daily (sync, probe, snapshot, notify) with the App's settings and no token."""
     server, cert = git_host
     remotes = Remotes(tmp_path / "git")
     contract = contract_text("kahn-hq").replace(
@@ -453,9 +453,15 @@ def test_the_daily_syncs_and_probes_with_the_app_alone(
     assert row["integrations"]["traceo"]["observed"] == "ok"
     assert github.app is not None
     tokens = set(github.app.issued)
-    assert len(tokens) == 2  # one per process that needs GitHub: sync, probe
+    assert len(tokens) == 3  # one per process that needs GitHub: sync, probe, notify
     assert {r.password for r in server.requests if r.status == 200} <= tokens
     hooks = [r for r in github.requests if "/hooks" in r.path]
     assert hooks and {r.headers["authorization"].split()[1] for r in hooks} <= tokens
+    # notify told the humans through the same App: its issues and labels, App tokens only
+    told = [r for r in github.requests if "/issues" in r.path or "/labels" in r.path]
+    assert told and {r.headers["authorization"].split()[1] for r in told} <= tokens
+    assert github.mutations and all(
+        m.headers["authorization"].split()[1] in tokens for m in github.mutations
+    )
     for token in tokens:
         assert token.encode() not in proc.stderr
