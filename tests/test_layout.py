@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"sync", "render", "delivery"},  # fetching, showing, sending
     {"fleet"},  # the fleet as a whole: the snapshot pipeline, the gate, the daily job
     {"probe", "migrate"},  # observing integrations; bringing repos in
+    {"notify"},  # telling the humans: issues, chat, pin PRs
     {"commands"},  # the click layer
     {"cli", "__main__"},
 ]

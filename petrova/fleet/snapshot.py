@@ -78,16 +78,28 @@ def make_snapshot(
     """The fleet snapshot at ``now``: load, read, derive, gate, encode."""
     loaded = load_registry(registry, catalogue, today=now.date())
     inputs = gather(loaded, state_dir=state_dir, workspace=workspace)
+    snapshot = fleet_snapshot(inputs, state_dir=state_dir, now=now, stale_after=stale_after)
+    document = snapshot_document(snapshot)
+    check_snapshot(document, catalogue)
+    return Made(snapshot, to_json_bytes(document))
+
+
+def fleet_snapshot(
+    inputs: FleetInputs,
+    *,
+    state_dir: Path,
+    now: datetime,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
+) -> FleetSnapshot:
+    """Derive and gate what :func:`gather` read: the typed snapshot, before encoding
+    (``notify`` works on this very value)."""
     derived = derive_snapshot(inputs, now=now, stale_after=stale_after)
     report = rollout_report(inputs, derived, now=now, days=GATE_DAYS)
-    snapshot = replace(
+    return replace(
         derived,
         gates=tuple(tier.gate(GATE_DAYS) for tier in report.tiers),
         last_run=last_run(state_dir),
     )
-    document = snapshot_document(snapshot)
-    check_snapshot(document, catalogue)
-    return Made(snapshot, to_json_bytes(document))
 
 
 def snapshot_time() -> datetime:
