@@ -266,7 +266,13 @@ def test_three_weeks_with_humans_in_the_loop(weeks: ThreeWeeks) -> None:
     assert _row(doc)["profile"] == "strict"  # the freshly merged registry, the same day
     assert "needs_human" not in _cell(doc, "ares") and _cell(doc, "ares")["status"] == "ok"
     bot_files = out(w.origin, "show", "--name-only", "--format=", "main").split()
-    assert bot_files == ["state/kahn-hq.yaml", "state/runs/daily.json"]  # never the human's
+    # the ledger, the run record and what notify told: the bot's own files, never the human's
+    assert "state/kahn-hq.yaml" in bot_files and "state/runs/daily.json" in bot_files
+    assert not [f for f in bot_files if f.startswith("state/promotions/")], bot_files
+    assert all(
+        f in ("state/kahn-hq.yaml", "state/runs/daily.json") or f.startswith("state/notify/")
+        for f in bot_files
+    ), bot_files
     assert "M state/promotions/kahn-hq.yaml" in out(w.root, "status", "--porcelain")
     git(w.root, *HUMAN, "commit", "-q", "-m", "state: promote kahn-hq ares", "--",
         "state/promotions/kahn-hq.yaml")  # fmt: skip
