@@ -16,7 +16,7 @@ import pytest
 
 from petrova.net.git import Git
 from petrova.sync.workspace import read_manifest
-from tests.conftest import FIXTURE_FLEET, PETROVA_BIN, Fleet, Petrova, _clean_env
+from tests.conftest import FIXTURE_FLEET, PETROVA_BIN, Fleet, Petrova, Spawn, _clean_env, reap
 from tests.ingest_server import HANG, Answer, IngestServer, Seen, Servers
 from tests.syncfleet import Remotes, contract_text, git, isolated_git_env
 from tests.test_sync import KAHN, files_in, keep_only
@@ -106,7 +106,10 @@ def _sync_against(
             time.sleep(0.01)
     finally:
         server.release.set()
-        out, err = proc.communicate(timeout=120)
+        try:
+            out, err = proc.communicate(timeout=120)
+        finally:
+            reap(proc)  # killed and waited for if it did not finish in time
     return proc, seen_git, out, err
 
 
@@ -289,7 +292,7 @@ def assert_in_step(fleet: Fleet, remotes: Remotes, slugs: list[str]) -> None:
 
 @pytest.mark.parametrize("phase", ["cold", "update"])
 def test_a_sync_killed_midway_is_repaired_by_the_next(
-    fleet: Fleet, tmp_path: Path, phase: str
+    fleet: Fleet, tmp_path: Path, phase: str, spawn: Spawn
 ) -> None:
     remotes = Remotes(tmp_path / "git")
     slugs = many_repos(fleet, remotes, 12)
@@ -302,7 +305,7 @@ def test_a_sync_killed_midway_is_repaired_by_the_next(
                 f"https://github.com/fleet/{slug}",
                 {".petrova/contract.yaml": contract_text(slug, f"docs/v{n}.md")},
             )
-    proc = subprocess.Popen([*args, "--jobs", "2"], env=env)
+    proc = spawn([*args, "--jobs", "2"], env=env)
     scratch = fleet.workspace / ".petrova-sync.d"
     for _ in range(2000):  # kill it while some repos are done and others are not
         busy = scratch.is_dir() and any(p.suffix == ".tmp" for p in scratch.iterdir())

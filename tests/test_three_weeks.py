@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from petrova.clock import MACHINE_ENV
 from petrova.files.disk import sha12
 from tests.conftest import Fleet, Petrova
 from tests.fake_github import FakeGitHub
@@ -105,9 +106,9 @@ class ThreeWeeks:
     def promote(self, where: Path, moment: datetime, *extra: str, integration: str = "ares") -> Any:
         return self.petrova(
             "state", "promote", "kahn-hq", integration, "--by", "human:ada",
-            "--reason", "seen working again", "--now", stamp(moment), "--force", *extra,
+            "--reason", "seen working again", "--now", stamp(moment), *extra,
             "--registry", str(where / "registry.yaml"),
-            env=self.env,
+            env={**self.env, MACHINE_ENV: epoch(moment)},  # a human on that day: no --force
         )  # fmt: skip
 
     def laptop_pr(self, branch: str, edit: dict[str, str], message: str) -> None:
