@@ -89,3 +89,17 @@ def test_the_code_map_in_design_md_is_this_layer_table() -> None:
     documented = {name: layer for layer, names in rows for name in names}
     assert sum(len(names) for _, names in rows) == len(documented), "a package twice"
     assert documented == {name: level for name, level in LEVEL.items() if name != "__init__"}
+
+
+def test_tests_start_child_processes_only_through_spawn() -> None:
+    """A ``Popen`` a test forgets on a failed assertion is garbage-collected during a
+    later test and fails it ("subprocess N is still running"): children are started
+    through the ``spawn`` fixture, which reaps them however the test ends."""
+    here = Path(__file__).parent
+    starts = re.compile(r"\bPopen\(|create_subprocess_|multiprocessing|ProcessPoolExecutor")
+    offenders = [
+        path.name
+        for path in sorted(here.glob("*.py"))
+        if path.name not in ("conftest.py", "test_layout.py") and starts.search(path.read_text())
+    ]
+    assert offenders == []

@@ -28,7 +28,7 @@ import pytest
 
 from petrova.clock import MACHINE_ENV
 from petrova.files.disk import sha12
-from tests.conftest import Fleet, Petrova
+from tests.conftest import Fleet, Petrova, Spawn
 from tests.fake_github import FakeGitHub
 from tests.syncfleet import Remotes, isolated_git_env
 from tests.test_fortnight import CONTRACT, REGISTRY, URL, WIRED, at, epoch, stamp
@@ -168,7 +168,7 @@ def _held(doc: dict[str, Any], integration: str) -> str:
 
 
 @pytest.mark.slow  # twenty-one daily runs of real processes
-def test_three_weeks_with_humans_in_the_loop(weeks: ThreeWeeks) -> None:
+def test_three_weeks_with_humans_in_the_loop(weeks: ThreeWeeks, spawn: Spawn) -> None:
     w = weeks
     cp_log = lambda: out(w.origin, "log", "--format=%an|%s", "main").splitlines()  # noqa: E731
 
@@ -295,7 +295,7 @@ def test_three_weeks_with_humans_in_the_loop(weeks: ThreeWeeks) -> None:
     w.github.latency = 30
     record = w.root / "state" / "runs" / "daily.json"
     env = {**os.environ, **w.env, "SOURCE_DATE_EPOCH": epoch(at(18))}
-    proc = subprocess.Popen(
+    proc = spawn(
         [sys.executable, "-m", "petrova", *w.daily_args()],
         env=env,
         stdout=subprocess.DEVNULL,
