@@ -71,6 +71,7 @@ def test_git_interrupted_mid_run_is_killed_and_reaped(
     silent.listen(8)
     port = silent.getsockname()[1]
     seen: list[subprocess.Popen[bytes]] = []
+    held: list[socket.socket] = []  # the connection stays open: git cannot give up itself
     real = subprocess.Popen.communicate
 
     def interrupted(
@@ -78,15 +79,16 @@ def test_git_interrupted_mid_run_is_killed_and_reaped(
     ) -> tuple[bytes, bytes]:
         if not seen:  # git's first wait: once it has connected, the operator presses Ctrl-C
             seen.append(self)
-            silent.accept()[0].close()
+            held.append(silent.accept()[0])
             raise KeyboardInterrupt
         return real(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(subprocess.Popen, "communicate", interrupted)
     with pytest.raises(KeyboardInterrupt):
         Git(timeout=300, environ=_env()).run(["ls-remote", f"http://127.0.0.1:{port}/x/y"])
-    silent.close()
     assert seen and seen[0].returncode == -signal.SIGKILL  # killed, and waited for
+    for sock in (*held, silent):
+        sock.close()
     leftovers = [
         p
         for p in Path("/proc").iterdir()
