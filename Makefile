@@ -55,7 +55,7 @@ faketime:
 	  echo "faketime not found: installing Debian's faketime"; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y faketime; }
 
-## Debian's chromium for tests/test_browser.py, installed only when it is missing (needs
+## Debian's chromium for tests/render/test_page_in_chromium.py, installed only when it is missing (needs
 ## root and apt, as CI has). PETROVA_SKIP_BROWSER=1 skips the browser tests instead.
 browser:
 	@if command -v chromium >/dev/null 2>&1 || [ -n "$$PETROVA_CHROMIUM" ] \
@@ -64,12 +64,12 @@ browser:
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	fi
 
-## zod 4, TypeScript and Ajv for tests/test_consumers.py (the dashboards' side), from the
+## zod 4, TypeScript and Ajv for tests/render/test_zod_with_node.py (the dashboards' side), from the
 ## npm registry at the exact versions of tests/node/package-lock.json (`npm ci`), again only
 ## when the lock changed. Without node those tests skip and say so.
 node-deps:
 	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
-	  echo "node/npm not found: tests/test_consumers.py (tsc, zod, Ajv) will be skipped"; \
+	  echo "node/npm not found: tests/render/test_zod_with_node.py (tsc, zod, Ajv) will be skipped"; \
 	elif [ ! -f tests/node/node_modules/.package-lock.json ] \
 	    || [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then \
 	  cd tests/node && npm ci --no-audit --no-fund --loglevel=error; \
@@ -79,6 +79,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check petrova tests benchmarks
 	$(BIN)/ruff format --check petrova tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/actionlint .github/workflows/*.yml
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix petrova tests benchmarks
@@ -92,10 +93,11 @@ artefacts: $(STAMP)
 check-artefacts: $(STAMP)
 	$(BIN)/petrova contracts generate --check
 
-## Benchmarks: petrova against the straightforward way at 1,000 and 10,000 repos
-## (see benchmarks/RESULTS.md). Prints a table; results also in benchmarks/out/.
+## Benchmarks: petrova against the straightforward way and the parse floor at 1,000 and
+## 10,000 repos with mature ledgers, and 10,000 repos of a young fleet (see
+## benchmarks/RESULTS.md). Prints a table; results also in benchmarks/out/.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run --sizes 1000 10000
+	$(BIN)/python -m benchmarks.run --sizes 1000 10000 young-10000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache fleet.json fleet.html artifacts

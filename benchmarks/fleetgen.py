@@ -2,11 +2,17 @@
 
 A fleet is a control-plane folder: ``registry.yaml``, ``contracts/contract.schema.json``,
 the control plane's own ``.petrova/contract.yaml``, a ``workspace/<slug>/`` per
-consumer with its contract, and ``state/<slug>.yaml`` ledgers holding the full 20
-outcomes for every integration. Ledgers are made by the real rules
-(``petrova.ledger.apply_outcome``) from a few dozen outcome patterns, so every one
-of them loads, and the mix of statuses is realistic: mostly ok, some degraded,
-failing, awaiting a human, pending, stale or not applicable.
+consumer with its contract, and ``state/<slug>.yaml`` ledgers. Ledgers are made by the
+real rules (``petrova.ledger.apply_outcome``), so every one of them loads. Two shapes:
+
+- ``mature`` (the default): every ledger holds the full 20 outcomes for every
+  integration, from a few dozen outcome patterns; the mix of statuses is realistic:
+  mostly ok, some degraded, failing, awaiting a human, pending, stale or not applicable.
+- ``young``: a fleet a few days into its migration. A quarter of the cells are declared
+  ``pending``, a quarter are not applicable (by the registry and the contract), the rest
+  ``wired``; each wired cell's ledger holds three outcomes, recorded against the pinned
+  contract (``evidence_sha``), so the gate counts real green time. Small ledgers make
+  the parse floor cheap: the contracts and the per-file costs weigh the most here.
 """
 
 from __future__ import annotations
@@ -77,8 +83,43 @@ def _cell(outcomes: list[str], *, end: datetime, step: timedelta) -> LedgerCell:
     return cell
 
 
-def generate(root: Path, n: int, *, seed: int = 7) -> None:
+#: The fleet shapes :func:`generate` makes.
+SHAPES = ("mature", "young")
+
+
+def _young_outcomes(rng: random.Random) -> list[str]:
+    """Three outcomes, oldest first: mostly ok, some trouble."""
+    roll = rng.random()
+    if roll < 0.08:
+        return ["ok", "failing", "failing"]
+    if roll < 0.14:
+        return ["ok", "unreachable", "ok"]
+    if roll < 0.2:
+        return ["ok", "ok", "degraded"]
+    return ["ok", "ok", "ok"]
+
+
+def _young_cell(rng: random.Random, sha: str) -> LedgerCell:
+    stale = rng.random() < 0.05
+    end = NOW - (timedelta(days=4) if stale else timedelta(hours=rng.randrange(1, 20)))
+    step = timedelta(days=1)
+    cell = LedgerCell()
+    outcomes = _young_outcomes(rng)
+    for i, outcome in enumerate(outcomes):
+        at = end - step * (len(outcomes) - 1 - i)
+        detail = None if outcome == "ok" else f"probe saw {outcome}"
+        entry = ProbeEntry(
+            at=format_timestamp(at), outcome=outcome, detail=detail, evidence_sha=sha
+        )
+        cell = apply_outcome(cell, entry)
+    return cell
+
+
+def generate(root: Path, n: int, *, seed: int = 7, shape: str = "mature") -> None:
     """Write a fleet of ``n`` repos (the control plane plus n-1 consumers) under ``root``."""
+    if shape not in SHAPES:
+        raise ValueError(f"unknown fleet shape {shape!r}; one of {', '.join(SHAPES)}")
+    young = shape == "young"
     rng = random.Random(seed)
     if root.exists():
         shutil.rmtree(root)
@@ -130,19 +171,32 @@ def generate(root: Path, n: int, *, seed: int = 7) -> None:
         if not migrated:
             lines.append("    notes: not migrated yet")
             continue
-        applicability = {
-            i: rng.choice(["required", "required", "required", "optional", "not_applicable"])
-            for i in ids
-        }
+        if young:  # a quarter not applicable, a quarter pending, half wired
+            kinds = {i: rng.choice(["n/a", "pending", "wired", "wired"]) for i in ids}
+            applicability = {
+                i: "not_applicable" if kinds[i] == "n/a" else rng.choice(["required", "optional"])
+                for i in ids
+            }
+        else:
+            applicability = {
+                i: rng.choice(["required", "required", "required", "optional", "not_applicable"])
+                for i in ids
+            }
+            kinds = {
+                i: "n/a"
+                if applicability[i] == "not_applicable"
+                else ("pending" if rng.random() < 0.1 else "wired")
+                for i in ids
+            }
         integrations = {}
         for i in ids:
-            if applicability[i] == "not_applicable":
+            if kinds[i] == "n/a":
                 integrations[i] = ContractCell(
                     status="not_applicable",
                     not_applicable_reason="no surface yet",
                     review_by="2027-06-01",
                 )
-            elif rng.random() < 0.1:
+            elif kinds[i] == "pending":
                 integrations[i] = ContractCell(status="pending")
             else:
                 integrations[i] = ContractCell(status="wired", evidence=EVIDENCE.get(i, {}))
@@ -162,9 +216,12 @@ def generate(root: Path, n: int, *, seed: int = 7) -> None:
                 )
             else:
                 lines.append(f"      {i}: {applicability[i]}")
-        ledger = Ledger(
-            schema_version=1, slug=slug, integrations={i: rng.choice(cells) for i in ids}
-        )
+        sha = sha12(data)
+        if young:
+            observed = {i: _young_cell(rng, sha) for i in ids if kinds[i] == "wired"}
+        else:
+            observed = {i: rng.choice(cells) for i in ids}
+        ledger = Ledger(schema_version=1, slug=slug, integrations=observed)
         (root / "state" / f"{slug}.yaml").write_bytes(render_ledger(ledger))
     (root / "registry.yaml").write_text("\n".join(lines) + "\n")
 
@@ -174,8 +231,9 @@ def main() -> None:
     parser.add_argument("root", type=Path)
     parser.add_argument("-n", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--shape", choices=SHAPES, default="mature")
     args = parser.parse_args()
-    generate(args.root, args.n, seed=args.seed)
+    generate(args.root, args.n, seed=args.seed, shape=args.shape)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """`make bench`: petrova against the straightforward way, as whole processes.
 
-For each fleet size it generates a synthetic fleet (benchmarks/fleetgen.py), then
-measures wall time and peak memory (the child's maxrss) of
+For each fleet (a size, for the mature shape, or ``young-N``: see benchmarks/fleetgen.py)
+it generates a synthetic fleet, then measures wall time and peak memory (the child's
+maxrss) of
 
 - ``petrova snapshot`` (one process, nothing cached: every run is a cold run),
 - the parse floor: PyYAML's C loader merely parsing the same files (benchmarks/floor.py),
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchmarks.fleetgen import NOW, generate
+from benchmarks.fleetgen import NOW, SHAPES, generate
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -65,18 +66,36 @@ def best(measures: list[Measure]) -> Measure:
     return Measure(statistics.median(m.seconds for m in measures), max(m.peak_mb for m in measures))
 
 
-def bench_size(n: int, repeat: int, *, regenerate: bool) -> dict[str, object]:
-    fleet = OUT / f"fleet-{n}"
+def fleet_spec(text: str) -> tuple[str, int]:
+    """``10000`` (the mature shape) or ``young-10000``: the shape and the size."""
+    shape, _, size = text.rpartition("-")
+    shape = shape or "mature"
+    if shape not in SHAPES or not size.isdigit() or int(size) < 2:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a fleet: a size (e.g. 10000) or SHAPE-SIZE with SHAPE one of "
+            f"{', '.join(SHAPES)} (e.g. young-10000)"
+        )
+    return shape, int(size)
+
+
+def label(shape: str, n: int) -> str:
+    return str(n) if shape == "mature" else f"{shape}-{n}"
+
+
+def bench_size(
+    n: int, repeat: int, *, regenerate: bool, shape: str = "mature"
+) -> dict[str, object]:
+    fleet = OUT / f"fleet-{label(shape, n)}"
     if regenerate or not (fleet / "registry.yaml").is_file():
-        print(f"generating a fleet of {n} repos in {fleet} ...", file=sys.stderr)
-        generate(fleet, n)
+        print(f"generating a {shape} fleet of {n} repos in {fleet} ...", file=sys.stderr)
+        generate(fleet, n, shape=shape)
     base_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PETROVA_")},
         "SOURCE_DATE_EPOCH": str(int(NOW.timestamp())),
         "PETROVA_WORKSPACE": str(fleet / "workspace"),
     }
     args = ["--registry", str(fleet / "registry.yaml")]
-    results: dict[str, object] = {"n": n}
+    results: dict[str, object] = {"n": n, "shape": shape, "fleet": label(shape, n)}
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         fast_out, slow_out = tmpdir / "fast.json", tmpdir / "slow.json"
@@ -129,7 +148,7 @@ def bench_size(n: int, repeat: int, *, regenerate: bool) -> dict[str, object]:
                 row["vs_floor"] = round(floor.seconds / ours.seconds, 1)
             results[name] = row
             print(
-                f"  {n:>6}  {name:<22} {ours.seconds:7.3f} s {ours.peak_mb:7.1f} MB"
+                f"  {label(shape, n):>11}  {name:<22} {ours.seconds:7.3f} s {ours.peak_mb:7.1f} MB"
                 + (
                     f"   straightforward {row['straightforward']['seconds']:7.3f} s"  # type: ignore[index]
                     f"  x{row['ratio']}"
@@ -144,7 +163,7 @@ def bench_size(n: int, repeat: int, *, regenerate: bool) -> dict[str, object]:
 
 def table(all_results: list[dict[str, object]]) -> str:
     lines = [
-        "| N | command | petrova (s) | peak MB | straightforward (s) | peak MB | ratio |",
+        "| fleet | command | petrova (s) | peak MB | straightforward (s) | peak MB | ratio |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for res in all_results:
@@ -154,7 +173,7 @@ def table(all_results: list[dict[str, object]]) -> str:
             ours = row["petrova"]
             theirs = row.get("straightforward")
             lines.append(
-                f"| {res['n']} | `{name}` | {ours['seconds']:.3f} | {ours['peak_mb']:.0f} | "
+                f"| {res['fleet']} | `{name}` | {ours['seconds']:.3f} | {ours['peak_mb']:.0f} | "
                 + (
                     f"{theirs['seconds']:.3f} | {theirs['peak_mb']:.0f} | {row['ratio']}x |"
                     if theirs
@@ -164,12 +183,15 @@ def table(all_results: list[dict[str, object]]) -> str:
     for res in all_results:
         floor, snap = res["parse floor"], res["snapshot"]
         lines.append(
-            f"\nN={res['n']}: parse floor (PyYAML's C loader, parsing only) "
-            f"{floor['seconds']:.3f} s; snapshot is {snap['vs_floor']}x faster than the floor; "  # type: ignore[index]
+            f"\n{res['fleet']}: parse floor (PyYAML's C loader, parsing only) "
+            f"{floor['seconds']:.3f} s {floor['peak_mb']:.0f} MB; snapshot "  # type: ignore[index]
+            f"{snap['petrova']['seconds']:.3f} s {snap['petrova']['peak_mb']:.0f} MB, "  # type: ignore[index]
+            f"{snap['vs_floor']}x faster than the floor; "  # type: ignore[index]
             f"byte-for-byte identical snapshots: {res['identical_output']}"
         )
-    if len(all_results) >= 2:
-        small, large = all_results[0], all_results[-1]
+    mature = [r for r in all_results if r["shape"] == "mature"]
+    if len(mature) >= 2:
+        small, large = mature[0], mature[-1]
         growth = large["n"] / small["n"]  # type: ignore[operator]
         for name in ("snapshot", "registry validate", "rollout status"):
             cost = large[name]["petrova"]["seconds"] / small[name]["petrova"]["seconds"]  # type: ignore[index]
@@ -192,13 +214,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument(
+        "--sizes",
+        type=fleet_spec,
+        nargs="+",
+        default=[("mature", 1000), ("mature", 10000), ("young", 10000)],
+        metavar="FLEET",
+        help="fleets to measure: a size (the mature shape) or young-SIZE "
+        "[default: 1000 10000 young-10000]",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument("--results", type=Path, default=OUT / "results.json")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
-    all_results = [bench_size(n, args.repeat, regenerate=args.regenerate) for n in args.sizes]
+    all_results = [
+        bench_size(n, args.repeat, regenerate=args.regenerate, shape=shape)
+        for shape, n in args.sizes
+    ]
     report = {"machine": machine(), "results": all_results}
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(report, indent=2) + "\n")

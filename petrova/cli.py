@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "petrova.commands.daily:daily",
         "The daily job: refresh, sync, probe, snapshot, publish.",
     ),
+    "notify": (
+        "petrova.commands.notify:notify",
+        "Tell the humans: issues, chat on transitions, pin PRs.",
+    ),
     "history": (
         "petrova.commands.history:history",
         "A cell's transitions over its whole life, from git.",

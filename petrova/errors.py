@@ -523,6 +523,30 @@ class GitMissing(PetrovaError):
     code = "GIT_NOT_FOUND"
 
 
+# --- the GitHub App (petrova/net/github_app.py: installation tokens) ----------------------
+
+
+class GitHubAppConfigInvalid(PetrovaError):
+    """The App's settings cannot work: an app id that is not a number, a private key that
+    is missing, unreadable or not an RSA key in PEM, or an installation id that is not one."""
+
+    code = "GITHUB_APP_CONFIG_INVALID"
+
+
+class GitHubAppAuthFailed(CheckFailed):
+    """GitHub refused the App's JWT (a wrong key for the app id, a clock far off) or gave
+    no usable installation token; the run goes on as a failed sync or probe would."""
+
+    code = "GITHUB_APP_AUTH_FAILED"
+
+
+class GitHubAppInstallationMissing(CheckFailed):
+    """No installation of the App to use: revoked, uninstalled, or none for the fleet's
+    organisation (discovery found none, or more than one)."""
+
+    code = "GITHUB_APP_INSTALLATION_MISSING"
+
+
 # --- petrova history ---------------------------------------------------------------------------
 
 
@@ -530,6 +554,29 @@ class LedgerHistoryMissing(PetrovaError):
     """No commit of the control-plane repo has the ledger: nothing to tell."""
 
     code = "LEDGER_HISTORY_MISSING"
+
+
+# --- notify (petrova notify: issues, chat, the pin PR) ------------------------------------
+
+
+class NotifyIncomplete(CheckFailed):
+    """Something to tell could not be told this run (GitHub, chat, git push); it is
+    tried again next run."""
+
+    code = "NOTIFY_INCOMPLETE"
+
+
+class NotifyStateInvalid(PetrovaError):
+    """``state/notify/`` holds a file petrova did not write."""
+
+    code = "NOTIFY_STATE_INVALID"
+
+
+class IssuesRepoUnknown(UsageError):
+    """No issues repo could be named (``--issues-repo``, ``PETROVA_ISSUES_REPO``, or the
+    control plane's github.com url)."""
+
+    code = "ISSUES_REPO_UNKNOWN"
 
 
 # --- warning codes -----------------------------------------------------------------------

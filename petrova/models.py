@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +27,8 @@ from pydantic import (
     WithJsonSchema,
 )
 from pydantic.json_schema import SkipJsonSchema
+
+from petrova.errors import TierUnknown
 
 _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{12}$")
@@ -580,6 +583,288 @@ class Transition(Model):
     #: Who promoted (``human:NAME``) and why; the probe's detail for other kinds.
     by: str | None = None
     detail: str | None = None
+
+
+# --- the fleet as derived: typed values from the inputs to the page ------------------
+#
+# What the snapshot pipeline derives and every reporter takes. Each is frozen and mirrors
+# the snapshot's JSON by name (``integrations``, ``totals``): the document is encoded from
+# these once, at the end (``render.formats.snapshot_document``), and an archived file is
+# read back into them (:meth:`FleetSnapshot.from_model`). Tuples and slotted classes,
+# not pydantic models: a 10,000-repo fleet has 40,000 cells, and the :class:`Snapshot`
+# models above already define the shape (the schema is generated from them and every
+# document is checked against it).
+
+
+class Notice(NamedTuple):
+    """One snapshot warning: whose (``None``: the fleet's), a stable code, what to do."""
+
+    slug: str | None
+    code: str
+    message: str
+
+
+class Mark(NamedTuple):
+    """One mark of a cell's trend (``history``): a probe outcome, or ``promoted``."""
+
+    at: str
+    outcome: str
+    #: What the probe said, or the promotion's reason; ``None`` when there was nothing.
+    detail: str | None = None
+
+
+class Override(NamedTuple):
+    """Who overrode a cell to ok without an observed recovery, when and why."""
+
+    at: str
+    by: str
+    reason: str
+
+
+class Dot(NamedTuple):
+    """One cell, derived once (SPEC §7): the status shown and the inputs it came from."""
+
+    status: CellStatus
+    applicability: ApplicabilityValue | None
+    declared: DeclaredStatus | None
+    observed: ObservedStatus | None
+    last_verified_at: str | None
+    review_by: str | None
+    #: Written to the JSON only when true (SPEC §7's wording).
+    needs_human: bool = False
+    #: ``ok`` on a human's override, no probe has seen ``ok`` since; ``None``: not so.
+    override: Override | None = None
+    #: The ledger's newest entries, oldest first; ``None`` (no key) when it has none.
+    history: tuple[Mark, ...] | None = None
+
+
+class Totals(NamedTuple):
+    repos: int
+    migrated: int
+
+
+@dataclass(frozen=True, slots=True)
+class FleetRow:
+    """One registry entry as the snapshot shows it."""
+
+    slug: str
+    url: str
+    role: Role
+    profile: Profile
+    tier: int
+    default_branch: str
+    contract_sha: str | None
+    #: The commit ``petrova sync`` read the contract at; ``None`` when not known.
+    contract_commit: str | None = None
+    #: One dot per integration id, in the snapshot's order; ``None`` on unmigrated rows.
+    integrations: Mapping[str, Dot] | None = None
+
+
+HoldReason = Literal[
+    "not_migrated",
+    "contract_unknown",
+    "contract_drift",
+    "ledger_unreadable",
+    "sync_failed",
+    "pending",
+    "not_ok",
+    "stale",
+    "run_broken",
+    "too_young",
+]
+
+
+class Hold(NamedTuple):
+    """Why one repo (or one of its cells) keeps its tier from being green, and since when.
+
+    Read back from an archived snapshot, only ``slug``, ``integration``, ``reason`` and
+    ``message`` are known (the file carries no more); the rest is ``None``.
+    """
+
+    slug: str
+    integration: str | None
+    reason: str
+    status: CellStatus | None
+    since: str | None
+    green_at: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """One tier's rollout gate as the snapshot carries it (``gates``, SPEC §11)."""
+
+    tier: int
+    days: int
+    green: bool
+    green_since: str | None
+    green_at: str | None
+    holds: tuple[Hold, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSnapshot:
+    """The fleet snapshot (SPEC §7): what ``petrova snapshot`` derives and writes."""
+
+    generated_at: str
+    generator: str
+    integration_ids: tuple[str, ...]
+    totals: Totals
+    warnings: tuple[Notice, ...]
+    rows: tuple[FleetRow, ...]
+    #: ``None`` for an archived snapshot made before gates were added.
+    gates: tuple[Gate, ...] | None = None
+    #: The newest daily run that is not in progress (a frozen model: one per snapshot);
+    #: ``None`` when none was recorded.
+    last_run: DailyRun | None = None
+    schema_version: str = "1.0"
+
+    @classmethod
+    def from_model(cls, snapshot: Snapshot) -> FleetSnapshot:
+        """An archived snapshot, checked by its models, as the same typed values."""
+        rows = tuple(
+            FleetRow(
+                r.slug,
+                r.url,
+                r.role,
+                r.profile,
+                r.tier,
+                r.default_branch,
+                r.contract_sha,
+                r.contract_commit,
+                None
+                if r.integrations is None
+                else {
+                    i: Dot(
+                        c.status,
+                        c.applicability,
+                        c.declared,
+                        c.observed,
+                        c.last_verified_at,
+                        c.review_by,
+                        bool(c.needs_human),
+                        None
+                        if c.override is None
+                        else Override(c.override.at, c.override.by, c.override.reason),
+                        None
+                        if c.history is None
+                        else tuple(Mark(h.at, h.outcome, h.detail) for h in c.history),
+                    )
+                    for i, c in r.integrations.items()
+                },
+            )
+            for r in snapshot.rows
+        )
+        gates = (
+            None
+            if snapshot.gates is None
+            else tuple(
+                Gate(
+                    g.tier,
+                    g.days,
+                    g.green,
+                    g.green_since,
+                    g.green_at,
+                    tuple(
+                        Hold(h.slug, h.integration, h.reason, None, None, None, h.message)
+                        for h in g.holds
+                    ),
+                )
+                for g in snapshot.gates
+            )
+        )
+        return cls(
+            snapshot.generated_at,
+            snapshot.generator,
+            tuple(snapshot.integration_ids),
+            Totals(snapshot.totals.repos, snapshot.totals.migrated),
+            tuple(Notice(w.slug, w.code, w.message) for w in snapshot.warnings),
+            rows,
+            gates,
+            snapshot.last_run,
+            snapshot.schema_version,
+        )
+
+
+# --- the rollout gate, repo by repo (``petrova rollout``) -----------------------------
+
+
+class CellView(NamedTuple):
+    """One dot as the gate reads it, with when its counted green run began."""
+
+    integration: str
+    status: CellStatus
+    applicable: bool
+    needs_human: bool
+    ok_since: str | None
+    #: The dot is ok on a human's override alone (shown as ``*``, like the snapshot's table).
+    override: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RepoView:
+    slug: str
+    migrated: bool
+    cells: tuple[CellView, ...]
+    holds: tuple[Hold, ...]
+    #: When every applicable cell had become ok for good; ``None`` when held back or
+    #: when nothing applies (then nothing can hold it back).
+    green_since: str | None
+
+    @property
+    def green(self) -> bool:
+        return not self.holds
+
+
+@dataclass(frozen=True, slots=True)
+class TierView:
+    tier: int
+    repos: tuple[RepoView, ...]
+
+    @property
+    def green(self) -> bool:
+        return all(r.green for r in self.repos)
+
+    @property
+    def holds(self) -> tuple[Hold, ...]:
+        return tuple(h for r in self.repos for h in r.holds)
+
+    @property
+    def green_since(self) -> str | None:
+        if not self.green:
+            return None
+        times = [r.green_since for r in self.repos if r.green_since is not None]
+        return max(times, key=parse_timestamp) if times else None
+
+    @property
+    def green_at(self) -> str | None:
+        """The earliest the tier can be green: when every hold is only a young ``ok``."""
+        holds = self.holds
+        if not holds or any(h.green_at is None for h in holds):
+            return None
+        return max((h.green_at for h in holds if h.green_at), key=parse_timestamp)
+
+    def gate(self, days: int) -> Gate:
+        """This tier's gate as the snapshot carries it."""
+        return Gate(self.tier, days, self.green, self.green_since, self.green_at, self.holds)
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutReport:
+    """Every tier's gate at ``now`` over a ``days`` window, and the snapshot's warnings."""
+
+    now: datetime
+    days: int
+    integration_ids: tuple[str, ...]
+    tiers: tuple[TierView, ...]
+    warnings: tuple[Notice, ...]
+
+    def tier(self, number: int) -> TierView:
+        for view in self.tiers:
+            if view.tier == number:
+                return view
+        known = ", ".join(str(t.tier) for t in self.tiers) or "none"
+        raise TierUnknown(f"no repo in the registry has tier {number}; tiers: {known}")
 
 
 REGISTRY_KEYS = key_types(Registry, RepoEntry, ApplicabilityDetail)

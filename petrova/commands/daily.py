@@ -11,13 +11,15 @@ from pathlib import Path
 import click
 
 from petrova import clock, terminal
-from petrova.commands._options import FleetOptions, SecondsType, fleet_options
+from petrova.commands._options import FleetOptions, SecondsType, fleet_options, shard_option
 from petrova.commands._output import emit, guard_output, say
 from petrova.delivery.publish import check_env_name, check_url
 from petrova.documents.catalogue import find_catalogue
+from petrova.documents.shard import ALL, Shard
 from petrova.errors import CheckFailed, Location, OutputError, PetrovaError, UsageError
 from petrova.files.lock import file_lock
 from petrova.fleet.daily import STEPS, DailyPlan, DailyReport, StepResult, raise_for, run_daily
+from petrova.fleet.shards import PUSH_DEADLINE
 from petrova.sync.workspace import manifest_path
 
 
@@ -26,8 +28,8 @@ from petrova.sync.workspace import manifest_path
     "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
-    required=True,
-    help="Where the snapshot is written (atomically replaced).",
+    default=None,
+    help="Where the snapshot is written (atomically replaced). Required, but with --shard.",
 )
 @click.option("--publish", metavar="URL", default=None, help="POST the snapshot here.")
 @click.option(
@@ -80,6 +82,34 @@ from petrova.sync.workspace import manifest_path
     help="Also write the fleet's and this run's metrics here (Prometheus text format, "
     "atomically replaced), for the node exporter's textfile collector.",
 )
+@shard_option
+@click.option(
+    "--bundle",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="With --shard: write the shard's hand-over for the final job here (its sync "
+    "manifest records and each repo's .petrova/).",
+)
+@click.option(
+    "--final",
+    is_flag=True,
+    help="The final job of a sharded run: no sync, no probe; the snapshot from the merged "
+    "ledgers and the shards' hand-overs, published.",
+)
+@click.option(
+    "--from-shards",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="With --final: the folder holding the shards' bundles (one per sub-folder).",
+)
+@click.option(
+    "--push-deadline",
+    type=SecondsType(0, maximum=86400),
+    default=PUSH_DEADLINE,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --shard --push: keep rebasing and pushing (jittered backoff) this long.",
+)
 @fleet_options()
 def daily(
     output: Path,
@@ -93,6 +123,11 @@ def daily(
     page: Path | None,
     wait: float,
     strict: bool,
+    shard: Shard,
+    bundle: Path | None,
+    final: bool,
+    from_shards: Path | None,
+    push_deadline: float,
     metrics: Path | None,
     fleet: FleetOptions,
 ) -> None:
@@ -113,6 +148,12 @@ def daily(
     run's (start, end, last success, each step's duration and exit code) are written
     to FILE after the run, whether it succeeded or not (docs/METRICS.md).
 
+    Beyond one runner: `--shard K/N` syncs and probes only shard K's repos, writes
+    their hand-over with --bundle DIR, and commits only their ledgers (with --push,
+    rebased and retried with jittered backoff until --push-deadline); then one
+    `--final [--from-shards DIR]` run builds the snapshot from the merged ledgers and
+    the hand-overs and publishes it. See docs/OPERATIONS.md.
+
     Prints nothing when all is well and no terminal is attached; what it prints is
     worth a person's attention.
     """
@@ -130,6 +171,15 @@ def daily(
             "--push-branch goes with --commit-state --push",
             location=Location(field="--push-branch"),
         )
+    sharded = _check_sharding(shard, bundle, final, from_shards, output, publish)
+    if sharded is not None and push_branch is not None:
+        raise UsageError(
+            "--push-branch does not go with --shard: a state branch's commit is built from "
+            "the whole state folder, which would put back other shards' older ledgers",
+            location=Location(field="--push-branch"),
+        )
+    if output is None:
+        output = workspace / ".petrova-shard-snapshot.json"  # never written: no snapshot step
     if publish is not None:
         check_url(publish, option="--publish", sends_token=True)
         check_env_name(token_env)
@@ -151,6 +201,11 @@ def daily(
         wait=wait,
         page=page,
         push_branch=push_branch,
+        shard=sharded,
+        bundle=bundle,
+        final=final,
+        from_shards=from_shards,
+        push_deadline=push_deadline,
     )
     guard_output(metrics, inputs=[fleet.registry, output])
     started, timings = clock.now(), _Timings()
@@ -177,6 +232,37 @@ def daily(
     if strict and report.warned:
         names = ", ".join(r.name for r in report.warned)
         raise CheckFailed(f"steps warned under --strict: {names}")
+
+
+def _check_sharding(
+    shard: Shard,
+    bundle: Path | None,
+    final: bool,
+    from_shards: Path | None,
+    output: Path | None,
+    publish: str | None,
+) -> Shard | None:
+    """The options of a sharded run, checked together; the shard, or None for all."""
+    sharded = None if shard == ALL else shard
+    if final and shard != ALL:
+        raise UsageError(
+            "--final runs once, after every --shard K/N run: pass one or the other",
+            location=Location(field="--final"),
+        )
+    if bundle is not None and sharded is None:
+        raise UsageError("--bundle goes with --shard K/N", location=Location(field="--bundle"))
+    if from_shards is not None and not final:
+        raise UsageError(
+            "--from-shards goes with --final", location=Location(field="--from-shards")
+        )
+    if sharded is not None and (output is not None or publish is not None):
+        raise UsageError(
+            "a shard makes no snapshot (the --final run does): drop -o and --publish",
+            location=Location(field="--shard"),
+        )
+    if sharded is None and output is None:
+        raise UsageError("-o FILE is required (but with --shard)", location=Location(field="-o"))
+    return sharded
 
 
 def _reporter() -> Callable[[StepResult], None]:

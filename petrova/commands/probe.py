@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -169,14 +170,19 @@ def _probe(
     if dry_run:
         _dry_run(plan, as_json=as_json)
         return
+    environ = _github_environ(loaded)
     result = run_plan(
         plan,
         catalogue_probe=lambda iid: loaded.catalogue.get(iid).probe,
         jobs=jobs,
         timeout=timeout,
         cache_dir=cache_dir if cache_dir is not None else _default_cache_dir(),
-        environ=os.environ,
+        environ=environ,
+        shares=shard.count,
     )
+    failure = getattr(environ, "failure", None)
+    if failure is not None:
+        say(f"petrova: warning: {failure}")
     lines = b"".join(json.dumps(o).encode() + b"\n" for o in result.outcomes)
     changes: list[dict[str, Any]] = []
     already: tuple[Any, ...] = ()
@@ -275,6 +281,19 @@ def _dry_run(plan: Any, *, as_json: bool) -> None:
         click.echo(f"probe {c.slug} {c.integration} (last verified {seen})")
     for s in plan.skipped:
         click.echo(f"skip  {s.slug}{' ' + s.integration if s.integration else ''}: {s.reason}")
+
+
+def _github_environ(loaded: Any) -> Mapping[str, str]:
+    """The environment the probes read, where ``GITHUB_TOKEN`` is the GitHub App's
+    installation token when the App is configured (``PETROVA_GITHUB_APP_ID``)."""
+    from petrova.net.github_app import CredentialEnviron, github_credential, registry_organisation
+    from petrova.net.trust import GITHUB_TOKEN_VARS
+
+    organisation = registry_organisation((e.url, e.role) for e in loaded.registry.repos)
+    credential = github_credential(os.environ, organisation=organisation)
+    if credential is None or credential.source != "app":
+        return os.environ
+    return CredentialEnviron(os.environ, credential, GITHUB_TOKEN_VARS)
 
 
 def _default_cache_dir() -> Path | None:

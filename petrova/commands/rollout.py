@@ -10,17 +10,12 @@ from petrova.commands._options import DURATION, FleetOptions, fleet_options, jso
 from petrova.commands._output import emit, say
 from petrova.errors import GateClosed, Location, UsageError
 from petrova.fleet.gather import gather
-from petrova.fleet.rollout import (
-    RolloutReport,
-    gate_json,
-    gate_text,
-    rollout_report,
-    status_json,
-    status_text,
-)
-from petrova.fleet.snapshot import snapshot_document
+from petrova.fleet.rollout import rollout_report
+from petrova.fleet.snapshot import derive_snapshot
 from petrova.ledger.record import clock
 from petrova.ledger.rules import DEFAULT_STALE_AFTER
+from petrova.models import RolloutReport
+from petrova.render.rollout import gate_json, gate_text, status_json, status_text
 
 
 def _window_options(func: click.decorators.FC) -> click.decorators.FC:
@@ -57,8 +52,8 @@ def _report(
     moment = clock(now)
     loaded = fleet.load(today=moment.date())
     inputs = gather(loaded, state_dir=fleet.states, workspace=fleet.workspace)
-    document = snapshot_document(inputs, now=moment, stale_after=stale_after)
-    report = rollout_report(inputs, document, now=moment, days=days)
+    derived = derive_snapshot(inputs, now=moment, stale_after=stale_after)
+    report = rollout_report(inputs, derived, now=moment, days=days)
     for warning in report.warnings:
         say(f"warning: {warning.code} [{warning.slug or '-'}]: {warning.message}")
     return report

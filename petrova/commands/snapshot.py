@@ -125,14 +125,15 @@ def snapshot(
             now=now,
             stale_after=stale_after,
         )
-        data = made.data if fmt == "json" else SNAPSHOT_FORMATS[fmt](made.model())
+        snap = made.snapshot
+        data = made.data if fmt == "json" else SNAPSHOT_FORMATS[fmt](snap)
         verb = emit(data, output)
-        for code, slug, message in made.warnings:
+        for slug, code, message in snap.warnings:
             say(f"warning: {code} [{slug or '-'}]: {visible(message)}")
         if output is not None and terminal.watching():
             say(
-                f"{verb} {output}: {made.repos} repos, {made.migrated} migrated, "
-                f"{len(made.warnings)} warning(s)"
+                f"{verb} {output}: {snap.totals.repos} repos, {snap.totals.migrated} migrated, "
+                f"{len(snap.warnings)} warning(s)"
             )
         if publish is not None:
             try:
@@ -151,8 +152,8 @@ def snapshot(
             if terminal.watching():
                 shown = scrub(publish, token)  # a URL may repeat the token in its query
                 say(f"published to {shown}: HTTP {sent.status} ({sent.attempts} attempt(s))")
-    if strict and made.warnings:
-        raise CheckFailed(f"{len(made.warnings)} warning(s) under --strict")
+    if strict and made.snapshot.warnings:
+        raise CheckFailed(f"{len(made.snapshot.warnings)} warning(s) under --strict")
 
 
 def _contracts(output: Path | None, registry: Path, workspace: Path | None) -> list[Path]:

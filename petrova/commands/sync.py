@@ -19,6 +19,7 @@ from petrova.commands._output import progress_reporter, say
 from petrova.documents.shard import ALL, Shard
 from petrova.errors import SyncFailed, UsageError
 from petrova.net.git import DEFAULT_TIMEOUT, Git, check_token_env
+from petrova.net.github_app import app_token_source, registry_organisation
 from petrova.sync.checkout import sync_self
 from petrova.sync.run import clone_limits, default_jobs, results_json, sync_fleet
 
@@ -88,8 +89,9 @@ def sync(
     if self_:
         if slugs or shard != ALL:
             raise UsageError("--self takes no SLUG and no --shard: it pulls only the checkout")
+        app = app_token_source(None, organisation=None)
         before, after = sync_self(
-            registry.resolve().parent, Git(timeout=timeout, token_env=git_env)
+            registry.resolve().parent, Git(timeout=timeout, token_env=git_env, credential=app)
         )
         if as_json:
             click.echo(orjson.dumps({"self": {"before": before, "after": after}}).decode())
@@ -100,7 +102,9 @@ def sync(
         )
     limits = clone_limits(os.environ)
     loaded = fleet.load()
-    git = Git(timeout=timeout, token_env=git_env, ceiling=workspace.resolve())
+    organisation = registry_organisation((e.url, e.role) for e in loaded.registry.repos)
+    app = app_token_source(None, organisation=organisation)  # the GitHub App, if configured
+    git = Git(timeout=timeout, token_env=git_env, ceiling=workspace.resolve(), credential=app)
     report = sync_fleet(
         loaded,
         workspace=workspace,
@@ -113,6 +117,8 @@ def sync(
     )
     for result in report.failures:
         say(f"petrova: warning: {result.record.code}: {result.slug}: {result.record.message}")
+    if git.credential_failure is not None:
+        say(f"petrova: warning: {git.credential_failure}")
     for notice in report.notices:
         say(f"petrova: warning: {notice.code}: {notice.slug}: {notice.message}")
     if as_json:

@@ -24,7 +24,7 @@ from petrova.errors import (
     PetrovaError,
     YamlInvalid,
 )
-from petrova.files.disk import clone_root, decode_text, read_as, sha12
+from petrova.files.disk import StrPath, clone_root, decode_text, read_as, sha12
 from petrova.files.yaml_fast import fast_parse
 from petrova.files.yaml_strict import YamlDocument, parse_yaml
 from petrova.models import Contract, ContractCell
@@ -55,7 +55,11 @@ class LoadedContract:
 
 
 def load_contract(
-    path: Path, catalogue: Catalogue, *, display: str | None = None, root: Path | None = None
+    path: StrPath,
+    catalogue: Catalogue,
+    *,
+    display: str | None = None,
+    root: StrPath | None = None,
 ) -> LoadedContract:
     """Read and validate a contract; every failure is a :class:`PetrovaError`.
 
@@ -72,7 +76,7 @@ def load_contract(
         missing="contract file not found",
         directory="is a directory, not a contract file",
         display=shown,
-        root=root if root is not None else clone_root(path),
+        root=root if root is not None else clone_root(Path(path)),
     )
     try:
         text = decode_text(raw, shown)

@@ -261,14 +261,17 @@ class ProbeSpec:
     def kinds(self) -> frozenset[str]:
         return frozenset(c.kind for c in self.checks)
 
-    def file_paths(self, evidence: Mapping[str, Any]) -> tuple[str, ...]:
-        """Repo-relative paths the ``file`` checks read: what a sparse clone must hold."""
+    def file_paths(self, evidence: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+        """``(field, path)`` for each path the ``file`` checks read, as the contract gives
+        it (not yet checked: ``sync.paths`` refuses unsafe ones): what a sparse clone must
+        hold."""
         paths = []
         for check in self.checks:
             if check.kind == "file":
-                value = evidence.get(check.params["path_field"])
+                name = check.params["path_field"]
+                value = evidence.get(name)
                 if isinstance(value, str):
-                    paths.append(value)
+                    paths.append((name, value))
         return tuple(paths)
 
 

@@ -21,9 +21,10 @@ from pydantic import ValidationError
 from petrova.documents.catalogue import Catalogue, Integration
 from petrova.documents.schemas import snapshot_schema
 from petrova.errors import Location, PetrovaError, Problem, SnapshotInvalid, SnapshotUnreadable
-from petrova.files.disk import read_as
+from petrova.files import json_strict
+from petrova.files.disk import decode_text, read_as
 from petrova.files.yaml_strict import FieldPath, parse_yaml, render_field_path
-from petrova.models import Snapshot
+from petrova.models import FleetSnapshot, Snapshot
 
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _MAX_PROBLEMS = 20
@@ -32,38 +33,17 @@ _MAX_PROBLEMS = 20
 @dataclass(frozen=True)
 class LoadedSnapshot:
     path: str
-    snapshot: Snapshot
+    #: The same typed result ``petrova snapshot`` derives, read back.
+    snapshot: FleetSnapshot
     #: Column titles: the catalogue's title for the ids it knows, else the id itself.
     titles: dict[str, str]
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def parse_snapshot_json(raw: bytes, shown: str) -> Any:
-    """Strict JSON: UTF-8, no duplicate keys, no NaN/Infinity; errors carry line and column."""
+def parse_snapshot_json(text: str, shown: str) -> Any:
+    """Strict JSON (``files.json_strict``: no duplicate keys, no NaN/Infinity) that a page
+    can carry; errors carry line and column."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise SnapshotUnreadable(
-            f"byte {exc.start} is not valid UTF-8; a snapshot is UTF-8 JSON",
-            location=Location(shown, line),
-        ) from None
-    try:
-        document = json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
+        document = json_strict.loads(text, allow_nan=False)
     except json.JSONDecodeError as exc:
         raise SnapshotUnreadable(
             f"not valid JSON: {exc.msg}; expected a snapshot written by `petrova snapshot`",
@@ -137,7 +117,7 @@ def _locator(text: str, shown: str) -> Callable[[FieldPath], Location]:
 
 
 def check_snapshot_document(
-    document: Any, *, raw: bytes, shown: str, catalogue: Catalogue
+    document: Any, *, text: str, shown: str, catalogue: Catalogue
 ) -> Snapshot:
     """Validate a parsed snapshot against the published schema and the model."""
     if not isinstance(document, dict):
@@ -153,7 +133,7 @@ def check_snapshot_document(
         ],
     )
     if errors:
-        locate = _locator(raw.decode("utf-8"), shown)
+        locate = _locator(text, shown)
         problems = [
             Problem(e.message, locate(list(e.absolute_path))) for e in errors[:_MAX_PROBLEMS]
         ]
@@ -166,7 +146,7 @@ def check_snapshot_document(
     try:
         return Snapshot.model_validate(document)
     except ValidationError as exc:  # pragma: no cover - the schema is generated from the model
-        locate = _locator(raw.decode("utf-8"), shown)
+        locate = _locator(text, shown)
         problems = [
             Problem(err["msg"], locate([p for p in err["loc"] if isinstance(p, str | int)]))
             for err in exc.errors()[:_MAX_PROBLEMS]
@@ -187,7 +167,12 @@ def read_snapshot(
         directory="is a directory; pass the snapshot's JSON file",
         display=shown,
     )
-    document = parse_snapshot_json(raw, shown)
-    snapshot = check_snapshot_document(document, raw=raw, shown=shown, catalogue=catalogue)
+    # No BOM: JSON has none (RFC 8259), and petrova never writes one.
+    text = decode_text(
+        raw, shown, error=SnapshotUnreadable, hint="a snapshot is UTF-8 JSON", bom=False
+    )
+    document = parse_snapshot_json(text, shown)
+    snapshot = check_snapshot_document(document, text=text, shown=shown, catalogue=catalogue)
     view = view_catalogue(tuple(snapshot.integration_ids), catalogue)
-    return LoadedSnapshot(shown, snapshot, {i.id: i.title for i in view.integrations})
+    titles = {i.id: i.title for i in view.integrations}
+    return LoadedSnapshot(shown, FleetSnapshot.from_model(snapshot), titles)

@@ -26,12 +26,23 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return mapping
 
 
-def loads(raw: str | bytes) -> Any:
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def loads(raw: str | bytes, *, allow_nan: bool = True) -> Any:
     """``json.loads`` that raises :class:`DuplicateJsonKey` (a ``ValueError``) on a key
-    given twice in one object; otherwise the same errors as ``json.loads``."""
+    given twice in one object; otherwise the same errors as ``json.loads``.
+
+    ``allow_nan=False`` also refuses ``NaN``, ``Infinity`` and ``-Infinity`` (Python's
+    extension, not JSON) with a ``ValueError``: for documents petrova passes on to readers
+    that would choke on them (a snapshot becomes a page's embedded data).
+    """
     import json
 
-    return json.loads(raw, object_pairs_hook=_unique)
+    if allow_nan:
+        return json.loads(raw, object_pairs_hook=_unique)
+    return json.loads(raw, object_pairs_hook=_unique, parse_constant=_no_constant)
 
 
 def orjson_unique(raw: bytes) -> Any:

@@ -8,10 +8,12 @@
 2. **sync** the consumers' clones (``petrova sync``);
 3. **probe** every wired cell and record the outcomes (``petrova probe --record``);
 4. **snapshot** to ``-o FILE`` and ``--publish`` it;
-5. **page**: the fleet page beside it (``fleet.json`` -> ``fleet.html``, or ``--page``);
-6. **keep state**: commit the bot's files (the ledgers ``state/*.yaml`` and the run
-   record ``state/runs/daily.json``, never ``state/promotions/``, which humans own);
-7. **push state**: push that commit (to the branch, or to ``--push-branch``).
+5. **notify**: issues, chat and pin PRs for what needs a human (``petrova notify``);
+6. **page**: the fleet page beside it (``fleet.json`` -> ``fleet.html``, or ``--page``);
+7. **keep state**: commit the bot's files (the ledgers ``state/*.yaml``, the run record
+   ``state/runs/daily.json`` and what notify told, ``state/notify/``; never
+   ``state/promotions/``, which humans own);
+8. **push state**: push that commit (to the branch, or to ``--push-branch``).
 
 Each step is petrova itself in a child process (or, for git, one small function), so one
 step's crash cannot take the others with it, and its exit code decides, by
@@ -21,6 +23,11 @@ snapshot, page or state commit fails the run, and a written file stays; a failed
 warns (``STATE_NOT_PUSHED``): the commit is kept and pushed by the next run. What a step
 says on stderr is passed on only when it is worth a person's attention: unattended and
 all well, the job prints nothing. Every run leaves a record (:mod:`petrova.fleet.runs`).
+
+Beyond one runner (SPEC §14): ``--shard K/N`` runs steps 0-3 for its share, hands its
+contracts over (``--bundle``) and keeps only its repos' ledgers, pushing until a
+deadline; ``--final`` merges the shards' hand-overs and runs steps 4-7 without syncing or
+probing again (:mod:`petrova.fleet.shards`).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from pathlib import Path
 from typing import Literal
 
 from petrova import clock
+from petrova.documents.shard import Shard
 from petrova.errors import (
     DailyFailed,
     GitFailed,
@@ -45,6 +53,14 @@ from petrova.errors import (
     StateNotPushed,
 )
 from petrova.fleet.runs import RUNS_RELPATH, RunLog, running, runs_path
+from petrova.fleet.shards import (
+    PUSH_DEADLINE,
+    in_process,
+    merge_bundles,
+    push_until,
+    shard_ledgers,
+    write_bundle,
+)
 from petrova.models import StepOutcome, format_timestamp
 from petrova.net.git import Git, Result
 
@@ -57,9 +73,13 @@ STEPS: dict[str, Policy] = {
     "sync": "warn",
     "probe": "warn",
     "snapshot": "fail",
+    "notify": "warn",  # telling is retried next run; it never fails the snapshot or state
     "page": "fail",
     "keep state": "fail",
     "push state": "warn",
+    # the sharded daily (SPEC §14, petrova/fleet/shards.py)
+    "bundle": "fail",  # a shard's hand-over of its contracts to the final job
+    "shards": "warn",  # the final job merging the shards' hand-overs
 }
 
 #: The identity the job commits ledgers as, unless git's own variables say otherwise.
@@ -91,6 +111,16 @@ class DailyPlan:
     #: Push the bot's state commits to this branch instead of the checked-out one (for a
     #: protected ``main``); the checked-out branch then never carries them.
     push_branch: str | None = None
+    #: A shard's share (``--shard K/N``): sync, probe and keep its own ledgers, no snapshot.
+    shard: Shard | None = None
+    #: A shard: where to write its hand-over for the final job (``--bundle DIR``).
+    bundle: Path | None = None
+    #: The final job (``--final``): merge the shards' bundles, snapshot, publish.
+    final: bool = False
+    #: The final job: the folder holding the shards' bundles (``--from-shards DIR``).
+    from_shards: Path | None = None
+    #: Seconds a shard keeps retrying its push (``--push-deadline``).
+    push_deadline: float = PUSH_DEADLINE
 
     @property
     def page_path(self) -> Path:
@@ -148,14 +178,20 @@ def step_commands(plan: DailyPlan) -> list[tuple[str, list[str]]]:
     steps: list[tuple[str, list[str]]] = []
     if plan.self_update:
         steps.append(("refresh", [*me, "sync", "--self", *common]))
-    steps.append(("sync", [*me, "sync", *common, "--workspace", str(plan.workspace), *jobs]))
-    steps.append(("probe", [*me, "probe", "--record", *fleet, *jobs]))
+    share = [] if plan.shard is None else ["--shard", str(plan.shard)]
+    if not plan.final:  # the final job builds on the shards' sync and probes
+        sync = [*me, "sync", *common, "--workspace", str(plan.workspace), *jobs, *share]
+        steps.append(("sync", sync))
+        steps.append(("probe", [*me, "probe", "--record", *fleet, *jobs, *share]))
+    if plan.shard is not None:
+        return steps  # a shard's snapshot would be a part: the final job makes the whole
     snapshot = [*me, "snapshot", *fleet, "-o", str(plan.output), "--wait", str(plan.wait)]
     if plan.publish is not None:
         snapshot += ["--publish", plan.publish]
         if plan.token_env is not None:
             snapshot += ["--token-env", plan.token_env]
     steps.append(("snapshot", snapshot))
+    steps.append(("notify", [*me, "notify", *fleet]))
     return steps
 
 
@@ -190,9 +226,17 @@ def _run_steps(
 ) -> None:
     if plan.commit_state and plan.push:
         _note(report, _git_step("push pending", lambda: push_pending(plan)), log, on_step)
+    if plan.final and plan.from_shards is not None:
+        shards_dir = plan.from_shards
+        merged = in_process("shards", lambda: _said(merge_bundles(shards_dir, plan.workspace)))
+        _note(report, StepResult("shards", *merged), log, on_step)
     for name, argv in step_commands(plan):
         code, said = runner(argv, plan.registry.parent)
         _note(report, StepResult(name, code, said), log, on_step)
+    if plan.shard is not None and plan.bundle is not None:
+        shard, bundle = plan.shard, plan.bundle
+        handed = in_process("bundle", lambda: _said(write_bundle(plan.workspace, bundle, shard)))
+        _note(report, StepResult("bundle", *handed), log, on_step)
     if plan.output.exists():
         code, said = runner(page_command(plan), plan.registry.parent)
         said = said if code != 0 else ""  # "create fleet.html" is not worth a person's mail
@@ -238,6 +282,11 @@ def page_command(plan: DailyPlan) -> list[str]:
     if plan.catalogue is not None:
         argv += ["--catalogue", str(plan.catalogue)]
     return argv
+
+
+def _said(_report: object) -> str:
+    """In-process steps are quiet when all is well, as the child steps are."""
+    return ""
 
 
 def raise_for(report: DailyReport) -> None:
@@ -395,8 +444,10 @@ def stage_ledgers(top: Path, ledgers: Sequence[str]) -> bool:
     return not _git(top, "diff", "--cached", "--quiet", "HEAD", "--", *ledgers).ok
 
 
-def commit_ledgers(top: Path, ledgers: Sequence[str]) -> None:
+def commit_ledgers(top: Path, ledgers: Sequence[str], *, shard: Shard | None = None) -> None:
     message = f"{COMMIT_PREFIX}{format_timestamp(clock.now())}"
+    if shard is not None:
+        message += f" (shard {shard})"
     args = ["commit", "--quiet", "--no-verify", "-m", message, "--", *ledgers]
     result = _git(top, *args, env=_bot_identity())
     if not result.ok:
@@ -404,7 +455,7 @@ def commit_ledgers(top: Path, ledgers: Sequence[str]) -> None:
 
 
 def bot_pathspecs(plan: DailyPlan, top: Path) -> list[str]:
-    """The bot's files and nothing else: the ledgers and the run record. Never a lock
+    """The bot's files and nothing else: the ledgers, the run record and notify's. Never a lock
     file, a temporary file, or ``state/promotions/`` (the humans' files); ``[]`` when
     there is none yet (git refuses a pathspec that matches nothing)."""
     try:
@@ -417,6 +468,7 @@ def bot_pathspecs(plan: DailyPlan, top: Path) -> list[str]:
     wanted = {
         f":(glob){relative}/*.yaml": any(plan.state_dir.glob("*.yaml")),
         f":(glob){relative}/{RUNS_RELPATH.as_posix()}": (plan.state_dir / RUNS_RELPATH).exists(),
+        f":(glob){relative}/notify/**/*.json": any((plan.state_dir / "notify").glob("**/*.json")),
     }
     found = [
         spec
@@ -443,6 +495,10 @@ def keep_state(plan: DailyPlan, *, started: float | None = None) -> str:
     paths = bot_pathspecs(plan, top)
     if not paths:
         return ""  # no ledger yet, none removed: nothing to keep
+    if plan.shard is not None:  # this shard's repos' ledgers, and no run record
+        paths = _shard_pathspecs(plan, top)
+        if not paths:
+            return ""
     if plan.push_branch is not None:
         said = _commit_to_branch(top, plan, plan.push_branch)
         if plan.push:
@@ -452,12 +508,29 @@ def keep_state(plan: DailyPlan, *, started: float | None = None) -> str:
     said += abort_own_rebase(top, started)
     branch = current_branch(top)
     if stage_ledgers(top, paths):
-        commit_ledgers(top, paths)
+        commit_ledgers(top, paths, shard=plan.shard)
     elif not (plan.push and unpushed(top, branch)):
         return said
     if plan.push:
-        push_with_retry(top, branch)
+        _push(plan, top, branch)
     return said
+
+
+def _shard_pathspecs(plan: DailyPlan, top: Path) -> list[str]:
+    """A shard's ledgers as literal pathspecs (:func:`shard_ledgers`)."""
+    assert plan.shard is not None
+    relative = plan.state_dir.resolve().relative_to(top.resolve()).as_posix()
+    tracked = _git(top, "ls-files", "--cached", "--", f":(glob){relative}/*.yaml").stdout
+    return shard_ledgers(plan.state_dir, tracked.split(), relative, plan.shard)
+
+
+def _push(plan: DailyPlan, top: Path, branch: str) -> None:
+    """A shard pushes until its deadline (N shards push at once); one runner retries
+    :data:`PUSH_ATTEMPTS` times (only a human's PR can overtake it)."""
+    if plan.shard is not None:
+        push_until(top, branch, identity=_bot_identity(), deadline=plan.push_deadline)
+    else:
+        push_with_retry(top, branch)
 
 
 def unpushed(top: Path, branch: str) -> bool:
@@ -484,6 +557,9 @@ def _commit_to_branch(top: Path, plan: DailyPlan, branch: str) -> str:
     record = plan.state_dir / RUNS_RELPATH
     if record.is_file():
         files[f"{relative}/{RUNS_RELPATH.as_posix()}"] = record
+    told = plan.state_dir / "notify"
+    for path in sorted(told.glob("**/*.json")):  # what notify told: bot-owned too
+        files[f"{relative}/{path.relative_to(plan.state_dir).as_posix()}"] = path
     tree = _tree_of(top, files)
     if tip and _git(top, "rev-parse", f"{tip}^{{tree}}").stdout.strip() == tree:
         return ""
@@ -547,7 +623,7 @@ def push_pending(plan: DailyPlan) -> str:
     if state_branch:
         _push_state_branch(top, branch)
     else:
-        push_with_retry(top, branch)
+        _push(plan, top, branch)
     return ""
 
 
@@ -557,7 +633,7 @@ def push_state(plan: DailyPlan) -> str:
     if plan.push_branch is not None:
         _push_state_branch(top, plan.push_branch)
     else:
-        push_with_retry(top, current_branch(top))
+        _push(plan, top, current_branch(top))
     return ""
 
 

@@ -2,9 +2,11 @@
 
 A snapshot needs little of each file: of a contract, its slug, sha and what it declares
 for each integration; of a ledger, an :class:`~petrova.ledger.rules.Observation` per
-cell. :func:`gather` reads exactly that for every migrated repo, in one process, and
-turns per-repo trouble (no workspace, an unreadable or drifted contract, a missing or
-broken ledger) into warnings, so one bad repo never hides the rest of the fleet.
+cell. :func:`gather` reads exactly that for every migrated repo, in one process. Per-repo
+trouble (no workspace, an unreadable or drifted contract, a missing or broken ledger, a
+failed sync) is kept twice, once for each reader: as typed fields of :class:`RepoInputs`
+(what the gate decides on) and as the snapshot's warnings, worded here once. One bad
+repo never hides the rest of the fleet.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from petrova.errors import (
     SYNC_MANIFEST_INVALID,
     PetrovaError,
 )
-from petrova.files.disk import confined
+from petrova.files.disk import StrPath, confined
 from petrova.ledger.rules import Observation
-from petrova.ledger.store import ledger_path, read_observations
-from petrova.models import DeclaredStatus, RepoEntry, SnapshotWarning, applicability_value
+from petrova.ledger.store import ledger_name, read_observations
+from petrova.models import DeclaredStatus, Notice, RepoEntry, applicability_value
 from petrova.sync.workspace import SyncRecord, read_manifest
 
 
@@ -64,19 +66,31 @@ class LedgerRead:
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RepoInputs:
-    """What could be read for one migrated repo; ``None`` where it could not."""
+    """What could be read for one migrated repo; ``None`` where it could not.
+
+    The typed problems (``contract_unread``, ``ledger_unreadable``, ``sync_failure``) are
+    what the gate holds a tier on; ``warnings`` words them (and the rest) for people.
+    """
 
     declared: dict[str, Declared] | None
     observed: dict[str, Observation] | None
-    warnings: tuple[SnapshotWarning, ...] = ()
+    warnings: tuple[Notice, ...] = ()
     #: The contract's sha as read (``None`` when unreadable): the gate compares it to the pin.
     contract_sha: str | None = None
     #: The commit ``petrova sync`` last brought the clone to (``None``: not synced by it).
     commit: str | None = None
     #: Why the repo's last sync failed (``None``: it did not, or it was never synced).
     sync_failure: str | None = None
+    #: Why the contract was not read (``None``: it was).
+    contract_unread: str | None = None
+    #: Why the ledger could not be read (``None``: it was, or it does not exist yet).
+    ledger_unreadable: str | None = None
+
+
+#: A migrated repo nothing could be read for (no entry in :attr:`FleetInputs.repos`).
+NOTHING_READ = RepoInputs(None, None, contract_unread="the contract was not read")
 
 
 @dataclass(frozen=True)
@@ -84,7 +98,7 @@ class FleetInputs:
     loaded: LoadedRegistry
     repos: dict[str, RepoInputs] = field(default_factory=dict)
     #: Trouble that belongs to no one repo (a sync manifest that cannot be read).
-    warnings: tuple[SnapshotWarning, ...] = ()
+    warnings: tuple[Notice, ...] = ()
 
 
 def clone_root(entry: RepoEntry, *, registry_path: Path, workspace: Path | None) -> Path | None:
@@ -104,11 +118,11 @@ def contract_location(
     return None if root is None else confined(root, CONTRACT_RELPATH)
 
 
-def read_contract(root: Path, catalogue: Catalogue) -> ContractRead:
+def read_contract(root: StrPath, catalogue: Catalogue) -> ContractRead:
     """The contract in the clone at ``root``; every failure is an ``error``, never raised."""
     shown = os.path.join(root, *CONTRACT_RELPATH.parts)  # noqa: PTH118
     try:
-        loaded = load_contract(root / CONTRACT_RELPATH, catalogue, display=shown, root=root)
+        loaded = load_contract(shown, catalogue, display=shown, root=root)
     except PetrovaError as exc:
         return ContractRead(shown, error=exc.render())
     cells = loaded.contract.integrations
@@ -116,14 +130,12 @@ def read_contract(root: Path, catalogue: Catalogue) -> ContractRead:
     return ContractRead(shown, loaded.contract.slug, loaded.sha, declared, loaded=loaded)
 
 
-def read_ledger(state_dir: Path, slug: str, catalogue: Catalogue) -> LedgerRead:
-    """A ledger's observations; only petrova writes ledgers, so a link is refused."""
-    path = ledger_path(state_dir, slug)
-    shown = str(path)
+def read_ledger(state_dir: StrPath, slug: str, catalogue: Catalogue) -> LedgerRead:
+    """A ledger's observations; only petrova writes ledgers, so a link is refused (the
+    read opens it without following one: ``UNSAFE_PATH``)."""
+    shown = ledger_name(state_dir, slug)
     try:
-        if os.path.islink(shown):  # noqa: PTH114  # one lstat; confined() words the refusal
-            confined(state_dir, Path(path.name))
-        return LedgerRead(shown, read_observations(path, catalogue, slug=slug))
+        return LedgerRead(shown, read_observations(shown, catalogue, slug=slug))
     except FileNotFoundError:
         return LedgerRead(shown, missing=True)
     except PetrovaError as exc:
@@ -131,7 +143,8 @@ def read_ledger(state_dir: Path, slug: str, catalogue: Catalogue) -> LedgerRead:
 
 
 def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -> FleetInputs:
-    """Read every migrated repo's contract and ledger; per-repo trouble becomes warnings.
+    """Read every migrated repo's contract and ledger; per-repo trouble becomes typed
+    problems (for the gate) and warnings (for people), never a stop.
 
     With a workspace, ``petrova sync``'s manifest says which commit each clone is at and
     which repos failed to sync (a repo never synced by petrova, say a clone made by hand,
@@ -140,37 +153,54 @@ def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -
     """
     catalogue = loaded.catalogue
     synced, manifest_problem = _manifest(workspace)
-    fleet_warnings: list[SnapshotWarning] = []
+    fleet_warnings: list[Notice] = []
     if manifest_problem is not None:
-        fleet_warnings.append(
-            SnapshotWarning(slug=None, code=SYNC_MANIFEST_INVALID, message=manifest_problem)
-        )
+        fleet_warnings.append(Notice(None, SYNC_MANIFEST_INVALID, manifest_problem))
     repos: dict[str, RepoInputs] = {}
+    own = str(loaded.path.parent)  # strings, not pathlib: this loop runs once per repo
+    states = os.fspath(state_dir)
+    clones = None if workspace is None else os.fspath(workspace)
     for entry in loaded.registry.repos:
         if not entry.migrated:
             continue
-        warnings: list[SnapshotWarning] = []
-        root = clone_root(entry, registry_path=loaded.path, workspace=workspace)
+        warnings: list[Notice] = []
+        root = (
+            own
+            if entry.role == "control-plane"
+            else None
+            if clones is None
+            else os.path.join(clones, entry.slug)  # noqa: PTH118
+        )
         contract = read_contract(root, catalogue) if root is not None else None
-        declared = declared_for(entry, contract, catalogue, warnings)
-        observed = _observed_for(entry, read_ledger(state_dir, entry.slug, catalogue), warnings)
+        declared, unread = declared_for(entry, contract, catalogue, warnings)
+        ledger = read_ledger(states, entry.slug, catalogue)
+        observed = _observed_for(entry, ledger, warnings)
         sha = contract.sha if contract is not None and declared is not None else None
         record = synced.get(entry.slug)
         failure = None
         if record is not None and record.status != "ok":
             failure = f"{record.code or SYNC_FAILED}: {record.message or 'no reason given'}"
             warnings.append(
-                SnapshotWarning(
-                    slug=entry.slug,
-                    code=SYNC_FAILED,
-                    message=f"its last sync ({record.synced_at}) failed, so the contract "
+                Notice(
+                    entry.slug,
+                    SYNC_FAILED,
+                    f"its last sync ({record.synced_at}) failed, so the contract "
                     f"read may be out of date: {failure}",
                 )
             )
         elif manifest_problem is not None and entry.role != "control-plane":
             failure = "the sync manifest could not be read"
         commit = record.commit if record is not None and declared is not None else None
-        repos[entry.slug] = RepoInputs(declared, observed, tuple(warnings), sha, commit, failure)
+        repos[entry.slug] = RepoInputs(
+            declared,
+            observed,
+            tuple(warnings),
+            sha,
+            commit,
+            failure,
+            unread,
+            ledger.error,
+        )
     return FleetInputs(loaded, repos, tuple(fleet_warnings))
 
 
@@ -187,52 +217,52 @@ def declared_for(
     entry: RepoEntry,
     contract: ContractRead | None,
     catalogue: Catalogue,
-    warnings: list[SnapshotWarning],
-) -> dict[str, Declared] | None:
-    """What the contract declares, or ``None`` when the snapshot will not take it (a
-    ``CONTRACT_UNREADABLE`` warning says why). ``petrova probe`` plans by the same rule:
-    a contract the snapshot refuses is never probed."""
+    warnings: list[Notice],
+) -> tuple[dict[str, Declared] | None, str | None]:
+    """What the contract declares, or ``None`` and why the snapshot will not take it (a
+    ``CONTRACT_UNREADABLE`` warning words the same reason). ``petrova probe`` plans by the
+    same rule: a contract the snapshot refuses is never probed."""
 
-    def unreadable(message: str) -> None:
-        warnings.append(SnapshotWarning(slug=entry.slug, code=CONTRACT_UNREADABLE, message=message))
+    def unreadable(message: str) -> tuple[None, str]:
+        warnings.append(Notice(entry.slug, CONTRACT_UNREADABLE, message))
+        return None, message
 
     if contract is None:
-        unreadable(
+        return unreadable(
             "no workspace to find the contract in; run `petrova sync` and pass --workspace "
             "or set PETROVA_WORKSPACE (consumer clones at <workspace>/<slug>)"
         )
-        return None
     where = contract.path
     if contract.declared is None:
-        unreadable(contract.error or "unreadable")
-        return None
+        return unreadable(contract.error or "unreadable")
     if contract.slug != entry.slug:
-        unreadable(f"{where}: the contract is for slug {contract.slug!r}, not {entry.slug!r}")
-        return None
+        return unreadable(
+            f"{where}: the contract is for slug {contract.slug!r}, not {entry.slug!r}"
+        )
     missing = [i for i in catalogue.ids if i not in contract.declared]
     if missing:
         warnings.append(
-            SnapshotWarning(
-                slug=entry.slug,
-                code=CONTRACT_INCOMPLETE,
-                message=f"{where} does not declare {', '.join(missing)} yet (the catalogue "
+            Notice(
+                entry.slug,
+                CONTRACT_INCOMPLETE,
+                f"{where} does not declare {', '.join(missing)} yet (the catalogue "
                 "gained it); re-run `petrova bootstrap --resume --phase 6` in that repo",
             )
         )
     if contract.sha != entry.contract_sha:
         warnings.append(
-            SnapshotWarning(
-                slug=entry.slug,
-                code=CONTRACT_SHA_DRIFT,
-                message=f"{where} has sha {contract.sha} but the registry pins "
+            Notice(
+                entry.slug,
+                CONTRACT_SHA_DRIFT,
+                f"{where} has sha {contract.sha} but the registry pins "
                 f"{entry.contract_sha}; run `petrova registry pin {entry.slug}` after review",
             )
         )
-    return contract.declared
+    return contract.declared, None
 
 
 def _observed_for(
-    entry: RepoEntry, read: LedgerRead, warnings: list[SnapshotWarning]
+    entry: RepoEntry, read: LedgerRead, warnings: list[Notice]
 ) -> dict[str, Observation] | None:
     if read.observed is not None:
         return read.observed
@@ -244,15 +274,12 @@ def _observed_for(
         ]
         if applicable:
             warnings.append(
-                SnapshotWarning(
-                    slug=entry.slug,
-                    code=STATE_MISSING,
-                    message=f"{read.path} does not exist yet: nothing observed for "
-                    f"{', '.join(applicable)}",
+                Notice(
+                    entry.slug,
+                    STATE_MISSING,
+                    f"{read.path} does not exist yet: nothing observed for {', '.join(applicable)}",
                 )
             )
         return None
-    warnings.append(
-        SnapshotWarning(slug=entry.slug, code=STATE_UNREADABLE, message=read.error or "")
-    )
+    warnings.append(Notice(entry.slug, STATE_UNREADABLE, read.error or ""))
     return None

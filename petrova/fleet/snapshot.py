@@ -1,23 +1,26 @@
 """The fleet snapshot (SPEC §7), from the registry to the checked JSON document.
 
-The pipeline, top to bottom (:func:`make_snapshot`):
+The pipeline, top to bottom (:func:`make_snapshot`), each step handing the next typed
+values (``petrova.models``), never text to be read back:
 
 1. **load**: the registry, checked against the catalogue (``documents.registry``);
 2. **read**: every migrated repo's contract and ledger (``fleet.gather``); per-repo
-   trouble becomes a warning, never a stop;
-3. **derive**: rows and cells by the rules below (pure functions, no file touched);
+   trouble becomes typed problems and warnings, never a stop;
+3. **derive**: each row and each cell, once, into frozen values (:func:`derive_snapshot`,
+   pure functions, no file touched);
 4. **gate**: each tier's rollout gate over those very dots (``fleet.rollout``);
-5. **check**: the document against ``contracts/snapshot.schema.json``;
-6. **encode**: deterministic JSON bytes.
+5. **encode**: the document, once, checked against ``contracts/snapshot.schema.json``,
+   into deterministic JSON bytes.
 
-The command then renders (``render``) and writes (``files.disk.write_atomic``) or
-publishes (``delivery``). Nothing here reaches back up.
+The command then renders the typed result (``render``: table, Markdown, the page) or
+writes the bytes (``files.disk.write_atomic``) and publishes them (``delivery``).
+Nothing here reaches back up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,20 +31,27 @@ from petrova.documents.registry import load_registry
 from petrova.documents.schemas import check_snapshot
 from petrova.errors import APPLICABILITY_CONFLICT, REVIEW_OVERDUE, TIMESTAMP_IN_FUTURE
 from petrova.files.json_strict import to_json_bytes
-from petrova.fleet.gather import FleetInputs, RepoInputs, gather
-from petrova.fleet.rollout import gates_document, rollout_report
+from petrova.fleet.gather import NOTHING_READ, FleetInputs, RepoInputs, gather
+from petrova.fleet.rollout import rollout_report
 from petrova.fleet.runs import last_run
 from petrova.ledger.rules import DEFAULT_STALE_AFTER, FUTURE_SKEW, Observation, observed_status
 from petrova.models import (
     CELL_HISTORY_LIMIT,
     ApplicabilityDetail,
     CellStatus,
+    Dot,
+    FleetRow,
+    FleetSnapshot,
+    Mark,
+    Notice,
+    Override,
     RepoEntry,
-    Snapshot,
+    Totals,
     applicability_value,
     format_timestamp,
     parse_timestamp,
 )
+from petrova.render.formats import snapshot_document
 
 #: The window the snapshot's ``gates`` use: the runbook's "green for 7 days".
 GATE_DAYS = 7
@@ -49,16 +59,11 @@ GATE_DAYS = 7
 
 @dataclass(frozen=True)
 class Made:
-    """A snapshot as the command writes it: the JSON document, checked against its schema."""
+    """A snapshot as the command writes it: the typed result, and its JSON document
+    (checked against its schema), encoded once."""
 
+    snapshot: FleetSnapshot
     data: bytes
-    warnings: tuple[tuple[str, str | None, str], ...]
-    repos: int
-    migrated: int
-
-    def model(self) -> Snapshot:
-        """The models, for formats other than JSON."""
-        return Snapshot.model_validate_json(self.data)
 
 
 def make_snapshot(
@@ -70,21 +75,30 @@ def make_snapshot(
     now: datetime,
     stale_after: timedelta = DEFAULT_STALE_AFTER,
 ) -> Made:
-    """The fleet snapshot at ``now``: load, read, derive, gate, check, encode."""
+    """The fleet snapshot at ``now``: load, read, derive, gate, encode."""
     loaded = load_registry(registry, catalogue, today=now.date())
     inputs = gather(loaded, state_dir=state_dir, workspace=workspace)
-    document = snapshot_document(inputs, now=now, stale_after=stale_after)
-    report = rollout_report(inputs, document, now=now, days=GATE_DAYS)
-    document["gates"] = gates_document(report)
-    run = last_run(state_dir)
-    if run is not None:
-        document["last_run"] = run.model_dump(mode="json")
+    snapshot = fleet_snapshot(inputs, state_dir=state_dir, now=now, stale_after=stale_after)
+    document = snapshot_document(snapshot)
     check_snapshot(document, catalogue)
-    return Made(
-        to_json_bytes(document),
-        tuple((w["code"], w["slug"], w["message"]) for w in document["warnings"]),
-        document["totals"]["repos"],
-        document["totals"]["migrated"],
+    return Made(snapshot, to_json_bytes(document))
+
+
+def fleet_snapshot(
+    inputs: FleetInputs,
+    *,
+    state_dir: Path,
+    now: datetime,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
+) -> FleetSnapshot:
+    """Derive and gate what :func:`gather` read: the typed snapshot, before encoding
+    (``notify`` works on this very value)."""
+    derived = derive_snapshot(inputs, now=now, stale_after=stale_after)
+    report = rollout_report(inputs, derived, now=now, days=GATE_DAYS)
+    return replace(
+        derived,
+        gates=tuple(tier.gate(GATE_DAYS) for tier in report.tiers),
+        last_run=last_run(state_dir),
     )
 
 
@@ -106,61 +120,54 @@ def derive_status(
     return observed  # type: ignore[return-value]  # ObservedStatus is a subset of CellStatus
 
 
-def snapshot_document(
+def derive_snapshot(
     inputs: FleetInputs, *, now: datetime, stale_after: timedelta = DEFAULT_STALE_AFTER
-) -> dict[str, Any]:
-    """The snapshot as the JSON document it is written as: keys in the models' order.
+) -> FleetSnapshot:
+    """Every row and cell, derived once from what was read; no gates yet.
 
-    Built as plain data because at fleet scale constructing and dumping 50,000 models
-    cost more than deriving them. The :class:`~petrova.models.Snapshot` models still
-    define the shape: the published schema is generated from them, every document is
-    checked against it before it is written, and a test holds this function's key
-    order to theirs.
+    Warnings keep the order a reader expects: the registry's findings, the fleet's, then
+    each repo's in registry order (what reading it found, then each cell's).
     """
     loaded = inputs.loaded
     catalogue = loaded.catalogue
-    warnings: list[dict[str, Any]] = [
-        _warning(f.slug, f.code, f"{f.location}: {f.message}") for f in loaded.findings
+    ids = catalogue.ids
+    warnings: list[Notice] = [
+        Notice(f.slug, f.code, f"{f.location}: {f.message}") for f in loaded.findings
     ]
-    warnings.extend(_warning(w.slug, w.code, w.message) for w in inputs.warnings)
-    rows: list[dict[str, Any]] = []
+    warnings.extend(inputs.warnings)
+    rows: list[FleetRow] = []
     migrated = 0
     for entry in loaded.registry.repos:
-        row: dict[str, Any] = {
-            "slug": entry.slug,
-            "url": entry.url,
-            "role": entry.role,
-            "profile": entry.profile,
-            "tier": entry.tier,
-            "default_branch": entry.default_branch,
-            "contract_sha": entry.contract_sha,
-        }
-        if entry.migrated:
-            migrated += 1
-            repo_inputs = inputs.repos.get(entry.slug, RepoInputs(None, None))
-            if repo_inputs.commit is not None:
-                row["contract_commit"] = repo_inputs.commit
-            warnings.extend(_warning(w.slug, w.code, w.message) for w in repo_inputs.warnings)
-            row["integrations"] = {
-                integration_id: _cell(
-                    entry, integration_id, repo_inputs, now, stale_after, warnings
-                )
-                for integration_id in catalogue.ids
-            }
-        rows.append(row)
-    return {
-        "schema_version": "1.0",
-        "generated_at": format_timestamp(now),
-        "generator": f"petrova {__version__}",
-        "integration_ids": list(catalogue.ids),
-        "totals": {"repos": len(rows), "migrated": migrated},
-        "warnings": warnings,
-        "rows": rows,
-    }
+        if not entry.migrated:
+            rows.append(_row(entry, None, None))
+            continue
+        migrated += 1
+        repo_inputs = inputs.repos.get(entry.slug, NOTHING_READ)
+        warnings.extend(repo_inputs.warnings)
+        cells = {i: _cell(entry, i, repo_inputs, now, stale_after, warnings) for i in ids}
+        rows.append(_row(entry, repo_inputs.commit, cells))
+    return FleetSnapshot(
+        generated_at=format_timestamp(now),
+        generator=f"petrova {__version__}",
+        integration_ids=tuple(ids),
+        totals=Totals(len(rows), migrated),
+        warnings=tuple(warnings),
+        rows=tuple(rows),
+    )
 
 
-def _warning(slug: str | None, code: str, message: str) -> dict[str, Any]:
-    return {"slug": slug, "code": code, "message": message}
+def _row(entry: RepoEntry, commit: str | None, cells: dict[str, Dot] | None) -> FleetRow:
+    return FleetRow(
+        entry.slug,
+        entry.url,
+        entry.role,
+        entry.profile,
+        entry.tier,
+        entry.default_branch,
+        entry.contract_sha,
+        commit,
+        cells,
+    )
 
 
 def _cell(
@@ -169,8 +176,8 @@ def _cell(
     repo_inputs: RepoInputs,
     now: datetime,
     stale_after: timedelta,
-    warnings: list[dict[str, Any]],
-) -> dict[str, Any]:
+    warnings: list[Notice],
+) -> Dot:
     policy = entry.integrations_applicability.get(integration_id)
     applicability = applicability_value(policy) if policy is not None else None
     declared_cell = repo_inputs.declared.get(integration_id) if repo_inputs.declared else None
@@ -179,7 +186,7 @@ def _cell(
     observed = observed_status(seen, now=now, stale_after=stale_after) if seen is not None else None
     if applicability == "not_applicable" and declared == "wired":
         warnings.append(
-            _warning(
+            Notice(
                 entry.slug,
                 APPLICABILITY_CONFLICT,
                 f"{integration_id}: the contract declares it wired but the registry "
@@ -195,7 +202,7 @@ def _cell(
         review_by = declared_cell.review_by
         if now > _review_deadline(review_by):
             warnings.append(
-                _warning(
+                Notice(
                     entry.slug,
                     REVIEW_OVERDUE,
                     f"{integration_id}: the contract's not_applicable was due for "
@@ -209,38 +216,32 @@ def _cell(
         if policy is None
         else derive_status(applicability=applicability, declared=declared, observed=observed)
     )
-    cell: dict[str, Any] = {
-        "status": status,
-        "applicability": applicability,
-        "declared": declared,
-        "observed": observed,
-        "last_verified_at": seen.last_verified_at if seen is not None else None,
-        "review_by": review_by,
-    }
-    if seen is not None and seen.needs_human:
-        cell["needs_human"] = True
+    override = None
     if seen is not None and seen.override is not None and status == "ok":
-        cell["override"] = {k: seen.override[k] for k in ("at", "by", "reason")}
-    if seen is not None and seen.history:
-        cell["history"] = cell_history(seen.history)
-    return cell
+        override = Override(seen.override["at"], seen.override["by"], seen.override["reason"])
+    return Dot(
+        status,
+        applicability,
+        declared,
+        observed,
+        seen.last_verified_at if seen is not None else None,
+        review_by,
+        seen is not None and seen.needs_human,
+        override,
+        cell_history(seen.history) if seen is not None and seen.history else None,
+    )
 
 
-def cell_history(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def cell_history(history: Sequence[Mapping[str, Any]]) -> tuple[Mark, ...]:
     """The newest ledger entries as the snapshot carries them: time, outcome (or
     ``promoted``) and the probe's detail (or the promotion's reason), oldest first."""
-    marks: list[dict[str, Any]] = []
+    marks: list[Mark] = []
     for entry in history[-CELL_HISTORY_LIMIT:]:
-        promoted = "outcome" not in entry
-        mark: dict[str, Any] = {
-            "at": entry["at"],
-            "outcome": "promoted" if promoted else entry["outcome"],
-        }
-        detail = entry.get("reason") if promoted else entry.get("detail")
-        if detail is not None:
-            mark["detail"] = detail
-        marks.append(mark)
-    return marks
+        if "outcome" in entry:
+            marks.append(Mark(entry["at"], entry["outcome"], entry.get("detail")))
+        else:
+            marks.append(Mark(entry["at"], "promoted", entry.get("reason")))
+    return tuple(marks)
 
 
 def _future(seen: Observation) -> str | None:
@@ -250,14 +251,14 @@ def _future(seen: Observation) -> str | None:
 
 
 def _future_check(
-    slug: str, integration_id: str, seen: Observation, now: datetime, warnings: list[Any]
+    slug: str, integration_id: str, seen: Observation, now: datetime, warnings: list[Notice]
 ) -> None:
     """A ledger entry later than the snapshot's time: a replay wrote the future into it."""
     latest = _future(seen)
     # Future while now <= latest - skew: a probe runner's clock may drift a little.
     if latest is not None and now <= parse_timestamp(latest) - FUTURE_SKEW:
         warnings.append(
-            _warning(
+            Notice(
                 slug,
                 TIMESTAMP_IN_FUTURE,
                 f"{integration_id}: the ledger has an entry at {latest}, later than this "

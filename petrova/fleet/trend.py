@@ -19,7 +19,7 @@ from petrova.documents.catalogue import Catalogue
 from petrova.documents.snapshot_file import read_snapshot
 from petrova.errors import PetrovaError
 from petrova.files.disk import read_input
-from petrova.models import Snapshot
+from petrova.models import FleetSnapshot
 from petrova.render.metrics import DailyRun, StepRun, last_success_in, textfile
 
 
@@ -52,7 +52,7 @@ def previous_success(metrics_file: Path) -> datetime | None:
     return last_success_in(text)
 
 
-def written_snapshot(path: Path, catalogue: Catalogue | None) -> Snapshot | None:
+def written_snapshot(path: Path, catalogue: Catalogue | None) -> FleetSnapshot | None:
     """The snapshot the run wrote, checked; ``None`` when there is none to trust."""
     if catalogue is None:
         return None
@@ -61,6 +61,6 @@ def written_snapshot(path: Path, catalogue: Catalogue | None) -> Snapshot | None
     return None
 
 
-def metrics_bytes(snapshot: Snapshot | None, run: DailyRun) -> bytes:
+def metrics_bytes(snapshot: FleetSnapshot | None, run: DailyRun) -> bytes:
     """The file's bytes: Prometheus text format, which the textfile collector reads."""
     return textfile(snapshot, run)

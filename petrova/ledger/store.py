@@ -13,6 +13,7 @@ edit is still ``STATE_INVALID`` at its line.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from petrova.errors import (
     UnsafePath,
     YamlInvalid,
 )
-from petrova.files.disk import WriteVerb, decode_text, read_as, write_atomic
+from petrova.files.disk import StrPath, WriteVerb, decode_text, read_as, write_atomic
 from petrova.files.json_strict import orjson_unique, to_json_bytes
 from petrova.files.yaml_strict import YamlDocument, parse_yaml
 from petrova.ledger.merge import merge_promotions, promotion_key
@@ -51,13 +52,18 @@ SEAL_DOMAIN = b"petrova-ledger-rules-1\0"
 
 def ledger_path(state_dir: Path, slug: str) -> Path:
     """``state_dir/<slug>.yaml``; a file name is never made from an unchecked slug."""
+    return Path(ledger_name(state_dir, slug))
+
+
+def ledger_name(state_dir: StrPath, slug: str) -> str:
+    """:func:`ledger_path` as a string, for the snapshot's loop over every ledger."""
     if not is_slug(slug):
         raise UnsafePath(
             f"{slug!r} is not a kebab-case slug (lowercase letters and digits separated by "
             "single hyphens, e.g. kahn-hq), so it names no ledger",
             location=Location(str(state_dir)),
         )
-    return state_dir / f"{slug}.yaml"
+    return os.path.join(state_dir, f"{slug}.yaml")  # noqa: PTH118
 
 
 def empty_ledger(slug: str) -> Ledger:
@@ -73,7 +79,7 @@ def load_ledger(path: Path, catalogue: Catalogue, *, slug: str) -> Ledger:
     return _parse_raw(_read_raw(path, shown), shown, catalogue, slug=slug)
 
 
-def read_observations(path: Path, catalogue: Catalogue, *, slug: str) -> dict[str, Observation]:
+def read_observations(path: StrPath, catalogue: Catalogue, *, slug: str) -> dict[str, Observation]:
     """What the snapshot and the gate need of one ledger, by integration in catalogue order.
 
     A ledger whose seal holds is read straight from its JSON, without pydantic and
@@ -82,7 +88,7 @@ def read_observations(path: Path, catalogue: Catalogue, *, slug: str) -> dict[st
     """
     shown = str(path)
     raw = _read_raw(path, shown)
-    promoted = read_promotions(promotions_path(path.parent, slug), catalogue, slug=slug)
+    promoted = read_promotions(promotions_path(Path(path).parent, slug), catalogue, slug=slug)
     cells = _sealed_cells(raw, catalogue, slug=slug)
     if promoted and (cells is None or _any_pending_safe(cells, promoted)):
         # a human's promotion the ledger does not hold yet, merged by time: the full reading
@@ -166,7 +172,7 @@ def _sealed_cells(raw: bytes, catalogue: Catalogue, *, slug: str) -> dict[str, A
     return cells
 
 
-def _read_raw(path: Path, shown: str) -> bytes:
+def _read_raw(path: StrPath, shown: str) -> bytes:
     """A ledger's bytes; a missing ledger is normal, so ``FileNotFoundError`` passes."""
     return read_as(
         path,

@@ -22,12 +22,20 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from petrova.errors import GitFailed, GitMissing, GitTimeout, Location, UsageError
+from petrova.errors import (
+    GitFailed,
+    GitHubAppAuthFailed,
+    GitHubAppInstallationMissing,
+    GitMissing,
+    GitTimeout,
+    Location,
+    UsageError,
+)
 from petrova.net.http import Secret
 from petrova.net.trust import is_trusted_github_host, trusted_github_hosts
 
@@ -140,12 +148,22 @@ class Git:
         token_env: str | None = None,
         ceiling: Path | None = None,
         environ: Mapping[str, str] | None = None,
+        credential: Callable[[], Secret] | None = None,
     ) -> None:
         source = dict(os.environ if environ is None else environ)
         self.timeout = timeout
+        #: The GitHub App's token source (:mod:`petrova.net.github_app`): asked for the
+        #: current token at each command that may receive it, which then finds it in
+        #: ``token_env`` exactly as it would find ``GITHUB_TOKEN``.
+        self._credential = credential if token_env else None
+        if self._credential is not None and token_env:
+            source.pop(token_env, None)  # the App's token replaces the variable's
         token = source.get(token_env, "") if token_env else ""
-        self._secret = Secret(token)  # held to scrub output; git reads it from the env
-        self.token_env = token_env if token else None
+        # held to scrub output (every token the App gave this run); git reads it from the env
+        self._secrets = [Secret(token)] if token else []
+        self.token_env = token_env if token or self._credential is not None else None
+        #: The first reason the App's token could not be had (the command then ran without).
+        self.credential_failure: str | None = None
         self.trusted = trusted_github_hosts(source)
         self._source = source
         env = {k: v for k, v in source.items() if k not in _REPO_VARIABLES}
@@ -190,6 +208,15 @@ class Git:
         env = dict(self.base_env)
         if self.token_env is None or not self.may_receive_token(url):
             return env
+        if self._credential is not None:
+            try:
+                current = self._credential().reveal()
+            except (GitHubAppAuthFailed, GitHubAppInstallationMissing) as exc:
+                self.credential_failure = self.credential_failure or exc.render()
+                return env  # no token: git fails to authenticate, as without one
+            if all(s.reveal() != current for s in self._secrets):
+                self._secrets.append(Secret(current))
+            env[self.token_env] = current
         try:
             count = int(env.get("GIT_CONFIG_COUNT", "0"))
         except ValueError:
@@ -206,8 +233,10 @@ class Git:
         return env
 
     def scrub(self, text: str) -> str:
-        """``text`` with the token hidden, should git ever echo it."""
-        return self._secret.scrub(text)
+        """``text`` with the token (any the App gave this run) hidden, should git echo it."""
+        for secret in self._secrets:
+            text = secret.scrub(text)
+        return text
 
     def run(
         self,
@@ -257,8 +286,8 @@ class Git:
             _kill_group(proc)
             proc.communicate()
             raise
-        if self._secret.reveal():
-            out = out.replace(self._secret.reveal().encode(), b"***")
+        for secret in self._secrets:
+            out = out.replace(secret.reveal().encode(), b"***")
         return Result(
             proc.returncode,
             self.scrub(out.decode("utf-8", "replace")),

@@ -6,6 +6,8 @@ Every answer's ``ETag`` is kept (with the little of the body the probes need) in
 served from the cache. The :class:`Budget` reads ``x-ratelimit-remaining``,
 ``x-ratelimit-reset`` and ``retry-after``; once asking again could run the budget out,
 it refuses (:class:`BudgetSpent`), so the cells not yet probed wait for the next run.
+A shard of a matrix (``--shard K/N``) spends at most ``1/N`` of what GitHub said was
+left when its run began, so N shards starting together never turn into 403s.
 """
 
 from __future__ import annotations
@@ -44,8 +46,14 @@ class BudgetSpent(Exception):
 class Budget:
     """What is left of the rate limit, as GitHub last said, less requests in flight."""
 
-    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, shares: int = 1, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Condition()
+        #: Runs sharing the rate limit at once (a matrix's shards): this one may spend
+        #: ``allowance``, its share of what was left when it first heard from GitHub.
+        self.shares = max(1, shares)
+        self.allowance: int | None = None
+        #: Answers of this run that counted against the limit (every status but 304).
+        self.counted = 0
         self._monotonic = monotonic
         #: Has any answer come back yet? Until then one request at a time, so that a
         #: run with many jobs learns the budget before spending it.
@@ -75,6 +83,11 @@ class Budget:
                 self._lock.notify_all()
 
     def _refusal(self) -> str | None:
+        if self.allowance is not None and self.counted + self.in_flight >= self.allowance:
+            return (
+                f"this shard's share of the GitHub rate limit is spent (1/{self.shares} of "
+                f"what was left: {self.allowance} requests)"
+            )
         if self.blocked_until is not None and self._monotonic() < self.blocked_until:
             return "GitHub asked to wait (retry-after)"
         if self.remaining is not None and self.remaining - self.in_flight <= RESERVE:
@@ -95,11 +108,17 @@ class Budget:
         with self._lock:
             remaining = _int(headers.get("x-ratelimit-remaining"))
             reset = _int(headers.get("x-ratelimit-reset"))
+            if answer.status != 304:
+                self.counted += 1
             if remaining is not None:
                 if reset is not None and reset != self.reset:
+                    if self.reset is not None:  # a new window: a new share of it
+                        self.allowance, self.counted = None, int(answer.status != 304)
                     self.remaining, self.reset = remaining, reset
                 elif self.remaining is None or remaining < self.remaining:
                     self.remaining = remaining
+            if self.shares > 1 and self.allowance is None and self.remaining is not None:
+                self.allowance = (self.remaining + self.counted) // self.shares
             after = _int(headers.get("retry-after"))
             if after is not None and answer.status in (403, 429):
                 self.blocked_until = self._monotonic() + after

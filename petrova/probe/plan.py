@@ -30,7 +30,7 @@ from petrova.errors import (
 )
 from petrova.fleet.gather import clone_root, declared_for, read_contract
 from petrova.ledger.store import ledger_path, read_observations
-from petrova.models import SnapshotWarning, applicability_value
+from petrova.models import applicability_value
 
 
 @dataclass(frozen=True)
@@ -112,11 +112,12 @@ def make_plan(
         root = clone_root(entry, registry_path=loaded.path, workspace=workspace)
         assert root is not None
         read = read_contract(root, catalogue)
-        refused: list[SnapshotWarning] = []
-        if declared_for(entry, read, catalogue, refused) is None or read.loaded is None:
-            why = next((w.message for w in refused if w.code == CONTRACT_UNREADABLE), "")
+        declared, why = declared_for(entry, read, catalogue, [])
+        if declared is None or read.loaded is None:
             skipped.append(
-                Skipped(entry.slug, None, f"contract not read: {CONTRACT_UNREADABLE}: {why}", True)
+                Skipped(
+                    entry.slug, None, f"contract not read: {CONTRACT_UNREADABLE}: {why or ''}", True
+                )
             )
             continue
         contract = read.loaded

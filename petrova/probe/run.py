@@ -64,11 +64,16 @@ def run_plan(
     timeout: float = DEFAULT_TIMEOUT,
     cache_dir: Path | None = None,
     environ: Mapping[str, str],
+    shares: int = 1,
 ) -> RunResult:
-    """Probe every planned cell; ``catalogue_probe(id)`` gives an integration's ProbeSpec."""
+    """Probe every planned cell; ``catalogue_probe(id)`` gives an integration's ProbeSpec.
+
+    ``shares``: how many runs share the GitHub rate limit at once (the shards of a
+    matrix); this run spends at most its share of what is left (:class:`Budget`).
+    """
     transport = Transport(timeout=timeout, allow_inward=inward_allowed(environ))
     cache = EtagCache(cache_dir)
-    budget = Budget()
+    budget = Budget(shares=shares)
     github = GitHub(
         transport=transport, cache=cache, budget=budget, api=environ.get("GITHUB_API_URL")
     )

@@ -1,10 +1,14 @@
-"""Reporters: one per ``--format``. Each takes a model and returns text; none prints."""
+"""Reporters: one per ``--format``. Each takes the typed snapshot and returns bytes;
+none prints. The JSON document's form (:func:`snapshot_document`) and the gate's one
+wording (:func:`gate_line`) live here too.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from petrova.models import DailyRun, Snapshot, TierGate
+from petrova.models import DailyRun, Dot, FleetRow, FleetSnapshot, Gate
 from petrova.terminal import visible
 
 #: The short text of each dot status, for tables (n/a, FAILING stands out).
@@ -41,7 +45,89 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join(lines) + "\n"
 
 
-def _snapshot_grid(snapshot: Snapshot) -> tuple[list[str], list[list[str]]]:
+def snapshot_document(snapshot: FleetSnapshot) -> dict[str, Any]:
+    """The snapshot as the JSON document it is written as, keys in the models' order.
+
+    The one place the typed result becomes plain data: the schema check, the written
+    file, the published body and the page's embedded copy all come from here. The
+    :class:`~petrova.models.Snapshot` models define the shape (the published schema is
+    generated from them) and a test holds this function's key order to theirs.
+    """
+    document: dict[str, Any] = {
+        "schema_version": snapshot.schema_version,
+        "generated_at": snapshot.generated_at,
+        "generator": snapshot.generator,
+        "integration_ids": list(snapshot.integration_ids),
+        "totals": {"repos": snapshot.totals.repos, "migrated": snapshot.totals.migrated},
+        "warnings": [
+            {"slug": slug, "code": code, "message": message}
+            for slug, code, message in snapshot.warnings
+        ],
+        "rows": [_row_document(row) for row in snapshot.rows],
+    }
+    if snapshot.gates is not None:
+        document["gates"] = [_gate_document(gate) for gate in snapshot.gates]
+    if snapshot.last_run is not None:
+        document["last_run"] = snapshot.last_run.model_dump(mode="json")
+    return document
+
+
+def _row_document(row: FleetRow) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "slug": row.slug,
+        "url": row.url,
+        "role": row.role,
+        "profile": row.profile,
+        "tier": row.tier,
+        "default_branch": row.default_branch,
+        "contract_sha": row.contract_sha,
+    }
+    if row.contract_commit is not None:
+        data["contract_commit"] = row.contract_commit
+    if row.integrations is not None:
+        data["integrations"] = {i: _cell_document(c) for i, c in row.integrations.items()}
+    return data
+
+
+def _cell_document(cell: Dot) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "status": cell.status,
+        "applicability": cell.applicability,
+        "declared": cell.declared,
+        "observed": cell.observed,
+        "last_verified_at": cell.last_verified_at,
+        "review_by": cell.review_by,
+    }
+    if cell.needs_human:
+        data["needs_human"] = True
+    if cell.override is not None:
+        at, by, reason = cell.override
+        data["override"] = {"at": at, "by": by, "reason": reason}
+    if cell.history is not None:
+        data["history"] = [
+            {"at": at, "outcome": outcome}
+            if detail is None
+            else {"at": at, "outcome": outcome, "detail": detail}
+            for at, outcome, detail in cell.history
+        ]
+    return data
+
+
+def _gate_document(gate: Gate) -> dict[str, Any]:
+    return {
+        "tier": gate.tier,
+        "days": gate.days,
+        "green": gate.green,
+        "green_since": gate.green_since,
+        "green_at": gate.green_at,
+        "holds": [
+            {"slug": h.slug, "integration": h.integration, "reason": h.reason, "message": h.message}
+            for h in gate.holds
+        ],
+    }
+
+
+def _snapshot_grid(snapshot: FleetSnapshot) -> tuple[list[str], list[list[str]]]:
     headers = ["slug", "tier", "role", "contract_sha", *snapshot.integration_ids]
     rows: list[list[str]] = []
     for row in snapshot.rows:
@@ -58,15 +144,22 @@ def _snapshot_grid(snapshot: Snapshot) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def gate_line(gate: TierGate) -> str:
-    """One tier's rollout gate in words: green since when, days to go, or what holds it."""
+def gate_line(gate: Gate, *, at: str) -> str:
+    """A tier's rollout gate in words, as of ``at``: the one wording, wherever it is shown
+    (``rollout status``/``gate``, the snapshot's table, Markdown and page)."""
     if gate.green:
-        since = f"since {gate.green_since}" if gate.green_since else "(nothing applicable)"
-        return f"tier {gate.tier} gate: green {since}, {gate.days}-day window met"
+        since = f"ok since {gate.green_since}" if gate.green_since else "nothing applicable"
+        return f"tier {gate.tier}: green for the {gate.days}-day window at {at} ({since})"
     earliest = f"; green at {gate.green_at} at the earliest" if gate.green_at else ""
-    first = gate.holds[0].message if gate.holds else ""
-    more = f" (+{len(gate.holds) - 1} more)" if len(gate.holds) > 1 else ""
-    return f"tier {gate.tier} gate: held by {first}{more}{earliest}"
+    return (
+        f"tier {gate.tier}: held back at {at} ({len(gate.holds)} hold(s), "
+        f"{gate.days}-day window){earliest}"
+    )
+
+
+def hold_line(message: str) -> str:
+    """One hold under its gate's line, made safe for a terminal."""
+    return visible(f"  held: {message}")
 
 
 def run_line(run: DailyRun) -> str:
@@ -77,14 +170,19 @@ def run_line(run: DailyRun) -> str:
     return f"last daily run: {run.started_at} to {run.finished_at} ({steps})"
 
 
-def _footer(snapshot: Snapshot) -> list[str]:
+def _footer(snapshot: FleetSnapshot) -> list[str]:
+    """The lines under the table: totals, the last daily run, each gate (its line, then
+    its first hold), the keys to ``!`` and ``*``, and the warnings."""
     lines = [
         f"{snapshot.totals.repos} repos, {snapshot.totals.migrated} migrated; "
         f"generated {snapshot.generated_at} by {snapshot.generator}",
     ]
     if snapshot.last_run is not None:
         lines.append(run_line(snapshot.last_run))
-    lines += [gate_line(gate) for gate in snapshot.gates or ()]
+    for gate in snapshot.gates or ():
+        lines.append(gate_line(gate, at=snapshot.generated_at))
+        if gate.holds:
+            lines.append(hold_line(gate.holds[0].message))
     cells = [c for r in snapshot.rows for c in (r.integrations or {}).values()]
     if any(c.needs_human for c in cells):
         lines.append("! = a recovery waits for a human: petrova state promote")
@@ -103,38 +201,40 @@ def _footer(snapshot: Snapshot) -> list[str]:
     return lines
 
 
-def snapshot_table(snapshot: Snapshot) -> bytes:
+def snapshot_table(snapshot: FleetSnapshot) -> bytes:
     headers, rows = _snapshot_grid(snapshot)
     text = text_table(headers, rows) + "\n" + "\n".join(_footer(snapshot)) + "\n"
     return text.encode()
 
 
-def snapshot_markdown(snapshot: Snapshot) -> bytes:
+def snapshot_markdown(snapshot: FleetSnapshot) -> bytes:
     headers, rows = _snapshot_grid(snapshot)
     rows = [[f"`{r[0]}`", *r[1:]] for r in rows]
     parts = [f"# Fleet snapshot {snapshot.generated_at}\n", markdown_table(headers, rows)]
     footer = _footer(snapshot)
     parts.append("\n" + footer[0] + "\n")
     if len(footer) > 1:
-        parts.append("\n" + "\n".join(f"- {line}" for line in footer[1:]) + "\n")
+        items = [f"  - {line[2:]}" if line.startswith("  ") else f"- {line}" for line in footer[1:]]
+        parts.append("\n" + "\n".join(items) + "\n")
     return "".join(parts).encode()
 
 
-def snapshot_html(snapshot: Snapshot) -> bytes:
+def snapshot_html(snapshot: FleetSnapshot) -> bytes:
     # Imported here so that commands which never draw a page do not load the renderer.
     from petrova.render.html import default_titles, render_html
 
     return render_html(snapshot, titles=default_titles())
 
 
-def snapshot_openmetrics(snapshot: Snapshot) -> bytes:
+def snapshot_openmetrics(snapshot: FleetSnapshot) -> bytes:
     from petrova.render.metrics import snapshot_openmetrics as metrics
 
     return metrics(snapshot)
 
 
-#: The reporters of ``snapshot --format`` besides ``json``, which is the document itself.
-SNAPSHOT_FORMATS: dict[str, Callable[[Snapshot], bytes]] = {
+#: The renderers of the typed snapshot; JSON is the document itself, encoded once by
+#: the pipeline (``fleet.snapshot.Made.data``).
+SNAPSHOT_FORMATS: dict[str, Callable[[FleetSnapshot], bytes]] = {
     "table": snapshot_table,
     "markdown": snapshot_markdown,
     "html": snapshot_html,

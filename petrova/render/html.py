@@ -27,15 +27,15 @@ import orjson
 
 from petrova.models import (
     ROLES,
-    CellHistoryEntry,
-    Snapshot,
-    SnapshotCell,
-    SnapshotRow,
-    TierGate,
+    Dot,
+    FleetRow,
+    FleetSnapshot,
+    Gate,
+    Mark,
     format_timestamp,
     parse_timestamp,
 )
-from petrova.render.formats import gate_line, run_line
+from petrova.render.formats import gate_line, run_line, snapshot_document
 from petrova.render.metrics import DailyRun
 
 #: The dot's class suffix for a row that has no ``integrations`` yet.
@@ -206,19 +206,19 @@ def _dash(value: str | None) -> str:
     return value if value else "—"
 
 
-def grouped_rows(snapshot: Snapshot) -> list[SnapshotRow]:
+def grouped_rows(snapshot: FleetSnapshot) -> list[FleetRow]:
     """Rows by tier, then role (in the models' role order), then registry order."""
     role_rank = {role: i for i, role in enumerate(ROLES)}
     return sorted(snapshot.rows, key=lambda r: (r.tier, role_rank.get(r.role, len(ROLES))))
 
 
-def _row_statuses(row: SnapshotRow) -> list[str]:
+def _row_statuses(row: FleetRow) -> list[str]:
     if row.integrations is None:
         return [UNMIGRATED]
     return [cell.status for cell in row.integrations.values()]
 
 
-def _row_rank(row: SnapshotRow) -> int:
+def _row_rank(row: FleetRow) -> int:
     return min((STATUS_RANK.index(s) for s in _row_statuses(row)), default=len(STATUS_RANK))
 
 
@@ -240,12 +240,12 @@ def _time(value: str) -> str:
     return f'<time datetime="{_attr(value)}">{_text(_when(value))}</time>'
 
 
-def cell_history(cell: SnapshotCell) -> Sequence[CellHistoryEntry]:
+def cell_history(cell: Dot) -> Sequence[Mark]:
     """The recent outcomes a cell carries, oldest first (none in older snapshots)."""
     return cell.history or ()
 
 
-def _strip(marks: Sequence[CellHistoryEntry]) -> str:
+def _strip(marks: Sequence[Mark]) -> str:
     """The small marks drawn beside a dot: for the eye only, the list says it in words."""
     if not marks:
         return ""
@@ -253,10 +253,10 @@ def _strip(marks: Sequence[CellHistoryEntry]) -> str:
     return f'<span class="strip" aria-hidden="true">{inner}</span>'
 
 
-def _runs(marks: Sequence[CellHistoryEntry]) -> list[list[CellHistoryEntry]]:
+def _runs(marks: Sequence[Mark]) -> list[list[Mark]]:
     """Newest first, consecutive equal outcomes without a detail folded into one run
     (newest mark first): a week of ``ok`` is one line, not seven."""
-    runs: list[list[CellHistoryEntry]] = []
+    runs: list[list[Mark]] = []
     for mark in reversed(marks):
         last = runs[-1][-1] if runs else None
         plain = last is not None and not mark.detail and not last.detail
@@ -267,7 +267,7 @@ def _runs(marks: Sequence[CellHistoryEntry]) -> list[list[CellHistoryEntry]]:
     return runs
 
 
-def _history_list(marks: Sequence[CellHistoryEntry]) -> str:
+def _history_list(marks: Sequence[Mark]) -> str:
     if not marks:
         return "<p>No probe outcome recorded yet.</p>"
     items: list[str] = []
@@ -285,7 +285,7 @@ def _history_list(marks: Sequence[CellHistoryEntry]) -> str:
     return f'<p>Recent outcomes, newest first:</p><ol class="hist">{"".join(items)}</ol>'
 
 
-def _cell_html(cell: SnapshotCell, title: str) -> str:
+def _cell_html(cell: Dot, title: str) -> str:
     """A dot as a disclosure: the summary says the status once; opening it (click, or
     Tab and Enter) shows the inputs and the recent outcomes, as text."""
     status = cell.status
@@ -326,7 +326,7 @@ def _unmigrated_html(title: str) -> str:
     )
 
 
-def _row_html(position: int, row: SnapshotRow, ids: list[str], titles: Mapping[str, str]) -> str:
+def _row_html(position: int, row: FleetRow, ids: list[str], titles: Mapping[str, str]) -> str:
     statuses = _row_statuses(row)
     tokens = sorted(set(statuses), key=STATUS_RANK.index)
     if row.integrations is not None and any(c.needs_human for c in row.integrations.values()):
@@ -369,7 +369,7 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _table(snapshot: Snapshot, titles: Mapping[str, str]) -> str:
+def _table(snapshot: FleetSnapshot, titles: Mapping[str, str]) -> str:
     """One ``<tbody>`` per tier, led by its group header, so that the table itself says
     which rows a tier holds (and the script can sort within the table without losing it)."""
     ids = list(snapshot.integration_ids)
@@ -401,7 +401,7 @@ def _table(snapshot: Snapshot, titles: Mapping[str, str]) -> str:
     )
 
 
-def _legend_and_totals(snapshot: Snapshot) -> str:
+def _legend_and_totals(snapshot: FleetSnapshot) -> str:
     counts: Counter[str] = Counter()
     needs_human = 0
     for row in snapshot.rows:
@@ -448,7 +448,7 @@ def _legend_and_totals(snapshot: Snapshot) -> str:
     )
 
 
-def _controls(snapshot: Snapshot) -> str:
+def _controls(snapshot: FleetSnapshot) -> str:
     status_options = "".join(
         f'<option value="{s}">{_text(STATUS_LABELS[s])}</option>' for s in STATUS_RANK
     )
@@ -468,7 +468,7 @@ def _controls(snapshot: Snapshot) -> str:
     )
 
 
-def gate_progress(gate: TierGate, now: datetime) -> tuple[int, str]:
+def gate_progress(gate: Gate, now: datetime) -> tuple[int, str]:
     """Whole days of green time the gate has counted (capped at its window), and what it
     waits for in words: the window's end, or what restarts the clock."""
     days = 0
@@ -482,7 +482,7 @@ def gate_progress(gate: TierGate, now: datetime) -> tuple[int, str]:
     return days, "the clock starts again once nothing holds the tier"
 
 
-def _gates(snapshot: Snapshot) -> str:
+def _gates(snapshot: FleetSnapshot) -> str:
     """Each tier's rollout gate: how far toward its window, and what holds it."""
     if snapshot.gates is None:  # a snapshot from before gates were added
         return ""
@@ -503,14 +503,14 @@ def _gates(snapshot: Snapshot) -> str:
             )
         items.append(
             f'<li class="gate gate-{state}" data-tier="{gate.tier}">'
-            f"<b>{_text(gate_line(gate))}</b>{progress}"
+            f"<b>{_text(gate_line(gate, at=snapshot.generated_at))}</b>{progress}"
             + (f"<ul>{holds}</ul>" if holds else "")
             + "</li>"
         )
     return f'<section id="gates"><h2>Rollout gates</h2><ul>{"".join(items)}</ul></section>'
 
 
-def _last_run(snapshot: Snapshot) -> str:
+def _last_run(snapshot: FleetSnapshot) -> str:
     """When the daily job last ran and whether it finished (SPEC §12)."""
     run = snapshot.last_run
     if run is None:
@@ -526,7 +526,7 @@ def _last_run(snapshot: Snapshot) -> str:
     )
 
 
-def _generated(snapshot: Snapshot) -> datetime | None:
+def _generated(snapshot: FleetSnapshot) -> datetime | None:
     try:
         return parse_timestamp(snapshot.generated_at)
     except ValueError:  # an archived file may say anything; the page still renders
@@ -562,7 +562,7 @@ def _stamp(moment: datetime) -> str:
     return format_timestamp(moment)
 
 
-def _warnings(snapshot: Snapshot) -> str:
+def _warnings(snapshot: FleetSnapshot) -> str:
     if not snapshot.warnings:
         return '<section id="warnings"><h2>Warnings</h2><p>No warnings.</p></section>'
     items = "".join(
@@ -577,7 +577,7 @@ def _warnings(snapshot: Snapshot) -> str:
 
 
 def render_html(
-    snapshot: Snapshot,
+    snapshot: FleetSnapshot,
     *,
     titles: Mapping[str, str] | None = None,
     daily: DailyRun | None = None,
@@ -596,7 +596,7 @@ def render_html(
         "base-uri 'none'; form-action 'none'"
     )
     generated = _text(snapshot.generated_at)
-    data = embed_json(snapshot.model_dump(mode="json"))
+    data = embed_json(snapshot_document(snapshot))
     page = (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">\n'

@@ -30,7 +30,7 @@ from prometheus_client.exposition import generate_latest as prometheus_text
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_text
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from petrova.models import CELL_STATUSES, Snapshot, parse_timestamp
+from petrova.models import CELL_STATUSES, FleetSnapshot, parse_timestamp
 
 PREFIX = "petrova"
 
@@ -74,7 +74,7 @@ def _epoch(moment: datetime) -> float:
 class FleetCollector(Collector):
     """The families of one snapshot (and optionally one daily run), collected once."""
 
-    def __init__(self, snapshot: Snapshot | None, daily: DailyRun | None = None) -> None:
+    def __init__(self, snapshot: FleetSnapshot | None, daily: DailyRun | None = None) -> None:
         self.snapshot = snapshot
         self.daily = daily
 
@@ -89,7 +89,7 @@ def _gauge(name: str, doc: str, labels: Sequence[str] = (), unit: str = "") -> G
     return GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=list(labels), unit=unit)
 
 
-def snapshot_families(snapshot: Snapshot) -> Iterator[Metric]:
+def snapshot_families(snapshot: FleetSnapshot) -> Iterator[Metric]:
     """The fleet's families: dots, repos, gates, cells awaiting a human, warnings."""
     now = parse_timestamp(snapshot.generated_at)
     generated = _gauge(
@@ -148,7 +148,7 @@ def snapshot_families(snapshot: Snapshot) -> Iterator[Metric]:
     yield from _gate_families(snapshot, now)
 
 
-def _gate_families(snapshot: Snapshot, now: datetime) -> Iterator[Metric]:
+def _gate_families(snapshot: FleetSnapshot, now: datetime) -> Iterator[Metric]:
     if snapshot.gates is None:  # a snapshot from before gates were added
         return
     green = _gauge("gate_green", "1 when the tier's rollout gate is green, else 0.", ("tier",))
@@ -230,19 +230,19 @@ def daily_families(run: DailyRun) -> Iterator[Metric]:
     yield from (duration, success, code)
 
 
-def _registry(snapshot: Snapshot | None, daily: DailyRun | None) -> CollectorRegistry:
+def _registry(snapshot: FleetSnapshot | None, daily: DailyRun | None) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(snapshot, daily))
     return registry
 
 
-def snapshot_openmetrics(snapshot: Snapshot) -> bytes:
+def snapshot_openmetrics(snapshot: FleetSnapshot) -> bytes:
     """OpenMetrics text of the snapshot (``--format openmetrics``)."""
     data: bytes = openmetrics_text(_registry(snapshot, None))  # type: ignore[no-untyped-call]
     return data
 
 
-def textfile(snapshot: Snapshot | None, daily: DailyRun | None) -> bytes:
+def textfile(snapshot: FleetSnapshot | None, daily: DailyRun | None) -> bytes:
     """Prometheus text format, for the node exporter's textfile collector or a Pushgateway."""
     return prometheus_text(_registry(snapshot, daily))
 

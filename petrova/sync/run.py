@@ -219,9 +219,8 @@ def _wanted_paths(repo: Path, catalogue: Catalogue) -> tuple[list[str], _RepoPro
         contract = load_contract(path, catalogue)
     except PetrovaError:
         return [], None  # the snapshot says what is wrong with it, at its line
-    data = contract.contract.model_dump(mode="json")
     try:
-        return probe_paths(catalogue.schema, data), None
+        return probe_paths(catalogue, contract.contract), None
     except ProbePathUnsafe as exc:
         return exc.safe, _RepoProblem(exc.code, exc.message)
 

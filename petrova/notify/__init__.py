@@ -1,0 +1,1 @@
+"""Telling the humans (SPEC §13): issues, the tracking issue, chat and the pin PR."""
