@@ -429,6 +429,16 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             app = fake.answer_app(method, self.path, headers)
             status, body, extra, counted = app or fake.answer(self.path, headers)
+            self._respond(headers, status, body, extra, counted)
+
+        def _respond(
+            self,
+            headers: dict[str, str],
+            status: int,
+            body: bytes,
+            extra: dict[str, str],
+            counted: bool,
+        ) -> None:
             with fake._lock:
                 fake.requests.append(Seen(self.path, headers, status, counted))
             self.send_response(status)
@@ -452,18 +462,7 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             else:
                 status, body, extra = fake.write(self.command, self.path, headers, raw)
                 counted = status < 400
-            with fake._lock:
-                fake.requests.append(Seen(self.path, headers, status, counted))
-            self.send_response(status)
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.send_header("x-ratelimit-limit", str(fake.limit))
-            self.send_header("x-ratelimit-remaining", str(max(fake.remaining, 0)))
-            self.send_header("x-ratelimit-reset", str(fake.reset))
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._respond(headers, status, body, extra, counted)
 
         do_POST = _write
         do_PATCH = _write

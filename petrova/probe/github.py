@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,14 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from petrova.errors import PetrovaError
-from petrova.files.disk import read_input, write_atomic
+from petrova.net import etags
 from petrova.net.http import Secret
 from petrova.probe.http import Answer, CouldNotLook, Transport, request
 
 DEFAULT_API = "https://api.github.com"
 CACHE_FILE = "probe-etags.json"
-_CACHE_VERSION = 1
 #: Requests kept in hand: a run stops asking while this many or fewer remain.
 RESERVE = 0
 
@@ -147,13 +144,6 @@ def default_cache_dir() -> Path | None:
 
 #: An entity tag as RFC 9110 writes it, visible ASCII only: anything else (a newline, a
 #: character outside Latin-1) could not be sent back in ``If-None-Match``.
-_ETAG = re.compile(r'(?:W/)?"[\x21\x23-\x7e]{0,500}"')
-
-
-def valid_etag(value: object) -> bool:
-    return isinstance(value, str) and _ETAG.fullmatch(value) is not None
-
-
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -179,65 +169,16 @@ def valid_kept(url: str, kept: object) -> bool:
     return False
 
 
-class EtagCache:
-    """``{url: [etag, kept body]}`` in one JSON file; any trouble with it is ignored.
+class EtagCache(etags.EtagCache):
+    """The probes' ETags (``probe-etags.json``).
 
     Only what a ``304`` needs to recompute the same outcome is kept (hook ids, their
     ``active`` flag and the *host* of their URL; a delivery's status code), never a
-    token and never a full webhook URL, which may carry a secret in its query. Every
-    entry is checked on load (:func:`valid_etag`, :func:`valid_kept`): a bad one is
-    dropped, and the file is rewritten without it when the run ends.
+    token and never a full webhook URL, which may carry a secret in its query.
     """
 
     def __init__(self, directory: Path | None) -> None:
-        self.path = None if directory is None else directory / CACHE_FILE
-        self._lock = threading.Lock()
-        self._entries: dict[str, list[Any]] = {}
-        self._dirty = False
-        if self.path is not None:
-            try:
-                data = json.loads(read_input(self.path))
-                if isinstance(data, dict) and data.get("version") == _CACHE_VERSION:
-                    entries = data.get("entries")
-                    if isinstance(entries, dict):
-                        self._entries = {
-                            k: v
-                            for k, v in entries.items()
-                            if isinstance(v, list)
-                            and len(v) == 2
-                            and valid_etag(v[0])
-                            and valid_kept(k, v[1])
-                        }
-                        self._dirty = len(self._entries) != len(entries)
-                    else:
-                        self._dirty = True
-                else:
-                    self._dirty = True
-            except (OSError, ValueError, RecursionError, PetrovaError):
-                self._dirty = True  # absent or corrupt: start afresh, replace it on save
-
-    def get(self, url: str) -> tuple[str, Any] | None:
-        with self._lock:
-            entry = self._entries.get(url)
-        return None if entry is None else (entry[0], entry[1])
-
-    def put(self, url: str, etag: str, kept: Any) -> None:
-        if not (valid_etag(etag) and valid_kept(url, kept)):
-            return  # an odd ETag is not kept: the next run asks in full
-        with self._lock:
-            if self._entries.get(url) != [etag, kept]:
-                self._entries[url] = [etag, kept]
-                self._dirty = True
-
-    def save(self) -> None:
-        if self.path is None or not self._dirty:
-            return
-        document = {"version": _CACHE_VERSION, "entries": dict(sorted(self._entries.items()))}
-        # A cache that cannot be written (a full disk, a FIFO in its place) only means the
-        # next run asks again: never a failed run.
-        with contextlib.suppress(OSError, PetrovaError):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, json.dumps(document, indent=0).encode(), durable=False)
+        super().__init__(None if directory is None else directory / CACHE_FILE, valid_kept)
 
 
 @dataclass

@@ -90,7 +90,12 @@ def test_schedule_and_queueing() -> None:
     assert wf["concurrency"]["group"]
     assert wf["permissions"] == {"contents": "read"}
     # write access for this job only: it commits the ledgers back
-    assert wf["jobs"]["snapshot"]["permissions"] == {"contents": "write"}
+    # state/ back and the pin branches; petrova notify's issues and pin PRs
+    assert wf["jobs"]["snapshot"]["permissions"] == {
+        "contents": "write",
+        "issues": "write",
+        "pull-requests": "write",
+    }
 
 
 def test_every_schedule_runs_the_same_daily_job() -> None:
@@ -401,7 +406,13 @@ def test_each_job_has_the_least_privilege_it_needs() -> None:
     assert workflow()["permissions"] == {"contents": "read"}
     assert job("plan")["permissions"] == {}
     assert job("shard")["permissions"] == {"contents": "write"}  # pushes its ledgers
-    assert job("final")["permissions"] == {"contents": "write"}  # the run record
+    # the run record; notify runs once, here: issues, the pin PRs (never in a shard)
+    assert job("final")["permissions"] == {
+        "contents": "write",
+        "issues": "write",
+        "pull-requests": "write",
+    }
+    assert "issues" not in job("shard")["permissions"]
     for name in ("shard", "final"):
         checkout = job(name)["steps"][0]
         assert checkout["uses"].startswith("actions/checkout@")
