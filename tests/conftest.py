@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -121,6 +124,43 @@ def run_subprocess(
         proc.stderr.decode("utf-8", "replace"),
         proc.stdout,
     )
+
+
+Spawn = Callable[..., subprocess.Popen[bytes]]
+
+
+def reap(proc: subprocess.Popen[bytes], *, group: bool = False) -> None:
+    """Kill ``proc`` if it still runs (its whole process group when it leads one), close
+    its pipes and wait for it: a child left running outlives its test, and its ``Popen``,
+    garbage-collected later, fails whichever test is running then with a
+    ``ResourceWarning`` ("subprocess N is still running") that the suite turns into an
+    error."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            if group:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+    with proc:  # closes stdin, stdout and stderr, then waits
+        pass
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """``subprocess.Popen`` for a test: every child it started is reaped when the test
+    ends, however it ends (a failed assertion, a timeout), even before it was waited for."""
+    started: list[tuple[subprocess.Popen[bytes], bool]] = []
+
+    def start(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc: subprocess.Popen[bytes] = subprocess.Popen(args, **kwargs)
+        started.append((proc, bool(kwargs.get("start_new_session"))))
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc, group in started:
+            reap(proc, group=group)
 
 
 #: The suite's clock: every test runs at this moment unless it is marked ``real_clock``.

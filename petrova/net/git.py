@@ -132,6 +132,12 @@ def helper_text(token_env: str) -> str:
     )
 
 
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL git and every helper it started (its process group, as it leads one)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 class Git:
     """How petrova runs git for one sync: environment, timeout, and the optional token."""
 
@@ -248,6 +254,7 @@ class Git:
         full_env = self.env_for(url)
         if env:
             full_env.update({k: v for k, v in env.items() if k not in _REPO_VARIABLES})
+        data = None if stdin is None else stdin.encode()  # before git starts: cannot fail after
         try:
             proc = subprocess.Popen(
                 ["git", *args],
@@ -266,15 +273,19 @@ class Git:
                 location=Location(None if cwd is None else str(cwd)),
             ) from None
         try:
-            out, err = proc.communicate(
-                None if stdin is None else stdin.encode(), timeout=self.timeout
-            )
+            out, err = proc.communicate(data, timeout=self.timeout)
             timed_out = False
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            _kill_group(proc)
             out, err = proc.communicate()
             timed_out = True
+        except BaseException:
+            # Ctrl-C (KeyboardInterrupt) or any other exit while git runs: git is in its
+            # own session, so the terminal's signal never reached it; unkilled it would go
+            # on after petrova has gone, its Popen never waited for.
+            _kill_group(proc)
+            proc.communicate()
+            raise
         for secret in self._secrets:
             out = out.replace(secret.reveal().encode(), b"***")
         return Result(

@@ -11,13 +11,13 @@ from jsonschema import Draft202012Validator
 
 from petrova.errors import LockTimeout
 from petrova.files.lock import file_lock, lock_path_for
-from tests.conftest import PETROVA_BIN, ROOT, Fleet, Petrova, _clean_env
+from tests.conftest import PETROVA_BIN, ROOT, Fleet, Petrova, Spawn, _clean_env
 
 SCHEMA = json.loads((ROOT / "contracts" / "snapshot.schema.json").read_bytes())
 
 
-def start(fleet: Fleet, output: Path, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+def start(spawn: Spawn, fleet: Fleet, output: Path, *extra: str) -> subprocess.Popen[bytes]:
+    return spawn(
         [str(PETROVA_BIN), "snapshot", *fleet.args(), "-o", str(output), *extra],
         env=_clean_env(None),
         stdout=subprocess.PIPE,
@@ -37,10 +37,10 @@ def assert_complete_snapshot(path: Path) -> None:
     assert doc["totals"]["repos"] == len(doc["rows"]) == 7
 
 
-def test_two_runs_at_once_both_succeed(fleet: Fleet) -> None:
+def test_two_runs_at_once_both_succeed(fleet: Fleet, spawn: Spawn) -> None:
     output = fleet.root / "fleet.json"
     for _ in range(3):
-        procs = [start(fleet, output), start(fleet, output)]
+        procs = [start(spawn, fleet, output), start(spawn, fleet, output)]
         results = [finish(p) for p in procs]
         assert [code for code, _, _ in results] == [0, 0], results
         assert all(out == "" and err == "" for _, out, err in results)  # quiet, unattended
@@ -49,10 +49,10 @@ def test_two_runs_at_once_both_succeed(fleet: Fleet) -> None:
     assert leftovers == [".fleet.json.lock"]  # no temp files left behind
 
 
-def test_two_runs_that_must_not_wait_either_succeed_or_say_so(fleet: Fleet) -> None:
+def test_two_runs_that_must_not_wait_either_succeed_or_say_so(fleet: Fleet, spawn: Spawn) -> None:
     output = fleet.root / "fleet.json"
     for _ in range(3):
-        procs = [start(fleet, output, "--wait", "0"), start(fleet, output, "--wait", "0")]
+        procs = [start(spawn, fleet, output, "--wait", "0") for _ in range(2)]
         results = [finish(p) for p in procs]
         codes = sorted(code for code, _, _ in results)
         assert codes in ([0, 0], [0, 75]), results
@@ -63,10 +63,10 @@ def test_two_runs_that_must_not_wait_either_succeed_or_say_so(fleet: Fleet) -> N
         assert_complete_snapshot(output)
 
 
-def test_runs_queued_behind_a_held_lock_all_complete(fleet: Fleet) -> None:
+def test_runs_queued_behind_a_held_lock_all_complete(fleet: Fleet, spawn: Spawn) -> None:
     output = fleet.root / "fleet.json"
     with file_lock(output, wait=0):
-        procs = [start(fleet, output, "--wait", "60") for _ in range(3)]
+        procs = [start(spawn, fleet, output, "--wait", "60") for _ in range(3)]
         time.sleep(1.0)  # they are all waiting on the lock now (or still starting)
         assert not output.exists()  # nobody wrote while the lock was held
         assert all(p.poll() is None for p in procs)

@@ -17,7 +17,7 @@ import pytest
 from petrova.errors import StateNotCommitted
 from petrova.fleet import daily
 from petrova.fleet.daily import keep_state, run_daily
-from tests.conftest import Fleet, Petrova
+from tests.conftest import Fleet, Petrova, Spawn
 from tests.fleet.test_daily import _plan, _record, control_plane, git
 
 __all__ = ["control_plane"]  # the fixture, shared with tests/fleet/test_daily.py
@@ -62,7 +62,7 @@ def test_an_index_lock_younger_than_the_run_is_left_alone(
 
 
 def test_a_run_killed_during_the_state_commit_is_recovered_by_the_next_run(
-    control_plane: Fleet, petrova: Petrova, tmp_path: Path
+    control_plane: Fleet, petrova: Petrova, tmp_path: Path, spawn: Spawn
 ) -> None:
     """SIGKILL while git commits: index.lock and staged ledgers stay behind; the next run
     clears its own lock, commits the staged ledgers and pushes."""
@@ -90,7 +90,7 @@ def test_a_run_killed_during_the_state_commit_is_recovered_by_the_next_run(
         "commit_state=True, push=True))\n"
     )
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    proc = subprocess.Popen([sys.executable, "-c", script, str(control_plane.root)], env=env)
+    proc = spawn([sys.executable, "-c", script, str(control_plane.root)], env=env)
     try:
         for _ in range(600):
             if mark.exists() and mark.read_text().strip():

@@ -26,8 +26,9 @@ from typing import Any
 
 import pytest
 
+from petrova.clock import MACHINE_ENV
 from petrova.files.disk import sha12
-from tests.conftest import Fleet, Petrova
+from tests.conftest import Fleet, Petrova, Spawn
 from tests.fake_github import FakeGitHub
 from tests.fleet.test_daily_fortnight import CONTRACT, REGISTRY, URL, WIRED, at, epoch, stamp
 from tests.syncfleet import Remotes, isolated_git_env
@@ -105,9 +106,9 @@ class ThreeWeeks:
     def promote(self, where: Path, moment: datetime, *extra: str, integration: str = "ares") -> Any:
         return self.petrova(
             "state", "promote", "kahn-hq", integration, "--by", "human:ada",
-            "--reason", "seen working again", "--now", stamp(moment), "--force", *extra,
+            "--reason", "seen working again", "--now", stamp(moment), *extra,
             "--registry", str(where / "registry.yaml"),
-            env=self.env,
+            env={**self.env, MACHINE_ENV: epoch(moment)},  # a human on that day: no --force
         )  # fmt: skip
 
     def laptop_pr(self, branch: str, edit: dict[str, str], message: str) -> None:
@@ -167,7 +168,7 @@ def _held(doc: dict[str, Any], integration: str) -> str:
 
 
 @pytest.mark.slow  # twenty-one daily runs of real processes
-def test_three_weeks_with_humans_in_the_loop(weeks: ThreeWeeks) -> None:
+def test_three_weeks_with_humans_in_the_loop(weeks: ThreeWeeks, spawn: Spawn) -> None:
     w = weeks
     cp_log = lambda: out(w.origin, "log", "--format=%an|%s", "main").splitlines()  # noqa: E731
 
@@ -266,7 +267,13 @@ def test_three_weeks_with_humans_in_the_loop(weeks: ThreeWeeks) -> None:
     assert _row(doc)["profile"] == "strict"  # the freshly merged registry, the same day
     assert "needs_human" not in _cell(doc, "ares") and _cell(doc, "ares")["status"] == "ok"
     bot_files = out(w.origin, "show", "--name-only", "--format=", "main").split()
-    assert bot_files == ["state/kahn-hq.yaml", "state/runs/daily.json"]  # never the human's
+    # the ledger, the run record and what notify told: the bot's own files, never the human's
+    assert "state/kahn-hq.yaml" in bot_files and "state/runs/daily.json" in bot_files
+    assert not [f for f in bot_files if f.startswith("state/promotions/")], bot_files
+    assert all(
+        f in ("state/kahn-hq.yaml", "state/runs/daily.json") or f.startswith("state/notify/")
+        for f in bot_files
+    ), bot_files
     assert "M state/promotions/kahn-hq.yaml" in out(w.root, "status", "--porcelain")
     git(w.root, *HUMAN, "commit", "-q", "-m", "state: promote kahn-hq ares", "--",
         "state/promotions/kahn-hq.yaml")  # fmt: skip
@@ -294,7 +301,7 @@ def test_three_weeks_with_humans_in_the_loop(weeks: ThreeWeeks) -> None:
     w.github.latency = 30
     record = w.root / "state" / "runs" / "daily.json"
     env = {**os.environ, **w.env, "SOURCE_DATE_EPOCH": epoch(at(18))}
-    proc = subprocess.Popen(
+    proc = spawn(
         [sys.executable, "-m", "petrova", *w.daily_args()],
         env=env,
         stdout=subprocess.DEVNULL,

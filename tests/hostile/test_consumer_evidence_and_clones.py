@@ -28,7 +28,7 @@ from petrova.probe.github import CACHE_FILE
 from petrova.probe.urls import UrlRefused, safe_url
 from petrova.sync.paths import unsafe_reason
 from petrova.sync.workspace import MANIFEST_NAME, read_manifest
-from tests.conftest import FIXED_NOW, PETROVA_BIN, SUITE_ENV, Fleet, Petrova
+from tests.conftest import FIXED_NOW, PETROVA_BIN, SUITE_ENV, Fleet, Petrova, Spawn
 from tests.probe import test_probe
 from tests.probe.test_probe import IDS, World
 from tests.sync import test_sync
@@ -470,7 +470,7 @@ def test_an_overlapping_probe_waits_for_the_run_lock(world: World) -> None:
         assert world.probe().exit_code == 0
 
 
-def test_two_probes_at_once_record_one_outcome_per_cell(world: World) -> None:
+def test_two_probes_at_once_record_one_outcome_per_cell(world: World, spawn: Spawn) -> None:
     for slug in ("one-hq", "two-hq", "three-hq"):
         world.add_repo(slug, {"crumb": world.evidence(slug, "crumb")})
     env = {**os.environ, **SUITE_ENV, **world.env}
@@ -484,10 +484,7 @@ def test_two_probes_at_once_record_one_outcome_per_cell(world: World) -> None:
         "--cache-dir",
         str(world.cache),
     ]
-    runs = [
-        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for _ in range(3)
-    ]
+    runs = [spawn(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
     for proc in runs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from petrova.files.disk import sha12
-from tests.conftest import PETROVA_BIN, Fleet, Petrova, _clean_env
+from tests.conftest import PETROVA_BIN, Fleet, Petrova, Spawn, _clean_env
 from tests.tierfleet import migrate_tier2
 
 #: SIGKILLs per command: enough to land before, during and after the write.
@@ -32,8 +32,10 @@ KILLS = 30
 EPOCH = {"SOURCE_DATE_EPOCH": "1795676400"}
 
 
-def _start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+def _start(
+    spawn: Spawn, args: list[str], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    return spawn(
         [str(PETROVA_BIN), *args],
         env=_clean_env(env),
         stdout=subprocess.DEVNULL,
@@ -57,6 +59,7 @@ def _duration(args: list[str], env: dict[str, str] | None, reset: Callable[[], N
 
 
 def kill_loop(
+    spawn: Spawn,
     args: list[str],
     target: Path,
     *,
@@ -77,7 +80,7 @@ def kill_loop(
     seen = {"old": 0, "new": 0}
     for attempt in range(KILLS):
         reset()
-        proc = _start(args, env)
+        proc = _start(spawn, args, env)
         # Spread the kills over the run, with a share near the end where the write is.
         delay = rng.uniform(0, span) if attempt % 3 else rng.uniform(span * 0.5, span)
         time.sleep(delay)
@@ -108,7 +111,7 @@ def kill_loop(
 
 
 @pytest.mark.slow
-def test_sigkill_during_snapshot_output(fleet: Fleet) -> None:
+def test_sigkill_during_snapshot_output(fleet: Fleet, spawn: Spawn) -> None:
     output = fleet.root / "fleet.json"
     args = ["snapshot", *fleet.args(), "-o", str(output)]
     done = _run(args, {"SOURCE_DATE_EPOCH": "1700000000"})
@@ -116,11 +119,11 @@ def test_sigkill_during_snapshot_output(fleet: Fleet) -> None:
     old = output.read_bytes()
     assert _run(args, EPOCH).returncode == 0
     new = output.read_bytes()
-    kill_loop(args, output, old=old, new=new, parse=json.loads, env=EPOCH, seed=1)
+    kill_loop(spawn, args, output, old=old, new=new, parse=json.loads, env=EPOCH, seed=1)
 
 
 @pytest.mark.slow
-def test_sigkill_during_state_record(fleet: Fleet) -> None:
+def test_sigkill_during_state_record(fleet: Fleet, spawn: Spawn) -> None:
     migrate_tier2(fleet)
     ledger = fleet.state_dir / "kahn-hq.yaml"
     clock = ["--now", "2026-11-26T07:00:00Z"]
@@ -134,11 +137,11 @@ def test_sigkill_during_state_record(fleet: Fleet) -> None:
     assert _run(args).returncode == 0
     new = ledger.read_bytes()
     assert b"pipeline red" in new
-    kill_loop(args, ledger, old=old, new=new, parse=json.loads, seed=2)
+    kill_loop(spawn, args, ledger, old=old, new=new, parse=json.loads, seed=2)
 
 
 @pytest.mark.slow
-def test_sigkill_during_registry_pin(fleet: Fleet) -> None:
+def test_sigkill_during_registry_pin(fleet: Fleet, spawn: Spawn) -> None:
     contract = fleet.root / ".petrova" / "contract.yaml"
     contract.write_bytes(contract.read_bytes() + b"# reviewed again\n")
     old = fleet.registry.read_bytes()
@@ -146,7 +149,7 @@ def test_sigkill_during_registry_pin(fleet: Fleet) -> None:
     assert _run(args).returncode == 0
     new = fleet.registry.read_bytes()
     assert f"contract_sha: {sha12(contract.read_bytes())}".encode() in new
-    kill_loop(args, fleet.registry, old=old, new=new, parse=yaml.safe_load, seed=3)
+    kill_loop(spawn, args, fleet.registry, old=old, new=new, parse=yaml.safe_load, seed=3)
 
 
 # --- concurrency: no outcome is ever lost ------------------------------------------------
@@ -161,11 +164,12 @@ def _history(ledger: Path) -> list[str]:
     )
 
 
-def test_concurrent_records_on_one_ledger_lose_nothing(fleet: Fleet) -> None:
+def test_concurrent_records_on_one_ledger_lose_nothing(fleet: Fleet, spawn: Spawn) -> None:
     migrate_tier2(fleet)
     ids = ["ares", "traceo", "crumb"]
     procs = [
         _start(
+            spawn,
             [
                 "state",
                 "record",
@@ -179,7 +183,7 @@ def test_concurrent_records_on_one_ledger_lose_nothing(fleet: Fleet) -> None:
                 "--now",
                 "2026-11-26T07:00:00Z",
                 *fleet.args(),
-            ]
+            ],
         )
         for i in range(12)
     ]
@@ -191,7 +195,9 @@ def test_concurrent_records_on_one_ledger_lose_nothing(fleet: Fleet) -> None:
 
 
 @pytest.mark.slow
-def test_concurrent_records_with_kills_keep_every_finished_outcome(fleet: Fleet) -> None:
+def test_concurrent_records_with_kills_keep_every_finished_outcome(
+    fleet: Fleet, spawn: Spawn
+) -> None:
     """Some runs are killed, the others finish: every finished one is in the ledger, and a
     killed one is either wholly there or not at all; the ledger always loads."""
     migrate_tier2(fleet)
@@ -202,7 +208,7 @@ def test_concurrent_records_with_kills_keep_every_finished_outcome(fleet: Fleet)
         args = [
             "state", "record", "--from", "-", "--now", "2026-11-26T07:00:00Z", *fleet.args(),
         ]  # fmt: skip
-        proc = subprocess.Popen(
+        proc = spawn(
             [str(PETROVA_BIN), *args],
             env=_clean_env(None),
             stdin=subprocess.PIPE,

@@ -4,7 +4,7 @@ promotion follows an observed recovery; an override; what restarts the gate's wi
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from petrova.clock import MACHINE_ENV
 from petrova.ledger.merge import merge_promotions
 from petrova.ledger.rules import apply_outcome, check_cell
 from petrova.ledger.window import green_window
@@ -167,15 +168,24 @@ def _day(petrova: Petrova, fleet: Fleet, n: int, **overrides: str) -> None:
     parsed = {tuple(k.replace("_", "-", 1).split("__")): v for k, v in overrides.items()}
     path = write_batch(fleet, f"day{n}", all_ok(day(n), overrides=parsed))  # type: ignore[arg-type]
     run = petrova(
-        "state", "record", "--from", str(path), "--now", day(n, 0.1), "--force", *fleet.args()
+        "state", "record", "--from", str(path), "--now", day(n, 0.1), *fleet.args(),
+        env=_machine_at(day(n, 0.1)),
     )  # fmt: skip
     assert run.exit_code == 0, run.stderr
+
+
+def _machine_at(moment: str) -> dict[str, str]:
+    """The machine's clock at ``moment`` as well as petrova's: the story happens on its
+    days, it is no replay, so the future-timestamp guard runs as it does on the cron host
+    (no ``--force``) and would refuse an outcome or promotion ahead of that day."""
+    when = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    return {MACHINE_ENV: str(int(when.timestamp()))}
 
 
 def _promote(petrova: Petrova, fleet: Fleet, at: str, *extra: str) -> Any:
     return petrova(
         "state", "promote", "kahn-hq", "ares", "--by", "human:ada", "--reason", "looked",
-        "--now", at, "--force", *extra, *fleet.args(),
+        "--now", at, *extra, *fleet.args(), env=_machine_at(at),
     )  # fmt: skip
 
 
@@ -184,6 +194,22 @@ def _ares(petrova: Petrova, fleet: Fleet, at_epoch: str) -> dict[str, Any]:
     assert snap.exit_code == 0, snap.stderr
     cell: dict[str, Any] = json.loads(snap.stdout)["rows"][1]["integrations"]["ares"]
     return cell
+
+
+def test_a_promotion_ahead_of_the_machines_clock_is_refused(tier2: Fleet, petrova: Petrova) -> None:
+    """Without --force the real guard runs: a promotion dated day 4 on a machine at day 3."""
+    _day(petrova, tier2, 0)
+    for n in (1, 2):
+        _day(petrova, tier2, n, kahn_hq__ares="failing")
+    _day(petrova, tier2, 3)
+    run = petrova(
+        "state", "promote", "kahn-hq", "ares", "--by", "human:ada", "--reason", "looked",
+        "--now", day(4), *tier2.args(), env=_machine_at(day(3, 1)),
+    )  # fmt: skip
+    assert run.exit_code == 2, run.stderr
+    assert "TIMESTAMP_IN_FUTURE" in run.stderr
+    assert not (tier2.state_dir / "promotions" / "kahn-hq.yaml").exists()
+    assert _promote(petrova, tier2, day(3, 1)).exit_code == 0  # on day 3 it is taken
 
 
 def test_promote_is_refused_while_the_newest_outcome_is_not_ok(

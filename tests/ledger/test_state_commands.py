@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from petrova.files.lock import file_lock
-from tests.conftest import PETROVA_BIN, Fleet, MachineClock, Petrova, _clean_env
+from tests.conftest import PETROVA_BIN, Fleet, MachineClock, Petrova, Spawn, _clean_env
 from tests.tierfleet import batch, day, epoch, fleet_args, migrate_tier2, state_args
 
 LEDGER = "state/kahn-hq.yaml"
@@ -435,11 +435,11 @@ def test_lock_held_elsewhere(fleet: Fleet, petrova: Petrova) -> None:
     assert not (fleet.root / LEDGER).exists()
 
 
-def test_concurrent_records_lose_nothing(fleet: Fleet) -> None:
+def test_concurrent_records_lose_nothing(fleet: Fleet, spawn: Spawn) -> None:
     """Eight probes report at once; every outcome lands in the ledger."""
     integrations = ["ares", "traceo", "crumb", "lore_cairnet"]
     procs = [
-        subprocess.Popen(
+        spawn(
             [
                 str(PETROVA_BIN), "state", "record", "kahn-hq", integrations[i % 4], "ok",
                 "--at", day(0), "--detail", f"probe {i}", "--now", day(1), *state_args(fleet),

@@ -4,7 +4,9 @@ its own process group killed on timeout, stable error codes), with the real git.
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -49,6 +51,44 @@ def test_a_hung_git_is_killed_with_its_helpers_and_is_a_coded_error(tmp_path: Pa
     assert caught.value.code == "GIT_TIMEOUT"
     assert "git ls-remote did not finish within 1s" in caught.value.message
     # the killed group left no git behind
+    leftovers = [
+        p
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit()
+        and f"127.0.0.1:{port}".encode() in _read(p / "cmdline")
+        and int(p.name) != os.getpid()
+    ]
+    assert leftovers == []
+
+
+def test_git_interrupted_mid_run_is_killed_and_reaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while git runs: git, in its own session, never got the terminal's signal;
+    petrova kills its group and waits for it before the interrupt goes on."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    seen: list[subprocess.Popen[bytes]] = []
+    held: list[socket.socket] = []  # the connection stays open: git cannot give up itself
+    real = subprocess.Popen.communicate
+
+    def interrupted(
+        self: subprocess.Popen[bytes], *args: object, **kwargs: object
+    ) -> tuple[bytes, bytes]:
+        if not seen:  # git's first wait: once it has connected, the operator presses Ctrl-C
+            seen.append(self)
+            held.append(silent.accept()[0])
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(subprocess.Popen, "communicate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Git(timeout=300, environ=_env()).run(["ls-remote", f"http://127.0.0.1:{port}/x/y"])
+    assert seen and seen[0].returncode == -signal.SIGKILL  # killed, and waited for
+    for sock in (*held, silent):
+        sock.close()
     leftovers = [
         p
         for p in Path("/proc").iterdir()

@@ -16,7 +16,7 @@ import pytest
 
 from petrova.net.git import Git
 from petrova.sync.workspace import read_manifest
-from tests.conftest import FIXTURE_FLEET, PETROVA_BIN, Fleet, Petrova, _clean_env
+from tests.conftest import FIXTURE_FLEET, PETROVA_BIN, Fleet, Petrova, Spawn, _clean_env
 from tests.ingest_server import HANG, Answer, IngestServer, Seen, Servers
 from tests.sync.test_sync import KAHN, files_in, keep_only
 from tests.syncfleet import Remotes, contract_text, git, isolated_git_env
@@ -79,14 +79,14 @@ def https_server(ingest: Servers, context: ssl.SSLContext) -> IngestServer:
 
 
 def _sync_against(
-    fleet: Fleet, server: IngestServer, cert: Path, url: str, extra: dict[str, str]
+    spawn: Spawn, fleet: Fleet, server: IngestServer, cert: Path, url: str, extra: dict[str, str]
 ) -> tuple[subprocess.Popen[bytes], int, bytes, bytes]:
     """Sync one repo at ``url`` (the fake git host behind it); returns the process, how
     many git processes were seen with a credential helper, and what petrova said."""
     keep_only(fleet, {"kahn-hq"})
     fleet.registry.write_text(fleet.registry.read_text().replace(KAHN, url))
     env = isolated_git_env({"GIT_SSL_CAINFO": str(cert), "GITHUB_TOKEN": TOKEN, **extra})
-    proc = subprocess.Popen(
+    proc = spawn(
         [str(PETROVA_BIN), "sync", *fleet.args("--workspace", str(fleet.workspace))],
         env=_clean_env(env),
         stdout=subprocess.PIPE,
@@ -115,13 +115,17 @@ def _authorized(server: IngestServer) -> list[str]:
 
 
 def test_the_token_reaches_a_trusted_host_and_no_command_line_or_file(
-    fleet: Fleet, ingest: Servers, tls: tuple[Path, ssl.SSLContext], tmp_path: Path
+    fleet: Fleet,
+    ingest: Servers,
+    tls: tuple[Path, ssl.SSLContext],
+    tmp_path: Path,
+    spawn: Spawn,
 ) -> None:
     cert, context = tls
     server = https_server(ingest, context)
     url = f"https://127.0.0.1:{server.port}/kahn-hq/kahn"
     trust = {"PETROVA_TRUSTED_GIT_HOSTS": f"github.com, 127.0.0.1:{server.port}"}
-    proc, seen_git, out, err = _sync_against(fleet, server, cert, url, trust)
+    proc, seen_git, out, err = _sync_against(spawn, fleet, server, cert, url, trust)
     assert seen_git > 0, err
     authorized = _authorized(server)
     assert authorized, err
@@ -144,7 +148,11 @@ def test_the_token_reaches_a_trusted_host_and_no_command_line_or_file(
     ],
 )
 def test_the_token_never_reaches_a_host_the_operator_did_not_trust(
-    fleet: Fleet, ingest: Servers, tls: tuple[Path, ssl.SSLContext], variant: str
+    fleet: Fleet,
+    ingest: Servers,
+    tls: tuple[Path, ssl.SSLContext],
+    variant: str,
+    spawn: Spawn,
 ) -> None:
     cert, context = tls
     server = https_server(ingest, context)
@@ -171,7 +179,7 @@ def test_the_token_never_reaches_a_host_the_operator_did_not_trust(
     else:
         url = f"{fake}kahn-hq/kahn"
         extra = {"PETROVA_TRUSTED_GIT_HOSTS": f"127.0.0.1:{server.port + 1}"}
-    proc, _seen, out, err = _sync_against(fleet, server, cert, url, extra)
+    proc, _seen, out, err = _sync_against(spawn, fleet, server, cert, url, extra)
     assert server.count() >= 1, err  # git did reach the fake host and was asked to log in
     assert _authorized(server) == [], "the token went to a host the operator did not trust"
     assert proc.returncode == 1
@@ -289,7 +297,7 @@ def assert_in_step(fleet: Fleet, remotes: Remotes, slugs: list[str]) -> None:
 
 @pytest.mark.parametrize("phase", ["cold", "update"])
 def test_a_sync_killed_midway_is_repaired_by_the_next(
-    fleet: Fleet, tmp_path: Path, phase: str
+    fleet: Fleet, tmp_path: Path, phase: str, spawn: Spawn
 ) -> None:
     remotes = Remotes(tmp_path / "git")
     slugs = many_repos(fleet, remotes, 12)
@@ -302,7 +310,7 @@ def test_a_sync_killed_midway_is_repaired_by_the_next(
                 f"https://github.com/fleet/{slug}",
                 {".petrova/contract.yaml": contract_text(slug, f"docs/v{n}.md")},
             )
-    proc = subprocess.Popen([*args, "--jobs", "2"], env=env)
+    proc = spawn([*args, "--jobs", "2"], env=env)
     scratch = fleet.workspace / ".petrova-sync.d"
     for _ in range(2000):  # kill it while some repos are done and others are not
         busy = scratch.is_dir() and any(p.suffix == ".tmp" for p in scratch.iterdir())
