@@ -105,14 +105,4 @@ def test_tests_start_child_processes_only_through_spawn() -> None:
         and path.name not in ("conftest.py", "test_layout.py")
         and starts.search(path.read_text())
     }
-    assert offenders <= _SPAWN_PENDING, sorted(offenders - _SPAWN_PENDING)
-
-
-#: Files still starting children with ``subprocess.Popen`` (they wait on the happy path,
-#: but a failed assertion leaves the rest running): their areas were being changed when
-#: the rule came in; moved to ``spawn``, they leave this set and may not come back.
-_SPAWN_PENDING = {
-    "deploy/test_workflow.py",
-    "fleet/test_daily_shards.py",
-    "notify/test_notify.py",
-}
+    assert not offenders, sorted(offenders)

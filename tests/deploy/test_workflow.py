@@ -22,7 +22,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from petrova.files.yaml_strict import load_yaml_file
-from tests.conftest import PETROVA_BIN, ROOT, Fleet, _clean_env, make_git_repo
+from tests.conftest import PETROVA_BIN, ROOT, Fleet, Spawn, _clean_env, make_git_repo
 from tests.ingest_server import Servers as Ingest
 from tests.ingest_server import store_and_echo
 
@@ -459,7 +459,7 @@ def test_the_plan_step_refuses_a_bad_count(tmp_path: Path) -> None:
 
 
 def test_the_sharded_jobs_run_for_real_and_match_one_runner(
-    host: tuple[Fleet, dict[str, str]], ingest: Ingest, tmp_path: Path
+    host: tuple[Fleet, dict[str, str]], ingest: Ingest, tmp_path: Path, spawn: Spawn
 ) -> None:
     """The shard job's command in N checkouts at once, the artifacts laid out as
     download-artifact does, then the final job's command: the same snapshot as the one
@@ -491,7 +491,7 @@ def test_the_sharded_jobs_run_for_real_and_match_one_runner(
         running.append(
             (
                 root,
-                subprocess.Popen(
+                spawn(
                     ["bash", "-e", "-o", "pipefail", "-c", script],
                     cwd=root,
                     env=_clean_env(shard_env),

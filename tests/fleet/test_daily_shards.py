@@ -21,7 +21,15 @@ from petrova.errors import StateNotPushed, SyncManifestInvalid
 from petrova.files.disk import sha12
 from petrova.fleet.shards import merge_bundles, push_until, shard_ledgers, write_bundle
 from petrova.sync.workspace import read_manifest
-from tests.conftest import FIXED_NOW, PETROVA_BIN, Fleet, Petrova, _clean_env, run_inprocess
+from tests.conftest import (
+    FIXED_NOW,
+    PETROVA_BIN,
+    Fleet,
+    Petrova,
+    Spawn,
+    _clean_env,
+    run_inprocess,
+)
 from tests.sync.test_sync import keep_only, probe_catalogue
 from tests.syncfleet import Remotes, contract_text, git
 
@@ -79,9 +87,9 @@ def checkout(origin: Path, where: Path) -> Path:
 
 
 def start_daily(
-    root: Path, remotes: Remotes, *args: str, env: dict[str, str] | None = None
+    spawn: Spawn, root: Path, remotes: Remotes, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+    return spawn(
         [str(PETROVA_BIN), "daily", "--registry", str(root / "registry.yaml"), *args],
         cwd=root,
         env=_clean_env({**remotes.env(), **(env or {})}),
@@ -97,7 +105,7 @@ def finish(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
 
 
 def test_n_shards_then_final_give_one_runners_snapshot(
-    matrix: tuple[Fleet, Remotes, Path], tmp_path: Path
+    matrix: tuple[Fleet, Remotes, Path], tmp_path: Path, spawn: Spawn
 ) -> None:
     _fleet, remotes, origin = matrix
     # one runner, on a copy of the same origin, for the bytes to compare with
@@ -105,7 +113,7 @@ def test_n_shards_then_final_give_one_runners_snapshot(
     git(tmp_path, "clone", "-q", "--bare", str(origin), str(one_origin))
     one = checkout(one_origin, tmp_path / "one")
     proc = start_daily(
-        one, remotes, "--no-self-update", "-o", str(one / "fleet.json"),
+        spawn, one, remotes, "--no-self-update", "-o", str(one / "fleet.json"),
         "--workspace", str(one / "workspace"), "--commit-state", "--push",
     )  # fmt: skip
     assert finish(proc) == (0, "")
@@ -118,7 +126,7 @@ def test_n_shards_then_final_give_one_runners_snapshot(
         shard = ["--shard", f"{k}/{SHARDS}", "--bundle", str(bundles / f"shard-{k}")]
         where = ["--workspace", str(root / "workspace")]
         push = ["--commit-state", "--push"]
-        running.append(start_daily(root, remotes, "--no-self-update", *shard, *where, *push))
+        running.append(start_daily(spawn, root, remotes, "--no-self-update", *shard, *where, *push))
     for proc in running:
         assert finish(proc) == (0, "")
 
@@ -146,7 +154,7 @@ def test_n_shards_then_final_give_one_runners_snapshot(
     # the final job: a fresh checkout of what the shards pushed, their bundles, no sync
     final = checkout(origin, tmp_path / "final")
     proc = start_daily(
-        final, remotes, "--no-self-update", "--final", "--from-shards", str(bundles),
+        spawn, final, remotes, "--no-self-update", "--final", "--from-shards", str(bundles),
         "-o", str(final / "fleet.json"), "--workspace", str(final / "workspace"),
         "--commit-state", "--push",
         env={"GIT_CONFIG_KEY_0": "url.file:///nonexistent/.insteadOf"},  # no git remote works
@@ -173,7 +181,9 @@ def test_n_shards_then_final_give_one_runners_snapshot(
         root = checkout(origin, tmp_path / f"day2-shard-{k}")
         shard = ["--shard", f"{k}/{SHARDS}", "--workspace", str(root / "workspace")]
         push = ["--commit-state", "--push"]
-        running.append(start_daily(root, remotes, "--no-self-update", *shard, *push, env=next_day))
+        running.append(
+            start_daily(spawn, root, remotes, "--no-self-update", *shard, *push, env=next_day)
+        )
     for proc in running:
         assert finish(proc) == (0, "")
     subjects = git(origin, "log", "--format=%s", "main").splitlines()
@@ -332,7 +342,7 @@ def test_the_budget_gives_a_shard_its_share_of_what_is_left() -> None:
 
 
 def test_shards_probing_at_once_share_the_budget_and_never_see_403(
-    fleet: Fleet, tmp_path: Path
+    fleet: Fleet, tmp_path: Path, spawn: Spawn
 ) -> None:
     from tests.fake_github import FakeGitHub
     from tests.fake_services import FakeService, make_certificate
@@ -355,7 +365,7 @@ def test_shards_probing_at_once_share_the_budget_and_never_see_403(
                 "--json", "--jobs", "4",
             ]  # fmt: skip
             running.append(
-                subprocess.Popen(
+                spawn(
                     argv,
                     env=_clean_env(world.env),
                     stdout=subprocess.PIPE,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Fleet, Petrova
+from tests.conftest import Fleet, Petrova, Spawn
 from tests.fake_github import FakeGitHub
 from tests.ingest_server import Answer, IngestServer, Seen
 from tests.tierfleet import all_ok, day, fleet_args, migrate_tier2, state_args, write_batch
@@ -520,7 +520,7 @@ def test_a_merged_contract_gets_one_pin_pr_that_follows_it_and_closes_when_pinne
 
 
 def test_two_overlapping_runs_send_nothing_twice(
-    tier2: Fleet, petrova: Petrova, github: FakeGitHub, sink: IngestServer
+    tier2: Fleet, petrova: Petrova, github: FakeGitHub, sink: IngestServer, spawn: Spawn
 ) -> None:
     import subprocess
 
@@ -532,7 +532,7 @@ def test_two_overlapping_runs_send_nothing_twice(
     record_day(petrova, tier2, 4, stratt_hq__crumb="failing", kahn_hq__ares="failing")
     argv = [str(PETROVA_BIN), "notify", "--now", day(4, 1), *fleet_args(tier2)]
     procs = [
-        subprocess.Popen(argv, env=_clean_env(e), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        spawn(argv, env=_clean_env(e), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for _ in range(2)
     ]
     for proc in procs:
