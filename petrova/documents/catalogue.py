@@ -65,6 +65,11 @@ class Catalogue:
     def ids(self) -> tuple[str, ...]:
         return tuple(i.id for i in self.integrations)
 
+    @cached_property
+    def current_ids(self) -> frozenset[str]:
+        """The ids as a set: a mapping whose keys are all in it needs no renaming."""
+        return frozenset(self.ids)
+
     def get(self, integration_id: str) -> Integration:
         for integration in self.integrations:
             if integration.id == integration_id:
@@ -90,6 +95,8 @@ class Catalogue:
         and the ``(legacy, current)`` pairs renamed. A legacy key whose current id is also
         present stays as it is, so that the duplicate is reported, not silently merged.
         The one place registry, contract and ledger keys are renamed."""
+        if mapping.keys() <= self.current_ids:  # the usual case: one set test, no renames
+            return dict(mapping), ()
         renamed: list[tuple[str, str]] = []
         out: dict[Any, Any] = {}
         for key, value in mapping.items():

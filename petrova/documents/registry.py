@@ -8,6 +8,7 @@ integration id) come back as warnings for the caller to show.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -178,10 +179,11 @@ def _canonical_ids(data: Any, catalogue: Catalogue) -> Any:
     out_repos: list[Any] = []
     for repo in repos:
         app = repo.get("integrations_applicability") if isinstance(repo, dict) else None
-        if isinstance(app, dict):
+        if isinstance(app, dict) and not app.keys() <= catalogue.current_ids:
             renamed, pairs = catalogue.canonical_keys(app)
-            changed = changed or bool(pairs)
-            repo = {**repo, "integrations_applicability": renamed}
+            if pairs:
+                changed = True
+                repo = {**repo, "integrations_applicability": renamed}
         out_repos.append(repo)
     return {**data, "repos": out_repos} if changed else data
 
@@ -194,6 +196,7 @@ def _check_fleet(
     seen_urls: dict[str, int] = {}
     allowed = ", ".join(catalogue.ids)
     raw_repos = raw.get("repos", [])
+    current = catalogue.current_ids
     control_planes = []
     for index, repo in enumerate(registry.repos):
         base: tuple[str | int, ...] = ("repos", index)
@@ -228,7 +231,11 @@ def _check_fleet(
         if repo.role == "control-plane":
             control_planes.append(index)
         raw_app = raw_repos[index].get("integrations_applicability") or {}
-        unknown = [key for key in raw_app if catalogue.resolve(key) is None]
+        unknown = (
+            []
+            if raw_app.keys() <= current
+            else [key for key in raw_app if catalogue.resolve(key) is None]
+        )
         for key in unknown[:_SHOWN_UNKNOWN]:  # locating each of thousands is quadratic
             problems.append(
                 Problem(
@@ -258,6 +265,7 @@ def _check_fleet(
 _BRANCH_FORBIDDEN = frozenset(" ~^:?*[\\\x7f")
 
 
+@functools.lru_cache(maxsize=256)  # pure, and most of a fleet says "main"
 def branch_name_problem(name: str) -> str | None:
     """Why ``name`` is not a branch name git accepts (``git check-ref-format --branch``),
     or None. A pure function, so the registry refuses ``*``, a newline or ``a:b`` at its
@@ -296,9 +304,10 @@ def _soft_findings(
     """Warnings name the field, not the line: they come out the same on either parse path."""
     findings: list[Finding] = []
     raw_repos = raw.get("repos", [])
+    current = catalogue.current_ids
     for index, repo in enumerate(registry.repos):
         raw_app = raw_repos[index].get("integrations_applicability") or {}
-        if repo.migrated:
+        if repo.migrated and not current <= repo.integrations_applicability.keys():
             # A catalogue that gains an integration rolls out: until an operator fills in
             # the migrated repos' applicability for it, their cell shows pending.
             missing = [i for i in catalogue.ids if i not in repo.integrations_applicability]
@@ -313,14 +322,14 @@ def _soft_findings(
                         locate(("repos", index, "integrations_applicability")),
                     )
                 )
-        for key in raw_app:
-            current = catalogue.resolve(key)
-            if current is not None and current != key:
+        for key in () if raw_app.keys() <= current else raw_app:
+            resolved = catalogue.resolve(key)
+            if resolved is not None and resolved != key:
                 findings.append(
                     Finding(
                         repo.slug,
                         LEGACY_INTEGRATION_ID,
-                        f"integration id {key!r} was renamed to {current!r}; update the key",
+                        f"integration id {key!r} was renamed to {resolved!r}; update the key",
                         locate(("repos", index, "integrations_applicability", key)),
                     )
                 )

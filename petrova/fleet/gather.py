@@ -12,6 +12,7 @@ repo never hides the rest of the fleet.
 from __future__ import annotations
 
 import os
+from collections.abc import Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -31,7 +32,7 @@ from petrova.errors import (
 )
 from petrova.files.disk import StrPath, confined
 from petrova.ledger.rules import Observation
-from petrova.ledger.store import ledger_name, read_observations
+from petrova.ledger.store import ledger_name, promotion_names, read_observations
 from petrova.models import DeclaredStatus, Notice, RepoEntry, applicability_value
 from petrova.sync.workspace import SyncRecord, read_manifest
 
@@ -130,12 +131,20 @@ def read_contract(root: StrPath, catalogue: Catalogue) -> ContractRead:
     return ContractRead(shown, loaded.contract.slug, loaded.sha, declared, loaded=loaded)
 
 
-def read_ledger(state_dir: StrPath, slug: str, catalogue: Catalogue) -> LedgerRead:
+def read_ledger(
+    state_dir: StrPath,
+    slug: str,
+    catalogue: Catalogue,
+    promotions: Container[str] | None = None,
+) -> LedgerRead:
     """A ledger's observations; only petrova writes ledgers, so a link is refused (the
-    read opens it without following one: ``UNSAFE_PATH``)."""
+    read opens it without following one: ``UNSAFE_PATH``). ``promotions``: see
+    :func:`petrova.ledger.store.read_observations`."""
     shown = ledger_name(state_dir, slug)
     try:
-        return LedgerRead(shown, read_observations(shown, catalogue, slug=slug))
+        return LedgerRead(
+            shown, read_observations(shown, catalogue, slug=slug, promotions=promotions)
+        )
     except FileNotFoundError:
         return LedgerRead(shown, missing=True)
     except PetrovaError as exc:
@@ -160,6 +169,7 @@ def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -
     own = str(loaded.path.parent)  # strings, not pathlib: this loop runs once per repo
     states = os.fspath(state_dir)
     clones = None if workspace is None else os.fspath(workspace)
+    promotions = promotion_names(states)
     for entry in loaded.registry.repos:
         if not entry.migrated:
             continue
@@ -173,7 +183,7 @@ def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -
         )
         contract = read_contract(root, catalogue) if root is not None else None
         declared, unread = declared_for(entry, contract, catalogue, warnings)
-        ledger = read_ledger(states, entry.slug, catalogue)
+        ledger = read_ledger(states, entry.slug, catalogue, promotions)
         observed = _observed_for(entry, ledger, warnings)
         sha = contract.sha if contract is not None and declared is not None else None
         record = synced.get(entry.slug)

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 from petrova.fleet.gather import NOTHING_READ, FleetInputs, RepoInputs
 from petrova.ledger.rules import Observation
-from petrova.ledger.window import RESTART_WORDS, green_window
+from petrova.ledger.window import RESTART_WORDS, Window, green_window
 from petrova.models import (
     CellView,
     Dot,
@@ -82,12 +82,25 @@ def rollout_report(
         since: list[str] = []
         for integration, dot in row.integrations.items():
             stored = observed.get(integration) if observed is not None else None
-            view = _cell_view(integration, dot, stored, pin=entry.contract_sha)
+            # the window rule once per cell: the view and the hold line both read it
+            counted = (
+                green_window(stored.history, pin=entry.contract_sha)
+                if stored is not None and dot.status == "ok" and dot.declared == "wired"
+                else None
+            )
+            view = _cell_view(integration, dot, counted)
             cells.append(view)
             if not view.applicable:
                 continue
             hold = _hold(
-                entry.slug, view, dot, stored, now=now, window=window, pin=entry.contract_sha
+                entry.slug,
+                view,
+                dot,
+                stored,
+                now=now,
+                window=window,
+                pin=entry.contract_sha,
+                counted=counted,
             )
             if hold is not None:
                 holds.append(hold)
@@ -133,16 +146,15 @@ def counted_since(seen: Observation, pin: str | None) -> str | None:
     return green_window(seen.history, pin=pin).start
 
 
-def _restart_note(stored: Observation, pin: str | None) -> str:
+def _restart_note(window: Window) -> str:
     """`` (window restarted at T by ...)`` when something in the kept history did."""
-    if green_window(stored.history, pin=pin).restart is None:
+    if window.restart is None:
         return ""
-    return f" (window {_restarted(stored, pin)})"
+    return f" (window {_restarted(window)})"
 
 
-def _restarted(stored: Observation, pin: str | None) -> str:
+def _restarted(window: Window) -> str:
     """What restarted the cell's window last, in words for a hold line (SPEC §12)."""
-    window = green_window(stored.history, pin=pin)
     if window.restart is None:
         return "nothing in the kept history restarted it"
     return f"restarted at {window.restarted_at} by {RESTART_WORDS[window.restart]}"
@@ -155,18 +167,13 @@ def _restarted(stored: Observation, pin: str | None) -> str:
 _LATEST = datetime.max.replace(tzinfo=UTC, microsecond=0)
 
 
-def _cell_view(
-    integration: str, dot: Dot, stored: Observation | None, *, pin: str | None
-) -> CellView:
+def _cell_view(integration: str, dot: Dot, counted: Window | None) -> CellView:
+    """``counted``: the cell's window (:func:`green_window`) when it is ok and wired."""
     declared = dot.declared
     applicable = not (dot.applicability == "not_applicable" or declared == "not_applicable")
-    counted = (
-        counted_since(stored, pin)
-        if stored is not None and dot.status == "ok" and declared == "wired"
-        else None
-    )
+    since = counted.start if counted is not None else None
     override = dot.override is not None
-    return CellView(integration, dot.status, applicable, dot.needs_human, counted, override)
+    return CellView(integration, dot.status, applicable, dot.needs_human, since, override)
 
 
 def _hold(
@@ -178,8 +185,11 @@ def _hold(
     now: datetime,
     window: timedelta,
     pin: str | None = None,
+    counted: Window | None = None,
 ) -> Hold | None:
-    """Why this applicable cell holds its tier back, or ``None`` when it is green."""
+    """Why this applicable cell holds its tier back, or ``None`` when it is green.
+
+    ``counted``: the cell's window when the caller has it already."""
     name = f"{slug} {view.integration}"
     status = view.status
     if status == "pending":
@@ -216,7 +226,7 @@ def _hold(
     if view.ok_since is None:
         if dot.declared is None:
             return None  # the repo's contract_unknown hold says it once for every cell
-        restarted = green_window(stored.history, pin=pin)
+        restarted = counted if counted is not None else green_window(stored.history, pin=pin)
         return Hold(
             slug,
             view.integration,
@@ -225,10 +235,12 @@ def _hold(
             restarted.restarted_at,
             None,
             f"{name}: ok, but the dot's green time has not started: the window was "
-            f"{_restarted(stored, pin)}; the {window.days}-day clock starts at the next ok "
+            f"{_restarted(restarted)}; the {window.days}-day clock starts at the next ok "
             "outcome checked against the pinned contract (evidence_sha of the pin)",
         )
     ok_since = parse_timestamp(view.ok_since)
+    if counted is None:
+        counted = green_window(stored.history, pin=pin)
     if now - ok_since < window:
         green_at = format_timestamp(min(ok_since, _LATEST - window) + window)
         return Hold(
@@ -239,7 +251,7 @@ def _hold(
             view.ok_since,
             green_at,
             f"{name}: ok since {view.ok_since}, {_span(now - ok_since)} of "
-            f"{window.days}d{_restart_note(stored, pin)}; green at {green_at} if every "
+            f"{window.days}d{_restart_note(counted)}; green at {green_at} if every "
             "outcome until then is ok",
         )
     return None

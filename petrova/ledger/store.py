@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+import stat
+from collections.abc import Container, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from petrova.files.disk import StrPath, WriteVerb, decode_text, read_as, write_a
 from petrova.files.json_strict import orjson_unique, to_json_bytes
 from petrova.files.yaml_strict import YamlDocument, parse_yaml
 from petrova.ledger.merge import merge_promotions, promotion_key
-from petrova.ledger.promotions import promotions_path, read_promotions
+from petrova.ledger.promotions import PROMOTIONS_DIR, promotions_path, read_promotions
 from petrova.ledger.rules import Observation, check_cell, observe
 from petrova.models import (
     LEDGER_KEYS,
@@ -79,16 +80,46 @@ def load_ledger(path: Path, catalogue: Catalogue, *, slug: str) -> Ledger:
     return _parse_raw(_read_raw(path, shown), shown, catalogue, slug=slug)
 
 
-def read_observations(path: StrPath, catalogue: Catalogue, *, slug: str) -> dict[str, Observation]:
+def promotion_names(state_dir: StrPath) -> frozenset[str] | None:
+    """The names in ``state_dir/promotions`` when it is a plain folder, none when it is
+    absent; ``None`` (ask each read) for anything else, such as a link, which each read
+    then refuses as it always did.
+
+    One listing for a whole fleet instead of a failed open, two link checks and a few
+    path objects per repo: most repos have no promotions file.
+    """
+    folder = os.path.join(state_dir, PROMOTIONS_DIR)  # noqa: PTH118
+    try:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return None
+        return frozenset(os.listdir(folder))  # noqa: PTH208
+    except FileNotFoundError:
+        return frozenset()
+    except OSError:
+        return None
+
+
+def read_observations(
+    path: StrPath,
+    catalogue: Catalogue,
+    *,
+    slug: str,
+    promotions: Container[str] | None = None,
+) -> dict[str, Observation]:
     """What the snapshot and the gate need of one ledger, by integration in catalogue order.
 
     A ledger whose seal holds is read straight from its JSON, without pydantic and
     without replaying its history; any other goes through :func:`load_ledger`'s full
     check, which reports each problem at its line. ``FileNotFoundError`` passes through.
+    ``promotions`` is :func:`promotion_names` of the ledger's folder, listed once by a
+    caller that reads many ledgers; a repo whose file is not there has no promotions.
     """
     shown = str(path)
     raw = _read_raw(path, shown)
-    promoted = read_promotions(promotions_path(Path(path).parent, slug), catalogue, slug=slug)
+    if promotions is not None and f"{slug}.yaml" not in promotions:
+        promoted = {}
+    else:
+        promoted = read_promotions(promotions_path(Path(path).parent, slug), catalogue, slug=slug)
     cells = _sealed_cells(raw, catalogue, slug=slug)
     if promoted and (cells is None or _any_pending_safe(cells, promoted)):
         # a human's promotion the ledger does not hold yet, merged by time: the full reading

@@ -350,3 +350,25 @@ def test_a_linked_promotions_folder_is_refused(
     snap = petrova("snapshot", *fleet_args(tier2), env={"SOURCE_DATE_EPOCH": epoch(3, 2)})
     codes = {w["code"] for w in json.loads(snap.stdout)["warnings"] if w["slug"] == "kahn-hq"}
     assert "STATE_UNREADABLE" in codes  # a linked folder is never read either
+
+
+def test_a_linked_promotions_file_is_refused_and_the_other_repos_read_as_usual(
+    tier2: Fleet, petrova: Petrova, tmp_path: Path
+) -> None:
+    """The snapshot lists the promotions folder once: a repo whose file is there is still
+    read the careful way (a link refused), and a repo without one reads no file."""
+    _day(petrova, tier2, 0)
+    before = petrova("snapshot", *fleet_args(tier2), env={"SOURCE_DATE_EPOCH": epoch(0, 1)})
+    target = tmp_path / "promotions.yaml"
+    target.write_text("schema_version: 1\nslug: kahn-hq\npromotions: []\n")
+    (tier2.state_dir / "promotions").mkdir()
+    (tier2.state_dir / "promotions" / "kahn-hq.yaml").symlink_to(target)
+    snap = petrova("snapshot", *fleet_args(tier2), env={"SOURCE_DATE_EPOCH": epoch(0, 1)})
+    by_slug: dict[str, set[str]] = {}
+    for w in json.loads(snap.stdout)["warnings"]:
+        by_slug.setdefault(w["slug"], set()).add(w["code"])
+    assert "STATE_UNREADABLE" in by_slug["kahn-hq"]
+    rows = {r["slug"]: r for r in json.loads(snap.stdout)["rows"]}
+    old = {r["slug"]: r for r in json.loads(before.stdout)["rows"]}
+    others = [slug for slug in rows if slug != "kahn-hq"]
+    assert others and all(rows[s] == old[s] for s in others)
