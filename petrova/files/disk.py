@@ -169,22 +169,33 @@ def _open_below(root: StrPath, path: StrPath, display: str) -> int:
     if not full.startswith(prefix) or parts[0] == os.pardir:
         raise UnsafePath(f"is not inside {root}", location=Location(str(path)))
     last = len(parts) - 1
-    folder = os.open(top, _FOLDER & ~os.O_NOFOLLOW)
+    # The first component is opened through the root's own path (the root is followed,
+    # its last component is not) rather than from a descriptor on the root: one open and
+    # one close fewer for each of a snapshot's 9,000 contracts, the same refusals.
+    folder = _open_part(root, parts, 0, os.path.join(top, parts[0]), None, last)  # noqa: PTH118
     try:
-        for index, part in enumerate(parts):
-            try:
-                fd = os.open(part, _LAST if index == last else _FOLDER, dir_fd=folder)
-            except OSError as exc:
-                here = os.path.join(root, *parts[: index + 1])  # noqa: PTH118
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(here):  # noqa: PTH114
-                    raise UnsafePath(_LINK_REFUSED, location=Location(here)) from None
-                raise
+        for index in range(1, last + 1):
+            fd = _open_part(root, parts, index, parts[index], folder, last)
             os.close(folder)
             folder = fd
     except BaseException:
         os.close(folder)
         raise
     return folder
+
+
+def _open_part(
+    root: StrPath, parts: list[str], index: int, name: str, folder: int | None, last: int
+) -> int:
+    """Open ``parts[index]`` (as ``name``, from ``folder``) without following a link: a
+    folder on the way down, or the file at its end; a link is ``UNSAFE_PATH``."""
+    try:
+        return os.open(name, _LAST if index == last else _FOLDER, dir_fd=folder)
+    except OSError as exc:
+        here = os.path.join(root, *parts[: index + 1])  # noqa: PTH118
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(here):  # noqa: PTH114
+            raise UnsafePath(_LINK_REFUSED, location=Location(here)) from None
+        raise
 
 
 def file_kind(mode: int) -> str:
