@@ -235,6 +235,9 @@ class ApplicabilityDetail(Model):
 
 
 def _applicability_kind(value: Any) -> str:
+    # Called for each of a registry's 40,000 cells: the usual plain word first.
+    if type(value) is str:
+        return "Value"
     return "Detail" if isinstance(value, dict | ApplicabilityDetail) else "Value"
 
 

@@ -88,8 +88,8 @@ NOT_FAST: Any = object()
 _FAST_MAX_DEPTH = 100
 
 
-#: Opening brackets as +1 and closing ones as -1, everything else dropped.
-_BRACKETS_ONLY = re.compile(r"[^\[\]{}]+")
+#: Every byte but the four brackets, for ``bytes.translate`` to drop.
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 
 
 def _flow_too_deep(text: str) -> bool:
@@ -97,8 +97,10 @@ def _flow_too_deep(text: str) -> bool:
     if text.count("[") + text.count("{") <= _FAST_MAX_DEPTH:
         return False
     depth = 0
-    for bracket in _BRACKETS_ONLY.sub("", text):  # a registry's 40,000 brackets, not 4 MB
-        if bracket in "[{":
+    # The brackets alone (a registry's 40,000, not 4 MB), dropped from the UTF-8 bytes
+    # (no ASCII byte occurs inside a multi-byte character): a third of the regex's cost.
+    for bracket in text.encode("utf-8", "surrogatepass").translate(None, _NOT_BRACKETS):
+        if bracket == 0x5B or bracket == 0x7B:  # [ or {
             depth += 1
             if depth > _FAST_MAX_DEPTH:
                 return True
