@@ -839,14 +839,21 @@ class TierView:
     @property
     def green_at(self) -> str | None:
         """The earliest the tier can be green: when every hold is only a young ``ok``."""
-        holds = self.holds
-        if not holds or any(h.green_at is None for h in holds):
-            return None
-        return max((h.green_at for h in holds if h.green_at), key=parse_timestamp)
+        return _earliest_green(self.holds)
 
     def gate(self, days: int) -> Gate:
-        """This tier's gate as the snapshot carries it."""
-        return Gate(self.tier, days, self.green, self.green_since, self.green_at, self.holds)
+        """This tier's gate as the snapshot carries it (its holds gathered once, not once
+        per property: a tier of a large fleet holds thousands)."""
+        holds = self.holds
+        if holds:
+            return Gate(self.tier, days, False, None, _earliest_green(holds), holds)
+        return Gate(self.tier, days, True, self.green_since, None, holds)
+
+
+def _earliest_green(holds: tuple[Hold, ...]) -> str | None:
+    if not holds or any(h.green_at is None for h in holds):
+        return None
+    return max((h.green_at for h in holds if h.green_at), key=parse_timestamp)
 
 
 @dataclass(frozen=True, slots=True)

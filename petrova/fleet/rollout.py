@@ -116,6 +116,13 @@ _NONE: Mapping[str, Observation] = MappingProxyType({})
 
 def _unknowns(entry: RepoEntry, read: RepoInputs) -> list[Hold]:
     """What the gate cannot know about a migrated repo: each one holds its tier."""
+    if (
+        read.sync_failure is None
+        and read.declared is not None
+        and read.contract_sha == entry.contract_sha
+        and read.ledger_unreadable is None
+    ):
+        return []  # all known: most repos, most days
     slug = entry.slug
     holds: list[Hold] = []
 
@@ -169,11 +176,14 @@ _LATEST = datetime.max.replace(tzinfo=UTC, microsecond=0)
 
 def _cell_view(integration: str, dot: Dot, counted: Window | None) -> CellView:
     """``counted``: the cell's window (:func:`green_window`) when it is ok and wired."""
-    declared = dot.declared
-    applicable = not (dot.applicability == "not_applicable" or declared == "not_applicable")
+    applicable = dot.applicability != "not_applicable" and dot.declared != "not_applicable"
     since = counted.start if counted is not None else None
-    override = dot.override is not None
-    return CellView(integration, dot.status, applicable, dot.needs_human, since, override)
+    # tuple.__new__: a NamedTuple's own constructor is a Python function, twice the cost,
+    # and the gate makes one view per cell
+    return tuple.__new__(
+        CellView,
+        (integration, dot.status, applicable, dot.needs_human, since, dot.override is not None),
+    )
 
 
 def _hold(
@@ -197,8 +207,10 @@ def _hold(
             if dot.declared == "pending"
             else "nothing observed yet"
         )
-        return Hold(
-            slug, view.integration, "pending", status, None, None, f"{name}: pending, {why}"
+        # tuple.__new__ for the common holds (pending, too young), as for the views
+        return tuple.__new__(
+            Hold,
+            (slug, view.integration, "pending", status, None, None, f"{name}: pending, {why}"),
         )
     if stored is None:  # pragma: no cover - only pending cells lack a ledger cell
         return None
@@ -243,16 +255,19 @@ def _hold(
     if counted is None:
         counted = green_window(stored.history, pin=pin)
     span, green_at = young
-    return Hold(
-        slug,
-        view.integration,
-        "too_young",
-        status,
-        view.ok_since,
-        green_at,
-        f"{name}: ok since {view.ok_since}, {span} of "
-        f"{window.days}d{_restart_note(counted)}; green at {green_at} if every "
-        "outcome until then is ok",
+    return tuple.__new__(
+        Hold,
+        (
+            slug,
+            view.integration,
+            "too_young",
+            status,
+            view.ok_since,
+            green_at,
+            f"{name}: ok since {view.ok_since}, {span} of "
+            f"{window.days}d{_restart_note(counted)}; green at {green_at} if every "
+            "outcome until then is ok",
+        ),
     )
 
 
