@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from itertools import chain
 from types import UnionType
 from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
 
@@ -830,7 +831,7 @@ class TierView:
 
     @property
     def holds(self) -> tuple[Hold, ...]:
-        return tuple(h for r in self.repos for h in r.holds)
+        return tuple(chain.from_iterable(r.holds for r in self.repos))
 
     @property
     def green_since(self) -> str | None:

@@ -284,13 +284,12 @@ def _fast_snapshot_checks(catalogue: Catalogue) -> _SnapshotChecks:
 def _distinct_cells(document: Any) -> list[Any] | None:
     """Each cell object of the document once (by identity); ``None`` when the document
     is not shaped so far as to hold them where the schema puts them (then it is invalid)."""
+    cells: dict[int, Any] = {}
     try:
-        cells = {
-            id(cell): cell
-            for row in document["rows"]
-            if "integrations" in row
-            for cell in row["integrations"].values()
-        }
+        for row in document["rows"]:
+            if "integrations" in row:
+                row_cells = row["integrations"].values()
+                cells.update(zip(map(id, row_cells), row_cells, strict=True))
     except (AttributeError, KeyError, TypeError):
         return None
     return list(cells.values())

@@ -93,9 +93,22 @@ def rollout_report(
                 if dot.status == "ok" and dot.declared == "wired" and stored is not None
                 else None
             )
-            view = _cell_view(integration, dot, counted)
+            applicable = dot.applicability != "not_applicable" and dot.declared != "not_applicable"
+            # tuple.__new__: a NamedTuple's own constructor is a Python function, twice
+            # the cost, and the gate makes one view per cell
+            view = tuple.__new__(
+                CellView,
+                (
+                    integration,
+                    dot.status,
+                    applicable,
+                    dot.needs_human,
+                    counted.start if counted is not None else None,
+                    dot.override is not None,
+                ),
+            )
             cells.append(view)
-            if not view.applicable:
+            if not applicable:
                 continue
             hold = _hold(slug, view, dot, stored, now, window, pin, counted)
             if hold is not None:
@@ -172,18 +185,6 @@ def _restarted(window: Window) -> str:
 #: The last second a datetime can hold: ``green_at`` is capped there, so a clock near
 #: year 9999 gives a far-off green_at rather than an OverflowError.
 _LATEST = datetime.max.replace(tzinfo=UTC, microsecond=0)
-
-
-def _cell_view(integration: str, dot: Dot, counted: Window | None) -> CellView:
-    """``counted``: the cell's window (:func:`green_window`) when it is ok and wired."""
-    applicable = dot.applicability != "not_applicable" and dot.declared != "not_applicable"
-    since = counted.start if counted is not None else None
-    # tuple.__new__: a NamedTuple's own constructor is a Python function, twice the cost,
-    # and the gate makes one view per cell
-    return tuple.__new__(
-        CellView,
-        (integration, dot.status, applicable, dot.needs_human, since, dot.override is not None),
-    )
 
 
 def _hold(
