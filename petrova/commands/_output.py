@@ -65,18 +65,21 @@ def guard_output(
     if not stat.S_ISREG(info.st_mode):
         return
     target = (info.st_dev, info.st_ino)
-    candidates = list(inputs)
+    candidates: list[Path | os.DirEntry[str]] = list(inputs)
     for folder in folders:
+        # Directory entries, not paths: a state folder holds a ledger per repo (10,000),
+        # and a pathlib object for each was a fifth of this check.
         with contextlib.suppress(OSError):
-            candidates += [Path(entry.path) for entry in os.scandir(folder)]
+            candidates += list(os.scandir(folder))
     for candidate in candidates:
         try:
-            seen = candidate.stat()
+            seen = candidate.stat()  # following a link, as writing through it would
         except OSError:
             continue
         if (seen.st_dev, seen.st_ino) == target:
+            shown = candidate.path if isinstance(candidate, os.DirEntry) else candidate
             raise OutputIsInput(
-                f"is also an input of this command ({candidate}); writing it would destroy "
+                f"is also an input of this command ({shown}); writing it would destroy "
                 "that input: write the output somewhere else",
                 location=Location(str(output)),
             )

@@ -10,7 +10,7 @@ import click
 from petrova import terminal
 from petrova.commands._options import TIMEOUT_SECONDS
 from petrova.commands._output import say
-from petrova.delivery.publish import DEFAULT_TOKEN_ENV, RetryNote, RetryPolicy
+from petrova.delivery.policy import DEFAULT_TOKEN_ENV, RetryNote, RetryPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 

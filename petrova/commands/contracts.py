@@ -15,7 +15,8 @@ from petrova.delivery.endpoint import (
     lossy_error,
     verify_endpoint,
 )
-from petrova.delivery.publish import RetryPolicy, check_url, token_from_env
+from petrova.delivery.policy import RetryPolicy
+from petrova.delivery.publish import check_url, token_from_env
 from petrova.errors import CheckFailed
 from petrova.files.json_strict import to_json_bytes
 from petrova.fleet.artefacts import write_artefacts

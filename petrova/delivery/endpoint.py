@@ -17,7 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from petrova.delivery.publish import Clock, RetryNote, RetryPolicy, excerpt, request
+from petrova.delivery.policy import RetryNote, RetryPolicy
+from petrova.delivery.publish import Clock, excerpt, request
 from petrova.errors import (
     DuplicateJsonKey,
     FixtureInvalid,

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from petrova import clock
+from petrova.delivery.policy import RetryNote, RetryPolicy
 from petrova.errors import (
     EndpointUrlInvalid,
     IngestFailed,
@@ -47,7 +48,6 @@ from petrova.net.http import (
 )
 from petrova.net.http import request as _http_request
 
-DEFAULT_TOKEN_ENV = "PETROVA_INGEST_TOKEN"
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 #: How much of an answer's body is kept for a failure message.
 EXCERPT_CHARS = 200
@@ -133,36 +133,12 @@ def check_url(url: str, *, option: str, sends_token: bool) -> str:
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded exponential backoff: ``retries`` more attempts after the first."""
-
-    retries: int = 4
-    timeout: float = 30.0
-    backoff: float = 1.0
-    max_backoff: float = 30.0
-    max_retry_after: float = 120.0
-
-    def delay(self, retry_number: int) -> float:
-        """Seconds before retry ``retry_number`` (1-based): 1, 2, 4, ... capped."""
-        return float(min(self.max_backoff, self.backoff * 2 ** (retry_number - 1)))
-
-
-@dataclass(frozen=True)
 class Clock:
     sleep: Callable[[float], None]
     now: Callable[[], datetime]
 
 
 SYSTEM_CLOCK = Clock(sleep=time.sleep, now=clock.system_now)  # HTTP dates: the real clock
-
-
-@dataclass(frozen=True)
-class RetryNote:
-    """Said (by the caller, if it wants) before each retry."""
-
-    attempt: int
-    reason: str
-    delay: float
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ def load_contract(
     *,
     display: str | None = None,
     root: StrPath | None = None,
+    limit: int | None = None,
 ) -> LoadedContract:
     """Read and validate a contract; every failure is a :class:`PetrovaError`.
 
@@ -67,6 +68,7 @@ def load_contract(
     the clone's root (the nearest folder with ``.git``) is followed, on any path that
     leads here, so a clone cannot make petrova pin or quote a file outside it.
     ``root``: the clone's root when the caller knows it (the snapshot does), else found.
+    ``limit``: the input limit, when a caller reading many files has looked it up once.
     """
     shown = display or str(path)
     raw = read_as(
@@ -77,6 +79,7 @@ def load_contract(
         directory="is a directory, not a contract file",
         display=shown,
         root=root if root is not None else clone_root(Path(path)),
+        limit=limit,
     )
     try:
         text = decode_text(raw, shown)

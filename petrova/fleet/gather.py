@@ -30,7 +30,7 @@ from petrova.errors import (
     SYNC_MANIFEST_INVALID,
     PetrovaError,
 )
-from petrova.files.disk import StrPath, confined
+from petrova.files.disk import StrPath, confined, max_input_bytes
 from petrova.ledger.rules import Observation
 from petrova.ledger.store import ledger_name, promotion_names, read_observations
 from petrova.models import DeclaredStatus, Notice, RepoEntry, applicability_value
@@ -119,11 +119,13 @@ def contract_location(
     return None if root is None else confined(root, CONTRACT_RELPATH)
 
 
-def read_contract(root: StrPath, catalogue: Catalogue) -> ContractRead:
-    """The contract in the clone at ``root``; every failure is an ``error``, never raised."""
+def read_contract(root: StrPath, catalogue: Catalogue, *, limit: int | None = None) -> ContractRead:
+    """The contract in the clone at ``root``; every failure is an ``error``, never raised.
+    ``limit``: the input limit (:func:`~petrova.files.disk.max_input_bytes`), looked up
+    once by a caller that reads a fleet."""
     shown = os.path.join(root, *CONTRACT_RELPATH.parts)  # noqa: PTH118
     try:
-        loaded = load_contract(shown, catalogue, display=shown, root=root)
+        loaded = load_contract(shown, catalogue, display=shown, root=root, limit=limit)
     except PetrovaError as exc:
         return ContractRead(shown, error=exc.render())
     cells = loaded.contract.integrations
@@ -136,14 +138,16 @@ def read_ledger(
     slug: str,
     catalogue: Catalogue,
     promotions: Container[str] | None = None,
+    limit: int | None = None,
 ) -> LedgerRead:
     """A ledger's observations; only petrova writes ledgers, so a link is refused (the
     read opens it without following one: ``UNSAFE_PATH``). ``promotions``: see
-    :func:`petrova.ledger.store.read_observations`."""
+    :func:`petrova.ledger.store.read_observations`; ``limit``: as for :func:`read_contract`."""
     shown = ledger_name(state_dir, slug)
     try:
         return LedgerRead(
-            shown, read_observations(shown, catalogue, slug=slug, promotions=promotions)
+            shown,
+            read_observations(shown, catalogue, slug=slug, promotions=promotions, limit=limit),
         )
     except FileNotFoundError:
         return LedgerRead(shown, missing=True)
@@ -170,6 +174,7 @@ def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -
     states = os.fspath(state_dir)
     clones = None if workspace is None else os.fspath(workspace)
     promotions = promotion_names(states)
+    limit = max_input_bytes()  # once, not 18,000 lookups of the environment
     for entry in loaded.registry.repos:
         if not entry.migrated:
             continue
@@ -181,9 +186,9 @@ def gather(loaded: LoadedRegistry, *, state_dir: Path, workspace: Path | None) -
             if clones is None
             else os.path.join(clones, entry.slug)  # noqa: PTH118
         )
-        contract = read_contract(root, catalogue) if root is not None else None
+        contract = read_contract(root, catalogue, limit=limit) if root is not None else None
         declared, unread = declared_for(entry, contract, catalogue, warnings)
-        ledger = read_ledger(states, entry.slug, catalogue, promotions)
+        ledger = read_ledger(states, entry.slug, catalogue, promotions, limit)
         observed = _observed_for(entry, ledger, warnings)
         sha = contract.sha if contract is not None and declared is not None else None
         record = synced.get(entry.slug)

@@ -105,6 +105,7 @@ def read_observations(
     *,
     slug: str,
     promotions: Container[str] | None = None,
+    limit: int | None = None,
 ) -> dict[str, Observation]:
     """What the snapshot and the gate need of one ledger, by integration in catalogue order.
 
@@ -113,9 +114,10 @@ def read_observations(
     check, which reports each problem at its line. ``FileNotFoundError`` passes through.
     ``promotions`` is :func:`promotion_names` of the ledger's folder, listed once by a
     caller that reads many ledgers; a repo whose file is not there has no promotions.
+    ``limit``: the input limit, looked up once by such a caller.
     """
     shown = str(path)
-    raw = _read_raw(path, shown)
+    raw = _read_raw(path, shown, limit)
     if promotions is not None and f"{slug}.yaml" not in promotions:
         promoted = {}
     else:
@@ -203,7 +205,7 @@ def _sealed_cells(raw: bytes, catalogue: Catalogue, *, slug: str) -> dict[str, A
     return cells
 
 
-def _read_raw(path: StrPath, shown: str) -> bytes:
+def _read_raw(path: StrPath, shown: str, limit: int | None = None) -> bytes:
     """A ledger's bytes; a missing ledger is normal, so ``FileNotFoundError`` passes."""
     return read_as(
         path,
@@ -213,6 +215,7 @@ def _read_raw(path: StrPath, shown: str) -> bytes:
         directory="is a directory, not a ledger file",
         display=shown,
         follow=False,
+        limit=limit,
     )
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from petrova.delivery import publish
-from petrova.delivery.publish import Clock, RetryPolicy, Secret, check_url, request, token_from_env
+from petrova.delivery.policy import RetryPolicy
+from petrova.delivery.publish import Clock, Secret, check_url, request, token_from_env
 from petrova.errors import EndpointUrlInvalid, IngestFailed, IngestTokenMissing, PetrovaError
 from tests.conftest import Fleet, Petrova, Run
 from tests.ingest_server import Servers as Ingest

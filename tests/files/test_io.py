@@ -376,13 +376,30 @@ def test_the_numeric_value_guard_never_passes_what_the_look_behind_pattern_refus
         assert _all_safe(_values_under_numeric_keys(text, next_line=False))
 
 
-# And exactly: the guard is the look-behind pattern with the next line included, written
-# to be searched for by its first characters (see _scalar_values_pattern).
+def _values_under_each_key(text: str) -> list[str]:
+    """Every place each key stands (the look-behind pattern, one key at a time, so a key
+    inside another key's comment or value is found too), value on the line below an
+    empty one included."""
+    import re
+
+    values: list[str] = []
+    for name in sorted(_NUMERIC_KEYS):
+        pattern = re.compile(
+            rf"(?<![\w-]){name}[ \t]*:[ \t]*(?:#[^\n]*)?(?:\n[ \t]*)?([^\s,}}\]#]*)"
+        )
+        values += [m.group(1) for m in pattern.finditer(text)]
+    return values
+
+
+# And exactly: the guard is the look-behind pattern of each key with the next line
+# included, written to be searched for by each key's first characters (see
+# _scalar_value_patterns). 'count:#tier\t:0x1': a key in a comment is checked too.
 @example("tier:\ntier")
 @example("xtier: 0x1\ncard_count:\n7")
+@example("count:#tier\t:0x1")
 @given(_NUMERIC_TEXT)
 def test_numeric_values_are_found_as_the_look_behind_pattern_finds_them(text: str) -> None:
-    expected = _all_safe(_values_under_numeric_keys(text, next_line=True))
+    expected = _all_safe(_values_under_each_key(text))
     assert yaml_fast._scalars_safe(text, _NUMERIC_KEYS) == expected
 
 
