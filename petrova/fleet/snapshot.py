@@ -310,7 +310,8 @@ def _in_future(seen: Observation, future_from: datetime) -> bool:
     into it. Future while ``now <= latest - skew`` (a probe runner's clock may drift a
     little), that is ``latest >= now + skew``: :attr:`_Clock.future_from`."""
     verified, newest = seen.last_verified_at, seen.newest_at
-    return (verified is not None and parse_timestamp(verified) >= future_from) or (
+    # ``|``, not ``or``: both times are read, as the rule reads both (a bad one is refused)
+    return (verified is not None and parse_timestamp(verified) >= future_from) | (
         newest is not None and parse_timestamp(newest) >= future_from
     )
 
