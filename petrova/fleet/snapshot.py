@@ -180,10 +180,11 @@ class _Clock:
     stale_after: timedelta
     #: An entry at or after this is in the future (``None``: nothing can be, near year 9999).
     future_from: datetime | None
-    #: Each distinct cell history once: probes run on shared schedules, so 40,000 cells
-    #: hold a few hundred; sharing them spares the memory and speeds the document's
-    #: look-ups of equal cells (:func:`petrova.render.formats.snapshot_document`).
-    histories: dict[tuple[Mark, ...], tuple[Mark, ...]]
+    #: Each distinct dot once: probes run on shared schedules, so a fleet's 40,000 cells
+    #: are a few thousand distinct dots. Equal dots are one object, which spares memory
+    #: and lets the document make each cell's JSON once, looked up by identity
+    #: (:func:`petrova.render.formats.snapshot_document`).
+    dots: dict[Dot, Dot]
 
     @classmethod
     def at(cls, now: datetime, stale_after: timedelta) -> _Clock:
@@ -247,8 +248,7 @@ def _cell(
         if clock.future_from is not None and _in_future(seen, clock.future_from):
             warnings.append(_future_notice(slug, integration_id, seen, clock))
         if seen.history:
-            made = cell_history(seen.history)
-            history = clock.histories.setdefault(made, made)
+            history = cell_history(seen.history)
     review_by = None
     if detail is not None and detail.review_by is not None:
         review_by = detail.review_by
@@ -274,7 +274,7 @@ def _cell(
         override = Override(seen.override["at"], seen.override["by"], seen.override["reason"])
     # tuple.__new__, here and for the marks: a NamedTuple's own constructor is a Python
     # function, about twice the cost, and a fleet has 40,000 dots and 60,000 marks
-    return tuple.__new__(
+    dot = tuple.__new__(
         Dot,
         (
             status,
@@ -288,6 +288,7 @@ def _cell(
             history,
         ),
     )
+    return clock.dots.setdefault(dot, dot)
 
 
 def cell_history(history: Sequence[Mapping[str, Any]]) -> tuple[Mark, ...]:

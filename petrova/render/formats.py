@@ -79,20 +79,22 @@ def snapshot_document(snapshot: FleetSnapshot) -> dict[str, Any]:
 class _Shared:
     """The documents of equal cells, and of equal history marks, each made once.
 
-    A fleet's probes run on shared schedules: its 40,000 cells hold a few thousand
-    distinct dots and fewer distinct marks. Making each document once spares most of the
-    allocations (and the fresh memory) that are most of the document's cost; a lookup
-    hashes a dot's fields, cheaper than building its dict. The encoded bytes are the same.
+    A fleet's probes run on shared schedules: its 40,000 cells are a few thousand
+    distinct dots, and :func:`~petrova.fleet.snapshot.derive_snapshot` makes equal dots
+    one object. Each dot's document is made once and found again by the dot's identity
+    (a dot made elsewhere, e.g. read back from a file, simply gets its own); this spares
+    most of the allocations (and the fresh memory) that were most of the document's
+    cost. The encoded bytes are the same.
     """
 
     __slots__ = ("cells", "marks")
 
     def __init__(self) -> None:
-        self.cells: dict[Dot, dict[str, Any]] = {}
+        self.cells: dict[int, dict[str, Any]] = {}
         self.marks: dict[Mark, dict[str, str]] = {}
 
     def cell(self, cell: Dot) -> dict[str, Any]:
-        """The cell's document, made on its first sight (the caller looks it up first)."""
+        """The dot's document, made on its first sight (the caller looks it up first)."""
         data: dict[str, Any] = {
             "status": cell.status,
             "applicability": cell.applicability,
@@ -109,7 +111,7 @@ class _Shared:
         if cell.history is not None:
             marks = self.marks
             data["history"] = [marks.get(m) or self._mark(m) for m in cell.history]
-        self.cells[cell] = data
+        self.cells[id(cell)] = data
         return data
 
     def _mark(self, mark: Mark) -> dict[str, str]:
@@ -138,7 +140,7 @@ def _row_document(row: FleetRow, shared: _Shared) -> dict[str, Any]:
     if row.integrations is not None:
         known = shared.cells
         data["integrations"] = {
-            i: known.get(c) or shared.cell(c) for i, c in row.integrations.items()
+            i: known.get(id(c)) or shared.cell(c) for i, c in row.integrations.items()
         }
     return data
 
