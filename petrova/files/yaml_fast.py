@@ -216,19 +216,19 @@ def _plain_key(key: Any) -> bool:
     return True
 
 
-def _needs_repair(data: Any, keys: KeyTypes) -> bool:
+def _needs_repair(data: Any, keys: KeyTypes) -> set[str]:
     """The cheap first pass of :func:`_agree`: raise :class:`_Disagree` where it would,
-    else say whether any value under a string key needs its text back.
+    else say which string keys hold a value that needs its text back.
 
-    The same rules as :func:`_agree`'s walk, in another order and without counting the
-    string keys' places (only a repair needs those): each mapping's keys are checked at
-    once against the keys already known to be plain, and nothing is called per value
+    The rules of :func:`_agree`, in another order and without counting the string keys'
+    places (only a repair needs those, and only for its keys): each mapping's keys at
+    once against the keys already known to be plain, and nothing called per value
     but the strict loader's question for a string outside the known keys. This runs for
     every contract of a snapshot (9,000 on a young fleet).
     """
     string_keys = keys.strings
     scalar_keys = keys.scalars
-    repair = False
+    repair: set[str] = set()
     stack = [data]
     pop, push = stack.pop, stack.append
     while stack:
@@ -242,7 +242,7 @@ def _needs_repair(data: Any, keys: KeyTypes) -> bool:
                     push(value)
                 elif key in string_keys:
                     if kind is not str and value is not None:
-                        repair = True
+                        repair.add(key)
                 elif key in scalar_keys:
                     continue
                 elif kind is str:
@@ -279,23 +279,20 @@ def _agree(data: Any, text: str, keys: KeyTypes) -> None:
         ):
             raise _Disagree
         return
-    if not _needs_repair(data, keys):
+    fix = _needs_repair(data, keys)
+    if not fix:
         return
-    string_keys = keys.strings
-    scalar_keys = keys.scalars
-    seen: dict[str, int] = {}
+    # The second pass, only when a value needs its text back: each of those keys'
+    # places counted in document order, to pair them with the key's tokens in the text.
+    seen = dict.fromkeys(fix, 0)
     repairs: dict[str, list[tuple[dict[str, Any], int]]] = {}
 
-    # Exact type checks: the fast parser gives plain dicts, lists and scalars, and this
-    # walk over every node of a 10,000-entry registry is on the hot path.
     def walk(node: Any) -> None:
         if type(node) is dict:
             for key, value in node.items():
-                if type(key) is not str or key == "<<" or _typed_to_strict(key):
-                    raise _Disagree
                 kind = type(value)
-                if key in string_keys:
-                    index = seen.get(key, 0)
+                if key in fix:
+                    index = seen[key]
                     seen[key] = index + 1
                     if (
                         value is not None
@@ -304,22 +301,12 @@ def _agree(data: Any, text: str, keys: KeyTypes) -> None:
                         and kind is not list
                     ):
                         repairs.setdefault(key, []).append((node, index))
-                elif key not in scalar_keys and kind is not dict and kind is not list:
-                    loose(value, kind)
                 if kind is dict or kind is list:
                     walk(value)
-        elif type(node) is list:
+        else:
             for value in node:
-                kind = type(value)
-                if kind is dict or kind is list:
+                if type(value) is dict or type(value) is list:
                     walk(value)
-                else:
-                    loose(value, kind)
-
-    def loose(value: Any, kind: type) -> None:
-        """A scalar where the models expect no particular type from the text."""
-        if kind is int or kind is float or (kind is str and _typed_to_strict(value)):
-            raise _Disagree
 
     walk(data)
     for key, places in repairs.items():

@@ -198,7 +198,7 @@ def _sealed_cells(raw: bytes, catalogue: Catalogue, *, slug: str) -> dict[str, A
         or version != 1
         or data.get("slug") != slug
         or not isinstance(cells, dict)
-        or not all(key in catalogue.ids for key in cells)
+        or not cells.keys() <= catalogue.current_ids
         or seal_of(data) != seal
     ):
         return None

@@ -441,7 +441,7 @@ def test_the_gate_decides_on_typed_problems_not_on_the_warnings_words(tmp_path: 
     said = holds(inputs)
     assert ("beta-hq", "contract_unknown") in [(s, r) for s, r, _ in said]
     assert ("alpha-hq", "ledger_unreadable") in [(s, r) for s, r, _ in said]
-    mute = {slug: dataclasses.replace(r, warnings=()) for slug, r in inputs.repos.items()}
+    mute = {slug: r._replace(warnings=()) for slug, r in inputs.repos.items()}
     assert holds(dataclasses.replace(inputs, repos=mute, warnings=())) == said
 
 
