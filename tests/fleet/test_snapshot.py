@@ -608,7 +608,7 @@ def test_a_young_green_run_is_measured_against_each_clock_it_is_asked_at() -> No
     )
     alpha = inputs.repos["alpha-hq"]
     observed = {**alpha.observed, "ares": seen}
-    repos = {**inputs.repos, "alpha-hq": dataclasses.replace(alpha, observed=observed)}
+    repos = {**inputs.repos, "alpha-hq": alpha._replace(observed=observed)}
     inputs = dataclasses.replace(inputs, repos=repos)
     for hours, age in ((0, "1d 1h"), (5, "1d 6h"), (0, "1d 1h")):
         now = FIXTURE_TIME + timedelta(hours=hours)
