@@ -25,7 +25,10 @@ read that rule's answer (:func:`counted_since`).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 
 from petrova.fleet.gather import NOTHING_READ, FleetInputs, RepoInputs
 from petrova.ledger.rules import Observation
@@ -61,61 +64,78 @@ def rollout_report(
     window = timedelta(days=days)
     by_tier: dict[int, list[RepoView]] = {}
     for entry, row in zip(inputs.loaded.registry.repos, snapshot.rows, strict=True):
+        slug = entry.slug
         if row.integrations is None:
             unmigrated = Hold(
-                entry.slug,
+                slug,
                 None,
                 "not_migrated",
                 None,
                 None,
                 None,
-                f"{entry.slug}: not migrated (no contract_sha in the registry)",
+                f"{slug}: not migrated (no contract_sha in the registry)",
             )
             by_tier.setdefault(entry.tier, []).append(
-                RepoView(entry.slug, False, (), (unmigrated,), None)
+                RepoView(slug, False, (), (unmigrated,), None)
             )
             continue
-        repo_inputs = inputs.repos.get(entry.slug, NOTHING_READ)
-        observed = repo_inputs.observed
+        repo_inputs = inputs.repos.get(slug, NOTHING_READ)
+        observed = repo_inputs.observed or _NONE
+        pin = entry.contract_sha
         cells: list[CellView] = []
         holds = _unknowns(entry, repo_inputs)
         since: list[str] = []
         for integration, dot in row.integrations.items():
-            stored = observed.get(integration) if observed is not None else None
+            stored = observed.get(integration)
             # the window rule once per cell: the view and the hold line both read it
             counted = (
-                green_window(stored.history, pin=entry.contract_sha)
-                if stored is not None and dot.status == "ok" and dot.declared == "wired"
+                green_window(stored.history, pin=pin)
+                if dot.status == "ok" and dot.declared == "wired" and stored is not None
                 else None
             )
-            view = _cell_view(integration, dot, counted)
-            cells.append(view)
-            if not view.applicable:
-                continue
-            hold = _hold(
-                entry.slug,
-                view,
-                dot,
-                stored,
-                now=now,
-                window=window,
-                pin=entry.contract_sha,
-                counted=counted,
+            applicable = dot.applicability != "not_applicable" and dot.declared != "not_applicable"
+            # tuple.__new__: a NamedTuple's own constructor is a Python function, twice
+            # the cost, and the gate makes one view per cell
+            view = tuple.__new__(
+                CellView,
+                (
+                    integration,
+                    dot.status,
+                    applicable,
+                    dot.needs_human,
+                    counted.start if counted is not None else None,
+                    dot.override is not None,
+                ),
             )
+            cells.append(view)
+            if not applicable:
+                continue
+            hold = _hold(slug, view, dot, stored, now, window, pin, counted)
             if hold is not None:
                 holds.append(hold)
             elif view.ok_since is not None:
                 since.append(view.ok_since)
         green_since = max(since, key=parse_timestamp) if since and not holds else None
         by_tier.setdefault(entry.tier, []).append(
-            RepoView(entry.slug, True, tuple(cells), tuple(holds), green_since)
+            RepoView(slug, True, tuple(cells), tuple(holds), green_since)
         )
     tiers = tuple(TierView(t, tuple(by_tier[t])) for t in sorted(by_tier))
     return RolloutReport(now, days, snapshot.integration_ids, tiers, snapshot.warnings)
 
 
+#: What a repo whose ledger was not read has for each integration.
+_NONE: Mapping[str, Observation] = MappingProxyType({})
+
+
 def _unknowns(entry: RepoEntry, read: RepoInputs) -> list[Hold]:
     """What the gate cannot know about a migrated repo: each one holds its tier."""
+    if (
+        read.sync_failure is None
+        and read.declared is not None
+        and read.contract_sha == entry.contract_sha
+        and read.ledger_unreadable is None
+    ):
+        return []  # all known: most repos, most days
     slug = entry.slug
     holds: list[Hold] = []
 
@@ -167,21 +187,11 @@ def _restarted(window: Window) -> str:
 _LATEST = datetime.max.replace(tzinfo=UTC, microsecond=0)
 
 
-def _cell_view(integration: str, dot: Dot, counted: Window | None) -> CellView:
-    """``counted``: the cell's window (:func:`green_window`) when it is ok and wired."""
-    declared = dot.declared
-    applicable = not (dot.applicability == "not_applicable" or declared == "not_applicable")
-    since = counted.start if counted is not None else None
-    override = dot.override is not None
-    return CellView(integration, dot.status, applicable, dot.needs_human, since, override)
-
-
 def _hold(
     slug: str,
     view: CellView,
     dot: Dot,
     stored: Observation | None,
-    *,
     now: datetime,
     window: timedelta,
     pin: str | None = None,
@@ -198,8 +208,10 @@ def _hold(
             if dot.declared == "pending"
             else "nothing observed yet"
         )
-        return Hold(
-            slug, view.integration, "pending", status, None, None, f"{name}: pending, {why}"
+        # tuple.__new__ for the common holds (pending, too young), as for the views
+        return tuple.__new__(
+            Hold,
+            (slug, view.integration, "pending", status, None, None, f"{name}: pending, {why}"),
         )
     if stored is None:  # pragma: no cover - only pending cells lack a ledger cell
         return None
@@ -238,23 +250,37 @@ def _hold(
             f"{_restarted(restarted)}; the {window.days}-day clock starts at the next ok "
             "outcome checked against the pinned contract (evidence_sha of the pin)",
         )
-    ok_since = parse_timestamp(view.ok_since)
+    young = _young(view.ok_since, now, window)
+    if young is None:
+        return None
     if counted is None:
         counted = green_window(stored.history, pin=pin)
-    if now - ok_since < window:
-        green_at = format_timestamp(min(ok_since, _LATEST - window) + window)
-        return Hold(
+    span, green_at = young
+    return tuple.__new__(
+        Hold,
+        (
             slug,
             view.integration,
             "too_young",
             status,
             view.ok_since,
             green_at,
-            f"{name}: ok since {view.ok_since}, {_span(now - ok_since)} of "
+            f"{name}: ok since {view.ok_since}, {span} of "
             f"{window.days}d{_restart_note(counted)}; green at {green_at} if every "
             "outcome until then is ok",
-        )
-    return None
+        ),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _young(ok_since: str, now: datetime, window: timedelta) -> tuple[str, str] | None:
+    """How long a green run that began at ``ok_since`` has lasted at ``now`` and when it
+    fills the window (``green_at``); ``None`` once it has. Cached: a fleet's probes run
+    on shared schedules, so thousands of cells began their runs at the same instants."""
+    began = parse_timestamp(ok_since)
+    if now - began >= window:
+        return None
+    return _span(now - began), format_timestamp(min(began, _LATEST - window) + window)
 
 
 def _span(delta: timedelta) -> str:

@@ -19,7 +19,7 @@ the pinned contract, or the promotion that began it. Only these restart it:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
 from petrova.ledger.rules import DEFAULT_STALE_AFTER
@@ -59,13 +59,19 @@ def green_window(
     """
     start: str | None = None
     later: str | None = None  # the conclusive entry after the one being looked at
+    later_moment: datetime | None = None  # its time: each entry's is parsed once, not twice
     for entry in reversed(history):
         at = entry["at"]
         outcome = entry.get("outcome")
         if outcome == "unreachable":
             continue
-        if later is not None and parse_timestamp(later) - parse_timestamp(at) > stale_after:
-            return Window(start, "gap", later)
+        if later is not None:
+            if later_moment is None:
+                later_moment = parse_timestamp(later)
+            moment = parse_timestamp(at)
+            if later_moment - moment > stale_after:
+                return Window(start, "gap", later)
+            later_moment = moment
         if outcome is None:  # a human promotion or override
             if entry.get("override"):
                 return Window(start, "override", at)
@@ -73,7 +79,14 @@ def green_window(
         if outcome != "ok":
             return Window(start, "not_ok", at)
         sha = entry.get("evidence_sha")
-        if pin is None or sha is None or not (sha.startswith(pin) or pin.startswith(sha)):
+        if sha is None or (sha != pin and not _pinned(sha, pin)):
             return Window(start, "contract_change", at)
         start = later = at
-    return Window(start, None, None)
+    # tuple.__new__: a NamedTuple's own constructor is a Python function, twice the cost
+    return tuple.__new__(Window, (start, None, None))
+
+
+def _pinned(sha: str, pin: str | None) -> bool:
+    """``sha`` is the pinned contract's: either is a prefix of the other (the common
+    case, equal, is settled before this is called)."""
+    return pin is not None and (sha.startswith(pin) or pin.startswith(sha))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from petrova.models import DailyRun, Dot, FleetRow, FleetSnapshot, Gate
+from petrova.models import DailyRun, Dot, FleetRow, FleetSnapshot, Gate, Mark
 from petrova.terminal import visible
 
 #: The short text of each dot status, for tables (n/a, FAILING stands out).
@@ -52,7 +52,11 @@ def snapshot_document(snapshot: FleetSnapshot) -> dict[str, Any]:
     file, the published body and the page's embedded copy all come from here. The
     :class:`~petrova.models.Snapshot` models define the shape (the published schema is
     generated from them) and a test holds this function's key order to theirs.
+
+    Treat the document as read-only: equal cells (and equal history marks) are one
+    shared dict (:class:`_Shared`).
     """
+    shared = _Shared()
     document: dict[str, Any] = {
         "schema_version": snapshot.schema_version,
         "generated_at": snapshot.generated_at,
@@ -63,7 +67,7 @@ def snapshot_document(snapshot: FleetSnapshot) -> dict[str, Any]:
             {"slug": slug, "code": code, "message": message}
             for slug, code, message in snapshot.warnings
         ],
-        "rows": [_row_document(row) for row in snapshot.rows],
+        "rows": [_row_document(row, shared) for row in snapshot.rows],
     }
     if snapshot.gates is not None:
         document["gates"] = [_gate_document(gate) for gate in snapshot.gates]
@@ -72,7 +76,56 @@ def snapshot_document(snapshot: FleetSnapshot) -> dict[str, Any]:
     return document
 
 
-def _row_document(row: FleetRow) -> dict[str, Any]:
+class _Shared:
+    """The documents of equal cells, and of equal history marks, each made once.
+
+    A fleet's probes run on shared schedules: its 40,000 cells are a few thousand
+    distinct dots, and :func:`~petrova.fleet.snapshot.derive_snapshot` makes equal dots
+    one object. Each dot's document is made once and found again by the dot's identity
+    (a dot made elsewhere, e.g. read back from a file, simply gets its own); this spares
+    most of the allocations (and the fresh memory) that were most of the document's
+    cost. The encoded bytes are the same.
+    """
+
+    __slots__ = ("cells", "marks")
+
+    def __init__(self) -> None:
+        self.cells: dict[int, dict[str, Any]] = {}
+        self.marks: dict[Mark, dict[str, str]] = {}
+
+    def cell(self, cell: Dot) -> dict[str, Any]:
+        """The dot's document, made on its first sight (the caller looks it up first)."""
+        data: dict[str, Any] = {
+            "status": cell.status,
+            "applicability": cell.applicability,
+            "declared": cell.declared,
+            "observed": cell.observed,
+            "last_verified_at": cell.last_verified_at,
+            "review_by": cell.review_by,
+        }
+        if cell.needs_human:
+            data["needs_human"] = True
+        if cell.override is not None:
+            at, by, reason = cell.override
+            data["override"] = {"at": at, "by": by, "reason": reason}
+        if cell.history is not None:
+            marks = self.marks
+            data["history"] = [marks.get(m) or self._mark(m) for m in cell.history]
+        self.cells[id(cell)] = data
+        return data
+
+    def _mark(self, mark: Mark) -> dict[str, str]:
+        at, outcome, detail = mark
+        data = (
+            {"at": at, "outcome": outcome}
+            if detail is None
+            else {"at": at, "outcome": outcome, "detail": detail}
+        )
+        self.marks[mark] = data
+        return data
+
+
+def _row_document(row: FleetRow, shared: _Shared) -> dict[str, Any]:
     data: dict[str, Any] = {
         "slug": row.slug,
         "url": row.url,
@@ -85,31 +138,10 @@ def _row_document(row: FleetRow) -> dict[str, Any]:
     if row.contract_commit is not None:
         data["contract_commit"] = row.contract_commit
     if row.integrations is not None:
-        data["integrations"] = {i: _cell_document(c) for i, c in row.integrations.items()}
-    return data
-
-
-def _cell_document(cell: Dot) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "status": cell.status,
-        "applicability": cell.applicability,
-        "declared": cell.declared,
-        "observed": cell.observed,
-        "last_verified_at": cell.last_verified_at,
-        "review_by": cell.review_by,
-    }
-    if cell.needs_human:
-        data["needs_human"] = True
-    if cell.override is not None:
-        at, by, reason = cell.override
-        data["override"] = {"at": at, "by": by, "reason": reason}
-    if cell.history is not None:
-        data["history"] = [
-            {"at": at, "outcome": outcome}
-            if detail is None
-            else {"at": at, "outcome": outcome, "detail": detail}
-            for at, outcome, detail in cell.history
-        ]
+        known = shared.cells
+        data["integrations"] = {
+            i: known.get(id(c)) or shared.cell(c) for i, c in row.integrations.items()
+        }
     return data
 
 
@@ -121,8 +153,8 @@ def _gate_document(gate: Gate) -> dict[str, Any]:
         "green_since": gate.green_since,
         "green_at": gate.green_at,
         "holds": [
-            {"slug": h.slug, "integration": h.integration, "reason": h.reason, "message": h.message}
-            for h in gate.holds
+            {"slug": slug, "integration": integration, "reason": reason, "message": message}
+            for slug, integration, reason, _, _, _, message in gate.holds
         ],
     }
 

@@ -486,3 +486,140 @@ def test_a_cell_carries_its_newest_outcomes_and_promotions(fleet: Fleet, petrova
     assert history[-1] == {"at": "2025-10-13T06:00:00Z", "outcome": "promoted", "detail": "fixed"}
     assert [h["at"][8:10] for h in history] == [f"{d:02d}" for d in range(4, 14)]
     assert history[5] == {"at": "2025-10-09T06:00:00Z", "outcome": "failing", "detail": "day 9"}
+
+
+def _all_statuses_inputs() -> Any:
+    from petrova.documents.catalogue import load_catalogue
+    from petrova.documents.registry import load_registry
+    from petrova.fleet.artefacts import FIXTURE_TIME
+    from petrova.fleet.gather import gather
+
+    catalogue = load_catalogue(ROOT / "contracts" / "contract.schema.json")
+    loaded = load_registry(ALL_STATUSES / "registry.yaml", catalogue, today=FIXTURE_TIME.date())
+    return gather(loaded, state_dir=ALL_STATUSES / "state", workspace=ALL_STATUSES / "workspace")
+
+
+@pytest.mark.parametrize(
+    ("now", "future"),
+    [
+        # beta-hq lore_cairnet's newest entry is at 06:30, four others' at 06:00
+        ("2026-11-26T06:25:00Z", ["beta-hq lore_cairnet"]),  # exactly 5 minutes ahead
+        ("2026-11-26T06:25:01Z", []),  # within a runner's drift
+        (
+            "2026-11-26T05:55:00Z",
+            [
+                "alpha-hq ares",
+                "alpha-hq traceo",
+                "alpha-hq crumb",
+                "beta-hq ares",
+                "beta-hq lore_cairnet",
+            ],
+        ),
+    ],
+)
+def test_a_ledger_entry_five_minutes_ahead_or_more_is_the_future(
+    now: str, future: list[str]
+) -> None:
+    """The skew is compared once per snapshot (``now + skew``), the boundary as the rule
+    states it: future while ``now <= latest - skew``, in registry and catalogue order."""
+    from petrova.fleet.snapshot import derive_snapshot
+    from petrova.models import parse_timestamp
+
+    derived = derive_snapshot(_all_statuses_inputs(), now=parse_timestamp(now))
+    warned = [w for w in derived.warnings if w.code == "TIMESTAMP_IN_FUTURE"]
+    assert [f"{w.slug} {w.message.split(':')[0]}" for w in warned] == future
+    for warning in warned:
+        assert f"later than this snapshot's time ({now})" in warning.message
+
+
+def test_equal_cells_share_one_dict_and_the_check_still_sees_each() -> None:
+    """The document makes each distinct cell once and the check reads each distinct cell
+    once; a drift between the code and the schema in a cell is still refused, whether
+    the document or the typed value carries it."""
+    import dataclasses
+
+    from petrova.documents.catalogue import load_catalogue
+    from petrova.documents.schemas import check_snapshot
+    from petrova.errors import SnapshotInvalid
+    from petrova.fleet.artefacts import FIXTURE_TIME
+    from petrova.fleet.snapshot import derive_snapshot
+    from petrova.models import Mark
+    from petrova.render.formats import snapshot_document
+
+    catalogue = load_catalogue(ROOT / "contracts" / "contract.schema.json")
+    typed = derive_snapshot(_all_statuses_inputs(), now=FIXTURE_TIME)
+    migrated = [r for r in typed.rows if r.integrations is not None]
+    # a fleet of many repos with the same dots: the rows' cells are shared dicts
+    rows = tuple(migrated[0]._replace(slug=f"copy-{n}") for n in range(3))
+    many = dataclasses.replace(typed, rows=rows + typed.rows)
+    document = snapshot_document(many)
+    first, second = (r["integrations"] for r in document["rows"][:2])
+    assert all(first[i] is second[i] for i in first)
+    check_snapshot(document, catalogue)
+    assert json.loads(json.dumps(document)) == document
+
+    ares = first["ares"]
+    ares["status"] = "green"  # every row holding this cell now says it
+    assert list(_independent_validator().iter_errors(document)) != []
+    with pytest.raises(SnapshotInvalid):
+        check_snapshot(document, catalogue)
+    ares["status"] = "ok" if ares["observed"] == "ok" else ares["status"]
+
+    # the code deriving a status the schema does not know, on one dot of one row
+    dots = dict(migrated[0].integrations or {})
+    dots["crumb"] = dots["crumb"]._replace(status="green")  # type: ignore[arg-type]
+    drifted = dataclasses.replace(many, rows=(rows[0]._replace(integrations=dots), *rows))
+    with pytest.raises(SnapshotInvalid):
+        check_snapshot(snapshot_document(drifted), catalogue)
+
+    # a mark the schema does not know, deep in one cell's history
+    dots = dict(migrated[0].integrations or {})
+    marked = next(i for i, d in dots.items() if d.history)
+    dots[marked] = dots[marked]._replace(history=(Mark("2026-11-26T06:00:00Z", "maybe"),))
+    drifted = dataclasses.replace(many, rows=(rows[0]._replace(integrations=dots), *rows))
+    with pytest.raises(SnapshotInvalid):
+        check_snapshot(snapshot_document(drifted), catalogue)
+
+
+def test_a_young_green_run_is_measured_against_each_clock_it_is_asked_at() -> None:
+    """A run's age and green_at are worked out once per start time (cells share them);
+    asked again at a later clock in the same process, the hold says the later age."""
+    import dataclasses
+
+    from petrova.fleet.artefacts import FIXTURE_TIME
+    from petrova.fleet.rollout import rollout_report
+    from petrova.fleet.snapshot import derive_snapshot
+    from petrova.ledger.rules import observe
+
+    inputs = _all_statuses_inputs()
+    pin = next(e for e in inputs.loaded.registry.repos if e.slug == "alpha-hq").contract_sha
+    history = [
+        {"at": "2026-11-25T06:00:00Z", "outcome": "ok", "evidence_sha": pin},
+        {"at": "2026-11-26T06:00:00Z", "outcome": "ok", "evidence_sha": pin},
+    ]
+    seen = observe(
+        {
+            "current_status": "ok",
+            "status_since": "2026-11-25T06:00:00Z",
+            "last_verified_at": "2026-11-26T06:00:00Z",
+            "ok_since": "2026-11-25T06:00:00Z",
+            "history": history,
+        }
+    )
+    alpha = inputs.repos["alpha-hq"]
+    observed = {**alpha.observed, "ares": seen}
+    repos = {**inputs.repos, "alpha-hq": alpha._replace(observed=observed)}
+    inputs = dataclasses.replace(inputs, repos=repos)
+    for hours, age in ((0, "1d 1h"), (5, "1d 6h"), (0, "1d 1h")):
+        now = FIXTURE_TIME + timedelta(hours=hours)
+        report = rollout_report(inputs, derive_snapshot(inputs, now=now), now=now, days=7)
+        [hold] = [h for t in report.tiers for h in t.holds if h[:2] == ("alpha-hq", "ares")]
+        assert (hold.slug, hold.reason, hold.green_at) == (
+            "alpha-hq",
+            "too_young",
+            "2026-12-02T06:00:00Z",
+        )
+        assert hold.message == (
+            f"alpha-hq ares: ok since 2026-11-25T06:00:00Z, {age} of 7d; "
+            "green at 2026-12-02T06:00:00Z if every outcome until then is ok"
+        )
