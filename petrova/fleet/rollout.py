@@ -94,18 +94,13 @@ def rollout_report(
                 else None
             )
             applicable = dot.applicability != "not_applicable" and dot.declared != "not_applicable"
-            # tuple.__new__: a NamedTuple's own constructor is a Python function, twice
-            # the cost, and the gate makes one view per cell
-            view = tuple.__new__(
-                CellView,
-                (
-                    integration,
-                    dot.status,
-                    applicable,
-                    dot.needs_human,
-                    counted.start if counted is not None else None,
-                    dot.override is not None,
-                ),
+            view = CellView(
+                integration,
+                dot.status,
+                applicable,
+                dot.needs_human,
+                counted.start if counted is not None else None,
+                dot.override is not None,
             )
             cells.append(view)
             if not applicable:
@@ -208,10 +203,8 @@ def _hold(
             if dot.declared == "pending"
             else "nothing observed yet"
         )
-        # tuple.__new__ for the common holds (pending, too young), as for the views
-        return tuple.__new__(
-            Hold,
-            (slug, view.integration, "pending", status, None, None, f"{name}: pending, {why}"),
+        return Hold(
+            slug, view.integration, "pending", status, None, None, f"{name}: pending, {why}"
         )
     if stored is None:  # pragma: no cover - only pending cells lack a ledger cell
         return None
@@ -256,19 +249,16 @@ def _hold(
     if counted is None:
         counted = green_window(stored.history, pin=pin)
     span, green_at = young
-    return tuple.__new__(
-        Hold,
-        (
-            slug,
-            view.integration,
-            "too_young",
-            status,
-            view.ok_since,
-            green_at,
-            f"{name}: ok since {view.ok_since}, {span} of "
-            f"{window.days}d{_restart_note(counted)}; green at {green_at} if every "
-            "outcome until then is ok",
-        ),
+    return Hold(
+        slug,
+        view.integration,
+        "too_young",
+        status,
+        view.ok_since,
+        green_at,
+        f"{name}: ok since {view.ok_since}, {span} of "
+        f"{window.days}d{_restart_note(counted)}; green at {green_at} if every "
+        "outcome until then is ok",
     )
 
 

@@ -82,8 +82,7 @@ def green_window(
         if sha is None or (sha != pin and not _pinned(sha, pin)):
             return Window(start, "contract_change", at)
         start = later = at
-    # tuple.__new__: a NamedTuple's own constructor is a Python function, twice the cost
-    return tuple.__new__(Window, (start, None, None))
+    return Window(start, None, None)
 
 
 def _pinned(sha: str, pin: str | None) -> bool:

@@ -623,3 +623,31 @@ def test_a_young_green_run_is_measured_against_each_clock_it_is_asked_at() -> No
             f"alpha-hq ares: ok since 2026-11-25T06:00:00Z, {age} of 7d; "
             "green at 2026-12-02T06:00:00Z if every outcome until then is ok"
         )
+
+
+def test_the_schema_reaches_a_cell_only_through_a_row_s_integrations() -> None:
+    """``check_snapshot`` checks each cell it finds under ``rows[*].integrations`` on
+    its own and leaves the cell definition open elsewhere: a schema that put a cell (or a
+    row) anywhere else would leave that one unchecked, so this fails first."""
+    from petrova.documents.catalogue import load_catalogue
+    from petrova.documents.schemas import snapshot_schema
+
+    schema = snapshot_schema(load_catalogue(ROOT / "contracts" / "contract.schema.json"))
+    refs: dict[str, list[tuple[object, ...]]] = {}
+
+    def walk(node: object, path: tuple[object, ...]) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "$ref":
+                    refs.setdefault(str(value), []).append(path)
+                walk(value, (*path, key))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, (*path, index))
+
+    walk(schema, ())
+    cells = refs["#/$defs/SnapshotCell"]
+    assert cells and all(
+        p[:4] == ("$defs", "SnapshotRow", "properties", "integrations") for p in cells
+    )
+    assert refs["#/$defs/SnapshotRow"] == [("properties", "rows", "items")]
