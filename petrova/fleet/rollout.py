@@ -124,33 +124,37 @@ _NONE: Mapping[str, Observation] = MappingProxyType({})
 
 def _unknowns(entry: RepoEntry, read: RepoInputs) -> list[Hold]:
     """What the gate cannot know about a migrated repo: each one holds its tier."""
-    if (
-        read.sync_failure is None
-        and read.declared is not None
-        and read.contract_sha == entry.contract_sha
-        and read.ledger_unreadable is None
-    ):
-        return []  # all known: most repos, most days
     slug = entry.slug
     holds: list[Hold] = []
-
-    def hold(reason: HoldReason, message: str) -> None:
-        holds.append(Hold(slug, None, reason, None, None, None, f"{slug}: {message}"))
-
     if read.sync_failure is not None:
-        hold("sync_failed", f"its last sync failed ({read.sync_failure}); what was read may be old")
+        holds.append(
+            _unknown(
+                slug,
+                "sync_failed",
+                f"its last sync failed ({read.sync_failure}); what was read may be old",
+            )
+        )
     if read.declared is None:
         why = read.contract_unread or "the contract was not read"
-        hold("contract_unknown", f"contract not read: {why}")
+        holds.append(_unknown(slug, "contract_unknown", f"contract not read: {why}"))
     elif read.contract_sha != entry.contract_sha:
-        hold(
-            "contract_drift",
-            f"the contract's sha is {read.contract_sha}, the registry pins "
-            f"{entry.contract_sha}: the dots are of a contract nobody pinned",
+        holds.append(
+            _unknown(
+                slug,
+                "contract_drift",
+                f"the contract's sha is {read.contract_sha}, the registry pins "
+                f"{entry.contract_sha}: the dots are of a contract nobody pinned",
+            )
         )
     if read.ledger_unreadable is not None:
-        hold("ledger_unreadable", f"ledger not readable: {read.ledger_unreadable}")
+        holds.append(
+            _unknown(slug, "ledger_unreadable", f"ledger not readable: {read.ledger_unreadable}")
+        )
     return holds
+
+
+def _unknown(slug: str, reason: HoldReason, message: str) -> Hold:
+    return Hold(slug, None, reason, None, None, None, f"{slug}: {message}")
 
 
 # --- the green run: when a dot's counted green time began (a pure rule of its own) ------

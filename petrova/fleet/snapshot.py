@@ -137,7 +137,7 @@ def derive_snapshot(
         Notice(f.slug, f.code, f"{f.location}: {f.message}") for f in loaded.findings
     ]
     warnings.extend(inputs.warnings)
-    clock = _Clock.at(now, stale_after)
+    context = _Context.at(now, stale_after)
     rows: list[FleetRow] = []
     migrated = 0
     for entry in loaded.registry.repos:
@@ -152,12 +152,12 @@ def derive_snapshot(
         declared = repo_inputs.declared or _NONE
         observed = repo_inputs.observed or _NONE
         cells = {
-            i: _cell(slug, i, policies.get(i), declared.get(i), observed.get(i), clock, warnings)
+            i: _cell(slug, i, policies.get(i), declared.get(i), observed.get(i), context, warnings)
             for i in ids
         }
         rows.append(_row(entry, repo_inputs.commit, cells))
     return FleetSnapshot(
-        generated_at=clock.text,
+        generated_at=context.text,
         generator=f"petrova {__version__}",
         integration_ids=tuple(ids),
         totals=Totals(len(rows), migrated),
@@ -171,9 +171,10 @@ _NONE: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
-class _Clock:
-    """``now`` as each cell compares with it, worked out once per snapshot rather than
-    once per cell (a 10,000-repo fleet has 40,000 cells)."""
+class _Context:
+    """What every cell of one snapshot shares: ``now`` as each cell compares with it,
+    worked out once per snapshot rather than once per cell (a 10,000-repo fleet has
+    40,000 cells), and the dots made so far."""
 
     now: datetime
     text: str
@@ -187,7 +188,7 @@ class _Clock:
     dots: dict[Dot, Dot]
 
     @classmethod
-    def at(cls, now: datetime, stale_after: timedelta) -> _Clock:
+    def at(cls, now: datetime, stale_after: timedelta) -> _Context:
         try:
             future_from: datetime | None = now + FUTURE_SKEW
         except OverflowError:
@@ -219,7 +220,7 @@ def _cell(
     policy: Applicability | None,
     declared_cell: Declared | None,
     seen: Observation | None,
-    clock: _Clock,
+    context: _Context,
     warnings: list[Notice],
 ) -> Dot:
     """One dot (SPEC §7) from the registry's policy, the contract's word and the ledger."""
@@ -242,11 +243,11 @@ def _cell(
     observed = last_verified_at = override = history = None
     needs_human = False
     if seen is not None:
-        observed = observed_status(seen, now=clock.now, stale_after=clock.stale_after)
+        observed = observed_status(seen, now=context.now, stale_after=context.stale_after)
         last_verified_at = seen.last_verified_at
         needs_human = seen.needs_human
-        if clock.future_from is not None and _in_future(seen, clock.future_from):
-            warnings.append(_future_notice(slug, integration_id, seen, clock))
+        if context.future_from is not None and _in_future(seen, context.future_from):
+            warnings.append(_future_notice(slug, integration_id, seen, context))
         if seen.history:
             history = cell_history(seen.history)
     review_by = None
@@ -254,7 +255,7 @@ def _cell(
         review_by = detail.review_by
     elif declared_cell is not None and declared_cell.review_by is not None:
         review_by = declared_cell.review_by
-        if clock.overdue(review_by):
+        if context.overdue(review_by):
             warnings.append(
                 Notice(
                     slug,
@@ -283,7 +284,7 @@ def _cell(
         override,
         history,
     )
-    return clock.dots.setdefault(dot, dot)
+    return context.dots.setdefault(dot, dot)
 
 
 def cell_history(history: Sequence[Mapping[str, Any]]) -> tuple[Mark, ...]:
@@ -304,7 +305,7 @@ def cell_history(history: Sequence[Mapping[str, Any]]) -> tuple[Mark, ...]:
 def _in_future(seen: Observation, future_from: datetime) -> bool:
     """The ledger entry is later than the snapshot's time: a replay wrote the future
     into it. Future while ``now <= latest - skew`` (a probe runner's clock may drift a
-    little), that is ``latest >= now + skew``: :attr:`_Clock.future_from`."""
+    little), that is ``latest >= now + skew``: :attr:`_Context.future_from`."""
     verified, newest = seen.last_verified_at, seen.newest_at
     # ``|``, not ``or``: both times are read, as the rule reads both (a bad one is refused)
     return (verified is not None and parse_timestamp(verified) >= future_from) | (
@@ -312,14 +313,14 @@ def _in_future(seen: Observation, future_from: datetime) -> bool:
     )
 
 
-def _future_notice(slug: str, integration_id: str, seen: Observation, clock: _Clock) -> Notice:
+def _future_notice(slug: str, integration_id: str, seen: Observation, context: _Context) -> Notice:
     times = [t for t in (seen.last_verified_at, seen.newest_at) if t is not None]
     latest = max(times, key=parse_timestamp)
     return Notice(
         slug,
         TIMESTAMP_IN_FUTURE,
         f"{integration_id}: the ledger has an entry at {latest}, later than this "
-        f"snapshot's time ({clock.text}); a replay with --now may have "
+        f"snapshot's time ({context.text}); a replay with --now may have "
         "written the future into the real ledger",
     )
 

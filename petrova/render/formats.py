@@ -153,8 +153,8 @@ def _gate_document(gate: Gate) -> dict[str, Any]:
         "green_since": gate.green_since,
         "green_at": gate.green_at,
         "holds": [
-            {"slug": slug, "integration": integration, "reason": reason, "message": message}
-            for slug, integration, reason, _, _, _, message in gate.holds
+            {"slug": h.slug, "integration": h.integration, "reason": h.reason, "message": h.message}
+            for h in gate.holds
         ],
     }
 
