@@ -9,7 +9,7 @@ import click
 
 from petrova.commands._options import FleetOptions, fleet_options, json_option
 from petrova.commands._output import emit, say
-from petrova.errors import IntegrationUnknown, Location, UsageError
+from petrova.errors import Location, UsageError
 from petrova.files.json_strict import to_json_bytes
 from petrova.models import Transition
 from petrova.render.formats import text_table
@@ -42,13 +42,7 @@ def history(
     catalogue = fleet.catalogue()
     wanted = None
     if integration is not None:
-        wanted = catalogue.resolve(integration)
-        if wanted is None:
-            raise IntegrationUnknown(
-                f"{integration!r} is not an integration id in the catalogue; valid: "
-                f"{', '.join(catalogue.ids)}",
-                location=Location(field="INTEGRATION"),
-            )
+        wanted = catalogue.require(integration, location=Location(field="INTEGRATION"))
     from petrova.fleet.history import cell_history
 
     found = cell_history(

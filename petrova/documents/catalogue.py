@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from petrova.documents.probe_spec import ProbeSpec, parse_probe
-from petrova.errors import CatalogueInvalid, CatalogueNotFound, DuplicateJsonKey, Location
+from petrova.errors import (
+    CatalogueInvalid,
+    CatalogueNotFound,
+    DuplicateJsonKey,
+    IntegrationUnknown,
+    Location,
+)
 from petrova.files import json_strict
 from petrova.files.disk import DEFAULT_MAX_INPUT_BYTES, max_input_bytes, read_as
 from petrova.models import CONTRACT_KEYS, KeyTypes
@@ -87,6 +93,17 @@ class Catalogue:
     def resolve(self, name: str) -> str | None:
         """The current id for ``name`` (itself, or the id that lists it as legacy)."""
         return self._aliases.get(name)
+
+    def require(self, name: str, *, location: Location | None = None) -> str:
+        """:meth:`resolve`, or ``INTEGRATION_UNKNOWN`` naming the valid ids: the one
+        refusal of an integration a person named (an option, an argument, a field)."""
+        resolved = self.resolve(name)
+        if resolved is None:
+            raise IntegrationUnknown(
+                f"{name!r} is not an integration id in the catalogue; valid: {', '.join(self.ids)}",
+                location=location,
+            )
+        return resolved
 
     def canonical_keys(
         self, mapping: Mapping[Any, Any]

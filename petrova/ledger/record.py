@@ -25,7 +25,6 @@ from petrova.documents.catalogue import Catalogue
 from petrova.documents.registry import LoadedRegistry
 from petrova.errors import (
     DuplicateJsonKey,
-    IntegrationUnknown,
     Location,
     NothingToPromote,
     OutcomeInvalid,
@@ -184,13 +183,7 @@ def make_request(
             location=at_field("slug"),
         )
     given_id = fields.get("integration") or ""
-    integration = loaded.catalogue.resolve(given_id)
-    if integration is None:
-        raise IntegrationUnknown(
-            f"{given_id!r} is not an integration id in the catalogue; valid: "
-            f"{', '.join(loaded.catalogue.ids)}",
-            location=at_field("integration"),
-        )
+    integration = loaded.catalogue.require(given_id, location=at_field("integration"))
     outcome = fields.get("outcome")
     if outcome not in OUTCOMES:
         raise OutcomeInvalid(

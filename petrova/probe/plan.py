@@ -23,9 +23,7 @@ from petrova.documents.registry import LoadedRegistry
 from petrova.documents.shard import ALL, Shard
 from petrova.errors import (
     CONTRACT_UNREADABLE,
-    IntegrationUnknown,
     PetrovaError,
-    RepoNotInRegistry,
     UsageError,
 )
 from petrova.fleet.gather import clone_root, declared_for, read_contract
@@ -71,17 +69,9 @@ def make_plan(
     catalogue = loaded.catalogue
     wanted_ids = catalogue.ids
     if integration is not None:
-        resolved = catalogue.resolve(integration)
-        if resolved is None:
-            raise IntegrationUnknown(
-                f"{integration!r} is not an integration id in the catalogue; valid: "
-                f"{', '.join(catalogue.ids)}",
-            )
-        wanted_ids = (resolved,)
+        wanted_ids = (catalogue.require(integration),)
     for slug in slugs:
-        if loaded.entry(slug) is None:
-            loaded.require(slug)  # raises REPO_NOT_IN_REGISTRY naming the closest slugs
-            raise RepoNotInRegistry(f"{slug!r} is not in the registry")  # pragma: no cover
+        loaded.require(slug)  # REPO_NOT_IN_REGISTRY naming the closest slugs
     entries = [
         e for e in loaded.registry.repos if (not slugs or e.slug in slugs) and shard.holds(e.slug)
     ]
