@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from petrova.errors import PetrovaError
+from petrova.files import json_strict
 from petrova.files.disk import read_input, write_atomic
 
 _VERSION = 1
@@ -47,7 +48,7 @@ class EtagCache:
         if path is None:
             return
         try:
-            data = json.loads(read_input(path))
+            data = json_strict.loads(read_input(path))  # a key twice: corrupt
         except (OSError, ValueError, RecursionError, PetrovaError):
             self._dirty = True  # absent or corrupt: start afresh, replace it on save
             return

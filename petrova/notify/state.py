@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from petrova.errors import Location, NotifyStateInvalid
-from petrova.files.disk import read_input, write_atomic
+from petrova.files import json_strict
+from petrova.files.disk import read_as, write_atomic
 from petrova.files.lock import file_lock
 
 FORMAT = 1
@@ -44,15 +45,11 @@ def folder_for(state_dir: Path) -> Path:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        raw = read_input(path, follow=False)
+        raw = read_as(path, NotifyStateInvalid, what="the notify state", missing=None, follow=False)
     except FileNotFoundError:
         return {}
-    except OSError as exc:
-        raise NotifyStateInvalid(
-            f"cannot read: {exc.strerror or exc}", location=Location(str(path))
-        ) from None
     try:
-        data = json.loads(raw)
+        data = json_strict.loads(raw)  # a key given twice is refused, as everywhere
     except (ValueError, RecursionError):
         data = None
     if not isinstance(data, dict) or data.get("format") != FORMAT:

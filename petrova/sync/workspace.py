@@ -18,6 +18,7 @@ import orjson
 
 from petrova.errors import Location, SyncManifestInvalid
 from petrova.files.disk import read_input, write_atomic
+from petrova.files.json_strict import orjson_unique
 from petrova.files.lock import file_lock
 
 MANIFEST_NAME = ".petrova-sync.json"
@@ -111,8 +112,8 @@ def read_manifest(workspace: Path) -> dict[str, SyncRecord]:
             f"cannot read the manifest: {exc.strerror}", location=Location(shown)
         ) from None
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        data = orjson_unique(raw)  # a key given twice is refused, as everywhere
+    except ValueError as exc:
         raise SyncManifestInvalid(f"is not JSON: {exc}", location=Location(shown)) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise SyncManifestInvalid(

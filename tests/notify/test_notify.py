@@ -843,11 +843,13 @@ def test_bad_options_and_a_broken_state_file_are_clear_errors(
     bad = notify(petrova, tier2, day(2), e, "--issues-repo", "not a repo")
     assert bad.exit_code == 2
     assert bad.stderr.startswith("petrova: ISSUES_REPO_UNKNOWN: --issues-repo: 'not a repo'")
-    broken = tier2.write("state/notify/repos/kahn-hq.json", "{not json")
-    run = notify(petrova, tier2, day(2), e)
-    assert run.exit_code == 2
-    assert f"NOTIFY_STATE_INVALID: {broken}" in run.stderr
-    assert "git checkout" in run.stderr
+    # not JSON, and JSON with a key given twice (read strictly, like every JSON input)
+    for text in ("{not json", '{"format": 1, "format": 1}'):
+        broken = tier2.write("state/notify/repos/kahn-hq.json", text)
+        run = notify(petrova, tier2, day(2), e)
+        assert run.exit_code == 2
+        assert f"NOTIFY_STATE_INVALID: {broken}" in run.stderr
+        assert "git checkout" in run.stderr
     assert github.mutations == []
 
 

@@ -384,11 +384,16 @@ def test_old_workflow_clones_are_taken_over(
     shutil.rmtree(synced.workspace)
 
 
+@pytest.mark.parametrize(
+    "text",
+    ['{"format": 1, "repos": []}', '{"format": 1, "repos": {}, "repos": {}}'],
+    ids=["repos-not-an-object", "a-key-twice"],
+)
 def test_a_malformed_manifest_stops_the_sync(
-    petrova_inprocess: Petrova, synced: Fleet, remotes: Remotes
+    petrova_inprocess: Petrova, synced: Fleet, remotes: Remotes, text: str
 ) -> None:
     synced.workspace.mkdir()
-    (synced.workspace / ".petrova-sync.json").write_text('{"format": 1, "repos": []}')
+    (synced.workspace / ".petrova-sync.json").write_text(text)
     run = sync(petrova_inprocess, synced, remotes)
     assert run.exit_code == 2
     assert "SYNC_MANIFEST_INVALID" in run.stderr
