@@ -23,7 +23,8 @@ from petrova.commands._options import (
 )
 from petrova.commands._output import emit, say
 from petrova.documents.shard import Shard
-from petrova.errors import Location, OutputError, ProbesIncomplete
+from petrova.errors import ProbesIncomplete
+from petrova.files.disk import make_folder
 from petrova.files.json_strict import to_json_bytes
 from petrova.files.lock import file_lock
 
@@ -126,12 +127,7 @@ def probe(
 def _run_lock(states: Path, wait: float) -> contextlib.AbstractContextManager[None]:
     """One ``probe --record`` at a time per state folder: two overlapping runs would
     each observe the same moment."""
-    try:
-        states.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot create the state directory: {exc.strerror}", location=Location(str(states))
-        ) from None
+    make_folder(states)
     return file_lock(states / RUN_LOCK_NAME, wait=wait)
 
 

@@ -344,6 +344,16 @@ def confined(root: Path, relpath: Path) -> Path:
     return Path(current)
 
 
+def make_folder(folder: Path) -> None:
+    """``folder`` and its parents, made if missing; a failure is ``OUTPUT_ERROR`` naming it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the folder: {exc.strerror}", location=Location(str(folder))
+        ) from None
+
+
 WriteVerb = Literal["create", "update", "identical"]
 
 

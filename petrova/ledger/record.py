@@ -40,7 +40,7 @@ from petrova.errors import (
     YamlInvalid,
 )
 from petrova.files import json_strict
-from petrova.files.disk import WriteVerb, confined, decode_text
+from petrova.files.disk import WriteVerb, confined, decode_text, make_folder
 from petrova.files.lock import file_lock
 from petrova.ledger.promotions import append_promotion, promotions_path, read_promotions
 from petrova.ledger.rules import (
@@ -418,7 +418,7 @@ def promote(
     target = promotions_path(state_dir, slug)
     confined(state_dir, target.relative_to(state_dir))  # never written through a link
     _promotion_of(loaded, state_dir, slug, integration, entry, now=now)  # refused: no trace
-    _make_folder(target.parent)
+    make_folder(target.parent)
     with file_lock(target, wait=wait):
         before, after = _promotion_of(loaded, state_dir, slug, integration, entry, now=now)
         item = HumanPromotion(
@@ -472,15 +472,6 @@ def _promotion_of(
             "override, and green time starts at the next ok outcome)"
         )
     return before, after
-
-
-def _make_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot create the folder: {exc.strerror}", location=Location(str(folder))
-        ) from None
 
 
 @contextlib.contextmanager
